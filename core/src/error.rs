@@ -1,0 +1,177 @@
+//! One error type for the whole crate, with a stable [`ErrorKind`] that every binding maps
+//! to its own exception or error code. Bindings match the kind, never the text.
+
+use std::fmt;
+
+/// The result type of every fallible ferrymq call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, with a message naming the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The caller passed something ferrymq refuses; nothing was changed.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A consumer group, message or dead letter that does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The delivery's lease token no longer matches: it was acked, nacked, or taken over
+    /// by another consumer after the lease expired.
+    #[error("lease lost: message {message_id} in group {group} is no longer held by this delivery")]
+    LeaseLost { message_id: i64, group: String },
+    /// The queue was closed (or opened in a parent process before `fork`).
+    #[error("closed: {0}")]
+    Closed(String),
+    /// Another writer held the file for longer than `busy_timeout`.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// I/O error, disk full, a corrupt or foreign file, or a schema from a newer version.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// A callback supplied by the caller failed (returned an error or panicked).
+    #[error("callback failed: {0}")]
+    Callback(String),
+}
+
+/// The stable taxonomy of [`Error`], shared by every binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    InvalidArgument,
+    NotFound,
+    LeaseLost,
+    Closed,
+    Busy,
+    Storage,
+    Callback,
+}
+
+impl ErrorKind {
+    /// The code used by the Node binding and the CLI (`INVALID_ARGUMENT`, ...).
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorKind::NotFound => "NOT_FOUND",
+            ErrorKind::LeaseLost => "LEASE_LOST",
+            ErrorKind::Closed => "CLOSED",
+            ErrorKind::Busy => "BUSY",
+            ErrorKind::Storage => "STORAGE",
+            ErrorKind::Callback => "CALLBACK",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::LeaseLost { .. } => ErrorKind::LeaseLost,
+            Error::Closed(_) => ErrorKind::Closed,
+            Error::Busy(_) => ErrorKind::Busy,
+            Error::Storage(_) => ErrorKind::Storage,
+            Error::Callback(_) => ErrorKind::Callback,
+        }
+    }
+
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+
+    /// Maps an error raised by SQL the caller wrote (`Transaction::execute`/`query`):
+    /// syntax errors, missing tables and constraint violations are the caller's input.
+    pub(crate) fn from_user_sql(err: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        match &err {
+            rusqlite::Error::SqliteFailure(e, _)
+                if matches!(
+                    e.code,
+                    C::Unknown
+                        | C::ConstraintViolation
+                        | C::TypeMismatch
+                        | C::ApiMisuse
+                        | C::TooBig
+                ) =>
+            {
+                Error::InvalidArgument(format!("SQL failed: {err}"))
+            }
+            rusqlite::Error::SqlInputError { .. }
+            | rusqlite::Error::InvalidParameterCount(..)
+            | rusqlite::Error::InvalidParameterName(_)
+            | rusqlite::Error::MultipleStatement
+            | rusqlite::Error::ExecuteReturnedResults
+            | rusqlite::Error::InvalidColumnType(..) => {
+                Error::InvalidArgument(format!("SQL failed: {err}"))
+            }
+            _ => Error::from(err),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        match &err {
+            rusqlite::Error::SqliteFailure(e, _) => match e.code {
+                C::DatabaseBusy | C::DatabaseLocked => Error::Busy(format!(
+                    "the database file stayed locked past busy_timeout ({err})"
+                )),
+                C::NotADatabase => Error::Storage(format!("not a SQLite database: {err}")),
+                C::DatabaseCorrupt => Error::Storage(format!("database file is corrupt: {err}")),
+                C::DiskFull => Error::Storage(format!("disk full: {err}")),
+                C::ReadOnly => Error::Storage(format!("database is read-only: {err}")),
+                C::CannotOpen => Error::Storage(format!("cannot open database file: {err}")),
+                _ => Error::Storage(err.to_string()),
+            },
+            _ => Error::Storage(err.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::Storage(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_maps_to_busy_and_io_to_storage() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert_eq!(Error::from(busy).kind(), ErrorKind::Busy);
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        assert_eq!(Error::from(full).kind(), ErrorKind::Storage);
+    }
+
+    #[test]
+    fn user_sql_syntax_error_is_invalid_argument() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let err = conn.execute("this is not sql", []).unwrap_err();
+        assert_eq!(Error::from_user_sql(err).kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(ErrorKind::LeaseLost.code(), "LEASE_LOST");
+        assert_eq!(
+            Error::Closed("x".into()).kind().to_string(),
+            "CLOSED".to_string()
+        );
+    }
+}

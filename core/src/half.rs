@@ -1,0 +1,217 @@
+//! Half messages and check-back (RocketMQ transactional messages).
+//!
+//! `prepare` stores a message invisible; `commit` fans it out, `rollback` discards it (the
+//! row stays for audit). A half message left undecided past `check_after` is put to the
+//! checker registered for its topic, again every `check_interval`, and rolled back after
+//! `check_max` unknown answers. Each check is claimed under a token first, so when several
+//! processes registered a checker for the topic exactly one of them answers it; a checker
+//! that dies mid-check leaves the message to be claimed again after `check_interval`.
+
+use crate::clock::duration_to_ms;
+use crate::error::{Error, Result};
+use crate::inner::{Inner, lock};
+use crate::model::{MessageInfo, Resolution};
+use crate::store::{self, half::Decided};
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A check-back callback. An `Err` (or a panic) counts as an unknown answer and its
+/// text is kept in the message's check history.
+pub type Checker = dyn Fn(&MessageInfo) -> std::result::Result<Resolution, String> + Send + Sync;
+
+/// How often the background thread looks for half messages due for a check.
+const TICK: Duration = Duration::from_millis(500);
+/// Half messages claimed per round, so one slow checker never holds many.
+const CHECK_BATCH: usize = 32;
+
+#[derive(Default)]
+pub(crate) struct CheckerRegistry {
+    checkers: Mutex<BTreeMap<String, Arc<Checker>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl CheckerRegistry {
+    pub fn set(&self, topic: &str, checker: Arc<Checker>) {
+        lock(&self.checkers).insert(topic.to_owned(), checker);
+    }
+
+    pub fn remove(&self, topic: &str) -> bool {
+        lock(&self.checkers).remove(topic).is_some()
+    }
+
+    fn snapshot(&self) -> Vec<(String, Arc<Checker>)> {
+        lock(&self.checkers)
+            .iter()
+            .map(|(t, c)| (t.clone(), Arc::clone(c)))
+            .collect()
+    }
+
+    /// Starts the background checker thread on first use (never at open: a process that
+    /// forks after opening must not inherit a thread it does not have).
+    pub fn ensure_thread(&self, queue: Weak<Inner>) -> Result<()> {
+        let mut slot = lock(&self.thread);
+        if slot.is_some() {
+            return Ok(());
+        }
+        let stop = Arc::clone(&self.stop);
+        let handle = std::thread::Builder::new()
+            .name("ferrymq-checker".into())
+            .spawn(move || background(queue, stop))
+            .map_err(|e| Error::Storage(format!("cannot start the checker thread: {e}")))?;
+        *slot = Some(handle);
+        Ok(())
+    }
+
+    pub fn stop(&self) {
+        let (flag, cv) = &*self.stop;
+        *lock(flag) = true;
+        cv.notify_all();
+    }
+
+    /// Stops the thread and waits for it, unless called from that very thread.
+    pub fn stop_and_join(&self) {
+        self.stop();
+        let handle = lock(&self.thread).take();
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+fn background(queue: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>) {
+    let (flag, cv) = &*stop;
+    loop {
+        {
+            let guard = lock(flag);
+            let (guard, _) = cv
+                .wait_timeout_while(guard, TICK, |stopped| !*stopped)
+                .unwrap_or_else(|e| e.into_inner());
+            if *guard {
+                return;
+            }
+        }
+        let Some(inner) = queue.upgrade() else { return };
+        if inner.is_closed() {
+            return;
+        }
+        // Errors (a busy file, a closed queue) are retried next tick; the checks stay due.
+        let _ = run_checks(&inner);
+    }
+}
+
+fn ask(checker: &Checker, info: &MessageInfo) -> (Resolution, Option<String>) {
+    match catch_unwind(AssertUnwindSafe(|| checker(info))) {
+        Ok(Ok(r)) => (r, None),
+        Ok(Err(e)) => (Resolution::Unknown, Some(e)),
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "checker panicked".into());
+            (
+                Resolution::Unknown,
+                Some(format!("checker panicked: {text}")),
+            )
+        }
+    }
+}
+
+/// Asks this queue's checkers about every half message due for a check; returns how
+/// many were committed or rolled back by this call.
+pub(crate) fn run_checks(inner: &Arc<Inner>) -> Result<usize> {
+    inner.check_open()?;
+    let mut resolved = 0;
+    for (topic, checker) in inner.checks.snapshot() {
+        let Some(topic_id) = inner.read(|c| store::publish::find_topic(c, &topic))? else {
+            continue;
+        };
+        loop {
+            let now = inner.now();
+            let token = inner.rng.token();
+            let hold = now.saturating_add(duration_to_ms(inner.opts.check_interval));
+            let ids = inner.write(false, |c| {
+                store::half::claim_checks(c, topic_id, now, hold, token, CHECK_BATCH)
+            })?;
+            for &id in &ids {
+                let info = inner.read(|c| store::inspect::message(c, id, now))?;
+                let (answer, error) = ask(&*checker, &info);
+                let error = error.as_deref().map(crate::validate::error_text);
+                if answer_check(inner, id, token, answer, error.as_deref())? {
+                    resolved += 1;
+                }
+            }
+            if ids.len() < CHECK_BATCH {
+                break;
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+/// Applies one answer; true if it decided the message.
+fn answer_check(
+    inner: &Arc<Inner>,
+    id: i64,
+    token: i64,
+    answer: Resolution,
+    error: Option<&str>,
+) -> Result<bool> {
+    let now = inner.now();
+    let next = now.saturating_add(duration_to_ms(inner.opts.check_interval));
+    let check_max = inner.opts.check_max;
+    inner.write(answer == Resolution::Commit, |c| {
+        let decided = match answer {
+            Resolution::Commit => store::half::commit(c, id, Some(token))? == Decided::Now,
+            Resolution::Rollback => store::half::rollback(c, id, Some(token))? == Decided::Now,
+            Resolution::Unknown => store::half::unknown(c, id, token, next, check_max)?,
+        };
+        store::half::record_check(c, id, now, answer.as_str(), error)?;
+        Ok(decided)
+    })
+}
+
+/// A prepared (half) message: invisible to every consumer group until committed.
+#[derive(Clone)]
+pub struct HalfMessage {
+    pub id: i64,
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for HalfMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HalfMessage").field("id", &self.id).finish()
+    }
+}
+
+impl HalfMessage {
+    /// Makes the message deliverable. Committing twice is a no-op; committing a rolled
+    /// back message is an `InvalidArgument` error.
+    pub fn commit(&self) -> Result<()> {
+        commit(&self.inner, self.id)
+    }
+
+    /// Discards the message (kept for audit). Rolling back a committed message is an
+    /// `InvalidArgument` error.
+    pub fn rollback(&self) -> Result<()> {
+        rollback(&self.inner, self.id)
+    }
+}
+
+pub(crate) fn commit(inner: &Arc<Inner>, id: i64) -> Result<()> {
+    inner
+        .write(true, |c| store::half::commit(c, id, None))
+        .map(|_| ())
+}
+
+pub(crate) fn rollback(inner: &Arc<Inner>, id: i64) -> Result<()> {
+    inner
+        .write(false, |c| store::half::rollback(c, id, None))
+        .map(|_| ())
+}

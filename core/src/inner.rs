@@ -1,0 +1,310 @@
+//! The state one `Queue` owns: its connections, its wake-up signal, the threads that hold
+//! an open transaction, and the checker thread. Nothing here is global: two queues on
+//! one file in one process share nothing but the file.
+
+use crate::error::{Error, Result};
+use crate::options::Options;
+use crate::store::{self, schema};
+use crate::wake::Wake;
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::ErrorKind as IoKind;
+use std::ops::Deref;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::ThreadId;
+
+/// Idle connections kept for reuse; more are opened on demand and closed when returned.
+const POOL_KEEP: usize = 16;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means another thread panicked while holding it; the data it
+    // guards (a list, a map) is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) struct Inner {
+    pub path: PathBuf,
+    /// The canonical path, to recognise the file in `publish_in`.
+    pub real_path: PathBuf,
+    pub opts: Options,
+    pool: Mutex<Vec<schema::Connected>>,
+    closed: AtomicBool,
+    pid: u32,
+    pub rng: Rng,
+    topics: Mutex<HashMap<String, i64>>,
+    pub wake: Wake,
+    open_txs: AtomicUsize,
+    tx_threads: Mutex<Vec<ThreadId>>,
+    pub checks: crate::half::CheckerRegistry,
+}
+
+/// A connection borrowed from the pool; rolls back anything left open and returns itself.
+pub(crate) struct PooledConn {
+    inner: Arc<Inner>,
+    c: Option<schema::Connected>,
+}
+
+impl PooledConn {
+    pub fn user_sql(&self) -> &AtomicBool {
+        &self.c.as_ref().expect("present until drop").user_sql
+    }
+}
+
+impl Deref for PooledConn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.c.as_ref().expect("present until drop").conn
+    }
+}
+
+impl Drop for PooledConn {
+    fn drop(&mut self) {
+        let Some(c) = self.c.take() else { return };
+        if !c.conn.is_autocommit() {
+            let _ = c.conn.execute_batch("ROLLBACK");
+        }
+        c.user_sql.store(false, Ordering::Relaxed);
+        if self.inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut pool = lock(&self.inner.pool);
+        if pool.len() < POOL_KEEP {
+            pool.push(c);
+        }
+    }
+}
+
+fn create_private(path: &Path) -> Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == IoKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Storage(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+impl Inner {
+    pub fn open(path: &Path, opts: Options) -> Result<Arc<Inner>> {
+        opts.validate()?;
+        let text = path.to_string_lossy();
+        if text.is_empty() || text == ":memory:" || text.starts_with("file:") {
+            return Err(Error::invalid(format!(
+                "path must name a file on disk, got {text:?}: processes share the queue through the file"
+            )));
+        }
+        create_private(path)?;
+        let first = schema::connect(path, &opts)?;
+        schema::prepare_file(&first.conn)?;
+        let real_path = path.canonicalize()?;
+        Ok(Arc::new(Inner {
+            path: path.to_owned(),
+            real_path,
+            opts,
+            pool: Mutex::new(vec![first]),
+            closed: AtomicBool::new(false),
+            pid: std::process::id(),
+            rng: Rng::seeded(),
+            topics: Mutex::new(HashMap::new()),
+            wake: Wake::default(),
+            open_txs: AtomicUsize::new(0),
+            tx_threads: Mutex::new(Vec::new()),
+            checks: Default::default(),
+        }))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.opts.clock.now_ms()
+    }
+
+    pub fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("the queue was closed".into()));
+        }
+        if std::process::id() != self.pid {
+            return Err(Error::Closed(
+                "the queue was opened before fork(); open a new Queue in the child process".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the queue closed and drops its idle connections. Returns false if it was
+    /// closed already.
+    pub fn mark_closed(&self) -> bool {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        lock(&self.pool).clear();
+        self.wake.bump();
+        true
+    }
+
+    pub fn conn(self: &Arc<Self>) -> Result<PooledConn> {
+        self.check_open()?;
+        let pooled = lock(&self.pool).pop();
+        let c = match pooled {
+            Some(c) => c,
+            None => schema::connect(&self.path, &self.opts)?,
+        };
+        Ok(PooledConn {
+            inner: Arc::clone(self),
+            c: Some(c),
+        })
+    }
+
+    /// Runs `f` in a write transaction of its own. `wake` tells waiting receivers that
+    /// something may have become deliverable.
+    pub fn write<T>(
+        self: &Arc<Self>,
+        wake: bool,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        self.refuse_inside_transaction()?;
+        let conn = self.conn()?;
+        let out = store::write_tx(&conn, f)?;
+        if wake {
+            self.wake.bump();
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` in a read transaction: one consistent snapshot, no write lock.
+    pub fn read<T>(self: &Arc<Self>, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.conn()?;
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        let out = f(&conn);
+        let _ = conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]));
+        out
+    }
+
+    /// A thread that holds an open `Transaction` would wait on its own write lock until
+    /// busy_timeout; tell it what to do instead.
+    fn refuse_inside_transaction(&self) -> Result<()> {
+        if self.open_txs.load(Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        let me = std::thread::current().id();
+        if lock(&self.tx_threads).contains(&me) {
+            return Err(Error::invalid(
+                "this thread has an open transaction on this queue: use the transaction's own \
+                 methods (tx.publish, tx.ack, ...) or finish it first",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn enter_transaction(&self) -> Result<ThreadId> {
+        let me = std::thread::current().id();
+        let mut threads = lock(&self.tx_threads);
+        if threads.contains(&me) {
+            return Err(Error::invalid(
+                "a transaction is already open on this thread; nested transactions are not supported",
+            ));
+        }
+        threads.push(me);
+        self.open_txs.fetch_add(1, Ordering::AcqRel);
+        Ok(me)
+    }
+
+    pub fn leave_transaction(&self, thread: ThreadId) {
+        let mut threads = lock(&self.tx_threads);
+        if let Some(i) = threads.iter().position(|t| *t == thread) {
+            threads.swap_remove(i);
+            self.open_txs.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The topic's id, creating the topic if needed (inside the caller's transaction).
+    pub fn topic_id(&self, conn: &Connection, name: &str) -> Result<i64> {
+        if let Some(id) = lock(&self.topics).get(name) {
+            return Ok(*id);
+        }
+        let (id, existed) = store::publish::ensure_topic(conn, name)?;
+        if existed {
+            lock(&self.topics).insert(name.to_owned(), id);
+        }
+        Ok(id)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.checks.stop();
+    }
+}
+
+/// splitmix64 over a counter: unique-per-queue lease tokens and jitter, no dependency.
+pub(crate) struct Rng {
+    state: AtomicU64,
+}
+
+impl Rng {
+    fn seeded() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let local = 0u8;
+        let addr = &local as *const u8 as u64;
+        Rng {
+            state: AtomicU64::new(
+                nanos ^ (u64::from(std::process::id()) << 32) ^ addr.rotate_left(17),
+            ),
+        }
+    }
+
+    pub fn next_u64(&self) -> u64 {
+        let mut z = self
+            .state
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A positive token; zero is never handed out.
+    pub fn token(&self) -> i64 {
+        ((self.next_u64() >> 1) as i64).max(1)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_positive_and_distinct() {
+        let rng = Rng::seeded();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let t = rng.token();
+            assert!(t > 0);
+            assert!(seen.insert(t));
+        }
+        let u = rng.unit();
+        assert!((0.0..1.0).contains(&u));
+    }
+}

@@ -1,0 +1,77 @@
+//! ferrymq: a durable message queue in one SQLite file, shared by many processes.
+//!
+//! Topics, tags and consumer groups (fan-out between groups, competing consumers inside
+//! one), deliveries under a lease, retries on RocketMQ's schedule (or Alipay's, WeChat
+//! Pay's, exponential, or your own) into a per-group dead-letter queue, idempotency keys,
+//! delayed and ordered messages, the transactional outbox, and RocketMQ-style half
+//! messages with check-back.
+//!
+//! ```
+//! use ferrymq::{Queue, Options, SubscribeOptions, PublishOptions, ReceiveOptions, RetryPolicy};
+//! use std::time::Duration;
+//!
+//! # fn main() -> ferrymq::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("bank.db");
+//! let q = Queue::open(&path, Options::default())?;
+//! q.subscribe("payment-center", "payments",
+//!     SubscribeOptions::new().tags("created || retried").retry(RetryPolicy::rocketmq()))?;
+//!
+//! let id = q.publish("payments", b"{\"order\": 42}",
+//!     PublishOptions::new().tag("created").key("order-42").idempotency_key("order-42/pay"))?;
+//!
+//! for d in q.receive("payment-center", ReceiveOptions::new().max(10).wait(Duration::from_secs(1)))? {
+//!     assert_eq!(d.message_id, id);
+//!     q.ack(&d)?;
+//! }
+//! q.close()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Modules: [`Queue`] (`queue`) is the handle; `publish`, `receive`, `outbox`, `half`
+//! hold one capability each; `store` holds all SQL; `options`, `model`, `retry`, `filter`,
+//! `clock` and `validate` are pure parts.
+
+mod clock;
+mod error;
+mod filter;
+mod half;
+mod inner;
+mod model;
+mod options;
+mod outbox;
+mod publish;
+mod queue;
+mod receive;
+mod retry;
+mod store;
+mod validate;
+mod wake;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, ErrorKind, Result};
+pub use filter::TagFilter;
+pub use half::{Checker, HalfMessage};
+pub use model::{
+    AttemptOutcome, AttemptRecord, CheckRecord, DeadLetter, Delivery, DeliveryInfo, DeliveryState,
+    GroupStats, MessageInfo, MessageState, Resolution, Stats, TopicStats,
+};
+pub use options::{
+    Message, Options, PublishOptions, ReceiveOptions, SubscribeOptions, Synchronous,
+};
+pub use outbox::Transaction;
+pub use queue::{MAX_LIST, Queue};
+pub use retry::RetryPolicy;
+pub use rusqlite;
+/// A SQL value for `Transaction::execute`/`query` parameters and results.
+pub use rusqlite::types::Value;
+pub use validate::seconds;
+
+/// Limits on input, for bindings and callers that check before calling.
+pub mod limits {
+    pub use crate::validate::{
+        MAX_BATCH, MAX_DURATION, MAX_HEADERS_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_RECEIVE,
+        MAX_TAG_LEN,
+    };
+}

@@ -1,0 +1,345 @@
+//! Everything a caller can set, with the defaults in one place. Bindings pass `Option`s
+//! and leave `None` to these defaults.
+
+use crate::clock::{Clock, ManualClock, SystemClock};
+use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
+use crate::validate;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// SQLite's `synchronous` pragma in WAL mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// A returned publish survives a process crash (kill -9), not a power loss.
+    #[default]
+    Normal,
+    /// A returned publish survives power loss too: every commit waits for fsync.
+    Full,
+}
+
+impl Synchronous {
+    pub(crate) fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
+impl FromStr for Synchronous {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "normal" => Ok(Synchronous::Normal),
+            "full" => Ok(Synchronous::Full),
+            _ => Err(Error::invalid(format!(
+                "synchronous must be \"normal\" or \"full\", got {s:?}"
+            ))),
+        }
+    }
+}
+
+/// How a queue opens its file and schedules its work.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub synchronous: Synchronous,
+    /// How long a call waits for another writer before failing with `Busy`.
+    pub busy_timeout: Duration,
+    /// Largest payload accepted by `publish`, in bytes.
+    pub max_payload: usize,
+    /// How long an idempotency key is remembered per topic.
+    pub idempotency_window: Duration,
+    /// Age of an undecided half message before its checker is asked (RocketMQ: 6 s).
+    pub check_after: Duration,
+    /// Wait between two checks of one half message (RocketMQ: 30 s... 60 s).
+    pub check_interval: Duration,
+    /// Unknown answers before a half message is rolled back and kept (RocketMQ: 15).
+    pub check_max: u32,
+    /// How often a waiting `receive` looks for commits made by other connections.
+    pub poll_interval: Duration,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(5),
+            max_payload: 4 * 1024 * 1024,
+            idempotency_window: Duration::from_secs(24 * 3600),
+            check_after: Duration::from_secs(6),
+            check_interval: Duration::from_secs(30),
+            check_max: 15,
+            poll_interval: Duration::from_millis(2),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl Options {
+    pub fn synchronous(mut self, s: Synchronous) -> Self {
+        self.synchronous = s;
+        self
+    }
+    pub fn busy_timeout(mut self, d: Duration) -> Self {
+        self.busy_timeout = d;
+        self
+    }
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+    pub fn idempotency_window(mut self, d: Duration) -> Self {
+        self.idempotency_window = d;
+        self
+    }
+    pub fn check_after(mut self, d: Duration) -> Self {
+        self.check_after = d;
+        self
+    }
+    pub fn check_interval(mut self, d: Duration) -> Self {
+        self.check_interval = d;
+        self
+    }
+    pub fn check_max(mut self, n: u32) -> Self {
+        self.check_max = n;
+        self
+    }
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// Test-only in spirit: schedules by a clock that moves only when told. Never the
+    /// default, and named so that it cannot be set by accident.
+    pub fn with_manual_clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        validate::bounded_duration("busy_timeout", self.busy_timeout)?;
+        validate::positive_duration("idempotency_window", self.idempotency_window)?;
+        validate::bounded_duration("check_after", self.check_after)?;
+        validate::positive_duration("check_interval", self.check_interval)?;
+        validate::positive_duration("poll_interval", self.poll_interval)?;
+        if self.check_max == 0 {
+            return Err(Error::invalid("check_max must be at least 1"));
+        }
+        if self.max_payload == 0 || self.max_payload > 1 << 30 {
+            return Err(Error::invalid(format!(
+                "max_payload must be between 1 byte and 1 GiB, got {}",
+                self.max_payload
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Settings of a consumer group; `subscribe` again with other values updates them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscribeOptions {
+    /// `*`, `created`, or `created || refunded`.
+    pub tags: String,
+    pub retry: RetryPolicy,
+    /// Default lease of a delivery when `receive` names none.
+    pub lease: Duration,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        SubscribeOptions {
+            tags: "*".into(),
+            retry: RetryPolicy::default(),
+            lease: Duration::from_secs(30),
+        }
+    }
+}
+
+impl SubscribeOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn tags(mut self, filter: impl Into<String>) -> Self {
+        self.tags = filter.into();
+        self
+    }
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+    pub fn lease(mut self, d: Duration) -> Self {
+        self.lease = d;
+        self
+    }
+}
+
+/// The optional parts of a message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PublishOptions {
+    pub tag: Option<String>,
+    /// Business key for lookup with `find` (an order id).
+    pub key: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    /// Ordering key: messages of one group reach a consumer group strictly in order.
+    pub group: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub delay: Option<Duration>,
+    pub deliver_at: Option<SystemTime>,
+}
+
+impl PublishOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
+    }
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = Some(d);
+        self
+    }
+    pub fn deliver_at(mut self, t: SystemTime) -> Self {
+        self.deliver_at = Some(t);
+        self
+    }
+}
+
+/// One message of `publish_batch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub options: PublishOptions,
+}
+
+impl Message {
+    pub fn new(topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
+        Message {
+            topic: topic.into(),
+            payload: payload.into(),
+            options: PublishOptions::default(),
+        }
+    }
+    pub fn with_options(mut self, options: PublishOptions) -> Self {
+        self.options = options;
+        self
+    }
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.options = self.options.tag(tag);
+        self
+    }
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.options = self.options.key(key);
+        self
+    }
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.options = self.options.group(group);
+        self
+    }
+}
+
+/// How many deliveries to take, how long to wait for the first, and under which lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiveOptions {
+    pub max: usize,
+    pub wait: Duration,
+    /// `None`: the consumer group's lease.
+    pub lease: Option<Duration>,
+}
+
+impl Default for ReceiveOptions {
+    fn default() -> Self {
+        ReceiveOptions {
+            max: 1,
+            wait: Duration::ZERO,
+            lease: None,
+        }
+    }
+}
+
+impl ReceiveOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn max(mut self, n: usize) -> Self {
+        self.max = n;
+        self
+    }
+    pub fn wait(mut self, d: Duration) -> Self {
+        self.wait = d;
+        self
+    }
+    pub fn lease(mut self, d: Duration) -> Self {
+        self.lease = Some(d);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.max == 0 || self.max > validate::MAX_RECEIVE {
+            return Err(Error::invalid(format!(
+                "max must be between 1 and {}, got {}",
+                validate::MAX_RECEIVE,
+                self.max
+            )));
+        }
+        validate::bounded_duration("wait", self.wait)?;
+        if let Some(lease) = self.lease {
+            validate::positive_duration("lease", lease)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synchronous_parses_case_insensitively() {
+        assert_eq!("FULL".parse::<Synchronous>().unwrap(), Synchronous::Full);
+        assert!("off".parse::<Synchronous>().is_err());
+    }
+
+    #[test]
+    fn defaults_are_rocketmq_like() {
+        let o = Options::default();
+        assert_eq!(o.check_after, Duration::from_secs(6));
+        assert_eq!(o.check_max, 15);
+        assert!(o.validate().is_ok());
+        assert!(Options::default().check_max(0).validate().is_err());
+    }
+
+    #[test]
+    fn receive_refuses_absurd_max_and_zero_lease() {
+        assert!(ReceiveOptions::new().max(0).validate().is_err());
+        assert!(ReceiveOptions::new().max(1_000_000).validate().is_err());
+        assert!(
+            ReceiveOptions::new()
+                .lease(Duration::ZERO)
+                .validate()
+                .is_err()
+        );
+        assert!(ReceiveOptions::new().max(10).validate().is_ok());
+    }
+}

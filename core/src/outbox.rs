@@ -1,0 +1,236 @@
+//! The transactional outbox: one SQLite write transaction on the queue's file in which
+//! the caller runs its own SQL, publishes, and acks. Commit makes all of it visible at
+//! once; anything else (an error, a panic, a drop) rolls all of it back.
+
+use crate::error::{Error, Result};
+use crate::inner::{Inner, PooledConn};
+use crate::model::Delivery;
+use crate::options::{Message, PublishOptions};
+use crate::publish::{self, Visibility};
+use crate::store::settle;
+use rusqlite::types::Value;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::ThreadId;
+use std::time::Duration;
+
+/// An open write transaction. Drop without `commit` rolls back.
+pub struct Transaction {
+    inner: Arc<Inner>,
+    conn: Option<PooledConn>,
+    thread: ThreadId,
+    /// Something was published or released: wake receivers after commit.
+    wakes: bool,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("open", &self.conn.is_some())
+            .finish()
+    }
+}
+
+impl Transaction {
+    pub(crate) fn begin(inner: &Arc<Inner>) -> Result<Transaction> {
+        inner.check_open()?;
+        let thread = inner.enter_transaction()?;
+        let started = inner.conn().and_then(|conn| {
+            conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            Ok(conn)
+        });
+        match started {
+            Ok(conn) => Ok(Transaction {
+                inner: Arc::clone(inner),
+                conn: Some(conn),
+                thread,
+                wakes: false,
+            }),
+            Err(e) => {
+                inner.leave_transaction(thread);
+                Err(e)
+            }
+        }
+    }
+
+    fn live(&self) -> Result<&PooledConn> {
+        self.inner.check_open()?;
+        self.conn
+            .as_ref()
+            .ok_or_else(|| Error::invalid("the transaction has already ended"))
+    }
+
+    /// The underlying connection, for Rust callers who want rusqlite's full API. Writes
+    /// to `ferrymq_*` tables through it bypass the queue's invariants: don't.
+    pub fn connection(&self) -> Result<&rusqlite::Connection> {
+        Ok(self.live()?)
+    }
+
+    /// Runs one statement of the caller's SQL with bound parameters; returns rows changed.
+    /// Statements that end the transaction, attach files, set pragmas, or write to the
+    /// queue's own tables are refused.
+    pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize> {
+        let conn = self.live()?;
+        with_user_sql(conn, || {
+            let mut stmt = conn.prepare(sql)?;
+            stmt.execute(rusqlite::params_from_iter(params.iter()))
+        })
+    }
+
+    /// Runs one query of the caller's SQL; returns every row.
+    pub fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
+        let conn = self.live()?;
+        with_user_sql(conn, || {
+            let mut stmt = conn.prepare(sql)?;
+            let width = stmt.column_count();
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    (0..width).map(|i| r.get::<_, Value>(i)).collect()
+                })?
+                .collect::<rusqlite::Result<Vec<Vec<Value>>>>()?;
+            Ok(rows)
+        })
+    }
+
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        payload: impl AsRef<[u8]>,
+        options: PublishOptions,
+    ) -> Result<i64> {
+        let payload = payload.as_ref();
+        publish::validate(&self.inner, topic, payload, &options)?;
+        let conn = self.live()?;
+        let id = publish::write(
+            &self.inner,
+            conn,
+            topic,
+            payload,
+            &options,
+            Visibility::Committed,
+        )?;
+        self.wakes = true;
+        Ok(id)
+    }
+
+    pub fn publish_batch(&mut self, messages: &[Message]) -> Result<Vec<i64>> {
+        crate::queue::validate_batch(&self.inner, messages)?;
+        let conn = self.live()?;
+        let ids = messages
+            .iter()
+            .map(|m| {
+                publish::write(
+                    &self.inner,
+                    conn,
+                    &m.topic,
+                    &m.payload,
+                    &m.options,
+                    Visibility::Committed,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.wakes = true;
+        Ok(ids)
+    }
+
+    /// Acks inside this transaction: if the lease was lost, this fails with `LeaseLost`
+    /// and the caller's transaction should roll back with it (exactly-once effect).
+    pub fn ack(&mut self, delivery: &Delivery) -> Result<()> {
+        let conn = self.live()?;
+        settle::ack(conn, delivery, self.inner.now())?;
+        self.wakes |= delivery.group.is_some();
+        Ok(())
+    }
+
+    pub fn nack(
+        &mut self,
+        delivery: &Delivery,
+        reason: &str,
+        delay: Option<Duration>,
+    ) -> Result<()> {
+        crate::queue::validate_nack(delay)?;
+        let conn = self.live()?;
+        let reason = crate::validate::error_text(reason);
+        let delay = delay.map(crate::clock::duration_to_ms);
+        settle::nack(
+            conn,
+            delivery,
+            &reason,
+            delay,
+            self.inner.now(),
+            self.inner.rng.unit(),
+        )?;
+        self.wakes = true;
+        Ok(())
+    }
+
+    /// Makes everything done in the transaction durable and visible at once.
+    pub fn commit(&mut self) -> Result<()> {
+        let conn = self
+            .conn
+            .take()
+            .ok_or_else(|| Error::invalid("the transaction has already ended"))?;
+        self.inner.leave_transaction(self.thread);
+        self.inner.check_open()?;
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        drop(conn);
+        if self.wakes {
+            self.inner.wake.bump();
+        }
+        Ok(())
+    }
+
+    /// Discards everything done in the transaction.
+    pub fn rollback(&mut self) -> Result<()> {
+        let conn = self
+            .conn
+            .take()
+            .ok_or_else(|| Error::invalid("the transaction has already ended"))?;
+        self.inner.leave_transaction(self.thread);
+        conn.prepare_cached("ROLLBACK")?.execute([])?;
+        Ok(())
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.conn.is_some()
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if self.conn.take().is_some() {
+            // The pooled connection rolls itself back when it goes.
+            self.inner.leave_transaction(self.thread);
+        }
+    }
+}
+
+fn with_user_sql<T>(conn: &PooledConn, f: impl FnOnce() -> rusqlite::Result<T>) -> Result<T> {
+    let flag = conn.user_sql();
+    flag.store(true, Ordering::Relaxed);
+    let out = f();
+    flag.store(false, Ordering::Relaxed);
+    out.map_err(Error::from_user_sql)
+}
+
+/// Publishes inside a transaction the caller opened on its own `rusqlite::Connection` to
+/// the same file.
+pub(crate) fn check_foreign(inner: &Inner, conn: &rusqlite::Connection) -> Result<()> {
+    inner.check_open()?;
+    if conn.is_autocommit() {
+        return Err(Error::invalid(
+            "no transaction is open on this connection; begin one (BEGIN IMMEDIATE) first",
+        ));
+    }
+    let same = conn
+        .path()
+        .and_then(|p| std::path::Path::new(p).canonicalize().ok())
+        .is_some_and(|p| p == inner.real_path);
+    if !same {
+        return Err(Error::invalid(format!(
+            "the connection is not open on this queue's file ({})",
+            inner.path.display()
+        )));
+    }
+    Ok(())
+}

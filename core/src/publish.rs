@@ -1,0 +1,120 @@
+//! Publishing: validate everything first, then write the message, its idempotency key and
+//! its fan-out in the caller's transaction. Used by `Queue::publish`, batches, the outbox
+//! (`Transaction::publish`, `publish_in`) and half messages.
+
+use crate::clock::{duration_to_ms, system_time_to_ms};
+use crate::error::{Error, Result};
+use crate::inner::Inner;
+use crate::options::PublishOptions;
+use crate::store::{self, publish::NewMessage};
+use crate::validate;
+use rusqlite::Connection;
+
+/// Stored as committed (deliverable) or half (invisible until committed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Visibility {
+    Committed,
+    Half,
+}
+
+pub(crate) fn validate(
+    inner: &Inner,
+    topic: &str,
+    payload: &[u8],
+    o: &PublishOptions,
+) -> Result<()> {
+    validate::name("topic", topic)?;
+    validate::payload(payload.len(), inner.opts.max_payload)?;
+    if let Some(tag) = &o.tag {
+        validate::tag(tag)?;
+    }
+    if let Some(key) = &o.key {
+        validate::text("key", key, validate::MAX_KEY_LEN)?;
+    }
+    if let Some(group) = &o.group {
+        validate::text("group", group, validate::MAX_KEY_LEN)?;
+    }
+    if let Some(k) = &o.idempotency_key {
+        validate::text("idempotency_key", k, validate::MAX_KEY_LEN)?;
+    }
+    validate::headers(&o.headers)?;
+    if let Some(d) = o.delay {
+        validate::bounded_duration("delay", d)?;
+    }
+    if o.delay.is_some() && o.deliver_at.is_some() {
+        return Err(Error::invalid("give either delay or deliver_at, not both"));
+    }
+    if let Some(at) = o.deliver_at
+        && system_time_to_ms(at).is_none()
+    {
+        return Err(Error::invalid(
+            "deliver_at is before 1970 or too far in the future",
+        ));
+    }
+    Ok(())
+}
+
+fn deliver_at(o: &PublishOptions, now: i64) -> i64 {
+    match (o.delay, o.deliver_at.and_then(system_time_to_ms)) {
+        (Some(d), _) => now.saturating_add(duration_to_ms(d)),
+        (None, Some(at)) => at,
+        (None, None) => now,
+    }
+}
+
+/// Writes one validated message; returns its id, or the first id for a repeated
+/// idempotency key. Must run inside a write transaction.
+pub(crate) fn write(
+    inner: &Inner,
+    conn: &Connection,
+    topic: &str,
+    payload: &[u8],
+    o: &PublishOptions,
+    visibility: Visibility,
+) -> Result<i64> {
+    let now = inner.now();
+    let topic_id = inner.topic_id(conn, topic)?;
+    if let Some(k) = &o.idempotency_key
+        && let Some(first) = store::publish::find_idempotent(conn, topic_id, k, now)?
+    {
+        return Ok(first);
+    }
+    let deliver_at = deliver_at(o, now);
+    let (state, check_at) = match visibility {
+        Visibility::Committed => (store::COMMITTED, None),
+        Visibility::Half => (
+            store::HALF,
+            Some(now.saturating_add(duration_to_ms(inner.opts.check_after))),
+        ),
+    };
+    let id = store::publish::insert_message(
+        conn,
+        &NewMessage {
+            topic_id,
+            state,
+            tag: o.tag.as_deref(),
+            key: o.key.as_deref(),
+            headers: store::encode_headers(&o.headers)?,
+            ordering_group: o.group.as_deref(),
+            payload,
+            published_at: now,
+            deliver_at,
+            check_at,
+        },
+    )?;
+    if visibility == Visibility::Committed {
+        store::publish::fan_out(
+            conn,
+            id,
+            topic_id,
+            o.tag.as_deref(),
+            o.group.as_deref(),
+            deliver_at,
+        )?;
+    }
+    if let Some(k) = &o.idempotency_key {
+        let expires = now.saturating_add(duration_to_ms(inner.opts.idempotency_window));
+        store::publish::remember_idempotent(conn, topic_id, k, id, expires)?;
+    }
+    Ok(id)
+}

@@ -1,0 +1,164 @@
+//! Receiving: claim what is due, or wait for it without spinning. In-process commits wake
+//! waiters at once (see `wake`); commits by other processes are noticed by a cheap
+//! `PRAGMA data_version` check every `poll_interval`, and scheduled work by its due time.
+
+use crate::error::{Error, Result};
+use crate::inner::{Inner, PooledConn};
+use crate::model::Delivery;
+use crate::options::ReceiveOptions;
+use crate::store::{self, claim};
+use crate::{clock::duration_to_ms, validate};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One `receive` call's state: its own connection (data_version is per connection) and
+/// what it last saw.
+pub(crate) struct Receiver {
+    inner: Arc<Inner>,
+    conn: PooledConn,
+    group: String,
+    group_id: i64,
+    max: usize,
+    lease_ms: Option<i64>,
+    data_version: i64,
+    next_due: Option<i64>,
+}
+
+fn data_version(conn: &PooledConn) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?)
+}
+
+impl Receiver {
+    pub fn new(inner: Arc<Inner>, group: &str, opts: &ReceiveOptions) -> Result<Self> {
+        validate::name("consumer group", group)?;
+        opts.validate()?;
+        let conn = inner.conn()?;
+        let group_id = store::groups::by_name(&conn, group)?.id;
+        Ok(Receiver {
+            inner,
+            conn,
+            group: group.to_owned(),
+            group_id,
+            max: opts.max,
+            lease_ms: opts.lease.map(duration_to_ms),
+            data_version: 0,
+            next_due: None,
+        })
+    }
+
+    pub fn try_claim(&mut self) -> Result<Vec<Delivery>> {
+        self.inner.check_open()?;
+        let now = self.inner.now();
+        // Read before looking, so that any commit after the look changes it.
+        self.data_version = data_version(&self.conn)?;
+        if !claim::has_claimable(&self.conn, self.group_id, now)? {
+            self.next_due = claim::next_due(&self.conn, self.group_id)?;
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let (group, max, lease_ms) = (&self.group, self.max, self.lease_ms);
+        let out = store::write_tx(&self.conn, |c| {
+            let row = store::groups::by_name(c, group)?;
+            let lease_ms = lease_ms.unwrap_or(row.lease_ms);
+            let spec = claim::ClaimSpec {
+                group: &row,
+                max,
+                lease_ms,
+                now,
+            };
+            claim::claim(c, &spec, || inner.rng.token())
+        })?;
+        if out.is_empty() {
+            self.next_due = claim::next_due(&self.conn, self.group_id)?;
+        } else {
+            // Expired leases that went dead may unblock ordered successors elsewhere.
+            self.inner.wake.bump();
+        }
+        Ok(out)
+    }
+
+    /// Whether another claim could find something: a commit happened elsewhere, or
+    /// scheduled work came due.
+    pub fn worth_retrying(&mut self) -> Result<bool> {
+        self.inner.check_open()?;
+        if data_version(&self.conn)? != self.data_version {
+            return Ok(true);
+        }
+        Ok(self.next_due.is_some_and(|t| t <= self.inner.now()))
+    }
+}
+
+pub(crate) fn receive_blocking(
+    inner: &Arc<Inner>,
+    group: &str,
+    opts: &ReceiveOptions,
+) -> Result<Vec<Delivery>> {
+    let mut r = Receiver::new(Arc::clone(inner), group, opts)?;
+    let deadline = Instant::now() + opts.wait;
+    let poll = inner.opts.poll_interval;
+    loop {
+        let seen = inner.wake.generation();
+        let got = r.try_claim()?;
+        if !got.is_empty() {
+            return Ok(got);
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Vec::new());
+            }
+            if inner.wake.wait(seen, poll.min(left)) || r.worth_retrying()? {
+                break;
+            }
+        }
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    Error::Storage(format!("a blocking queue task failed: {e}"))
+}
+
+pub(crate) async fn receive_async(
+    inner: &Arc<Inner>,
+    group: &str,
+    opts: &ReceiveOptions,
+) -> Result<Vec<Delivery>> {
+    let (i, g, o) = (Arc::clone(inner), group.to_owned(), opts.clone());
+    let mut r = tokio::task::spawn_blocking(move || Receiver::new(i, &g, &o))
+        .await
+        .map_err(join_error)??;
+    let deadline = tokio::time::Instant::now() + opts.wait;
+    let poll = inner.opts.poll_interval;
+    loop {
+        let notified = inner.wake.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (back, got) = tokio::task::spawn_blocking(move || {
+            let got = r.try_claim();
+            (r, got)
+        })
+        .await
+        .map_err(join_error)?;
+        r = back;
+        let got = got?;
+        if !got.is_empty() {
+            return Ok(got);
+        }
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let step = poll.min(deadline - now);
+            let woken = tokio::select! {
+                _ = &mut notified => true,
+                _ = tokio::time::sleep(step) => false,
+            };
+            if woken || r.worth_retrying()? {
+                break;
+            }
+        }
+    }
+}

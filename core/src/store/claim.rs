@@ -1,0 +1,185 @@
+//! Handing out deliveries: pending ones that are due, and inflight ones whose lease
+//! expired (a consumer crashed or stalled). An expired lease counts as a failed attempt;
+//! past the policy's last retry the delivery goes dead instead of out again.
+
+use super::groups::GroupRow;
+use super::settle;
+use super::{INFLIGHT, PENDING, decode_headers};
+use crate::clock::ms_to_system_time;
+use crate::error::Result;
+use crate::model::Delivery;
+use rusqlite::{Connection, params};
+
+struct Candidate {
+    message_id: i64,
+    state: i64,
+    attempt: i64,
+    claimed_at: Option<i64>,
+    due_at: i64,
+    tag: Option<String>,
+    key: Option<String>,
+    headers: Option<String>,
+    ordering_group: Option<String>,
+    payload: Vec<u8>,
+    published_at: i64,
+}
+
+const CANDIDATES: &str = "
+    SELECT d.message_id, d.state, d.attempt, d.claimed_at, d.due_at,
+           m.tag, m.key, m.headers, m.ordering_group, m.payload, m.published_at
+    FROM ferrymq_deliveries d JOIN ferrymq_messages m ON m.id = d.message_id
+    WHERE d.group_id = ?1 AND d.state = ?2 AND d.due_at <= ?3
+    ORDER BY d.due_at, d.message_id LIMIT ?4";
+
+fn candidates(
+    conn: &Connection,
+    group_id: i64,
+    state: i64,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<Candidate>> {
+    let mut stmt = conn.prepare_cached(CANDIDATES)?;
+    let rows = stmt
+        .query_map(params![group_id, state, now, limit as i64], |r| {
+            Ok(Candidate {
+                message_id: r.get(0)?,
+                state: r.get(1)?,
+                attempt: r.get(2)?,
+                claimed_at: r.get(3)?,
+                due_at: r.get(4)?,
+                tag: r.get(5)?,
+                key: r.get(6)?,
+                headers: r.get(7)?,
+                ordering_group: r.get(8)?,
+                payload: r.get(9)?,
+                published_at: r.get(10)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Whether `claim` would find anything now; a read that takes no write lock, so idle
+/// receivers never queue behind publishers.
+pub(crate) fn has_claimable(conn: &Connection, group_id: i64, now: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM ferrymq_deliveries
+                            WHERE group_id = ?1 AND state = 0 AND due_at <= ?2)
+                 OR EXISTS (SELECT 1 FROM ferrymq_deliveries
+                            WHERE group_id = ?1 AND state = 1 AND due_at <= ?2)",
+        )?
+        .query_row(params![group_id, now], |r| r.get(0))?)
+}
+
+/// The earliest time something of the group becomes claimable, if anything is waiting.
+pub(crate) fn next_due(conn: &Connection, group_id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT min(coalesce(p, i), coalesce(i, p)) FROM (
+                 SELECT (SELECT min(due_at) FROM ferrymq_deliveries
+                         WHERE group_id = ?1 AND state = 0) AS p,
+                        (SELECT min(due_at) FROM ferrymq_deliveries
+                         WHERE group_id = ?1 AND state = 1) AS i)",
+        )?
+        .query_row([group_id], |r| r.get::<_, Option<i64>>(0))?)
+}
+
+pub(crate) struct ClaimSpec<'a> {
+    pub group: &'a GroupRow,
+    pub max: usize,
+    pub lease_ms: i64,
+    pub now: i64,
+}
+
+/// Claims up to `max` deliveries. Must run inside a write transaction.
+pub(crate) fn claim(
+    conn: &Connection,
+    spec: &ClaimSpec<'_>,
+    mut next_token: impl FnMut() -> i64,
+) -> Result<Vec<Delivery>> {
+    let ClaimSpec {
+        group,
+        max,
+        lease_ms,
+        now,
+    } = *spec;
+    let lease_until = now.saturating_add(lease_ms);
+    let mut out = Vec::new();
+    loop {
+        let want = max - out.len();
+        let mut found = candidates(conn, group.id, PENDING, now, want)?;
+        found.extend(candidates(conn, group.id, INFLIGHT, now, want)?);
+        found.sort_by_key(|c| (c.due_at, c.message_id));
+        found.truncate(want);
+        let exhausted = found.len() < want;
+        if found.is_empty() {
+            break;
+        }
+        for c in found {
+            if c.state == INFLIGHT {
+                let started = c.claimed_at.unwrap_or(c.due_at);
+                settle::record_attempt(
+                    conn,
+                    c.message_id,
+                    group.id,
+                    c.attempt,
+                    started,
+                    c.due_at,
+                    "lease_expired",
+                    Some("lease expired"),
+                )?;
+                if group
+                    .retry
+                    .delay_before_retry(c.attempt as u32, 0.5)
+                    .is_none()
+                {
+                    settle::kill_expired(conn, c.message_id, group.id, c.attempt, now)?;
+                    if let Some(og) = &c.ordering_group {
+                        settle::unblock_next(conn, group.id, og)?;
+                    }
+                    continue;
+                }
+            }
+            let token = next_token();
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE ferrymq_deliveries
+                     SET state = 1, attempt = attempt + 1, lease_token = ?3, due_at = ?4, claimed_at = ?5,
+                         last_error = CASE WHEN ?6 = 1 THEN 'lease expired' ELSE last_error END
+                     WHERE message_id = ?1 AND group_id = ?2 AND state = ?6 AND attempt = ?7",
+                )?
+                .execute(params![
+                    c.message_id,
+                    group.id,
+                    token,
+                    lease_until,
+                    now,
+                    c.state,
+                    c.attempt
+                ])?;
+            if changed == 0 {
+                continue;
+            }
+            out.push(Delivery {
+                message_id: c.message_id,
+                topic: group.topic.clone(),
+                tag: c.tag,
+                key: c.key,
+                payload: c.payload,
+                headers: decode_headers(c.headers)?,
+                group: c.ordering_group,
+                attempt: (c.attempt + 1) as u32,
+                published_at: ms_to_system_time(c.published_at),
+                consumer_group: group.name.clone(),
+                lease_token: token,
+                lease_until: ms_to_system_time(lease_until),
+                group_id: group.id,
+            });
+        }
+        if exhausted || out.len() >= max {
+            break;
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,159 @@
+//! Half messages (RocketMQ transactional messages): stored invisible, made deliverable by
+//! commit (which fans them out then), discarded by rollback, and checked back under a
+//! token so that one checker at a time answers for each.
+
+use super::publish::fan_out;
+use super::{COMMITTED, HALF, ROLLED_BACK};
+use crate::error::{Error, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// What deciding a half message found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decided {
+    /// This call decided it.
+    Now,
+    /// It was already decided the same way.
+    Already,
+    /// A check token was given and another checker holds the message now.
+    Stale,
+}
+
+fn current_state(conn: &Connection, id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT state FROM ferrymq_messages WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
+}
+
+fn after_miss(conn: &Connection, id: i64, wanted: i64, token: Option<i64>) -> Result<Decided> {
+    match current_state(conn, id)? {
+        None => Err(Error::NotFound(format!("half message {id} does not exist"))),
+        Some(HALF) if token.is_some() => Ok(Decided::Stale),
+        Some(s) if s == wanted => Ok(Decided::Already),
+        Some(ROLLED_BACK) => Err(Error::invalid(format!(
+            "half message {id} was already rolled back; it cannot be committed"
+        ))),
+        Some(_) => Err(Error::invalid(format!(
+            "message {id} was already committed; it cannot be rolled back"
+        ))),
+    }
+}
+
+pub(crate) fn commit(conn: &Connection, id: i64, token: Option<i64>) -> Result<Decided> {
+    let row: Option<(i64, Option<String>, Option<String>, i64)> = conn
+        .prepare_cached(
+            "UPDATE ferrymq_messages SET state = ?3, check_at = NULL, check_token = NULL
+             WHERE id = ?1 AND state = 1 AND (?2 IS NULL OR check_token = ?2)
+             RETURNING topic_id, tag, ordering_group, deliver_at",
+        )?
+        .query_row(params![id, token, COMMITTED], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    match row {
+        Some((topic_id, tag, group, deliver_at)) => {
+            fan_out(
+                conn,
+                id,
+                topic_id,
+                tag.as_deref(),
+                group.as_deref(),
+                deliver_at,
+            )?;
+            Ok(Decided::Now)
+        }
+        None => after_miss(conn, id, COMMITTED, token),
+    }
+}
+
+pub(crate) fn rollback(conn: &Connection, id: i64, token: Option<i64>) -> Result<Decided> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE ferrymq_messages SET state = ?3, check_at = NULL, check_token = NULL
+             WHERE id = ?1 AND state = 1 AND (?2 IS NULL OR check_token = ?2)",
+        )?
+        .execute(params![id, token, ROLLED_BACK])?;
+    if changed > 0 {
+        return Ok(Decided::Now);
+    }
+    after_miss(conn, id, ROLLED_BACK, token)
+}
+
+/// Takes up to `limit` half messages of the topic that are due for a check, moving
+/// their next check to `hold_until` so that no other checker takes them meanwhile.
+pub(crate) fn claim_checks(
+    conn: &Connection,
+    topic_id: i64,
+    now: i64,
+    hold_until: i64,
+    token: i64,
+    limit: usize,
+) -> Result<Vec<i64>> {
+    let ids = conn
+        .prepare_cached(
+            "SELECT id FROM ferrymq_messages
+             WHERE topic_id = ?1 AND state <> 0 AND state = 1 AND check_at <= ?2
+             ORDER BY check_at LIMIT ?3",
+        )?
+        .query_map(params![topic_id, now, limit as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let mut claim = conn.prepare_cached(
+        "UPDATE ferrymq_messages SET check_token = ?2, check_at = ?3
+         WHERE id = ?1 AND state = 1 AND check_at <= ?4",
+    )?;
+    let mut claimed = Vec::with_capacity(ids.len());
+    for id in ids {
+        if claim.execute(params![id, token, hold_until, now])? > 0 {
+            claimed.push(id);
+        }
+    }
+    Ok(claimed)
+}
+
+/// An unknown answer: check again at `next_at`, or roll back (and keep) after `check_max`.
+/// Returns true when this answer rolled the message back.
+pub(crate) fn unknown(
+    conn: &Connection,
+    id: i64,
+    token: i64,
+    next_at: i64,
+    check_max: u32,
+) -> Result<bool> {
+    let state: Option<i64> = conn
+        .prepare_cached(
+            "UPDATE ferrymq_messages
+             SET check_count = check_count + 1, check_token = NULL,
+                 state = CASE WHEN check_count + 1 >= ?4 THEN 2 ELSE 1 END,
+                 check_at = CASE WHEN check_count + 1 >= ?4 THEN NULL ELSE ?3 END
+             WHERE id = ?1 AND state = 1 AND check_token = ?2
+             RETURNING state",
+        )?
+        .query_row(params![id, token, next_at, check_max], |r| r.get(0))
+        .optional()?;
+    Ok(state == Some(ROLLED_BACK))
+}
+
+pub(crate) fn record_check(
+    conn: &Connection,
+    id: i64,
+    at: i64,
+    resolution: &str,
+    error: Option<&str>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO ferrymq_checks (message_id, at, resolution, error) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![id, at, resolution, error])?;
+    Ok(())
+}
+
+/// Ids of messages in `state` (half or rolled back), oldest first.
+pub(crate) fn ids_in_state(conn: &Connection, state: i64, limit: usize) -> Result<Vec<i64>> {
+    let ids = conn
+        .prepare_cached(
+            "SELECT id FROM ferrymq_messages WHERE state <> 0 AND state = ?1 ORDER BY id LIMIT ?2",
+        )?
+        .query_map(params![state, limit as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(ids)
+}

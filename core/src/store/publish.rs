@@ -1,0 +1,127 @@
+//! Writing messages: topic ids, the message row, idempotency keys, and the fan-out of one
+//! delivery row per matching consumer group.
+
+use super::{BLOCKED, PENDING};
+use crate::error::Result;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A validated message, encoded for storage.
+pub(crate) struct NewMessage<'a> {
+    pub topic_id: i64,
+    pub state: i64,
+    pub tag: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub headers: Option<String>,
+    pub ordering_group: Option<&'a str>,
+    pub payload: &'a [u8],
+    pub published_at: i64,
+    pub deliver_at: i64,
+    /// Half messages only: when the checker is first asked.
+    pub check_at: Option<i64>,
+}
+
+pub(crate) fn find_topic(conn: &Connection, name: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM ferrymq_topics WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?)
+}
+
+/// The topic's id, creating the topic if needed. The flag says whether it already
+/// existed: only ids that existed before this transaction are safe to cache, since a
+/// rollback could take a new one back.
+pub(crate) fn ensure_topic(conn: &Connection, name: &str) -> Result<(i64, bool)> {
+    if let Some(id) = find_topic(conn, name)? {
+        return Ok((id, true));
+    }
+    conn.prepare_cached("INSERT INTO ferrymq_topics (name) VALUES (?1)")?
+        .execute([name])?;
+    Ok((conn.last_insert_rowid(), false))
+}
+
+pub(crate) fn find_idempotent(
+    conn: &Connection,
+    topic_id: i64,
+    key: &str,
+    now: i64,
+) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT message_id FROM ferrymq_idempotency
+             WHERE topic_id = ?1 AND idem_key = ?2 AND expires_at > ?3",
+        )?
+        .query_row(params![topic_id, key, now], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn remember_idempotent(
+    conn: &Connection,
+    topic_id: i64,
+    key: &str,
+    message_id: i64,
+    expires_at: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO ferrymq_idempotency (topic_id, idem_key, message_id, expires_at)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![topic_id, key, message_id, expires_at])?;
+    Ok(())
+}
+
+pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO ferrymq_messages (topic_id, state, tag, key, headers, ordering_group,
+             payload, published_at, deliver_at, check_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        m.topic_id,
+        m.state,
+        m.tag,
+        m.key,
+        m.headers,
+        m.ordering_group,
+        m.payload,
+        m.published_at,
+        m.deliver_at,
+        m.check_at
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Inserts one delivery per consumer group of the topic whose filter matches `tag`.
+/// An ordered message whose group already has an unfinished message in that consumer
+/// group is inserted blocked, behind it.
+pub(crate) fn fan_out(
+    conn: &Connection,
+    message_id: i64,
+    topic_id: i64,
+    tag: Option<&str>,
+    ordering_group: Option<&str>,
+    due_at: i64,
+) -> Result<usize> {
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at, ordering_group)
+             SELECT ?1, s.group_id,
+                    CASE WHEN ?3 IS NOT NULL AND EXISTS (
+                        SELECT 1 FROM ferrymq_deliveries b
+                        WHERE b.group_id = s.group_id AND b.ordering_group = ?3
+                          AND b.state IN (0, 1, 4))
+                    THEN ?6 ELSE ?5 END,
+                    ?4, ?3
+             FROM ferrymq_subscriptions s
+             WHERE s.topic_id = ?2 AND (s.tag = '*' OR s.tag = ?7)",
+        )?
+        .execute(params![
+            message_id,
+            topic_id,
+            ordering_group,
+            due_at,
+            PENDING,
+            BLOCKED,
+            tag
+        ])?;
+    Ok(n)
+}

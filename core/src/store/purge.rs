@@ -1,0 +1,83 @@
+//! Retention: deleting fully acked messages, a chunk per transaction so that the write
+//! lock is never held for long and memory stays flat however large the file is.
+
+use super::COMMITTED;
+use crate::error::Result;
+use rusqlite::{Connection, params};
+
+pub(crate) struct Chunk {
+    pub deleted: u64,
+    /// Highest id looked at; the next chunk starts after it.
+    pub last_id: i64,
+    /// No more candidates: the end of the table, or messages newer than the cutoff.
+    pub done: bool,
+}
+
+/// Looks at up to `limit` messages after `after_id` and deletes those published and
+/// acked by every group at or before `cutoff`. The newest message is always kept so that
+/// SQLite never hands its id out again.
+pub(crate) fn acked_chunk(
+    conn: &Connection,
+    after_id: i64,
+    cutoff: i64,
+    limit: usize,
+) -> Result<Chunk> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, published_at, state FROM ferrymq_messages
+         WHERE id > ?1 AND id < (SELECT max(id) FROM ferrymq_messages)
+         ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![after_id, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut chunk = Chunk {
+        deleted: 0,
+        last_id: after_id,
+        done: rows.len() < limit,
+    };
+    for (id, published_at, state) in rows {
+        // Ids grow with publish time, so the first message newer than the cutoff ends
+        // the scan.
+        if published_at > cutoff {
+            chunk.done = true;
+            break;
+        }
+        chunk.last_id = id;
+        if state != COMMITTED {
+            continue;
+        }
+        let unfinished: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM ferrymq_deliveries
+                                WHERE message_id = ?1 AND (state <> 2 OR due_at > ?2))",
+            )?
+            .query_row(params![id, cutoff], |r| r.get(0))?;
+        if unfinished {
+            continue;
+        }
+        conn.prepare_cached("DELETE FROM ferrymq_deliveries WHERE message_id = ?1")?
+            .execute([id])?;
+        conn.prepare_cached("DELETE FROM ferrymq_attempts WHERE message_id = ?1")?
+            .execute([id])?;
+        conn.prepare_cached("DELETE FROM ferrymq_messages WHERE id = ?1")?
+            .execute([id])?;
+        chunk.deleted += 1;
+    }
+    Ok(chunk)
+}
+
+pub(crate) fn expired_idempotency_keys(conn: &Connection, now: i64, limit: usize) -> Result<u64> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM ferrymq_idempotency WHERE rowid IN (
+                 SELECT rowid FROM ferrymq_idempotency WHERE expires_at <= ?1 LIMIT ?2)",
+        )?
+        .execute(params![now, limit as i64])?;
+    Ok(n as u64)
+}

@@ -1,0 +1,246 @@
+//! Opening a connection and bringing the file to the current schema.
+//!
+//! The file is marked with `application_id` ("Frry") and versioned with `user_version`.
+//! A file from a newer ferrymq, or one another application has marked, is refused before
+//! anything in it changes. Business tables may share the file (the outbox), so a plain
+//! SQLite file with neither mark is adopted and our `ferrymq_*` tables are added to it.
+//!
+//! Pragmas, and why:
+//! | pragma | value | why |
+//! |---|---|---|
+//! | journal_mode | WAL | readers never block the writer; many processes share the file |
+//! | synchronous | NORMAL (or FULL) | NORMAL: durable across process crashes, fsync only at checkpoint; FULL: across power loss |
+//! | busy_timeout | Options::busy_timeout | contention waits instead of failing with "database is locked" |
+//! | foreign_keys | OFF | the schema keeps its own integrity; FK checks would cost every publish |
+//! | temp_store | MEMORY | sorts of claim candidates never touch disk |
+
+use crate::error::{Error, Result};
+use crate::options::Options;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub const VERSION: i32 = 1;
+/// "Frry" in ASCII.
+pub const APPLICATION_ID: i32 = 0x4672_7279;
+
+/// Migration `i` brings a file from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+
+/// A connection plus the switch that puts its authorizer in "caller's SQL" mode.
+pub(crate) struct Connected {
+    pub conn: Connection,
+    pub user_sql: Arc<AtomicBool>,
+}
+
+pub(crate) fn connect(path: &Path, opts: &Options) -> Result<Connected> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(opts.busy_timeout)?;
+    conn.pragma_update(None, "synchronous", opts.synchronous.pragma())?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    let user_sql = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&user_sql);
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+        if flag.load(Ordering::Relaxed) && !user_may(&ctx.action) {
+            Authorization::Deny
+        } else {
+            Authorization::Allow
+        }
+    }))?;
+    Ok(Connected { conn, user_sql })
+}
+
+/// What SQL passed to `Transaction::execute`/`query` may do: anything to the caller's own
+/// tables, read ours, but never end the transaction, attach files, change pragmas, or
+/// write to `ferrymq_*` tables (that would break the queue's invariants).
+fn user_may(action: &AuthAction<'_>) -> bool {
+    use AuthAction as A;
+    let ours = |table: &str| table.starts_with("ferrymq_");
+    match action {
+        A::Transaction { .. } | A::Savepoint { .. } | A::Attach { .. } | A::Detach { .. } => false,
+        A::Pragma { pragma_value, .. } => pragma_value.is_none(),
+        A::Insert { table_name }
+        | A::Delete { table_name }
+        | A::Update { table_name, .. }
+        | A::DropTable { table_name }
+        | A::AlterTable { table_name, .. }
+        | A::CreateIndex { table_name, .. }
+        | A::DropIndex { table_name, .. }
+        | A::CreateTrigger { table_name, .. }
+        | A::DropTrigger { table_name, .. }
+        | A::CreateTable { table_name } => !ours(table_name),
+        _ => true,
+    }
+}
+
+/// Checks the file's marks, switches it to WAL and applies pending migrations.
+pub(crate) fn prepare_file(conn: &Connection) -> Result<()> {
+    check_marks(conn)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Storage(format!(
+            "could not switch the file to WAL mode (journal_mode is {mode})"
+        )));
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = migrate(conn);
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(_) => {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+    result
+}
+
+fn marks(conn: &Connection) -> Result<(i32, i32)> {
+    let app: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    Ok((app, version))
+}
+
+fn check_marks(conn: &Connection) -> Result<()> {
+    let (app, version) = marks(conn)?;
+    match (app, version) {
+        (0, 0) => Ok(()),
+        (0, v) => Err(Error::Storage(format!(
+            "not a ferrymq database: user_version {v} was set by another application"
+        ))),
+        (APPLICATION_ID, v) if v > VERSION => Err(Error::Storage(format!(
+            "the file has ferrymq schema version {v}, newer than this build supports ({VERSION}); upgrade ferrymq"
+        ))),
+        (APPLICATION_ID, _) => Ok(()),
+        (other, _) => Err(Error::Storage(format!(
+            "not a ferrymq database: application_id {other:#x} belongs to another application"
+        ))),
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    // Read again under the write lock: another process may have migrated meanwhile.
+    check_marks(conn)?;
+    let (_, version) = marks(conn)?;
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        conn.execute_batch(sql)
+            .map_err(|e| Error::Storage(format!("migration {} failed: {e}", from + 1)))?;
+    }
+    if version < VERSION {
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        conn.pragma_update(None, "user_version", VERSION)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(path: &Path) -> Result<Connection> {
+        let c = connect(path, &Options::default())?;
+        prepare_file(&c.conn)?;
+        Ok(c.conn)
+    }
+
+    #[test]
+    fn a_fresh_file_gets_the_current_version_and_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("q.db")).unwrap();
+        assert_eq!(marks(&conn).unwrap(), (APPLICATION_ID, VERSION));
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'ferrymq_%' AND type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 8);
+    }
+
+    #[test]
+    fn preparing_twice_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        drop(open(&path).unwrap());
+        let conn = open(&path).unwrap();
+        assert_eq!(marks(&conn).unwrap(), (APPLICATION_ID, VERSION));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let conn = open(&path).unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = open(&path).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Storage);
+        assert!(err.to_string().contains("newer"), "{err}");
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(marks(&conn).unwrap(), (APPLICATION_ID, VERSION + 1));
+    }
+
+    #[test]
+    fn another_applications_file_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t(x); PRAGMA user_version = 7;")
+            .unwrap();
+        drop(conn);
+        let err = open(&path).unwrap_err();
+        assert!(err.to_string().contains("another application"), "{err}");
+        let conn = Connection::open(&path).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete", "the foreign file was switched to WAL");
+    }
+
+    #[test]
+    fn a_plain_business_database_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shop.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE orders(id INTEGER PRIMARY KEY, amount INTEGER); INSERT INTO orders VALUES (1, 5);").unwrap();
+        drop(conn);
+        let conn = open(&path).unwrap();
+        let amount: i64 = conn
+            .query_row("SELECT amount FROM orders", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(amount, 5);
+    }
+
+    #[test]
+    fn the_user_sql_guard_protects_queue_tables_and_the_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = connect(&dir.path().join("q.db"), &Options::default()).unwrap();
+        prepare_file(&c.conn).unwrap();
+        c.user_sql.store(true, Ordering::Relaxed);
+        for sql in [
+            "DELETE FROM ferrymq_messages",
+            "COMMIT",
+            "SAVEPOINT x",
+            "PRAGMA synchronous = OFF",
+            "ATTACH 'x.db' AS x",
+            "DROP TABLE ferrymq_topics",
+        ] {
+            assert!(c.conn.prepare(sql).is_err(), "{sql} was allowed");
+        }
+        assert!(
+            c.conn
+                .prepare("SELECT count(*) FROM ferrymq_messages")
+                .is_ok()
+        );
+        assert!(c.conn.prepare("CREATE TABLE orders(id)").is_ok());
+        c.user_sql.store(false, Ordering::Relaxed);
+        assert!(c.conn.prepare("DELETE FROM ferrymq_messages").is_ok());
+    }
+}

@@ -1,0 +1,177 @@
+//! Ending or changing a held delivery: ack, nack (retry or dead), extend. Each statement
+//! names the row, requires `state = inflight` and the caller's lease token, and reports
+//! `LeaseLost` when the row no longer matches; nothing else is touched.
+
+use super::{ACKED, DEAD, INFLIGHT, PENDING};
+use crate::error::{Error, Result};
+use crate::model::Delivery;
+use crate::retry::RetryPolicy;
+use rusqlite::{Connection, OptionalExtension, params};
+
+fn lease_lost(d: &Delivery) -> Error {
+    Error::LeaseLost {
+        message_id: d.message_id,
+        group: d.consumer_group.clone(),
+    }
+}
+
+pub(crate) fn ack(conn: &Connection, d: &Delivery, now: i64) -> Result<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE ferrymq_deliveries SET state = ?4, due_at = ?5, lease_token = NULL
+             WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = ?6",
+        )?
+        .execute(params![
+            d.message_id,
+            d.group_id,
+            d.lease_token,
+            ACKED,
+            now,
+            INFLIGHT
+        ])?;
+    if changed == 0 {
+        return Err(lease_lost(d));
+    }
+    if let Some(og) = &d.group {
+        unblock_next(conn, d.group_id, og)?;
+    }
+    Ok(())
+}
+
+/// What a nack did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NackOutcome {
+    RetryAt(i64),
+    Dead,
+}
+
+pub(crate) fn nack(
+    conn: &Connection,
+    d: &Delivery,
+    reason: &str,
+    delay_ms: Option<i64>,
+    now: i64,
+    jitter_unit: f64,
+) -> Result<NackOutcome> {
+    let held: Option<(i64, Option<i64>, String)> = conn
+        .prepare_cached(
+            "SELECT d.attempt, d.claimed_at, g.retry_policy
+             FROM ferrymq_deliveries d JOIN ferrymq_groups g ON g.id = d.group_id
+             WHERE d.message_id = ?1 AND d.group_id = ?2 AND d.lease_token = ?3 AND d.state = 1",
+        )?
+        .query_row(params![d.message_id, d.group_id, d.lease_token], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((attempt, claimed_at, policy)) = held else {
+        return Err(lease_lost(d));
+    };
+    let policy = RetryPolicy::decode(&policy)?;
+    record_attempt(
+        conn,
+        d.message_id,
+        d.group_id,
+        attempt,
+        claimed_at.unwrap_or(now),
+        now,
+        "nacked",
+        Some(reason),
+    )?;
+    let outcome = match policy.delay_before_retry(attempt as u32, jitter_unit) {
+        None => NackOutcome::Dead,
+        Some(scheduled) => {
+            let ms = delay_ms.unwrap_or_else(|| crate::clock::duration_to_ms(scheduled));
+            NackOutcome::RetryAt(now.saturating_add(ms))
+        }
+    };
+    let (state, due_at) = match outcome {
+        NackOutcome::RetryAt(at) => (PENDING, at),
+        NackOutcome::Dead => (DEAD, now),
+    };
+    conn.prepare_cached(
+        "UPDATE ferrymq_deliveries SET state = ?4, due_at = ?5, last_error = ?6, lease_token = NULL
+         WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = 1",
+    )?
+    .execute(params![
+        d.message_id,
+        d.group_id,
+        d.lease_token,
+        state,
+        due_at,
+        reason
+    ])?;
+    if outcome == NackOutcome::Dead
+        && let Some(og) = &d.group
+    {
+        unblock_next(conn, d.group_id, og)?;
+    }
+    Ok(outcome)
+}
+
+/// Moves the lease end to `now + lease_ms`; returns the new end.
+pub(crate) fn extend(conn: &Connection, d: &Delivery, lease_ms: i64, now: i64) -> Result<i64> {
+    let until = now.saturating_add(lease_ms);
+    let changed = conn
+        .prepare_cached(
+            "UPDATE ferrymq_deliveries SET due_at = ?4
+             WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = 1",
+        )?
+        .execute(params![d.message_id, d.group_id, d.lease_token, until])?;
+    if changed == 0 {
+        return Err(lease_lost(d));
+    }
+    Ok(until)
+}
+
+/// A delivery whose lease expired on its last allowed attempt.
+pub(crate) fn kill_expired(
+    conn: &Connection,
+    message_id: i64,
+    group_id: i64,
+    attempt: i64,
+    now: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE ferrymq_deliveries SET state = 3, due_at = ?4, lease_token = NULL,
+             last_error = 'lease expired'
+         WHERE message_id = ?1 AND group_id = ?2 AND attempt = ?3 AND state = 1",
+    )?
+    .execute(params![message_id, group_id, attempt, now])?;
+    Ok(())
+}
+
+/// Releases the oldest blocked message of an ordering group once nothing of that group
+/// is pending or inflight any more in the consumer group.
+pub(crate) fn unblock_next(conn: &Connection, group_id: i64, ordering_group: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE ferrymq_deliveries SET state = 0
+         WHERE group_id = ?1 AND message_id = (
+             SELECT message_id FROM ferrymq_deliveries
+             WHERE group_id = ?1 AND ordering_group = ?2 AND state = 4
+             ORDER BY message_id LIMIT 1)
+           AND NOT EXISTS (
+             SELECT 1 FROM ferrymq_deliveries
+             WHERE group_id = ?1 AND ordering_group = ?2 AND state IN (0, 1))",
+    )?
+    .execute(params![group_id, ordering_group])?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_attempt(
+    conn: &Connection,
+    message_id: i64,
+    group_id: i64,
+    attempt: i64,
+    started_at: i64,
+    ended_at: i64,
+    outcome: &str,
+    error: Option<&str>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO ferrymq_attempts (message_id, group_id, attempt, started_at, ended_at, outcome, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![message_id, group_id, attempt, started_at, ended_at, outcome, error])?;
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! Input checks that run before anything is written. Each check names the argument and
+//! the rule it broke, so a caller can fix the call from the message alone.
+
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Topic and consumer-group names: 1-249 chars of `[A-Za-z0-9._-]` (Kafka's rule).
+pub const MAX_NAME_LEN: usize = 249;
+pub const MAX_TAG_LEN: usize = 128;
+/// Keys, ordering groups and idempotency keys.
+pub const MAX_KEY_LEN: usize = 1024;
+pub const MAX_HEADER_NAME_LEN: usize = 256;
+/// All header names and values of one message together.
+pub const MAX_HEADERS_BYTES: usize = 64 * 1024;
+pub const MAX_ERROR_LEN: usize = 4096;
+/// `receive(max=...)` above this is refused: one call never loads an unbounded batch.
+pub const MAX_RECEIVE: usize = 1000;
+pub const MAX_BATCH: usize = 10_000;
+/// Longest lease, wait, or delay accepted (10 years): beyond it a caller has a unit bug.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+pub fn name(what: &str, value: &str) -> Result<()> {
+    if value.is_empty() || value.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(format!(
+            "{what} name must be 1-{MAX_NAME_LEN} characters, got {}",
+            value.len()
+        )));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(Error::invalid(format!(
+            "{what} name {value:?} contains {c:?}; allowed are A-Z a-z 0-9 . _ -"
+        )));
+    }
+    Ok(())
+}
+
+/// Tags: 1-128 chars of `[A-Za-z0-9._:/-]`; `*` and `||` are reserved for filters.
+pub fn tag(value: &str) -> Result<()> {
+    if value.is_empty() || value.len() > MAX_TAG_LEN {
+        return Err(Error::invalid(format!(
+            "tag must be 1-{MAX_TAG_LEN} characters, got {}",
+            value.len()
+        )));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/')))
+    {
+        return Err(Error::invalid(format!(
+            "tag {value:?} contains {c:?}; allowed are A-Z a-z 0-9 . _ - : /"
+        )));
+    }
+    Ok(())
+}
+
+pub fn text(what: &str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() || value.len() > max {
+        return Err(Error::invalid(format!(
+            "{what} must be 1-{max} bytes, got {}",
+            value.len()
+        )));
+    }
+    if value.contains('\0') {
+        return Err(Error::invalid(format!("{what} must not contain NUL")));
+    }
+    Ok(())
+}
+
+pub fn headers(headers: &BTreeMap<String, String>) -> Result<()> {
+    let mut total = 0;
+    for (k, v) in headers {
+        text("header name", k, MAX_HEADER_NAME_LEN)?;
+        total += k.len() + v.len();
+    }
+    if total > MAX_HEADERS_BYTES {
+        return Err(Error::invalid(format!(
+            "headers total {total} bytes, more than the limit of {MAX_HEADERS_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+pub fn payload(len: usize, limit: usize) -> Result<()> {
+    if len > limit {
+        return Err(Error::invalid(format!(
+            "payload is {len} bytes, more than max_payload ({limit} bytes)"
+        )));
+    }
+    Ok(())
+}
+
+pub fn positive_duration(what: &str, d: Duration) -> Result<()> {
+    if d.is_zero() {
+        return Err(Error::invalid(format!("{what} must be greater than zero")));
+    }
+    bounded_duration(what, d)
+}
+
+pub fn bounded_duration(what: &str, d: Duration) -> Result<()> {
+    if d > MAX_DURATION {
+        return Err(Error::invalid(format!(
+            "{what} of {}s is longer than the limit of {}s",
+            d.as_secs(),
+            MAX_DURATION.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// Converts seconds given by a binding (a float from Python, ms/1000 from Node) into a
+/// `Duration`, refusing negative, NaN and infinite values. Bindings call this instead of
+/// deciding themselves what a bad number means.
+pub fn seconds(what: &str, secs: f64) -> Result<Duration> {
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(Error::invalid(format!(
+            "{what} must be a finite number of seconds >= 0, got {secs}"
+        )));
+    }
+    let d = Duration::try_from_secs_f64(secs)
+        .map_err(|_| Error::invalid(format!("{what} of {secs}s is out of range")))?;
+    bounded_duration(what, d)?;
+    Ok(d)
+}
+
+pub fn error_text(reason: &str) -> String {
+    if reason.len() <= MAX_ERROR_LEN {
+        return reason.to_owned();
+    }
+    let mut end = MAX_ERROR_LEN;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &reason[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_charset_and_length() {
+        assert!(name("topic", "payments.v1_eu-2").is_ok());
+        assert!(name("topic", "").is_err());
+        assert!(name("topic", &"a".repeat(249)).is_ok());
+        assert!(name("topic", &"a".repeat(250)).is_err());
+        let err = name("topic", "pay ments").unwrap_err().to_string();
+        assert!(err.contains("topic") && err.contains("' '"), "{err}");
+        assert!(name("group", "x'; DROP TABLE t;--").is_err());
+        assert!(name("group", "é").is_err());
+    }
+
+    #[test]
+    fn tags_reserve_filter_syntax() {
+        assert!(tag("created").is_ok());
+        assert!(tag("v1/created:eu").is_ok());
+        assert!(tag("*").is_err());
+        assert!(tag("a||b").is_err());
+        assert!(tag("").is_err());
+    }
+
+    #[test]
+    fn seconds_refuse_negative_and_nan() {
+        assert_eq!(seconds("delay", 1.5).unwrap(), Duration::from_millis(1500));
+        assert!(seconds("delay", -0.1).is_err());
+        assert!(seconds("delay", f64::NAN).is_err());
+        assert!(seconds("delay", f64::INFINITY).is_err());
+        assert!(seconds("delay", 1e12).is_err());
+    }
+
+    #[test]
+    fn headers_are_capped() {
+        let mut h = BTreeMap::new();
+        h.insert("traceparent".to_string(), "00-abc".to_string());
+        assert!(headers(&h).is_ok());
+        h.insert("big".to_string(), "x".repeat(MAX_HEADERS_BYTES));
+        assert!(headers(&h).is_err());
+        let mut empty_name = BTreeMap::new();
+        empty_name.insert(String::new(), "v".to_string());
+        assert!(headers(&empty_name).is_err());
+    }
+
+    #[test]
+    fn error_text_is_truncated_on_a_char_boundary() {
+        let long = "é".repeat(MAX_ERROR_LEN);
+        let t = error_text(&long);
+        assert!(t.len() <= MAX_ERROR_LEN + 3);
+        assert!(t.ends_with("..."));
+    }
+}
