@@ -75,8 +75,9 @@ pub(crate) fn acked_chunk(
 pub(crate) fn expired_idempotency_keys(conn: &Connection, now: i64, limit: usize) -> Result<u64> {
     let n = conn
         .prepare_cached(
-            "DELETE FROM ferrymq_idempotency WHERE rowid IN (
-                 SELECT rowid FROM ferrymq_idempotency WHERE expires_at <= ?1 LIMIT ?2)",
+            "DELETE FROM ferrymq_idempotency WHERE (topic_id, idem_key) IN (
+                 SELECT topic_id, idem_key FROM ferrymq_idempotency
+                 WHERE expires_at <= ?1 LIMIT ?2)",
         )?
         .execute(params![now, limit as i64])?;
     Ok(n as u64)

@@ -1,0 +1,164 @@
+//! Introspection: stats, message(id), find, and retention with purge_acked.
+
+mod common;
+
+use common::TestQueue;
+use ferrymq::{ErrorKind, PublishOptions, RetryPolicy, SubscribeOptions};
+use std::time::Duration;
+
+#[test]
+fn stats_count_each_delivery_in_exactly_one_state() {
+    let t = TestQueue::new();
+    t.sub_with(
+        "g",
+        "t",
+        SubscribeOptions::new().retry(RetryPolicy::fixed(vec![Duration::from_secs(60)]).unwrap()),
+    );
+    t.publish("t", "dies");
+    let d = t.take_one("g").unwrap();
+    t.q.nack(&d, "x", Some(Duration::ZERO)).unwrap();
+    let d = t.take_one("g").unwrap();
+    t.q.nack(&d, "dead now", None).unwrap();
+    for i in 0..5 {
+        t.publish("t", &format!("m{i}"));
+    }
+    t.q.publish(
+        "t",
+        "delayed",
+        PublishOptions::new().delay(Duration::from_secs(300)),
+    )
+    .unwrap();
+    t.q.publish("t", "o1", PublishOptions::new().group("k"))
+        .unwrap();
+    t.q.publish("t", "o2", PublishOptions::new().group("k"))
+        .unwrap();
+    let ds = t.take("g", 3);
+    t.q.ack(&ds[0]).unwrap();
+    t.q.nack(&ds[1], "retry me", None).unwrap();
+    t.advance(Duration::from_secs(7));
+
+    let s = t.q.stats().unwrap();
+    let g = &s.groups["g"];
+    assert_eq!(g.topic, "t");
+    // dies: dead; m0 acked, m1 retrying, m2 inflight; m3 m4 o1 ready; delayed, o2 scheduled.
+    assert_eq!(
+        (g.ready, g.scheduled, g.inflight, g.retrying, g.dead),
+        (3, 2, 1, 1, 1),
+        "{g:?}"
+    );
+    assert_eq!(g.oldest_ready_age, Some(Duration::from_secs(7)));
+    assert_eq!(s.topics["t"].messages, 9);
+    assert_eq!(s.topics["t"].half, 0);
+}
+
+#[test]
+fn message_shows_each_group_with_history_and_find_looks_up_by_key() {
+    let t = TestQueue::new();
+    t.sub("a", "orders");
+    t.sub("b", "orders");
+    let id =
+        t.q.publish(
+            "orders",
+            "o",
+            PublishOptions::new().key("order-1").tag("created"),
+        )
+        .unwrap();
+    t.q.publish("orders", "other", PublishOptions::new().key("order-2"))
+        .unwrap();
+    let id3 =
+        t.q.publish("orders", "o again", PublishOptions::new().key("order-1"))
+            .unwrap();
+    let d = t.take_one("a").unwrap();
+    t.q.nack(&d, "first try failed", Some(Duration::ZERO))
+        .unwrap();
+    let d = t.take_one("a").unwrap();
+    t.q.ack(&d).unwrap();
+
+    let info = t.q.message(id).unwrap();
+    assert_eq!(info.state.as_str(), "committed");
+    assert_eq!(info.key.as_deref(), Some("order-1"));
+    let a = &info.deliveries["a"];
+    assert_eq!(a.state.as_str(), "acked");
+    assert_eq!(a.attempts, 2);
+    assert_eq!(a.last_error.as_deref(), Some("first try failed"));
+    let outcomes: Vec<&str> = a.history.iter().map(|h| h.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["nacked", "acked"]);
+    assert_eq!(info.deliveries["b"].state.as_str(), "ready");
+    assert!(info.deliveries["b"].history.is_empty());
+
+    let found: Vec<i64> =
+        t.q.find("orders", "order-1")
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+    assert_eq!(found, [id, id3]);
+    assert!(t.q.find("nowhere", "order-1").unwrap().is_empty());
+    assert_eq!(t.q.message(-1).unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn purge_acked_deletes_only_old_fully_acked_messages() {
+    let t = TestQueue::new();
+    t.sub("a", "t");
+    t.sub("b", "t");
+    let ids: Vec<i64> = (0..5).map(|i| t.publish("t", &format!("m{i}"))).collect();
+    for d in t.take("a", 10) {
+        t.q.ack(&d).unwrap();
+    }
+    for d in t.take("b", 10) {
+        if d.message_id != ids[2] {
+            t.q.ack(&d).unwrap();
+        }
+    }
+    t.advance(Duration::from_secs(100));
+    let newest = t.publish("t", "new");
+    assert_eq!(
+        t.q.purge_acked(Duration::from_secs(200)).unwrap(),
+        0,
+        "nothing old enough"
+    );
+    assert_eq!(t.q.purge_acked(Duration::from_secs(50)).unwrap(), 4);
+    assert!(t.q.message(ids[0]).is_err());
+    assert!(t.q.message(ids[2]).is_ok(), "still inflight in b");
+    assert!(t.q.message(newest).is_ok());
+    let left: i64 = t
+        .raw()
+        .query_row("SELECT count(*) FROM ferrymq_deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 4, "m2 in a and b, new in a and b");
+}
+
+#[test]
+fn retention_keeps_the_file_from_growing() {
+    let t = TestQueue::new();
+    t.sub("g", "t");
+    let payload = vec![7u8; 2000];
+    let mut sizes = Vec::new();
+    for _round in 0..12 {
+        for _ in 0..200 {
+            t.q.publish("t", &payload, PublishOptions::new()).unwrap();
+        }
+        loop {
+            let ds = t.take("g", 100);
+            if ds.is_empty() {
+                break;
+            }
+            for d in ds {
+                t.q.ack(&d).unwrap();
+            }
+        }
+        t.advance(Duration::from_secs(10));
+        t.q.purge_acked(Duration::from_secs(5)).unwrap();
+        let pages: i64 = t
+            .raw()
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        sizes.push(pages);
+    }
+    // Freed pages are reused: the file stops growing after the first rounds.
+    assert!(
+        sizes[11] <= sizes[2] + sizes[2] / 5,
+        "file keeps growing: {sizes:?}"
+    );
+}

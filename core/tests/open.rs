@@ -1,0 +1,213 @@
+//! Opening files: permissions, pragmas, busy waiting, many handles, close, and files
+//! ferrymq must refuse without changing them.
+
+mod common;
+
+use common::TestQueue;
+use ferrymq::{ErrorKind, Options, PublishOptions, Queue, ReceiveOptions, Synchronous};
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_new_file_is_private_to_its_owner() {
+    let t = TestQueue::new();
+    let mode = std::fs::metadata(t.path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn synchronous_full_is_applied_to_the_queues_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    for (setting, expected) in [(Synchronous::Normal, 1), (Synchronous::Full, 2)] {
+        let q = Queue::open(
+            dir.path().join("q.db"),
+            Options::default().synchronous(setting),
+        )
+        .unwrap();
+        let tx = q.begin().unwrap();
+        let level: i64 = tx
+            .connection()
+            .unwrap()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        let mode: String = tx
+            .connection()
+            .unwrap()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((level, mode.as_str()), (expected, "wal"));
+    }
+    assert_eq!(
+        "sometimes".parse::<Synchronous>().unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn contention_waits_for_the_writer_and_busy_comes_only_past_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let patient = Queue::open(
+        &path,
+        Options::default().busy_timeout(Duration::from_secs(10)),
+    )
+    .unwrap();
+    let impatient = Queue::open(
+        &path,
+        Options::default().busy_timeout(Duration::from_millis(100)),
+    )
+    .unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let err = impatient
+        .publish("t", "x", PublishOptions::new())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+
+    let waiter = std::thread::spawn(move || patient.publish("t", "x", PublishOptions::new()));
+    std::thread::sleep(Duration::from_millis(300));
+    holder.execute_batch("COMMIT").unwrap();
+    waiter
+        .join()
+        .unwrap()
+        .expect("the patient publish waited and succeeded");
+}
+
+#[test]
+fn many_queues_on_one_file_see_each_other() {
+    let t = TestQueue::new();
+    t.sub("g", "t");
+    let others: Vec<Queue> = (0..3).map(|_| t.reopen()).collect();
+    for (i, q) in others.iter().enumerate() {
+        q.publish("t", format!("from {i}"), PublishOptions::new())
+            .unwrap();
+    }
+    let got = others[0]
+        .receive("g", ReceiveOptions::new().max(10))
+        .unwrap();
+    assert_eq!(got.len(), 3);
+    for d in &got {
+        others[2].ack(d).unwrap();
+    }
+    assert_eq!(t.q.stats().unwrap().groups["g"].ready, 0);
+}
+
+#[test]
+fn a_closed_queue_refuses_every_call_and_the_data_stays() {
+    let t = TestQueue::new();
+    t.sub("g", "t");
+    let id = t.publish("t", "kept");
+    let clone = t.q.clone();
+    t.q.close().unwrap();
+    t.q.close().unwrap();
+    assert!(clone.is_closed());
+    let errs = [
+        clone.publish("t", "x", PublishOptions::new()).unwrap_err(),
+        clone.receive("g", ReceiveOptions::new()).unwrap_err(),
+        clone.stats().unwrap_err(),
+        clone.message(id).unwrap_err(),
+        clone.begin().unwrap_err(),
+    ];
+    for e in errs {
+        assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+    }
+    let again = t.reopen();
+    assert_eq!(again.message(id).unwrap().payload, b"kept");
+}
+
+fn refused_unchanged(path: &std::path::Path, needle: &str) {
+    let before = std::fs::read(path).unwrap();
+    let err = Queue::open(path, Options::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
+    assert!(
+        err.to_string().contains(needle),
+        "{err} should say {needle}"
+    );
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        before,
+        "the refused file was changed"
+    );
+}
+
+#[test]
+fn foreign_truncated_and_newer_files_are_refused_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(
+        &text,
+        "this is not a database, just text that is long enough ".repeat(100),
+    )
+    .unwrap();
+    refused_unchanged(&text, "not a SQLite database");
+
+    let t = TestQueue::new();
+    for i in 0..50 {
+        t.publish("t", &format!("m{i}"));
+    }
+    t.q.close().unwrap();
+    let full = std::fs::read(t.path()).unwrap();
+    let cut = dir.path().join("cut.db");
+    std::fs::write(&cut, &full[..60]).unwrap();
+    refused_unchanged(&cut, "");
+
+    let newer = dir.path().join("newer.db");
+    {
+        let q = Queue::open(&newer, Options::default()).unwrap();
+        q.close().unwrap();
+        let c = rusqlite::Connection::open(&newer).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+    }
+    refused_unchanged(&newer, "newer");
+}
+
+#[test]
+fn paths_that_cannot_hold_a_shared_queue_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        Queue::open(":memory:", Options::default())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        Queue::open("", Options::default()).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        Queue::open(dir.path().join("missing/dir/q.db"), Options::default())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Storage
+    );
+    assert_eq!(
+        Queue::open(dir.path(), Options::default())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Storage
+    );
+    let bad = Options::default().check_max(0);
+    assert_eq!(
+        Queue::open(dir.path().join("q.db"), bad)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn a_waiting_receive_does_not_hold_the_write_lock() {
+    let t = TestQueue::new();
+    t.sub("g", "t");
+    let q = t.q.clone();
+    let waiter = std::thread::spawn(move || {
+        q.receive("g", ReceiveOptions::new().wait(Duration::from_millis(800)))
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let holder = t.raw();
+    let start = Instant::now();
+    holder.execute_batch("BEGIN IMMEDIATE; COMMIT").unwrap();
+    assert!(start.elapsed() < Duration::from_millis(500));
+    assert!(waiter.join().unwrap().unwrap().is_empty());
+}

@@ -1,0 +1,133 @@
+//! Waiting receives: woken by in-process commits, by other connections' commits, and by
+//! scheduled work coming due; blocking and tokio flavours.
+
+mod common;
+
+use common::TestQueue;
+use ferrymq::{ErrorKind, Options, PublishOptions, Queue, ReceiveOptions};
+use std::time::{Duration, Instant};
+
+fn real_clock_queue() -> (tempfile::TempDir, Queue) {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::open(dir.path().join("q.db"), Options::default()).unwrap();
+    q.subscribe("g", "t", Default::default()).unwrap();
+    (dir, q)
+}
+
+#[test]
+fn a_waiting_receive_gets_a_message_published_meanwhile() {
+    let (_dir, q) = real_clock_queue();
+    let publisher = q.clone();
+    let start = Instant::now();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        publisher
+            .publish("t", "hello", PublishOptions::new())
+            .unwrap();
+    });
+    let ds = q
+        .receive("g", ReceiveOptions::new().wait(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(ds.len(), 1);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "woken long after the publish"
+    );
+}
+
+#[test]
+fn a_publish_through_another_handle_is_noticed_by_polling() {
+    let (dir, q) = real_clock_queue();
+    let other = Queue::open(dir.path().join("q.db"), Options::default()).unwrap();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        other.publish("t", "hello", PublishOptions::new()).unwrap();
+    });
+    let ds = q
+        .receive("g", ReceiveOptions::new().wait(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(ds.len(), 1);
+}
+
+#[test]
+fn a_delayed_message_is_picked_up_when_due_during_the_wait() {
+    let (_dir, q) = real_clock_queue();
+    let id = q
+        .publish(
+            "t",
+            "later",
+            PublishOptions::new().delay(Duration::from_millis(300)),
+        )
+        .unwrap();
+    let start = Instant::now();
+    let ds = q
+        .receive("g", ReceiveOptions::new().wait(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(ds[0].message_id, id);
+    assert!(start.elapsed() >= Duration::from_millis(290));
+}
+
+#[test]
+fn a_receive_with_nothing_to_get_returns_empty_after_its_wait() {
+    let t = TestQueue::new();
+    t.sub("g", "t");
+    let start = Instant::now();
+    let ds =
+        t.q.receive("g", ReceiveOptions::new().wait(Duration::from_millis(150)))
+            .unwrap();
+    assert!(ds.is_empty());
+    assert!(start.elapsed() >= Duration::from_millis(150));
+}
+
+#[test]
+fn closing_the_queue_ends_a_waiting_receive() {
+    let (_dir, q) = real_clock_queue();
+    let closer = q.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        closer.close().unwrap();
+    });
+    let err = q
+        .receive("g", ReceiveOptions::new().wait(Duration::from_secs(30)))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+}
+
+#[test]
+fn many_async_receivers_wait_on_one_thread() {
+    let (_dir, q) = real_clock_queue();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .build()
+        .unwrap();
+    let n = 40;
+    let got = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..n {
+            let q = q.clone();
+            tasks.push(tokio::spawn(async move {
+                q.receive_async("g", ReceiveOptions::new().wait(Duration::from_secs(30)))
+                    .await
+            }));
+        }
+        // Every receiver is waiting now; with two blocking threads, a receiver that held
+        // a thread while waiting would starve the others.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for i in 0..n {
+            q.publish_async("t", format!("m{i}").into_bytes(), PublishOptions::new())
+                .await
+                .unwrap();
+        }
+        let mut total = 0;
+        for t in tasks {
+            let ds = t.await.unwrap().unwrap();
+            for d in &ds {
+                q.ack_async(d.clone()).await.unwrap();
+            }
+            total += ds.len();
+        }
+        total
+    });
+    assert_eq!(got, n);
+}
