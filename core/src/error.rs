@@ -91,6 +91,15 @@ impl Error {
         use rusqlite::ErrorCode as C;
         match &err {
             rusqlite::Error::SqliteFailure(e, _)
+                if e.code == C::AuthorizationForStatementDenied =>
+            {
+                Error::InvalidArgument(format!(
+                    "statement refused inside a ferrymq transaction: it would end the \
+                     transaction, attach a file, set a pragma, or write to ferrymq's own \
+                     tables ({err})"
+                ))
+            }
+            rusqlite::Error::SqliteFailure(e, _)
                 if matches!(
                     e.code,
                     C::Unknown

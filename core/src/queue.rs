@@ -28,6 +28,11 @@ pub struct Queue {
     pub(crate) inner: Arc<Inner>,
 }
 
+// A panic in a caller's closure leaves the queue consistent: connections roll back what
+// they hold when dropped, and locks guard plain lists. So a queue may cross catch_unwind.
+impl std::panic::UnwindSafe for Queue {}
+impl std::panic::RefUnwindSafe for Queue {}
+
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queue")

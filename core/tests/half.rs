@@ -1,0 +1,256 @@
+//! Half messages: invisible until committed, discarded by rollback, resolved by the
+//! checker after check_after, rolled back after check_max unknowns, and checked by
+//! exactly one of several checkers.
+
+mod common;
+
+use common::{TestQueue, child_role, spawn_child};
+use ferrymq::{
+    ErrorKind, MessageState, Options, PublishOptions, Queue, ReceiveOptions, Resolution,
+    SubscribeOptions,
+};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+#[test]
+fn a_half_message_is_invisible_until_committed() {
+    let t = TestQueue::new();
+    t.sub("g", "fund-purchase");
+    let h =
+        t.q.prepare(
+            "fund-purchase",
+            "buy 100",
+            PublishOptions::new().key("tx-123"),
+        )
+        .unwrap();
+    assert!(t.take_one("g").is_none());
+    let s = t.q.stats().unwrap();
+    assert_eq!(
+        (
+            s.topics["fund-purchase"].half,
+            s.topics["fund-purchase"].messages
+        ),
+        (1, 0)
+    );
+    assert_eq!(t.q.message(h.id).unwrap().state, MessageState::Half);
+    h.commit().unwrap();
+    h.commit().unwrap();
+    let d = t.take_one("g").unwrap();
+    assert_eq!((d.message_id, d.key.as_deref()), (h.id, Some("tx-123")));
+    assert_eq!(t.q.message(h.id).unwrap().state, MessageState::Committed);
+    assert_eq!(h.rollback().unwrap_err().kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn a_rolled_back_half_message_is_never_delivered_and_is_kept() {
+    let t = TestQueue::new();
+    t.sub("g", "fund-purchase");
+    let h =
+        t.q.prepare("fund-purchase", "buy", PublishOptions::new())
+            .unwrap();
+    h.rollback().unwrap();
+    h.rollback().unwrap();
+    let err = h.commit().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("rolled back"), "{err}");
+    assert!(t.take_one("g").is_none());
+    let kept =
+        t.q.half_messages(Some(MessageState::RolledBack), 10)
+            .unwrap();
+    assert_eq!(kept.iter().map(|m| m.id).collect::<Vec<_>>(), [h.id]);
+    assert_eq!(
+        t.q.commit_half(999_999).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn the_checker_is_asked_after_check_after_and_its_commit_delivers() {
+    let t = TestQueue::new();
+    t.sub("g", "fund-purchase");
+    let asked = Arc::new(AtomicUsize::new(0));
+    let a = Arc::clone(&asked);
+    t.q.set_checker("fund-purchase", move |info| {
+        a.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(info.payload, b"buy");
+        Ok(Resolution::Commit)
+    })
+    .unwrap();
+    let h =
+        t.q.prepare("fund-purchase", "buy", PublishOptions::new())
+            .unwrap();
+    t.advance(Duration::from_millis(5999));
+    assert_eq!(t.q.run_checks().unwrap(), 0);
+    assert_eq!(asked.load(Ordering::SeqCst), 0, "asked before check_after");
+    t.advance(Duration::from_millis(1));
+    assert_eq!(t.q.run_checks().unwrap(), 1);
+    assert_eq!(t.take_one("g").unwrap().message_id, h.id);
+    let checks = t.q.message(h.id).unwrap().checks;
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].resolution, Resolution::Commit);
+    assert_eq!(t.q.run_checks().unwrap(), 0);
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn unknown_answers_are_retried_every_interval_then_rolled_back_and_kept() {
+    let t = TestQueue::with(Options::default().check_max(3));
+    t.sub("g", "t");
+    let errors = Arc::new(AtomicUsize::new(0));
+    let e = Arc::clone(&errors);
+    t.q.set_checker("t", move |_| match e.fetch_add(1, Ordering::SeqCst) {
+        0 => Ok(Resolution::Unknown),
+        1 => Err("bank timeout".into()),
+        _ => panic!("checker bug"),
+    })
+    .unwrap();
+    let h = t.q.prepare("t", "x", PublishOptions::new()).unwrap();
+    t.advance(Duration::from_secs(6));
+    assert_eq!(t.q.run_checks().unwrap(), 0);
+    t.advance(Duration::from_secs(29));
+    t.q.run_checks().unwrap();
+    assert_eq!(
+        errors.load(Ordering::SeqCst),
+        1,
+        "asked again before check_interval"
+    );
+    t.advance(Duration::from_secs(1));
+    assert_eq!(t.q.run_checks().unwrap(), 0);
+    t.advance(Duration::from_secs(30));
+    assert_eq!(
+        t.q.run_checks().unwrap(),
+        1,
+        "the third unknown rolls it back"
+    );
+    let info = t.q.message(h.id).unwrap();
+    assert_eq!(info.state, MessageState::RolledBack);
+    let errs: Vec<Option<&str>> = info.checks.iter().map(|c| c.error.as_deref()).collect();
+    assert_eq!(errs[0], None);
+    assert_eq!(errs[1], Some("bank timeout"));
+    assert!(errs[2].unwrap().contains("checker bug"));
+    assert!(
+        info.checks
+            .iter()
+            .all(|c| c.resolution == Resolution::Unknown)
+    );
+    assert!(t.take_one("g").is_none());
+    assert_eq!(t.q.half_messages(None, 10).unwrap().len(), 1);
+    assert!(
+        t.q.half_messages(Some(MessageState::Half), 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn several_checkers_on_one_file_answer_each_half_message_once() {
+    let t = TestQueue::new();
+    t.sub("g", "t");
+    let n = 60;
+    let ids: Vec<i64> = (0..n)
+        .map(|i| {
+            t.q.prepare("t", format!("{i}"), PublishOptions::new())
+                .unwrap()
+                .id
+        })
+        .collect();
+    t.advance(Duration::from_secs(6));
+    let asked = Arc::new(AtomicUsize::new(0));
+    let queues: Vec<Queue> = (0..3).map(|_| t.reopen()).collect();
+    for q in &queues {
+        let a = Arc::clone(&asked);
+        q.set_checker("t", move |_| {
+            a.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(1));
+            Ok(Resolution::Commit)
+        })
+        .unwrap();
+    }
+    let threads: Vec<_> = queues
+        .iter()
+        .map(|q| {
+            let q = q.clone();
+            std::thread::spawn(move || q.run_checks().unwrap())
+        })
+        .collect();
+    let resolved: usize = threads.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(resolved, n);
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        n,
+        "a half message was checked twice"
+    );
+    let got = t.q.receive("g", ReceiveOptions::new().max(100)).unwrap();
+    assert_eq!(got.len(), n);
+    for q in &queues {
+        q.close().unwrap();
+    }
+    let _ = ids;
+}
+
+#[test]
+fn the_background_checker_resolves_without_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::open(
+        dir.path().join("q.db"),
+        Options::default().check_after(Duration::from_millis(100)),
+    )
+    .unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new()).unwrap();
+    q.set_checker("t", |_| Ok(Resolution::Commit)).unwrap();
+    let h = q.prepare("t", "x", PublishOptions::new()).unwrap();
+    let ds = q
+        .receive("g", ReceiveOptions::new().wait(Duration::from_secs(20)))
+        .unwrap();
+    assert_eq!(ds[0].message_id, h.id);
+    q.close().unwrap();
+}
+
+/// Child: prepares a half message, reports its id, and waits to be killed before it
+/// could commit.
+fn prepare_and_hang() {
+    let q = Queue::open(std::env::var("FERRYMQ_DB").unwrap(), Options::default()).unwrap();
+    let h = q
+        .prepare("t", "crash in between", PublishOptions::new())
+        .unwrap();
+    println!("PREPARED {}", h.id);
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+#[test]
+fn a_crash_between_prepare_and_commit_leaves_the_message_to_the_checker() {
+    if child_role(|_| prepare_and_hang()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let clock = ferrymq::ManualClock::starting_now();
+    let q = Queue::open(&path, Options::default().with_manual_clock(clock.clone())).unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new()).unwrap();
+    let mut child = spawn_child(
+        "a_crash_between_prepare_and_commit_leaves_the_message_to_the_checker",
+        "prepare",
+        &[("FERRYMQ_DB", path.display().to_string())],
+    );
+    use std::io::BufRead;
+    let id: i64 = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("PREPARED ").map(|s| s.parse().unwrap()))
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        q.receive("g", ReceiveOptions::new()).unwrap().is_empty(),
+        "delivered before commit"
+    );
+    assert_eq!(q.message(id).unwrap().state, MessageState::Half, "lost");
+    q.set_checker("t", |_| Ok(Resolution::Commit)).unwrap();
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(q.run_checks().unwrap(), 1);
+    assert_eq!(
+        q.receive("g", ReceiveOptions::new()).unwrap()[0].message_id,
+        id
+    );
+}
