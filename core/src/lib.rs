@@ -68,6 +68,11 @@ pub use rusqlite;
 pub use rusqlite::types::Value;
 pub use validate::seconds;
 
+/// The README's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// Limits on input, for bindings and callers that check before calling.
 pub mod limits {
     pub use crate::validate::{

@@ -72,9 +72,6 @@ impl Receiver {
         })?;
         if out.is_empty() {
             self.next_due = claim::next_due(&self.conn, self.group_id)?;
-        } else {
-            // Expired leases that went dead may unblock ordered successors elsewhere.
-            self.inner.wake.bump();
         }
         Ok(out)
     }

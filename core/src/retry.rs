@@ -59,8 +59,10 @@ pub const WECHAT_PAY: [Duration; 15] = [
 ];
 pub const MAX_RETRIES_LIMIT: u32 = 1000;
 
-#[derive(Debug, Clone, PartialEq)]
+/// The default is RocketMQ's schedule.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum RetryPolicy {
+    #[default]
     RocketMq,
     Alipay,
     WechatPay,
@@ -73,12 +75,6 @@ pub enum RetryPolicy {
         max_retries: u32,
         jitter: f64,
     },
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy::RocketMq
-    }
 }
 
 impl RetryPolicy {
