@@ -40,6 +40,7 @@ pub(crate) struct Inner {
     open_txs: AtomicUsize,
     tx_threads: Mutex<Vec<ThreadId>>,
     pub checks: crate::half::CheckerRegistry,
+    pub group_commit: crate::commit::GroupCommit,
 }
 
 /// A connection borrowed from the pool; rolls back anything left open and returns itself.
@@ -120,6 +121,7 @@ impl Inner {
             open_txs: AtomicUsize::new(0),
             tx_threads: Mutex::new(Vec::new()),
             checks: Default::default(),
+            group_commit: Default::default(),
         }))
     }
 
@@ -181,6 +183,14 @@ impl Inner {
             self.wake.bump();
         }
         Ok(out)
+    }
+
+    /// Runs a single write through group commit: it may share its transaction with other
+    /// threads' writes, and returns once that transaction committed.
+    pub fn write_shared(self: &Arc<Self>, wake: bool, job: crate::commit::Job) -> Result<i64> {
+        self.refuse_inside_transaction()?;
+        self.check_open()?;
+        self.group_commit.run(self, wake, job)
     }
 
     /// Runs `f` in a read transaction: one consistent snapshot, no write lock.

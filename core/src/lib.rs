@@ -34,6 +34,7 @@
 //! `clock` and `validate` are pure parts.
 
 mod clock;
+mod commit;
 mod error;
 mod filter;
 mod half;

@@ -129,10 +129,14 @@ impl Queue {
     ) -> Result<i64> {
         let payload = payload.as_ref();
         publish::validate(&self.inner, topic, payload, &options)?;
-        let inner = &self.inner;
-        inner.write(true, |c| {
-            publish::write(inner, c, topic, payload, &options, Visibility::Committed)
-        })
+        let inner = Arc::clone(&self.inner);
+        let (topic, payload) = (topic.to_owned(), payload.to_vec());
+        self.inner.write_shared(
+            true,
+            Box::new(move |c| {
+                publish::write(&inner, c, &topic, &payload, &options, Visibility::Committed)
+            }),
+        )
     }
 
     /// Publishes every message in one commit: all or none.
@@ -201,10 +205,14 @@ impl Queue {
 
     /// Ends the delivery successfully. `LeaseLost` if another consumer took it over.
     pub fn ack(&self, delivery: &Delivery) -> Result<()> {
-        let inner = &self.inner;
-        inner.write(delivery.group.is_some(), |c| {
-            settle::ack(c, delivery, inner.now())
-        })
+        let inner = Arc::clone(&self.inner);
+        let d = delivery.clone();
+        self.inner
+            .write_shared(
+                delivery.group.is_some(),
+                Box::new(move |c| settle::ack(c, &d, inner.now()).map(|()| 0)),
+            )
+            .map(|_| ())
     }
 
     /// Fails the delivery: it is retried after `delay`, or the policy's next delay, and
@@ -491,6 +499,12 @@ impl Queue {
             == CHUNK
         {}
         Ok(total)
+    }
+
+    /// (transactions, writes) that went through group commit: single publishes and acks
+    /// from concurrent threads share transactions, so the first number grows slower.
+    pub fn group_commit_counts(&self) -> (u64, u64) {
+        self.inner.group_commit.counts()
     }
 
     /// The queue's clock, for callers that schedule against it.
