@@ -44,7 +44,8 @@ CREATE TABLE ferrymq_messages (
     check_token    INTEGER
 );
 CREATE INDEX ferrymq_messages_topic_key ON ferrymq_messages (topic_id, key);
-CREATE INDEX ferrymq_messages_undecided ON ferrymq_messages (topic_id, state, check_at)
+-- Half and rolled-back messages only: check-back claims, half counts, listings.
+CREATE INDEX ferrymq_messages_undecided ON ferrymq_messages (state, topic_id, check_at)
     WHERE state <> 0;
 
 -- One row per (message, consumer group).

@@ -11,6 +11,8 @@ pub(crate) mod dlq;
 pub(crate) mod groups;
 pub(crate) mod half;
 pub(crate) mod inspect;
+#[cfg(test)]
+mod plans;
 pub(crate) mod publish;
 pub(crate) mod purge;
 pub(crate) mod schema;

@@ -45,6 +45,8 @@ pub(crate) fn connect(path: &Path, opts: &Options) -> Result<Connected> {
     conn.pragma_update(None, "foreign_keys", false)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
+    #[cfg(test)]
+    super::plans::record(&mut conn);
     let user_sql = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&user_sql);
     conn.authorizer(Some(move |ctx: AuthContext<'_>| {

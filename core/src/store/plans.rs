@@ -1,0 +1,167 @@
+//! Query-plan regression test: every statement the queue runs against its own tables,
+//! captured from real calls, must find its rows through an index. A statement that scans
+//! a table whose size grows with traffic (messages, deliveries, attempts, checks,
+//! idempotency keys) fails `cargo test`.
+
+use rusqlite::Connection;
+use rusqlite::trace::{TraceEvent, TraceEventCodes};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+static SEEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Test builds only: remember the text of every statement this connection runs.
+pub(crate) fn record(conn: &mut Connection) {
+    let _ = conn.trace_v2(
+        TraceEventCodes::SQLITE_TRACE_STMT,
+        Some(|e: TraceEvent<'_>| {
+            if let TraceEvent::Stmt(stmt, _) = e {
+                let sql = stmt.sql().into_owned();
+                if sql.contains("ferrymq_") {
+                    SEEN.lock().unwrap_or_else(|p| p.into_inner()).insert(sql);
+                }
+            }
+        }),
+    );
+}
+
+/// Tables that grow with traffic; the others hold one row per topic or group.
+const GROWING: [&str; 6] = [
+    "ferrymq_messages",
+    "ferrymq_deliveries",
+    "ferrymq_attempts",
+    "ferrymq_idempotency",
+    "ferrymq_checks",
+    "ferrymq_subscriptions",
+];
+
+fn exercise_every_call(dir: &std::path::Path) {
+    use crate::*;
+    use std::time::Duration;
+    let clock = ManualClock::new(1_700_000_000_000);
+    let q = Queue::open(
+        dir.join("plans.db"),
+        Options::default().with_manual_clock(clock.clone()),
+    )
+    .unwrap();
+    let policy = RetryPolicy::fixed(vec![Duration::ZERO]).unwrap();
+    q.subscribe(
+        "g",
+        "t",
+        SubscribeOptions::new().tags("a || b").retry(policy),
+    )
+    .unwrap();
+    q.subscribe("all", "t", SubscribeOptions::new()).unwrap();
+    for i in 0..50 {
+        let o = PublishOptions::new()
+            .tag("a")
+            .key(format!("k{}", i % 5))
+            .group(format!("og{}", i % 3))
+            .idempotency_key(format!("i{i}"))
+            .header("h", "v");
+        q.publish("t", format!("{i}"), o).unwrap();
+    }
+    q.publish(
+        "t",
+        "later",
+        PublishOptions::new().delay(Duration::from_secs(9)),
+    )
+    .unwrap();
+    q.publish_batch(&[Message::new("t", "b").tag("b")]).unwrap();
+    let mut ds = q.receive("g", ReceiveOptions::new().max(10)).unwrap();
+    q.ack(&ds[0]).unwrap();
+    q.nack(&ds[1], "x", None).unwrap();
+    q.extend(&mut ds[2], Duration::from_secs(60)).unwrap();
+    let again = q.receive("g", ReceiveOptions::new().max(10)).unwrap();
+    for d in &again {
+        q.nack(d, "dead", None).unwrap();
+    }
+    clock.advance(Duration::from_secs(120));
+    let _ = q.receive("g", ReceiveOptions::new().max(10)).unwrap();
+    q.dead_letters("g", 10).unwrap();
+    q.redrive("g", None).unwrap();
+    q.receive("g", ReceiveOptions::new().max(10))
+        .unwrap()
+        .iter()
+        .for_each(|d| q.nack(d, "x", None).unwrap());
+    q.redrive("g", Some(&[1, 2])).unwrap();
+    q.purge_dead_letters("g", None).unwrap();
+    q.stats().unwrap();
+    q.message(3).unwrap();
+    q.find("t", "k1").unwrap();
+    q.transaction(|tx| {
+        tx.publish("t", "tx", PublishOptions::new())?;
+        Ok(())
+    })
+    .unwrap();
+    let h = q.prepare("t", "half", PublishOptions::new()).unwrap();
+    q.prepare("t", "half2", PublishOptions::new())
+        .unwrap()
+        .rollback()
+        .unwrap();
+    q.set_checker("t", |_| Ok(Resolution::Unknown)).unwrap();
+    clock.advance(Duration::from_secs(60));
+    q.run_checks().unwrap();
+    h.commit().unwrap();
+    q.half_messages(None, 10).unwrap();
+    for d in q.receive("all", ReceiveOptions::new().max(100)).unwrap() {
+        q.ack(&d).unwrap();
+    }
+    clock.advance(Duration::from_secs(86_400 * 2));
+    q.purge_acked(Duration::from_secs(60)).unwrap();
+    q.close().unwrap();
+}
+
+#[test]
+fn every_statement_on_growing_tables_uses_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise_every_call(dir.path());
+    let seen = SEEN.lock().unwrap().clone();
+    assert!(
+        seen.len() > 30,
+        "too few statements captured: {}",
+        seen.len()
+    );
+    let conn = Connection::open(dir.path().join("plans.db")).unwrap();
+    let mut bad = Vec::new();
+    for sql in &seen {
+        let head = sql.trim_start().to_ascii_uppercase();
+        if !["SELECT", "UPDATE", "DELETE", "INSERT"]
+            .iter()
+            .any(|k| head.starts_with(k))
+        {
+            continue;
+        }
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let details: Vec<String> = stmt
+            .query_map(
+                rusqlite::params_from_iter(std::iter::repeat_n(
+                    rusqlite::types::Null,
+                    stmt.parameter_count(),
+                )),
+                |r| r.get(3),
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for d in details {
+            let scans_growing = GROWING.iter().any(|t| {
+                d.starts_with(&format!("SCAN {t}"))
+                    || d.starts_with(&format!("SCAN {t} "))
+                    || d.contains(&format!("SCAN {t} AS"))
+            }) || (d.starts_with("SCAN ")
+                && GROWING.iter().any(|t| d.contains(t)));
+            if scans_growing && !d.contains("ferrymq_messages_undecided") {
+                bad.push(format!(
+                    "{d}\n    in: {}",
+                    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+                ));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "statements scanning growing tables:\n{}",
+        bad.join("\n")
+    );
+}
