@@ -2,9 +2,12 @@
 -- live in the same file (the transactional outbox).
 -- Times are integer milliseconds since the Unix epoch.
 
+-- messages: committed messages of the topic kept in the file (kept by the writers, so
+-- stats never count a growing table).
 CREATE TABLE ferrymq_topics (
-    id   INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE
+    id       INTEGER PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    messages INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE ferrymq_groups (
@@ -43,7 +46,9 @@ CREATE TABLE ferrymq_messages (
     check_count    INTEGER NOT NULL DEFAULT 0,
     check_token    INTEGER
 );
-CREATE INDEX ferrymq_messages_topic_key ON ferrymq_messages (topic_id, key);
+-- Partial: a publish without a key writes one B-tree fewer.
+CREATE INDEX ferrymq_messages_topic_key ON ferrymq_messages (topic_id, key)
+    WHERE key IS NOT NULL;
 -- Half and rolled-back messages only: check-back claims, half counts, listings.
 CREATE INDEX ferrymq_messages_undecided ON ferrymq_messages (state, topic_id, check_at)
     WHERE state <> 0;

@@ -36,6 +36,7 @@ pub(crate) struct Inner {
     pid: u32,
     pub rng: Rng,
     topics: Mutex<HashMap<String, i64>>,
+    groups: Mutex<HashMap<String, i64>>,
     pub wake: Wake,
     open_txs: AtomicUsize,
     tx_threads: Mutex<Vec<ThreadId>>,
@@ -117,6 +118,7 @@ impl Inner {
             pid: std::process::id(),
             rng: Rng::seeded(),
             topics: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
             wake: Wake::default(),
             open_txs: AtomicUsize::new(0),
             tx_threads: Mutex::new(Vec::new()),
@@ -239,6 +241,16 @@ impl Inner {
             threads.swap_remove(i);
             self.open_txs.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+
+    /// The id of an existing consumer group (ids never change once committed).
+    pub fn group_id(&self, conn: &Connection, name: &str) -> Result<i64> {
+        if let Some(id) = lock(&self.groups).get(name) {
+            return Ok(*id);
+        }
+        let id = store::groups::by_name(conn, name)?.id;
+        lock(&self.groups).insert(name.to_owned(), id);
+        Ok(id)
     }
 
     /// The topic's id, creating the topic if needed (inside the caller's transaction).

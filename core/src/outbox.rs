@@ -116,19 +116,7 @@ impl Transaction {
     pub fn publish_batch(&mut self, messages: &[Message]) -> Result<Vec<i64>> {
         crate::queue::validate_batch(&self.inner, messages)?;
         let conn = self.live()?;
-        let ids = messages
-            .iter()
-            .map(|m| {
-                publish::write(
-                    &self.inner,
-                    conn,
-                    &m.topic,
-                    &m.payload,
-                    &m.options,
-                    Visibility::Committed,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let ids = publish::write_batch(&self.inner, conn, messages)?;
         self.wakes = true;
         Ok(ids)
     }

@@ -5,8 +5,9 @@
 use crate::clock::{duration_to_ms, system_time_to_ms};
 use crate::error::{Error, Result};
 use crate::inner::Inner;
+use crate::options::Message;
 use crate::options::PublishOptions;
-use crate::store::{self, publish::NewMessage};
+use crate::store::{self, publish::Matches, publish::NewMessage};
 use crate::validate;
 use rusqlite::Connection;
 
@@ -72,6 +73,49 @@ pub(crate) fn write(
     o: &PublishOptions,
     visibility: Visibility,
 ) -> Result<i64> {
+    write_with(
+        inner,
+        conn,
+        &mut Matches::default(),
+        topic,
+        payload,
+        o,
+        visibility,
+    )
+}
+
+/// Writes validated messages in order, in the caller's transaction.
+pub(crate) fn write_batch(
+    inner: &Inner,
+    conn: &Connection,
+    messages: &[Message],
+) -> Result<Vec<i64>> {
+    let mut matches = Matches::default();
+    messages
+        .iter()
+        .map(|m| {
+            write_with(
+                inner,
+                conn,
+                &mut matches,
+                &m.topic,
+                &m.payload,
+                &m.options,
+                Visibility::Committed,
+            )
+        })
+        .collect()
+}
+
+fn write_with(
+    inner: &Inner,
+    conn: &Connection,
+    matches: &mut Matches,
+    topic: &str,
+    payload: &[u8],
+    o: &PublishOptions,
+    visibility: Visibility,
+) -> Result<i64> {
     let now = inner.now();
     let topic_id = inner.topic_id(conn, topic)?;
     if let Some(k) = &o.idempotency_key
@@ -103,8 +147,10 @@ pub(crate) fn write(
         },
     )?;
     if visibility == Visibility::Committed {
+        store::publish::count_messages(conn, topic_id, 1)?;
         store::publish::fan_out(
             conn,
+            matches,
             id,
             topic_id,
             o.tag.as_deref(),

@@ -143,21 +143,7 @@ impl Queue {
     pub fn publish_batch(&self, messages: &[Message]) -> Result<Vec<i64>> {
         validate_batch(&self.inner, messages)?;
         let inner = &self.inner;
-        inner.write(true, |c| {
-            messages
-                .iter()
-                .map(|m| {
-                    publish::write(
-                        inner,
-                        c,
-                        &m.topic,
-                        &m.payload,
-                        &m.options,
-                        Visibility::Committed,
-                    )
-                })
-                .collect()
-        })
+        inner.write(true, |c| publish::write_batch(inner, c, messages))
     }
 
     /// Publishes inside a transaction the caller opened on its own connection to this

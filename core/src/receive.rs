@@ -35,7 +35,7 @@ impl Receiver {
         validate::name("consumer group", group)?;
         opts.validate()?;
         let conn = inner.conn()?;
-        let group_id = store::groups::by_name(&conn, group)?.id;
+        let group_id = inner.group_id(&conn, group)?;
         Ok(Receiver {
             inner,
             conn,

@@ -18,19 +18,18 @@ fn count(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<u64> 
 }
 
 pub(crate) fn topic_stats(conn: &Connection, topic_id: i64) -> Result<TopicStats> {
-    let all = count(
+    let messages = count(
         conn,
-        "SELECT count(*) FROM ferrymq_messages WHERE topic_id = ?1",
+        "SELECT messages FROM ferrymq_topics WHERE id = ?1",
         [topic_id],
     )?;
-    let by_state = "SELECT count(*) FROM ferrymq_messages
-                    WHERE topic_id = ?1 AND state <> 0 AND state = ?2";
-    let half = count(conn, by_state, params![topic_id, HALF])?;
-    let rolled_back = count(conn, by_state, params![topic_id, ROLLED_BACK])?;
-    Ok(TopicStats {
-        messages: all - half - rolled_back,
-        half,
-    })
+    let half = count(
+        conn,
+        "SELECT count(*) FROM ferrymq_messages
+         WHERE state <> 0 AND state = ?2 AND topic_id = ?1",
+        params![topic_id, HALF],
+    )?;
+    Ok(TopicStats { messages, half })
 }
 
 pub(crate) fn group_stats(

@@ -39,6 +39,13 @@ pub(crate) fn ensure_topic(conn: &Connection, name: &str) -> Result<(i64, bool)>
     Ok((conn.last_insert_rowid(), false))
 }
 
+/// Adds `delta` to the topic's count of committed messages.
+pub(crate) fn count_messages(conn: &Connection, topic_id: i64, delta: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE ferrymq_topics SET messages = messages + ?2 WHERE id = ?1")?
+        .execute(params![topic_id, delta])?;
+    Ok(())
+}
+
 pub(crate) fn find_idempotent(
     conn: &Connection,
     topic_id: i64,
@@ -92,36 +99,72 @@ pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<i6
 
 /// Inserts one delivery per consumer group of the topic whose filter matches `tag`.
 /// An ordered message whose group already has an unfinished message in that consumer
-/// group is inserted blocked, behind it.
+/// group is inserted blocked, behind it. (Plain INSERTs: an INSERT ... SELECT that reads
+/// the deliveries table while writing it makes SQLite buffer through a temp table.)
 pub(crate) fn fan_out(
     conn: &Connection,
+    matches: &mut Matches,
     message_id: i64,
     topic_id: i64,
     tag: Option<&str>,
     ordering_group: Option<&str>,
     due_at: i64,
 ) -> Result<usize> {
-    let n = conn
+    let groups = matches.groups(conn, topic_id, tag)?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at, ordering_group)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for &group_id in groups {
+        let state = match ordering_group {
+            Some(og) if has_unfinished(conn, group_id, og)? => BLOCKED,
+            _ => PENDING,
+        };
+        insert.execute(params![message_id, group_id, state, due_at, ordering_group])?;
+    }
+    Ok(groups.len())
+}
+
+/// The consumer groups matching a (topic, tag), remembered for one write transaction
+/// (subscriptions cannot change under a transaction that holds the write lock), so a
+/// batch of 1,000 looks them up once.
+#[derive(Default)]
+pub(crate) struct Matches(Vec<(i64, Option<String>, Vec<i64>)>);
+
+impl Matches {
+    fn groups(&mut self, conn: &Connection, topic_id: i64, tag: Option<&str>) -> Result<&[i64]> {
+        let found = self
+            .0
+            .iter()
+            .position(|(t, g, _)| *t == topic_id && g.as_deref() == tag);
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let ids = conn
+                    .prepare_cached(
+                        "SELECT group_id FROM ferrymq_subscriptions
+                         WHERE topic_id = ?1 AND tag IN ('*', ?2)",
+                    )?
+                    .query_map(params![topic_id, tag], |r| r.get::<_, i64>(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()?;
+                self.0.push((topic_id, tag.map(str::to_owned), ids));
+                self.0.len() - 1
+            }
+        };
+        Ok(&self.0[i].2)
+    }
+}
+
+/// Whether the ordering group has a message pending, inflight or blocked in the group.
+pub(crate) fn has_unfinished(
+    conn: &Connection,
+    group_id: i64,
+    ordering_group: &str,
+) -> Result<bool> {
+    Ok(conn
         .prepare_cached(
-            "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at, ordering_group)
-             SELECT ?1, s.group_id,
-                    CASE WHEN ?3 IS NOT NULL AND EXISTS (
-                        SELECT 1 FROM ferrymq_deliveries b
-                        WHERE b.group_id = s.group_id AND b.ordering_group = ?3
-                          AND b.state IN (0, 1, 4))
-                    THEN ?6 ELSE ?5 END,
-                    ?4, ?3
-             FROM ferrymq_subscriptions s
-             WHERE s.topic_id = ?2 AND (s.tag = '*' OR s.tag = ?7)",
+            "SELECT EXISTS (SELECT 1 FROM ferrymq_deliveries
+                            WHERE group_id = ?1 AND ordering_group = ?2 AND state IN (0, 1, 4))",
         )?
-        .execute(params![
-            message_id,
-            topic_id,
-            ordering_group,
-            due_at,
-            PENDING,
-            BLOCKED,
-            tag
-        ])?;
-    Ok(n)
+        .query_row(params![group_id, ordering_group], |r| r.get(0))?)
 }

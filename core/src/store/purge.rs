@@ -23,7 +23,7 @@ pub(crate) fn acked_chunk(
     limit: usize,
 ) -> Result<Chunk> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, published_at, state FROM ferrymq_messages
+        "SELECT id, published_at, state, topic_id FROM ferrymq_messages
          WHERE id > ?1 AND id < (SELECT max(id) FROM ferrymq_messages)
          ORDER BY id LIMIT ?2",
     )?;
@@ -33,6 +33,7 @@ pub(crate) fn acked_chunk(
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -41,7 +42,7 @@ pub(crate) fn acked_chunk(
         last_id: after_id,
         done: rows.len() < limit,
     };
-    for (id, published_at, state) in rows {
+    for (id, published_at, state, topic_id) in rows {
         // Ids grow with publish time, so the first message newer than the cutoff ends
         // the scan.
         if published_at > cutoff {
@@ -67,6 +68,7 @@ pub(crate) fn acked_chunk(
             .execute([id])?;
         conn.prepare_cached("DELETE FROM ferrymq_messages WHERE id = ?1")?
             .execute([id])?;
+        super::publish::count_messages(conn, topic_id, -1)?;
         chunk.deleted += 1;
     }
     Ok(chunk)

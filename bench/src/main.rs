@@ -1,0 +1,289 @@
+//! ferrymq-bench: ferrymq and a bare-rusqlite baseline measured side by side in one run,
+//! against the targets of DESIGN.md ("Performance targets").
+//!
+//! ```text
+//! cargo run --release -p ferrymq-bench -- [--quick] [--only W1,W1x8,W2,W3,W4,W5]
+//!                                         [--retained N] [--repeat N]
+//! ```
+//!
+//! Each measurement runs in a child process of its own (this binary re-executed with a
+//! hidden subcommand, see `child`), on a fresh file in a fresh temp dir, and reports its
+//! peak RSS. Modules: `job` (what one child runs), `workloads` (the ferrymq side),
+//! `baseline` (the bare-rusqlite side), `latency` (W4, both sides), `report` (rows,
+//! targets, the markdown table).
+
+mod baseline;
+mod child;
+mod job;
+mod latency;
+mod report;
+mod workloads;
+
+use child::{BoxResult, Measured};
+use job::Job;
+use report::{Counts, thousands};
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::Instant;
+
+const USAGE: &str = "\
+usage: ferrymq-bench [--quick] [--only W1,W1x8,W2,W3,W4,W5] [--retained N] [--repeat N]
+
+  --quick        every count about 10x smaller (CI); W5 keeps 20,000 retained messages
+  --only LIST    run only these workloads (comma-separated)
+  --retained N   acked messages kept in the file for W5 (default 1,000,000; quick 20,000)
+  --repeat N     run every measurement N times and keep the best (default 1)";
+
+const GROUPS: [&str; 6] = ["W1", "W1x8", "W2", "W3", "W4", "W5"];
+
+#[derive(Debug, Default)]
+struct Args {
+    quick: bool,
+    only: Option<Vec<String>>,
+    retained: Option<u64>,
+    repeat: u32,
+    help: bool,
+}
+
+fn parse_args(args: &[String]) -> BoxResult<Args> {
+    let mut a = Args {
+        repeat: 1,
+        ..Args::default()
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--only" => {
+                let list = value("--only")?;
+                let mut only = Vec::new();
+                for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let group = GROUPS
+                        .iter()
+                        .find(|g| g.eq_ignore_ascii_case(name))
+                        .ok_or_else(|| format!("unknown workload {name:?}; known: {GROUPS:?}"))?;
+                    only.push((*group).to_owned());
+                }
+                a.only = Some(only);
+            }
+            "--retained" => a.retained = Some(value("--retained")?.replace('_', "").parse()?),
+            "--repeat" => a.repeat = value("--repeat")?.parse::<u32>()?.max(1),
+            "-h" | "--help" => a.help = true,
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
+        }
+    }
+    Ok(a)
+}
+
+fn counts(a: &Args) -> Counts {
+    let c = if a.quick {
+        Counts {
+            publish: 2_000,
+            batch: 10_000,
+            drain: 2_000,
+            latency: 1_000,
+            retained: 20_000,
+        }
+    } else {
+        Counts {
+            publish: 20_000,
+            batch: 100_000,
+            drain: 20_000,
+            latency: 3_000,
+            retained: 1_000_000,
+        }
+    };
+    Counts {
+        retained: a.retained.unwrap_or(c.retained),
+        ..c
+    }
+}
+
+/// Keeps the better of two runs of one job: the higher rate, the lower percentiles, the
+/// higher peak RSS.
+fn best(a: &Measured, b: &Measured) -> Measured {
+    let mut m = if b.rate() > a.rate() { b } else { a }.clone();
+    if a.p50_us > 0.0 && b.p50_us > 0.0 {
+        m.p50_us = a.p50_us.min(b.p50_us);
+        m.p99_us = a.p99_us.min(b.p99_us);
+    }
+    m.rss_kib = a.rss_kib.max(b.rss_kib);
+    m.prep_secs = a.prep_secs.max(b.prep_secs);
+    m
+}
+
+fn summary(m: &Measured) -> String {
+    let what = if m.secs > 0.0 {
+        format!(
+            "{} ops/s ({:.2} s)",
+            thousands(m.rate().round() as u64),
+            m.secs
+        )
+    } else {
+        format!("p50 {:.0} µs, p99 {:.0} µs", m.p50_us, m.p99_us)
+    };
+    let what = if m.per_commit > 0.0 {
+        format!("{what}, {:.2} writes/commit", m.per_commit)
+    } else {
+        what
+    };
+    let prep = if m.prep_secs > 0.0 {
+        format!(", prepared in {:.1} s", m.prep_secs)
+    } else {
+        String::new()
+    };
+    format!("{what}, peak RSS {:.1} MiB{prep}", m.rss_mib())
+}
+
+fn run_parent(args: &[String]) -> BoxResult<bool> {
+    let a = parse_args(args)?;
+    if a.help {
+        println!("{USAGE}");
+        return Ok(true);
+    }
+    let started = Instant::now();
+    let c = counts(&a);
+    let rows: Vec<_> = report::rows(&c)
+        .into_iter()
+        .filter(|r| {
+            a.only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|g| g == r.group))
+        })
+        .collect();
+    let mut jobs: Vec<Job> = Vec::new();
+    for r in &rows {
+        for j in [r.ferrymq, r.baseline] {
+            if !jobs.contains(&j) {
+                jobs.push(j);
+            }
+        }
+    }
+    let mut results: HashMap<Job, Measured> = HashMap::new();
+    let mut all_ok = true;
+    for round in 1..=a.repeat {
+        for (i, j) in jobs.iter().enumerate() {
+            eprint!("[{round}.{}/{}] {} ... ", i + 1, jobs.len(), j.label());
+            match child::run_to_end(&j.to_args()) {
+                Ok(m) => {
+                    eprintln!("{}", summary(&m));
+                    let merged = results
+                        .get(j)
+                        .map_or_else(|| m.clone(), |old| best(old, &m));
+                    results.insert(*j, merged);
+                }
+                Err(e) => {
+                    eprintln!("FAILED: {e}");
+                    all_ok = false;
+                }
+            }
+        }
+    }
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    if cfg!(debug_assertions) {
+        println!("**Debug build: these numbers mean nothing; run with --release.**\n");
+    }
+    println!(
+        "## ferrymq vs bare rusqlite ({} run{})\n",
+        if a.quick { "quick" } else { "full" },
+        if a.repeat > 1 {
+            format!(", best of {}", a.repeat)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "SQLite {}, {cpus} CPUs, 256-byte payloads, synchronous={}, WAL; one child process \
+         and one fresh file per measurement.\n",
+        rusqlite::version(),
+        workloads::synchronous().to_uppercase()
+    );
+    print!("{}", report::table(&rows, &results));
+    println!(
+        "\n- ratio = ferrymq / baseline in every row: for rates (ops/s) higher is better, for \
+         latencies (µs) lower is better.\n\
+         - baseline: bare rusqlite, one table `q` with an index on (state, due_at), cached \
+         statements, the same pragmas. Publish = one autocommit INSERT; W2 = 1,000 INSERTs \
+         per transaction; receive = one transaction (SELECT oldest ready row, UPDATE it \
+         taken with a token), ack = a second one (UPDATE to acked, rows kept).\n\
+         - W1x8 compares 8 threads publishing through one cloned `Queue` against the \
+         baseline's single-thread single-commit W1 loop.\n\
+         - W4: a publisher sends one message per ms with its send time in the payload; \
+         latency = arrival - send, arrival taken when receive (or the claim) returns, before the ack. ferrymq's consumer blocks in receive(max 1, wait); the \
+         baseline's polls with SELECT EXISTS and sleeps {} µs between empty polls, then \
+         claims + acks. Cross-process: the consumer is a child process.\n\
+         - W5: the baseline column is ferrymq itself on an empty file; the retained acked \
+         rows are written with SQL straight into ferrymq's tables before the timed part.\n\
+         - peak RSS: VmHWM of the child process(es) that ran that column's measurement.",
+        latency::BASELINE_POLL.as_micros()
+    );
+    for r in rows.iter().filter(|r| r.group.starts_with("W1")) {
+        if let Some(m) = results.get(&r.ferrymq) {
+            println!(
+                "- {}: {:.2} publishes per commit on average (ferrymq's group commit counters).",
+                r.group, m.per_commit
+            );
+        }
+    }
+    for r in rows.iter().filter(|r| r.group == "W5") {
+        if let Some(m) = results.get(&r.ferrymq) {
+            println!(
+                "- {}: {} retained rows prepared in {:.2} s (untimed).",
+                r.ferrymq.kind.name(),
+                thousands(r.ferrymq.retained),
+                m.prep_secs
+            );
+        }
+    }
+    println!("\nTotal time {:.1} s.", started.elapsed().as_secs_f64());
+    Ok(all_ok)
+}
+
+fn run_child(args: &[String]) -> BoxResult<bool> {
+    let job = Job::from_args(args)?;
+    println!("{}", job::run(&job)?.to_line());
+    Ok(true)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.first().map(String::as_str) {
+        Some(child::RUN) => run_child(&args[1..]),
+        Some(child::W4_CONSUMER) => latency::consumer_main(&args[1..]).map(|()| true),
+        _ => run_parent(&args),
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("ferrymq-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn arguments_parse() {
+        let a = parse_args(&args("--quick --only w1,W4 --retained 1_000 --repeat 3")).unwrap();
+        assert!(a.quick);
+        assert_eq!(a.only, Some(vec!["W1".to_owned(), "W4".to_owned()]));
+        assert_eq!(counts(&a).retained, 1000);
+        assert_eq!(a.repeat, 3);
+        assert!(parse_args(&args("--only W9")).is_err());
+        assert!(parse_args(&args("--retained")).is_err());
+        assert_eq!(counts(&parse_args(&[]).unwrap()).retained, 1_000_000);
+    }
+}

@@ -1,0 +1,248 @@
+//! The ferrymq side of the rate workloads (W1, W1x8, W2, W3, and W5 with retained rows),
+//! through the public API only; plus the fast preparation of retained rows, which writes
+//! straight into ferrymq's tables because a million publishes would take minutes.
+
+use crate::child::{BoxResult, Measured};
+use crate::job::Kind;
+use ferrymq::{Message, Options, PublishOptions, Queue, ReceiveOptions, SubscribeOptions};
+use rusqlite::params;
+use std::path::Path;
+use std::sync::Barrier;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const TOPIC: &str = "bench-topic";
+pub const GROUP: &str = "bench-group";
+pub const PAYLOAD_LEN: usize = 256;
+/// Messages per `publish_batch` in W2.
+pub const BATCH: u64 = 1000;
+/// Publishing threads in W1x8.
+pub const THREADS: u64 = 8;
+/// Retained rows written per transaction while preparing W5.
+const RETAIN_CHUNK: u64 = 100_000;
+
+/// A 256-byte payload whose first 8 bytes say which message it is.
+pub fn payload(i: u64) -> Vec<u8> {
+    let mut p = vec![0x5a; PAYLOAD_LEN];
+    stamp(&mut p, i);
+    p
+}
+
+pub fn stamp(payload: &mut [u8], i: u64) {
+    payload[..8].copy_from_slice(&i.to_le_bytes());
+}
+
+/// Untimed operations before the timed ones: statement caches and pages get warm.
+pub fn warmup(n: u64) -> u64 {
+    (n / 100).clamp(10, 1000)
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `normal` (the default) or `full`, from `FERRYMQ_BENCH_SYNC`: the same for ferrymq and
+/// the baseline, and inherited by every child process.
+pub fn synchronous() -> String {
+    std::env::var("FERRYMQ_BENCH_SYNC").unwrap_or_else(|_| "normal".into())
+}
+
+/// Opens (creating) the queue at `path` with the defaults and subscribes the group.
+pub fn open(path: &Path) -> BoxResult<Queue> {
+    let sync: ferrymq::Synchronous = synchronous().parse()?;
+    let q = Queue::open(path, Options::default().synchronous(sync))?;
+    q.subscribe(GROUP, TOPIC, SubscribeOptions::new())?;
+    Ok(q)
+}
+
+/// A fresh queue in `dir` with `retained` acked messages already in it; returns how long
+/// the preparation took.
+fn fresh(dir: &Path, retained: u64) -> BoxResult<(Queue, f64)> {
+    let path = dir.join("ferrymq.db");
+    let q = open(&path)?;
+    if retained == 0 {
+        return Ok((q, 0.0));
+    }
+    q.close()?;
+    drop(q);
+    let t = Instant::now();
+    retain(&path, retained)?;
+    let prep = t.elapsed().as_secs_f64();
+    Ok((open(&path)?, prep))
+}
+
+/// Runs one rate workload on a fresh queue; returns the timed part's measurement.
+pub fn run(kind: Kind, n: u64, retained: u64, dir: &Path) -> BoxResult<Measured> {
+    let (q, prep_secs) = fresh(dir, retained)?;
+    let before = q.group_commit_counts();
+    let (ops, secs) = match kind {
+        Kind::Publish => (n, publish(&q, n)?),
+        Kind::Publish8 => (n, publish_threads(&q, n)?),
+        Kind::Batch => batch(&q, n)?,
+        Kind::Drain => (n, drain(&q, n)?),
+        Kind::LatencyIn | Kind::LatencyCross => return Err("not a rate workload".into()),
+    };
+    let per_commit = match kind {
+        Kind::Publish | Kind::Publish8 => writes_per_commit(before, q.group_commit_counts()),
+        _ => 0.0,
+    };
+    q.close()?;
+    Ok(Measured {
+        ops,
+        secs,
+        prep_secs,
+        per_commit,
+        ..Measured::default()
+    })
+}
+
+/// Average writes per transaction between two `group_commit_counts` readings (the
+/// warm-up included: it runs after the first reading).
+fn writes_per_commit(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let commits = after.0.saturating_sub(before.0);
+    let writes = after.1.saturating_sub(before.1);
+    if commits == 0 {
+        0.0
+    } else {
+        writes as f64 / commits as f64
+    }
+}
+
+fn publish_range(q: &Queue, from: u64, count: u64) -> BoxResult<()> {
+    let mut p = payload(from);
+    for i in from..from + count {
+        stamp(&mut p, i);
+        q.publish(TOPIC, &p, PublishOptions::new())?;
+    }
+    Ok(())
+}
+
+/// W1: one durable publish (one commit) after another.
+fn publish(q: &Queue, n: u64) -> BoxResult<f64> {
+    let warm = warmup(n);
+    publish_range(q, 0, warm)?;
+    let t = Instant::now();
+    publish_range(q, warm, n)?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// W1x8: the same total from 8 threads, each with its own clone of the queue.
+fn publish_threads(q: &Queue, n: u64) -> BoxResult<f64> {
+    let warm = warmup(n);
+    publish_range(q, 0, warm)?;
+    let start = Barrier::new(THREADS as usize + 1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|k| {
+                let (q, start) = (q.clone(), &start);
+                let share = n / THREADS + u64::from(k < n % THREADS);
+                let from = warm + k * (n / THREADS + 1);
+                s.spawn(move || {
+                    start.wait();
+                    publish_range(&q, from, share)
+                })
+            })
+            .collect();
+        start.wait();
+        let t = Instant::now();
+        for w in workers {
+            w.join().map_err(|_| "a publishing thread panicked")??;
+        }
+        Ok(t.elapsed().as_secs_f64())
+    })
+}
+
+/// W2: batches of 1,000 through `publish_batch`, one commit each. Returns (ops, secs).
+fn batch(q: &Queue, n: u64) -> BoxResult<(u64, f64)> {
+    let batches = (n / BATCH).max(1);
+    let messages: Vec<Message> = (0..BATCH)
+        .map(|i| Message::new(TOPIC, payload(i)))
+        .collect();
+    q.publish_batch(&messages)?;
+    let t = Instant::now();
+    for _ in 0..batches {
+        q.publish_batch(&messages)?;
+    }
+    Ok((batches * BATCH, t.elapsed().as_secs_f64()))
+}
+
+/// Publishes `count` messages untimed, in batches.
+fn prefill(q: &Queue, count: u64) -> BoxResult<()> {
+    let mut left = count;
+    while left > 0 {
+        let k = left.min(BATCH);
+        let messages: Vec<Message> = (0..k).map(|i| Message::new(TOPIC, payload(i))).collect();
+        q.publish_batch(&messages)?;
+        left -= k;
+    }
+    Ok(())
+}
+
+fn take_one(q: &Queue) -> BoxResult<()> {
+    let d = q
+        .receive(GROUP, ReceiveOptions::new().max(1))?
+        .pop()
+        .ok_or("the queue ran dry")?;
+    q.ack(&d)?;
+    Ok(())
+}
+
+/// W3: `n` messages published untimed, then receive(max 1) + ack, one at a time.
+fn drain(q: &Queue, n: u64) -> BoxResult<f64> {
+    let warm = warmup(n);
+    prefill(q, n + warm)?;
+    for _ in 0..warm {
+        take_one(q)?;
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        take_one(q)?;
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Writes `count` published-and-acked messages of the bench group straight into
+/// ferrymq's tables (what a queue that never runs `purge_acked` accumulates), in big
+/// transactions, then checkpoints so that the timed part starts with an empty WAL.
+fn retain(path: &Path, count: u64) -> BoxResult<()> {
+    let mut c = rusqlite::Connection::open(path)?;
+    c.busy_timeout(Duration::from_secs(5))?;
+    c.pragma_update(None, "synchronous", "OFF")?;
+    let topic_id: i64 = c.query_row(
+        "SELECT id FROM ferrymq_topics WHERE name = ?1",
+        [TOPIC],
+        |r| r.get(0),
+    )?;
+    let group_id: i64 = c.query_row(
+        "SELECT id FROM ferrymq_groups WHERE name = ?1",
+        [GROUP],
+        |r| r.get(0),
+    )?;
+    let then = now_ms() - 86_400_000;
+    let mut left = count;
+    while left > 0 {
+        let k = left.min(RETAIN_CHUNK);
+        let tx = c.transaction()?;
+        let before: i64 = tx.query_row(
+            "SELECT coalesce(max(id), 0) FROM ferrymq_messages",
+            [],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO ferrymq_messages (topic_id, state, payload, published_at, deliver_at)
+             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?1)
+             SELECT ?2, 0, randomblob(?3), ?4, ?4 FROM n",
+            params![k as i64, topic_id, PAYLOAD_LEN as i64, then],
+        )?;
+        tx.execute(
+            "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at, attempt, claimed_at)
+             SELECT id, ?1, 2, ?2, 1, ?2 FROM ferrymq_messages WHERE id > ?3",
+            params![group_id, then, before],
+        )?;
+        tx.commit()?;
+        left -= k;
+    }
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
