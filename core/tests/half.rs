@@ -37,7 +37,13 @@ fn a_half_message_is_invisible_until_committed() {
     h.commit().unwrap();
     h.commit().unwrap();
     let s = t.q.stats().unwrap();
-    assert_eq!((s.topics["fund-purchase"].half, s.topics["fund-purchase"].messages), (0, 1));
+    assert_eq!(
+        (
+            s.topics["fund-purchase"].half,
+            s.topics["fund-purchase"].messages
+        ),
+        (0, 1)
+    );
     let d = t.take_one("g").unwrap();
     assert_eq!((d.message_id, d.key.as_deref()), (h.id, Some("tx-123")));
     assert_eq!(t.q.message(h.id).unwrap().state, MessageState::Committed);

@@ -127,7 +127,11 @@ fn purge_acked_deletes_only_old_fully_acked_messages() {
         .query_row("SELECT count(*) FROM ferrymq_deliveries", [], |r| r.get(0))
         .unwrap();
     assert_eq!(left, 4, "m2 in a and b, new in a and b");
-    assert_eq!(t.q.stats().unwrap().topics["t"].messages, 2, "the count follows the purge");
+    assert_eq!(
+        t.q.stats().unwrap().topics["t"].messages,
+        2,
+        "the count follows the purge"
+    );
 }
 
 #[test]
