@@ -49,6 +49,7 @@ mod retry;
 mod store;
 mod validate;
 mod wake;
+mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
@@ -68,6 +69,7 @@ pub use rusqlite;
 /// A SQL value for `Transaction::execute`/`query` parameters and results.
 pub use rusqlite::types::Value;
 pub use validate::seconds;
+pub use worker::{Handler, Settled, Worker, call_handler};
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -177,7 +177,18 @@ impl Queue {
     /// Takes up to `max` deliveries of `group`, waiting up to `wait` for the first.
     /// Returns an empty list when nothing came.
     pub fn receive(&self, group: &str, options: ReceiveOptions) -> Result<Vec<Delivery>> {
-        receive::receive_blocking(&self.inner, group, &options)
+        receive::receive_blocking(&self.inner, group, &options, None)
+    }
+
+    /// `receive` that asks `interrupted` every 50 ms while it waits and returns what it
+    /// has (nothing) once that says yes: how a binding lets Ctrl-C end a long wait.
+    pub fn receive_interruptible(
+        &self,
+        group: &str,
+        options: ReceiveOptions,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Result<Vec<Delivery>> {
+        receive::receive_blocking(&self.inner, group, &options, Some(interrupted))
     }
 
     /// `receive` for tokio: waiting holds no thread. Call it inside a tokio runtime.
@@ -204,21 +215,28 @@ impl Queue {
     /// Fails the delivery: it is retried after `delay`, or the policy's next delay, and
     /// goes dead once the policy's retries are used up.
     pub fn nack(&self, delivery: &Delivery, reason: &str, delay: Option<Duration>) -> Result<()> {
+        self.nack_outcome(delivery, reason, delay).map(|_| ())
+    }
+
+    pub(crate) fn nack_outcome(
+        &self,
+        delivery: &Delivery,
+        reason: &str,
+        delay: Option<Duration>,
+    ) -> Result<settle::NackOutcome> {
         validate_nack(delay)?;
         let reason = validate::error_text(reason);
         let inner = &self.inner;
-        inner
-            .write(true, |c| {
-                settle::nack(
-                    c,
-                    delivery,
-                    &reason,
-                    delay.map(duration_to_ms),
-                    inner.now(),
-                    inner.rng.unit(),
-                )
-            })
-            .map(|_| ())
+        inner.write(true, |c| {
+            settle::nack(
+                c,
+                delivery,
+                &reason,
+                delay.map(duration_to_ms),
+                inner.now(),
+                inner.rng.unit(),
+            )
+        })
     }
 
     /// Renews the lease to `lease` from now and updates `delivery.lease_until`.

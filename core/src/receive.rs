@@ -87,14 +87,19 @@ impl Receiver {
     }
 }
 
+/// How often a waiting receive asks its caller whether to give up (Ctrl-C in Python).
+const INTERRUPT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
 pub(crate) fn receive_blocking(
     inner: &Arc<Inner>,
     group: &str,
     opts: &ReceiveOptions,
+    interrupted: Option<&dyn Fn() -> bool>,
 ) -> Result<Vec<Delivery>> {
     let mut r = Receiver::new(Arc::clone(inner), group, opts)?;
     let deadline = Instant::now() + opts.wait;
     let poll = inner.opts.poll_interval;
+    let mut asked = Instant::now();
     loop {
         let seen = inner.wake.generation();
         let got = r.try_claim()?;
@@ -105,6 +110,14 @@ pub(crate) fn receive_blocking(
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(Vec::new());
+            }
+            if let Some(stop) = interrupted
+                && asked.elapsed() >= INTERRUPT_EVERY
+            {
+                asked = Instant::now();
+                if stop() {
+                    return Ok(Vec::new());
+                }
             }
             if inner.wake.wait(seen, poll.min(left)) || r.worth_retrying()? {
                 break;
