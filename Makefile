@@ -3,14 +3,17 @@
 CARGO ?= cargo
 DEMO_DB ?= ferrymq-demo.db
 
-.PHONY: demo test lint fmt test-rust examples bench bench-quick clean
+PYTHON ?= python3
+VENV := target/venv-test
+
+.PHONY: demo test lint fmt test-rust examples test-python python-wheel bench bench-quick bench-python clean
 
 ## The main job: the payment demo on an embedded default db file.
 demo:
 	$(CARGO) run -q -p ferrymq-examples --bin demo -- $(DEMO_DB)
 
-## Every test: format and lint checks, the Rust suites, and every example.
-test: lint test-rust examples
+## Every test: format and lint checks, the Rust suites, every example, the Python package.
+test: lint test-rust examples test-python
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -28,12 +31,33 @@ examples:
 	$(CARGO) run -q -p ferrymq-examples --bin demo -- "$$tmp/demo.db" && \
 	$(CARGO) run -q -p ferrymq-examples --bin order_outbox -- "$$tmp/outbox.db"
 
+# The wheel, built the way `pip install ./bindings-python` builds it (release, abi3),
+# installed in a fresh virtualenv.
+python-wheel:
+	rm -rf $(VENV) target/wheels
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q maturin pytest mypy
+	$(VENV)/bin/maturin build -q --release -m bindings-python/Cargo.toml -o target/wheels
+	$(VENV)/bin/pip install -q target/wheels/ferrymq-*.whl
+
+# pytest (incl. a Rust consumer of Python-published messages), mypy --strict on the tests
+# and the package, and stubtest of the .pyi against the built module.
+test-python: python-wheel
+	$(CARGO) build -q -p ferrymq-examples --bin rust_consumer
+	cd bindings-python && ../$(VENV)/bin/pytest -q
+	cd bindings-python && ../$(VENV)/bin/mypy --strict tests bench
+	cd bindings-python && ../$(VENV)/bin/python -m mypy.stubtest ferrymq._native
+
 ## Benchmarks against bare SQLite (see docs/benchmarks.md).
 bench:
 	$(CARGO) run --release -p ferrymq-bench
 
 bench-quick:
 	$(CARGO) run --release -p ferrymq-bench -- --quick
+
+bench-python: python-wheel
+	$(CARGO) build -q --release -p ferrymq-bench
+	$(VENV)/bin/python bindings-python/bench/bench.py --rust-bench target/release/ferrymq-bench
 
 clean:
 	$(CARGO) clean

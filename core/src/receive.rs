@@ -126,6 +126,41 @@ pub(crate) fn receive_blocking(
     }
 }
 
+/// Deliveries claimed for a caller that may have gone: when an async receive is cancelled
+/// (dropped) while its claim runs on the blocking pool, the claim still completes, and
+/// its result is dropped unseen. Dropping this guard puts those deliveries back at once,
+/// without counting an attempt, instead of leaving them leased to nobody.
+struct Unclaimed {
+    inner: Arc<Inner>,
+    deliveries: Vec<Delivery>,
+}
+
+impl Unclaimed {
+    fn new(inner: &Arc<Inner>, deliveries: Vec<Delivery>) -> Self {
+        Unclaimed {
+            inner: Arc::clone(inner),
+            deliveries,
+        }
+    }
+
+    fn keep(mut self) -> Vec<Delivery> {
+        std::mem::take(&mut self.deliveries)
+    }
+}
+
+impl Drop for Unclaimed {
+    fn drop(&mut self) {
+        if self.deliveries.is_empty() {
+            return;
+        }
+        let ds = std::mem::take(&mut self.deliveries);
+        // Best effort: if this fails, the leases expire and the messages come back anyway.
+        let _ = self.inner.write(true, |c| {
+            ds.iter().try_for_each(|d| store::settle::release(c, d))
+        });
+    }
+}
+
 fn join_error(e: tokio::task::JoinError) -> Error {
     Error::Storage(format!("a blocking queue task failed: {e}"))
 }
@@ -146,13 +181,13 @@ pub(crate) async fn receive_async(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let (back, got) = tokio::task::spawn_blocking(move || {
-            let got = r.try_claim();
+            let got = r.try_claim().map(|ds| Unclaimed::new(&r.inner, ds));
             (r, got)
         })
         .await
         .map_err(join_error)?;
         r = back;
-        let got = got?;
+        let got = got?.keep();
         if !got.is_empty() {
             return Ok(got);
         }

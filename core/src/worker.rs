@@ -128,7 +128,8 @@ fn work(q: &Queue, group: &str, handler: &Handler, receive: &ReceiveOptions, sto
     }
 }
 
-/// Threads running a handler; `stop` (or drop) ends them after their current delivery.
+/// Threads running a handler; `stop` ends them after the deliveries in hand and waits;
+/// dropping only asks them to end.
 pub struct Worker {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -157,7 +158,9 @@ impl Worker {
 }
 
 impl Drop for Worker {
+    /// Signals the threads and does not wait: a binding may drop a worker while holding
+    /// a lock its handlers need (Python's GIL), and joining then would deadlock.
     fn drop(&mut self) {
-        self.stop();
+        self.stop.store(true, Ordering::Release);
     }
 }

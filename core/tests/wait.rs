@@ -131,3 +131,44 @@ fn many_async_receivers_wait_on_one_thread() {
     });
     assert_eq!(got, n);
 }
+
+#[test]
+fn a_cancelled_async_receive_puts_back_what_it_claimed() {
+    let (dir, q) = real_clock_queue();
+    let id = q.publish("t", "m", PublishOptions::new()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Hold the write lock so the claim is stuck inside the blocking pool when the
+    // receive is cancelled; it completes after the caller is gone.
+    let holder = rusqlite::Connection::open(dir.path().join("q.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let q2 = q.clone();
+    let timed_out = rt.block_on(async move {
+        tokio::time::timeout(
+            Duration::from_millis(200),
+            q2.receive_async("g", ReceiveOptions::new().wait(Duration::from_secs(5))),
+        )
+        .await
+        .is_err()
+    });
+    assert!(timed_out);
+    holder.execute_batch("COMMIT").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = q.message(id).unwrap();
+        let g = &info.deliveries["g"];
+        if g.state.as_str() == "ready" && g.attempts == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the claim was not put back: {g:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let d = q.receive("g", ReceiveOptions::new()).unwrap();
+    assert_eq!((d[0].message_id, d[0].attempt), (id, 1));
+    drop(rt);
+}

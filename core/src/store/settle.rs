@@ -123,6 +123,23 @@ pub(crate) fn extend(conn: &Connection, d: &Delivery, lease_ms: i64, now: i64) -
     Ok(until)
 }
 
+/// Puts a held delivery back as if it had never been handed out (the attempt is not
+/// counted). For a claim whose caller vanished before it saw the delivery.
+pub(crate) fn release(conn: &Connection, d: &Delivery) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE ferrymq_deliveries
+         SET state = 0, attempt = attempt - 1, lease_token = NULL, claimed_at = NULL, due_at = ?4
+         WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = 1",
+    )?
+    .execute(params![
+        d.message_id,
+        d.group_id,
+        d.lease_token,
+        crate::clock::system_time_to_ms(d.published_at).unwrap_or(0)
+    ])?;
+    Ok(())
+}
+
 /// A delivery whose lease expired on its last allowed attempt.
 pub(crate) fn kill_expired(
     conn: &Connection,

@@ -1,0 +1,35 @@
+//! The `ferrymq._native` extension module: Python classes over the ferrymq core. Every
+//! queue decision lives in the core; this crate converts types and errors only.
+
+mod callbacks;
+mod convert;
+mod errors;
+mod queue;
+mod tx;
+mod types;
+mod views;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_class::<queue::PyQueue>()?;
+    m.add_class::<tx::PyTransaction>()?;
+    m.add_class::<types::PyMessage>()?;
+    m.add_class::<types::PyRetryPolicy>()?;
+    m.add_class::<types::PyResolution>()?;
+    m.add_class::<types::PyDelivery>()?;
+    m.add_class::<types::PyHalfMessage>()?;
+    m.add_class::<types::PyWorker>()?;
+    m.add_class::<views::PyStats>()?;
+    m.add_class::<views::PyTopicStats>()?;
+    m.add_class::<views::PyGroupStats>()?;
+    m.add_class::<views::PyMessageInfo>()?;
+    m.add_class::<views::PyDeliveryInfo>()?;
+    m.add_class::<views::PyAttempt>()?;
+    m.add_class::<views::PyCheck>()?;
+    m.add_class::<views::PyDeadLetter>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

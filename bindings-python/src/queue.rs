@@ -1,0 +1,366 @@
+//! `ferrymq.Queue`: each method converts its arguments, calls the core without the GIL,
+//! and converts the result or error back.
+
+use crate::callbacks;
+use crate::convert;
+use crate::errors::{OrPy, invalid};
+use crate::tx::PyTransaction;
+use crate::types::{
+    PyDelivery, PyHalfMessage, PyMessage, PyRetryPolicy, PyWorker, publish_options,
+};
+use crate::views::{self, PyDeadLetter, PyMessageInfo, PyStats};
+use ferrymq::{MessageState, Options, Queue, ReceiveOptions, SubscribeOptions};
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+#[pyclass(name = "Queue", module = "ferrymq", subclass, frozen)]
+pub struct PyQueue {
+    q: Queue,
+}
+
+fn receive_options(
+    max: usize,
+    wait: Option<&Bound<'_, PyAny>>,
+    lease: Option<&Bound<'_, PyAny>>,
+) -> PyResult<ReceiveOptions> {
+    let mut o = ReceiveOptions::new().max(max);
+    if let Some(w) = convert::opt_seconds("wait", wait)? {
+        o = o.wait(w);
+    }
+    if let Some(l) = convert::opt_seconds("lease", lease)? {
+        o = o.lease(l);
+    }
+    Ok(o)
+}
+
+#[pymethods]
+impl PyQueue {
+    #[new]
+    #[pyo3(signature = (path, *, synchronous="normal", busy_timeout=None, max_payload=None, idempotency_window=None, check_after=None, check_interval=None, check_max=None, poll_interval=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        synchronous: &str,
+        busy_timeout: Option<&Bound<'_, PyAny>>,
+        max_payload: Option<usize>,
+        idempotency_window: Option<&Bound<'_, PyAny>>,
+        check_after: Option<&Bound<'_, PyAny>>,
+        check_interval: Option<&Bound<'_, PyAny>>,
+        check_max: Option<u32>,
+        poll_interval: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut o = Options::default().synchronous(synchronous.parse().py_err()?);
+        if let Some(d) = convert::opt_seconds("busy_timeout", busy_timeout)? {
+            o = o.busy_timeout(d);
+        }
+        if let Some(n) = max_payload {
+            o = o.max_payload(n);
+        }
+        if let Some(d) = convert::opt_seconds("idempotency_window", idempotency_window)? {
+            o = o.idempotency_window(d);
+        }
+        if let Some(d) = convert::opt_seconds("check_after", check_after)? {
+            o = o.check_after(d);
+        }
+        if let Some(d) = convert::opt_seconds("check_interval", check_interval)? {
+            o = o.check_interval(d);
+        }
+        if let Some(n) = check_max {
+            o = o.check_max(n);
+        }
+        if let Some(d) = convert::opt_seconds("poll_interval", poll_interval)? {
+            o = o.poll_interval(d);
+        }
+        let q = py.detach(|| Queue::open(&path, o)).py_err()?;
+        Ok(PyQueue { q })
+    }
+
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.q.path().to_owned()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.q.is_closed()
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    /// Stops background work and closes the file; later calls raise ClosedError.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.q.close()).py_err()
+    }
+
+    #[pyo3(signature = (group, topic, *, tags="*", retry=None, lease=None))]
+    fn subscribe(
+        &self,
+        py: Python<'_>,
+        group: &str,
+        topic: &str,
+        tags: &str,
+        retry: Option<PyRef<'_, PyRetryPolicy>>,
+        lease: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let mut o = SubscribeOptions::new().tags(tags);
+        if let Some(r) = retry {
+            o = o.retry(r.inner.clone());
+        }
+        if let Some(l) = convert::opt_seconds("lease", lease)? {
+            o = o.lease(l);
+        }
+        py.detach(|| self.q.subscribe(group, topic, o)).py_err()
+    }
+
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, group=None, idempotency_key=None, delay=None, deliver_at=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn publish(
+        &self,
+        py: Python<'_>,
+        topic: &str,
+        payload: &Bound<'_, PyAny>,
+        tag: Option<String>,
+        key: Option<String>,
+        headers: Option<&Bound<'_, PyAny>>,
+        group: Option<String>,
+        idempotency_key: Option<String>,
+        delay: Option<&Bound<'_, PyAny>>,
+        deliver_at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<i64> {
+        let payload = convert::payload("payload", payload)?;
+        let options =
+            publish_options(tag, key, headers, group, idempotency_key, delay, deliver_at)?;
+        py.detach(|| self.q.publish(topic, payload, options))
+            .py_err()
+    }
+
+    fn publish_batch(
+        &self,
+        py: Python<'_>,
+        messages: Vec<PyRef<'_, PyMessage>>,
+    ) -> PyResult<Vec<i64>> {
+        let batch: Vec<ferrymq::Message> = messages.iter().map(|m| m.inner.clone()).collect();
+        py.detach(|| self.q.publish_batch(&batch)).py_err()
+    }
+
+    /// Up to `max` deliveries, waiting up to `wait` seconds for the first. Ctrl-C ends a
+    /// long wait (the KeyboardInterrupt is raised here).
+    #[pyo3(signature = (group, *, max=1, wait=None, lease=None))]
+    fn receive(
+        &self,
+        py: Python<'_>,
+        group: &str,
+        max: usize,
+        wait: Option<&Bound<'_, PyAny>>,
+        lease: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<PyDelivery>> {
+        let o = receive_options(max, wait, lease)?;
+        let pending: Mutex<Option<PyErr>> = Mutex::new(None);
+        let got = py.detach(|| {
+            let interrupted = || {
+                Python::attach(|py| match py.check_signals() {
+                    Ok(()) => false,
+                    Err(e) => {
+                        *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        true
+                    }
+                })
+            };
+            self.q.receive_interruptible(group, o, &interrupted)
+        });
+        if let Some(e) = pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        Ok(got
+            .py_err()?
+            .into_iter()
+            .map(|d| PyDelivery::new(self.q.clone(), d))
+            .collect())
+    }
+
+    /// `receive` for asyncio: an awaitable; no thread waits while it does.
+    #[pyo3(signature = (group, *, max=1, wait=None, lease=None))]
+    fn receive_async<'py>(
+        &self,
+        py: Python<'py>,
+        group: String,
+        max: usize,
+        wait: Option<&Bound<'_, PyAny>>,
+        lease: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let o = receive_options(max, wait, lease)?;
+        let q = self.q.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let ds = q.receive_async(&group, o).await.py_err()?;
+            Ok(ds
+                .into_iter()
+                .map(|d| PyDelivery::new(q.clone(), d))
+                .collect::<Vec<_>>())
+        })
+    }
+
+    /// Runs `handler(delivery)` on `concurrency` threads: returning acks, raising nacks
+    /// with str(exception). Stop it with `.stop()` or use it as a context manager.
+    #[pyo3(signature = (group, handler, *, concurrency=1, max=1, wait=None, lease=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn worker(
+        &self,
+        py: Python<'_>,
+        group: &str,
+        handler: Py<PyAny>,
+        concurrency: usize,
+        max: usize,
+        wait: Option<&Bound<'_, PyAny>>,
+        lease: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyWorker> {
+        if !handler.bind(py).is_callable() {
+            return Err(invalid("handler must be callable"));
+        }
+        let mut o = receive_options(max, wait, lease)?;
+        if wait.is_none() {
+            o = o.wait(std::time::Duration::from_millis(200));
+        }
+        let h = callbacks::handler(self.q.clone(), handler);
+        let w = py
+            .detach(|| self.q.worker(group, h, concurrency, o))
+            .py_err()?;
+        Ok(PyWorker {
+            inner: Mutex::new(Some(w)),
+        })
+    }
+
+    /// The outbox: `with q.transaction() as tx:` commits on exit, rolls back on exception.
+    fn transaction(&self) -> PyTransaction {
+        PyTransaction::new(self.q.clone())
+    }
+
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, group=None, idempotency_key=None, delay=None, deliver_at=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        &self,
+        py: Python<'_>,
+        topic: &str,
+        payload: &Bound<'_, PyAny>,
+        tag: Option<String>,
+        key: Option<String>,
+        headers: Option<&Bound<'_, PyAny>>,
+        group: Option<String>,
+        idempotency_key: Option<String>,
+        delay: Option<&Bound<'_, PyAny>>,
+        deliver_at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyHalfMessage> {
+        let payload = convert::payload("payload", payload)?;
+        let options =
+            publish_options(tag, key, headers, group, idempotency_key, delay, deliver_at)?;
+        let h = py
+            .detach(|| self.q.prepare(topic, payload, options))
+            .py_err()?;
+        Ok(PyHalfMessage { inner: h })
+    }
+
+    /// Registers `checker(info) -> Resolution` for the topic's half messages.
+    fn set_checker(&self, py: Python<'_>, topic: &str, checker: Py<PyAny>) -> PyResult<()> {
+        if !checker.bind(py).is_callable() {
+            return Err(invalid("checker must be callable"));
+        }
+        let cb = callbacks::checker(checker);
+        py.detach(|| self.q.set_checker(topic, cb)).py_err()
+    }
+
+    fn remove_checker(&self, topic: &str) -> bool {
+        self.q.remove_checker(topic)
+    }
+
+    /// Asks the checkers about due half messages now; returns how many were decided.
+    fn run_checks(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.q.run_checks()).py_err()
+    }
+
+    /// Half messages still undecided or rolled back; `state` "half" or "rolled_back".
+    #[pyo3(signature = (state=None, limit=1000))]
+    fn half_messages(
+        &self,
+        py: Python<'_>,
+        state: Option<&str>,
+        limit: usize,
+    ) -> PyResult<Vec<PyMessageInfo>> {
+        let state = match state {
+            None => None,
+            Some("half") => Some(MessageState::Half),
+            Some("rolled_back") => Some(MessageState::RolledBack),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "state must be \"half\" or \"rolled_back\", not {other:?}"
+                )));
+            }
+        };
+        let ms = py.detach(|| self.q.half_messages(state, limit)).py_err()?;
+        ms.into_iter().map(|m| views::message_info(py, m)).collect()
+    }
+
+    #[pyo3(signature = (group, limit=100))]
+    fn dead_letters(
+        &self,
+        py: Python<'_>,
+        group: &str,
+        limit: usize,
+    ) -> PyResult<Vec<PyDeadLetter>> {
+        let ds = py.detach(|| self.q.dead_letters(group, limit)).py_err()?;
+        ds.into_iter().map(|d| views::dead_letter(py, d)).collect()
+    }
+
+    /// Replays dead letters (all, or the given message ids); returns how many.
+    #[pyo3(signature = (group, ids=None))]
+    fn redrive(&self, py: Python<'_>, group: &str, ids: Option<Vec<i64>>) -> PyResult<u64> {
+        py.detach(|| self.q.redrive(group, ids.as_deref())).py_err()
+    }
+
+    #[pyo3(signature = (group, older_than=None))]
+    fn purge_dead_letters(
+        &self,
+        py: Python<'_>,
+        group: &str,
+        older_than: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let older_than = convert::opt_seconds("older_than", older_than)?;
+        py.detach(|| self.q.purge_dead_letters(group, older_than))
+            .py_err()
+    }
+
+    fn stats(&self, py: Python<'_>) -> PyResult<PyStats> {
+        let s = py.detach(|| self.q.stats()).py_err()?;
+        views::stats(py, s)
+    }
+
+    fn message(&self, py: Python<'_>, id: i64) -> PyResult<PyMessageInfo> {
+        let m = py.detach(|| self.q.message(id)).py_err()?;
+        views::message_info(py, m)
+    }
+
+    fn find(&self, py: Python<'_>, topic: &str, key: &str) -> PyResult<Vec<PyMessageInfo>> {
+        let ms = py.detach(|| self.q.find(topic, key)).py_err()?;
+        ms.into_iter().map(|m| views::message_info(py, m)).collect()
+    }
+
+    /// Deletes messages acked by every group at least `older_than` seconds ago.
+    #[pyo3(signature = (older_than=None))]
+    fn purge_acked(&self, py: Python<'_>, older_than: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+        let older_than = convert::opt_seconds("older_than", older_than)?
+            .unwrap_or(std::time::Duration::from_secs(7 * 86_400));
+        py.detach(|| self.q.purge_acked(older_than)).py_err()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Queue({:?})", self.q.path().display().to_string())
+    }
+}

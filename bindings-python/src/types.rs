@@ -1,0 +1,400 @@
+//! Python classes for the core's values: Message, RetryPolicy, Resolution, Delivery,
+//! HalfMessage, Worker and the read-only views (stats, message info, dead letters).
+
+use crate::convert;
+use crate::errors::{OrPy, invalid};
+use ferrymq::{PublishOptions, Queue};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// The keyword arguments of publish, Message and prepare.
+#[allow(clippy::too_many_arguments)]
+pub fn publish_options(
+    tag: Option<String>,
+    key: Option<String>,
+    headers: Option<&Bound<'_, PyAny>>,
+    group: Option<String>,
+    idempotency_key: Option<String>,
+    delay: Option<&Bound<'_, PyAny>>,
+    deliver_at: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PublishOptions> {
+    Ok(PublishOptions {
+        tag,
+        key,
+        headers: convert::headers(headers)?,
+        group,
+        idempotency_key,
+        delay: convert::opt_seconds("delay", delay)?,
+        deliver_at: deliver_at
+            .filter(|d| !d.is_none())
+            .map(|d| convert::aware_datetime("deliver_at", d))
+            .transpose()?,
+    })
+}
+
+#[pyclass(name = "Message", module = "ferrymq", frozen)]
+pub struct PyMessage {
+    pub inner: ferrymq::Message,
+}
+
+#[pymethods]
+impl PyMessage {
+    #[new]
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, group=None, idempotency_key=None, delay=None, deliver_at=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        topic: String,
+        payload: &Bound<'_, PyAny>,
+        tag: Option<String>,
+        key: Option<String>,
+        headers: Option<&Bound<'_, PyAny>>,
+        group: Option<String>,
+        idempotency_key: Option<String>,
+        delay: Option<&Bound<'_, PyAny>>,
+        deliver_at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let options =
+            publish_options(tag, key, headers, group, idempotency_key, delay, deliver_at)?;
+        Ok(PyMessage {
+            inner: ferrymq::Message::new(topic, convert::payload("payload", payload)?)
+                .with_options(options),
+        })
+    }
+
+    #[getter]
+    fn topic(&self) -> &str {
+        &self.inner.topic
+    }
+
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.payload)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Message(topic={:?}, {} bytes)",
+            self.inner.topic,
+            self.inner.payload.len()
+        )
+    }
+}
+
+#[pyclass(name = "RetryPolicy", module = "ferrymq", frozen)]
+#[derive(Clone)]
+pub struct PyRetryPolicy {
+    pub inner: ferrymq::RetryPolicy,
+}
+
+#[pymethods]
+impl PyRetryPolicy {
+    /// RocketMQ's schedule: 10s 30s 1m 2m ... 1h 2h, 16 retries (the default).
+    #[staticmethod]
+    fn rocketmq() -> Self {
+        PyRetryPolicy {
+            inner: ferrymq::RetryPolicy::rocketmq(),
+        }
+    }
+
+    /// Alipay's notification schedule: 4m 10m 10m 1h 2h 6h 15h.
+    #[staticmethod]
+    fn alipay() -> Self {
+        PyRetryPolicy {
+            inner: ferrymq::RetryPolicy::alipay(),
+        }
+    }
+
+    /// WeChat Pay's notification schedule: 15s 15s 30s 3m 10m 20m 30m 30m 30m 60m 3h 3h 3h 6h 6h.
+    #[staticmethod]
+    fn wechat_pay() -> Self {
+        PyRetryPolicy {
+            inner: ferrymq::RetryPolicy::wechat_pay(),
+        }
+    }
+
+    #[staticmethod]
+    #[pyo3(signature = (initial=None, max_delay=None, max_retries=16, jitter=0.1))]
+    fn exponential(
+        initial: Option<&Bound<'_, PyAny>>,
+        max_delay: Option<&Bound<'_, PyAny>>,
+        max_retries: u32,
+        jitter: f64,
+    ) -> PyResult<Self> {
+        let initial =
+            convert::opt_seconds("initial", initial)?.unwrap_or(std::time::Duration::from_secs(1));
+        let max_delay = convert::opt_seconds("max_delay", max_delay)?
+            .unwrap_or(std::time::Duration::from_secs(3600));
+        Ok(PyRetryPolicy {
+            inner: ferrymq::RetryPolicy::exponential(initial, max_delay, max_retries, jitter)
+                .py_err()?,
+        })
+    }
+
+    /// Explicit delays in seconds; the number of delays is the number of retries.
+    #[staticmethod]
+    fn fixed(delays: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let items = delays
+            .try_iter()
+            .map_err(|_| invalid("delays must be a list of seconds"))?;
+        let delays = items
+            .map(|d| convert::seconds("delay", &d?))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(PyRetryPolicy {
+            inner: ferrymq::RetryPolicy::fixed(delays).py_err()?,
+        })
+    }
+
+    #[getter]
+    fn max_retries(&self) -> u32 {
+        self.inner.max_retries()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("RetryPolicy({})", self.inner.encode())
+    }
+}
+
+#[pyclass(name = "Resolution", module = "ferrymq", eq, eq_int, frozen)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum PyResolution {
+    COMMIT,
+    ROLLBACK,
+    UNKNOWN,
+}
+
+impl From<PyResolution> for ferrymq::Resolution {
+    fn from(r: PyResolution) -> Self {
+        match r {
+            PyResolution::COMMIT => ferrymq::Resolution::Commit,
+            PyResolution::ROLLBACK => ferrymq::Resolution::Rollback,
+            PyResolution::UNKNOWN => ferrymq::Resolution::Unknown,
+        }
+    }
+}
+
+impl From<ferrymq::Resolution> for PyResolution {
+    fn from(r: ferrymq::Resolution) -> Self {
+        match r {
+            ferrymq::Resolution::Commit => PyResolution::COMMIT,
+            ferrymq::Resolution::Rollback => PyResolution::ROLLBACK,
+            ferrymq::Resolution::Unknown => PyResolution::UNKNOWN,
+        }
+    }
+}
+
+#[pyclass(name = "Delivery", module = "ferrymq", frozen)]
+pub struct PyDelivery {
+    q: Queue,
+    d: Mutex<ferrymq::Delivery>,
+}
+
+impl PyDelivery {
+    pub fn new(q: Queue, d: ferrymq::Delivery) -> Self {
+        PyDelivery {
+            q,
+            d: Mutex::new(d),
+        }
+    }
+
+    pub fn get(&self) -> ferrymq::Delivery {
+        self.d.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn settled(s: ferrymq::Settled) -> &'static str {
+    match s {
+        ferrymq::Settled::Acked => "acked",
+        ferrymq::Settled::Retrying => "retrying",
+        ferrymq::Settled::Dead => "dead",
+        ferrymq::Settled::LeaseLost => "lease_lost",
+    }
+}
+
+#[pymethods]
+impl PyDelivery {
+    #[getter]
+    fn message_id(&self) -> i64 {
+        self.get().message_id
+    }
+    #[getter]
+    fn topic(&self) -> String {
+        self.get().topic
+    }
+    #[getter]
+    fn tag(&self) -> Option<String> {
+        self.get().tag
+    }
+    #[getter]
+    fn key(&self) -> Option<String> {
+        self.get().key
+    }
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.get().payload)
+    }
+    #[getter]
+    fn headers(&self) -> BTreeMap<String, String> {
+        self.get().headers
+    }
+    #[getter]
+    fn group(&self) -> Option<String> {
+        self.get().group
+    }
+    #[getter]
+    fn attempt(&self) -> u32 {
+        self.get().attempt
+    }
+    #[getter]
+    fn consumer_group(&self) -> String {
+        self.get().consumer_group
+    }
+    #[getter]
+    fn published_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::datetime(py, self.get().published_at)
+    }
+    #[getter]
+    fn lease_until<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::datetime(py, self.get().lease_until)
+    }
+
+    /// Ends the delivery. LeaseLostError if another consumer took it over.
+    fn ack(&self, py: Python<'_>) -> PyResult<()> {
+        let d = self.get();
+        py.detach(|| self.q.ack(&d)).py_err()
+    }
+
+    /// Retries on the group's schedule (or after `delay` seconds); dead past the last retry.
+    #[pyo3(signature = (reason="", delay=None))]
+    fn nack(&self, py: Python<'_>, reason: &str, delay: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let delay = convert::opt_seconds("delay", delay)?;
+        let d = self.get();
+        py.detach(|| self.q.nack(&d, reason, delay)).py_err()
+    }
+
+    /// Renews the lease to `lease` seconds from now.
+    fn extend(&self, py: Python<'_>, lease: &Bound<'_, PyAny>) -> PyResult<()> {
+        let lease = convert::seconds("lease", lease)?;
+        let mut d = self.get();
+        py.detach(|| self.q.extend(&mut d, lease)).py_err()?;
+        *self.d.lock().unwrap_or_else(|e| e.into_inner()) = d;
+        Ok(())
+    }
+
+    /// Acks when `error` is None, nacks with it otherwise; returns "acked", "retrying",
+    /// "dead" or "lease_lost".
+    #[pyo3(signature = (error=None))]
+    fn settle(&self, py: Python<'_>, error: Option<String>) -> PyResult<&'static str> {
+        let d = self.get();
+        let outcome = error.map_or(Ok(()), Err);
+        py.detach(|| self.q.settle(&d, outcome))
+            .py_err()
+            .map(settled)
+    }
+
+    fn ack_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let (q, d) = (self.q.clone(), self.get());
+        pyo3_async_runtimes::tokio::future_into_py(py, async move { q.ack_async(d).await.py_err() })
+    }
+
+    #[pyo3(signature = (reason="", delay=None))]
+    fn nack_async<'py>(
+        &self,
+        py: Python<'py>,
+        reason: &str,
+        delay: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let delay = convert::opt_seconds("delay", delay)?;
+        let (q, d, reason) = (self.q.clone(), self.get(), reason.to_owned());
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            q.nack_async(d, reason, delay).await.py_err()
+        })
+    }
+
+    #[pyo3(signature = (error=None))]
+    fn settle_async<'py>(
+        &self,
+        py: Python<'py>,
+        error: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (q, d) = (self.q.clone(), self.get());
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let outcome = error.map_or(Ok(()), Err);
+            tokio::task::spawn_blocking(move || q.settle(&d, outcome))
+                .await
+                .map_err(|e| crate::errors::StorageError::new_err(e.to_string()))?
+                .py_err()
+                .map(settled)
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        let d = self.get();
+        format!(
+            "Delivery(message_id={}, topic={:?}, consumer_group={:?}, attempt={})",
+            d.message_id, d.topic, d.consumer_group, d.attempt
+        )
+    }
+}
+
+#[pyclass(name = "HalfMessage", module = "ferrymq", frozen)]
+pub struct PyHalfMessage {
+    pub inner: ferrymq::HalfMessage,
+}
+
+#[pymethods]
+impl PyHalfMessage {
+    #[getter]
+    fn id(&self) -> i64 {
+        self.inner.id
+    }
+    /// Makes the message deliverable; a no-op if already committed.
+    fn commit(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.commit()).py_err()
+    }
+    /// Discards the message (kept for audit); a no-op if already rolled back.
+    fn rollback(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.rollback()).py_err()
+    }
+    fn __repr__(&self) -> String {
+        format!("HalfMessage(id={})", self.inner.id)
+    }
+}
+
+#[pyclass(name = "Worker", module = "ferrymq", frozen)]
+pub struct PyWorker {
+    pub inner: Mutex<Option<ferrymq::Worker>>,
+}
+
+#[pymethods]
+impl PyWorker {
+    /// Stops the threads after the deliveries in hand are settled, and waits for them.
+    fn stop(&self, py: Python<'_>) {
+        let taken = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut w) = taken {
+            // The handlers need the GIL to finish: wait without it.
+            py.detach(move || w.stop());
+        }
+    }
+
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|w| w.is_running())
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.stop(py);
+        false
+    }
+}
