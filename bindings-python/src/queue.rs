@@ -37,7 +37,7 @@ fn receive_options(
 #[pymethods]
 impl PyQueue {
     #[new]
-    #[pyo3(signature = (path, *, synchronous="normal", busy_timeout=None, max_payload=None, idempotency_window=None, check_after=None, check_interval=None, check_max=None, poll_interval=None))]
+    #[pyo3(signature = (path, *, synchronous="normal", busy_timeout=None, max_payload=None, idempotency_window=None, check_after=None, check_interval=None, check_max=None, poll_interval=None, max_size=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -50,6 +50,7 @@ impl PyQueue {
         check_interval: Option<&Bound<'_, PyAny>>,
         check_max: Option<u32>,
         poll_interval: Option<&Bound<'_, PyAny>>,
+        max_size: Option<u64>,
     ) -> PyResult<Self> {
         let mut o = Options::default().synchronous(synchronous.parse().py_err()?);
         if let Some(d) = convert::opt_seconds("busy_timeout", busy_timeout)? {
@@ -72,6 +73,9 @@ impl PyQueue {
         }
         if let Some(d) = convert::opt_seconds("poll_interval", poll_interval)? {
             o = o.poll_interval(d);
+        }
+        if let Some(bytes) = max_size {
+            o = o.max_size(bytes);
         }
         let q = py.detach(|| Queue::open(&path, o)).py_err()?;
         Ok(PyQueue { q })

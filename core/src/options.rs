@@ -60,6 +60,9 @@ pub struct Options {
     pub check_max: u32,
     /// How often a waiting `receive` looks for commits made by other connections.
     pub poll_interval: Duration,
+    /// Largest size the file may grow to, in bytes (`None`: no cap). A write that would
+    /// pass it fails with a `Storage` error ("disk full") and changes nothing.
+    pub max_size: Option<u64>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -74,6 +77,7 @@ impl Default for Options {
             check_interval: Duration::from_secs(30),
             check_max: 15,
             poll_interval: Duration::from_millis(2),
+            max_size: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -110,6 +114,11 @@ impl Options {
     }
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.poll_interval = d;
+        self
+    }
+
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
         self
     }
 

@@ -305,6 +305,7 @@ class Queue:
         check_interval: Optional[_Seconds] = None,
         check_max: Optional[int] = None,
         poll_interval: Optional[_Seconds] = None,
+        max_size: Optional[int] = None,
     ) -> Self: ...
     @property
     def path(self) -> pathlib.Path: ...

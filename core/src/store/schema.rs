@@ -13,6 +13,7 @@
 //! | busy_timeout | Options::busy_timeout | contention waits instead of failing with "database is locked" |
 //! | foreign_keys | OFF | the schema keeps its own integrity; FK checks would cost every publish |
 //! | temp_store | MEMORY | sorts of claim candidates never touch disk |
+//! | max_page_count | Options::max_size / page_size (only when set) | a size cap: writes past it fail as "disk full" |
 //! | (db_config) ENABLE_QPSG | on | plans stay fixed per statement instead of being re-made per bound value |
 
 use crate::error::{Error, Result};
@@ -45,6 +46,14 @@ pub(crate) fn connect(path: &Path, opts: &Options) -> Result<Connected> {
     conn.pragma_update(None, "synchronous", opts.synchronous.pragma())?;
     conn.pragma_update(None, "foreign_keys", false)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    if let Some(bytes) = opts.max_size {
+        let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        conn.pragma_update(
+            None,
+            "max_page_count",
+            (bytes as i64 / page.max(512)).max(1),
+        )?;
+    }
     // Without the planner stability guarantee, SQLite (built with STAT4) re-plans a
     // statement whenever a bound value changes; measured: half of a receive's CPU.
     conn.set_db_config(
