@@ -52,7 +52,8 @@ pub fn headers(obj: Option<&Bound<'_, PyAny>>) -> PyResult<BTreeMap<String, Stri
 /// Seconds as `int | float` or a `datetime.timedelta`.
 pub fn seconds(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
     let secs: f64 = if obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>() {
-        obj.extract()?
+        obj.extract()
+            .map_err(|_| invalid(format!("{what} is out of range")))?
     } else if obj.hasattr("total_seconds")? && obj.get_type().name()? == "timedelta" {
         obj.call_method0("total_seconds")?.extract()?
     } else {
@@ -159,4 +160,43 @@ pub fn row<'py>(py: Python<'py>, row: &[Value]) -> PyResult<Bound<'py, PyTuple>>
         .map(|v| py_value(py, v))
         .collect::<PyResult<Vec<_>>>()?;
     PyTuple::new(py, items)
+}
+
+/// An integer argument in the range of `T`; anything else is an `InvalidArgumentError`
+/// (not Python's OverflowError or TypeError), like every other bad input.
+pub fn int<T: TryFrom<i64>>(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<T> {
+    if !obj.is_instance_of::<PyInt>() {
+        return Err(invalid(format!(
+            "{what} must be an int, not {}",
+            obj.get_type().name()?
+        )));
+    }
+    let n: i64 = obj
+        .extract()
+        .map_err(|_| invalid(format!("{what} is out of range")))?;
+    T::try_from(n).map_err(|_| invalid(format!("{what} is out of range: {n}")))
+}
+
+pub fn opt_int<T: TryFrom<i64>>(what: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<T>> {
+    obj.filter(|o| !o.is_none())
+        .map(|o| int(what, o))
+        .transpose()
+}
+
+/// An int argument, kept as i64 until `get` checks it fits the core's type; out of range
+/// or not an int is an `InvalidArgumentError`, never OverflowError.
+#[derive(Clone, Copy)]
+pub struct Int(pub i64);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Int {
+    type Error = PyErr;
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        int::<i64>("integer argument", &obj).map(Int)
+    }
+}
+
+impl Int {
+    pub fn get<T: TryFrom<i64>>(self, what: &str) -> PyResult<T> {
+        T::try_from(self.0).map_err(|_| invalid(format!("{what} is out of range: {}", self.0)))
+    }
 }

@@ -2,7 +2,7 @@
 //! and converts the result or error back.
 
 use crate::callbacks;
-use crate::convert;
+use crate::convert::{self, Int};
 use crate::errors::{OrPy, invalid};
 use crate::tx::PyTransaction;
 use crate::types::{
@@ -20,11 +20,11 @@ pub struct PyQueue {
 }
 
 fn receive_options(
-    max: usize,
+    max: Int,
     wait: Option<&Bound<'_, PyAny>>,
     lease: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<ReceiveOptions> {
-    let mut o = ReceiveOptions::new().max(max);
+    let mut o = ReceiveOptions::new().max(max.get("max")?);
     if let Some(w) = convert::opt_seconds("wait", wait)? {
         o = o.wait(w);
     }
@@ -44,19 +44,19 @@ impl PyQueue {
         path: PathBuf,
         synchronous: &str,
         busy_timeout: Option<&Bound<'_, PyAny>>,
-        max_payload: Option<usize>,
+        max_payload: Option<&Bound<'_, PyAny>>,
         idempotency_window: Option<&Bound<'_, PyAny>>,
         check_after: Option<&Bound<'_, PyAny>>,
         check_interval: Option<&Bound<'_, PyAny>>,
-        check_max: Option<u32>,
+        check_max: Option<&Bound<'_, PyAny>>,
         poll_interval: Option<&Bound<'_, PyAny>>,
-        max_size: Option<u64>,
+        max_size: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut o = Options::default().synchronous(synchronous.parse().py_err()?);
         if let Some(d) = convert::opt_seconds("busy_timeout", busy_timeout)? {
             o = o.busy_timeout(d);
         }
-        if let Some(n) = max_payload {
+        if let Some(n) = convert::opt_int("max_payload", max_payload)? {
             o = o.max_payload(n);
         }
         if let Some(d) = convert::opt_seconds("idempotency_window", idempotency_window)? {
@@ -68,13 +68,13 @@ impl PyQueue {
         if let Some(d) = convert::opt_seconds("check_interval", check_interval)? {
             o = o.check_interval(d);
         }
-        if let Some(n) = check_max {
+        if let Some(n) = convert::opt_int("check_max", check_max)? {
             o = o.check_max(n);
         }
         if let Some(d) = convert::opt_seconds("poll_interval", poll_interval)? {
             o = o.poll_interval(d);
         }
-        if let Some(bytes) = max_size {
+        if let Some(bytes) = convert::opt_int("max_size", max_size)? {
             o = o.max_size(bytes);
         }
         let q = py.detach(|| Queue::open(&path, o)).py_err()?;
@@ -159,12 +159,15 @@ impl PyQueue {
 
     /// Up to `max` deliveries, waiting up to `wait` seconds for the first. Ctrl-C ends a
     /// long wait (the KeyboardInterrupt is raised here).
-    #[pyo3(signature = (group, *, max=1, wait=None, lease=None))]
+    #[pyo3(
+        signature = (group, *, max=Int(1), wait=None, lease=None),
+        text_signature = "($self, group, *, max=1, wait=None, lease=None)"
+    )]
     fn receive(
         &self,
         py: Python<'_>,
         group: &str,
-        max: usize,
+        max: Int,
         wait: Option<&Bound<'_, PyAny>>,
         lease: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<PyDelivery>> {
@@ -193,12 +196,15 @@ impl PyQueue {
     }
 
     /// `receive` for asyncio: an awaitable; no thread waits while it does.
-    #[pyo3(signature = (group, *, max=1, wait=None, lease=None))]
+    #[pyo3(
+        signature = (group, *, max=Int(1), wait=None, lease=None),
+        text_signature = "($self, group, *, max=1, wait=None, lease=None)"
+    )]
     fn receive_async<'py>(
         &self,
         py: Python<'py>,
         group: String,
-        max: usize,
+        max: Int,
         wait: Option<&Bound<'_, PyAny>>,
         lease: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
@@ -215,15 +221,18 @@ impl PyQueue {
 
     /// Runs `handler(delivery)` on `concurrency` threads: returning acks, raising nacks
     /// with str(exception). Stop it with `.stop()` or use it as a context manager.
-    #[pyo3(signature = (group, handler, *, concurrency=1, max=1, wait=None, lease=None))]
+    #[pyo3(
+        signature = (group, handler, *, concurrency=Int(1), max=Int(1), wait=None, lease=None),
+        text_signature = "($self, group, handler, *, concurrency=1, max=1, wait=None, lease=None)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn worker(
         &self,
         py: Python<'_>,
         group: &str,
         handler: Py<PyAny>,
-        concurrency: usize,
-        max: usize,
+        concurrency: Int,
+        max: Int,
         wait: Option<&Bound<'_, PyAny>>,
         lease: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyWorker> {
@@ -235,6 +244,7 @@ impl PyQueue {
             o = o.wait(std::time::Duration::from_millis(200));
         }
         let h = callbacks::handler(self.q.clone(), handler);
+        let concurrency: usize = concurrency.get("concurrency")?;
         let w = py
             .detach(|| self.q.worker(group, h, concurrency, o))
             .py_err()?;
@@ -291,13 +301,14 @@ impl PyQueue {
     }
 
     /// Half messages still undecided or rolled back; `state` "half" or "rolled_back".
-    #[pyo3(signature = (state=None, limit=1000))]
+    #[pyo3(signature = (state=None, limit=Int(1000)), text_signature = "($self, state=None, limit=1000)")]
     fn half_messages(
         &self,
         py: Python<'_>,
         state: Option<&str>,
-        limit: usize,
+        limit: Int,
     ) -> PyResult<Vec<PyMessageInfo>> {
+        let limit: usize = limit.get("limit")?;
         let state = match state {
             None => None,
             Some("half") => Some(MessageState::Half),
@@ -312,13 +323,9 @@ impl PyQueue {
         ms.into_iter().map(|m| views::message_info(py, m)).collect()
     }
 
-    #[pyo3(signature = (group, limit=100))]
-    fn dead_letters(
-        &self,
-        py: Python<'_>,
-        group: &str,
-        limit: usize,
-    ) -> PyResult<Vec<PyDeadLetter>> {
+    #[pyo3(signature = (group, limit=Int(100)), text_signature = "($self, group, limit=100)")]
+    fn dead_letters(&self, py: Python<'_>, group: &str, limit: Int) -> PyResult<Vec<PyDeadLetter>> {
+        let limit: usize = limit.get("limit")?;
         let ds = py.detach(|| self.q.dead_letters(group, limit)).py_err()?;
         ds.into_iter().map(|d| views::dead_letter(py, d)).collect()
     }
@@ -346,7 +353,8 @@ impl PyQueue {
         views::stats(py, s)
     }
 
-    fn message(&self, py: Python<'_>, id: i64) -> PyResult<PyMessageInfo> {
+    fn message(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<PyMessageInfo> {
+        let id: i64 = convert::int("id", id)?;
         let m = py.detach(|| self.q.message(id)).py_err()?;
         views::message_info(py, m)
     }

@@ -115,13 +115,17 @@ impl PyRetryPolicy {
     }
 
     #[staticmethod]
-    #[pyo3(signature = (initial=None, max_delay=None, max_retries=16, jitter=0.1))]
+    #[pyo3(
+        signature = (initial=None, max_delay=None, max_retries=convert::Int(16), jitter=0.1),
+        text_signature = "(initial=None, max_delay=None, max_retries=16, jitter=0.1)"
+    )]
     fn exponential(
         initial: Option<&Bound<'_, PyAny>>,
         max_delay: Option<&Bound<'_, PyAny>>,
-        max_retries: u32,
+        max_retries: convert::Int,
         jitter: f64,
     ) -> PyResult<Self> {
+        let max_retries: u32 = max_retries.get("max_retries")?;
         let initial =
             convert::opt_seconds("initial", initial)?.unwrap_or(std::time::Duration::from_secs(1));
         let max_delay = convert::opt_seconds("max_delay", max_delay)?

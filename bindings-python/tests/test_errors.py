@@ -43,6 +43,12 @@ def test_invalid_argument_names_the_problem_and_changes_nothing(q: Queue) -> Non
         (lambda: ferrymq.Queue(":memory:"), "path"),
         (lambda: ferrymq.Queue("x.db", synchronous="off"), "synchronous"),  # type: ignore[arg-type]
         (lambda: q.half_messages(state="weird"), "state"),  # type: ignore[arg-type]
+        (lambda: q.receive("g", max=-1), "max"),
+        (lambda: q.dead_letters("g", limit=2**70), "out of range"),
+        (lambda: q.message(2**70), "out of range"),
+        (lambda: q.publish("t", b"x", delay=10**400), "delay"),
+        (lambda: ferrymq.RetryPolicy.exponential(max_retries=-1), "max_retries"),
+        (lambda: q.receive("g", lease=0.0001), "lease"),
     ]
     for call, needle in cases:
         with pytest.raises(ferrymq.InvalidArgumentError, match=needle):

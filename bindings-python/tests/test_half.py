@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import time
 
 import pytest
 
@@ -26,18 +27,18 @@ def test_prepare_commit_rollback(db: pathlib.Path) -> None:
 
 
 def test_the_checker_commits_rolls_back_and_counts_unknowns(db: pathlib.Path) -> None:
+    # The background checker thread may answer too; assert on final states, not counts.
     q = ferrymq.Queue(db, check_after=0, check_interval=0.001, check_max=2)
     q.subscribe("g", "t")
     answers = {b"yes": Resolution.COMMIT, b"no": Resolution.ROLLBACK, b"maybe": Resolution.UNKNOWN}
     q.set_checker("t", lambda info: answers[info.payload])
     ids = {p: q.prepare("t", p).id for p in answers}
-    assert q.run_checks() == 2
+    deadline = time.monotonic() + 10
+    while q.message(ids[b"maybe"]).state == "half" and time.monotonic() < deadline:
+        q.run_checks()
+        time.sleep(0.005)
     assert [d.message_id for d in q.receive("g", max=10)] == [ids[b"yes"]]
     assert q.message(ids[b"no"]).state == "rolled_back"
-    import time
-
-    time.sleep(0.01)
-    assert q.run_checks() == 1  # the second unknown reaches check_max
     info = q.message(ids[b"maybe"])
     assert info.state == "rolled_back"
     assert [c.resolution for c in info.checks] == [Resolution.UNKNOWN, Resolution.UNKNOWN]

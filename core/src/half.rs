@@ -128,6 +128,7 @@ fn ask(checker: &Checker, info: &MessageInfo) -> (Resolution, Option<String>) {
 pub(crate) fn run_checks(inner: &Arc<Inner>) -> Result<usize> {
     inner.check_open()?;
     let mut resolved = 0;
+    let mut first_error = None;
     for (topic, checker) in inner.checks.snapshot() {
         let Some(topic_id) = inner.read(|c| store::publish::find_topic(c, &topic))? else {
             continue;
@@ -140,11 +141,19 @@ pub(crate) fn run_checks(inner: &Arc<Inner>) -> Result<usize> {
                 store::half::claim_checks(c, topic_id, now, hold, token, CHECK_BATCH)
             })?;
             for &id in &ids {
-                let info = inner.read(|c| store::inspect::message(c, id, now))?;
-                let (answer, error) = ask(&*checker, &info);
-                let error = error.as_deref().map(crate::validate::error_text);
-                if answer_check(inner, id, token, answer, error.as_deref())? {
-                    resolved += 1;
+                // One failing message must not strand the others claimed with it.
+                let outcome = inner
+                    .read(|c| store::inspect::message(c, id, now))
+                    .and_then(|info| {
+                        let (answer, error) = ask(&*checker, &info);
+                        let error = error.as_deref().map(crate::validate::error_text);
+                        answer_check(inner, id, token, answer, error.as_deref())
+                    });
+                match outcome {
+                    Ok(decided) => resolved += usize::from(decided),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
             if ids.len() < CHECK_BATCH {
@@ -152,7 +161,10 @@ pub(crate) fn run_checks(inner: &Arc<Inner>) -> Result<usize> {
             }
         }
     }
-    Ok(resolved)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(resolved),
+    }
 }
 
 /// Applies one answer; true if it decided the message.

@@ -107,7 +107,7 @@ impl Inner {
         }
         create_private(path)?;
         let first = schema::connect(path, &opts)?;
-        schema::prepare_file(&first.conn)?;
+        schema::prepare_file(&first.conn, opts.busy_timeout)?;
         let real_path = path.canonicalize()?;
         Ok(Arc::new(Inner {
             path: path.to_owned(),

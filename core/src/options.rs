@@ -314,7 +314,7 @@ impl ReceiveOptions {
         }
         validate::bounded_duration("wait", self.wait)?;
         if let Some(lease) = self.lease {
-            validate::positive_duration("lease", lease)?;
+            validate::lease(lease)?;
         }
         Ok(())
     }

@@ -103,7 +103,7 @@ impl Queue {
         validate::name("consumer group", group)?;
         validate::name("topic", topic)?;
         let filter = TagFilter::parse(&options.tags)?;
-        validate::positive_duration("lease", options.lease)?;
+        validate::lease(options.lease)?;
         let inner = &self.inner;
         inner.write(false, |c| {
             let topic_id = inner.topic_id(c, topic)?;
@@ -241,7 +241,7 @@ impl Queue {
 
     /// Renews the lease to `lease` from now and updates `delivery.lease_until`.
     pub fn extend(&self, delivery: &mut Delivery, lease: Duration) -> Result<()> {
-        validate::positive_duration("lease", lease)?;
+        validate::lease(lease)?;
         let inner = &self.inner;
         let until = inner.write(false, |c| {
             settle::extend(c, delivery, duration_to_ms(lease), inner.now())
@@ -389,8 +389,10 @@ impl Queue {
         let inner = &self.inner;
         match ids {
             Some(ids) => inner.write(true, |c| {
+                let mut ids = ids.to_vec();
+                ids.sort_unstable();
                 let mut n = 0;
-                for &id in ids {
+                for &id in &ids {
                     n += u64::from(store::dlq::redrive_one(c, group_id, id, inner.now())?);
                 }
                 Ok(n)

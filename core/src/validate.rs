@@ -100,6 +100,16 @@ pub fn positive_duration(what: &str, d: Duration) -> Result<()> {
     bounded_duration(what, d)
 }
 
+/// Leases are kept in whole milliseconds: anything shorter would be stored as zero.
+pub fn lease(d: Duration) -> Result<()> {
+    if d < Duration::from_millis(1) {
+        return Err(Error::invalid(format!(
+            "lease must be at least 1 ms, got {d:?}"
+        )));
+    }
+    bounded_duration("lease", d)
+}
+
 pub fn bounded_duration(what: &str, d: Duration) -> Result<()> {
     if d > MAX_DURATION {
         return Err(Error::invalid(format!(

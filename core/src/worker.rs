@@ -147,8 +147,12 @@ impl Worker {
     /// Asks every thread to stop and waits for the deliveries in hand to be settled.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        let me = std::thread::current().id();
         for t in self.threads.drain(..) {
-            let _ = t.join();
+            // Stopped from inside a handler: that thread ends by itself after it returns.
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
         }
     }
 

@@ -183,3 +183,21 @@ fn a_nack_touches_only_its_own_row_and_attempts_grow_by_one() {
             .all(|(i, h)| h.attempt == i as u32 + 1)
     );
 }
+
+#[test]
+fn a_lease_under_a_millisecond_is_refused() {
+    let t = TestQueue::new();
+    leased(&t, 30);
+    let err =
+        t.q.receive("g", ReceiveOptions::new().lease(Duration::from_micros(500)))
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    let err =
+        t.q.subscribe(
+            "g",
+            "t",
+            SubscribeOptions::new().lease(Duration::from_micros(999)),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}

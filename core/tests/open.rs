@@ -211,3 +211,23 @@ fn a_waiting_receive_does_not_hold_the_write_lock() {
     assert!(start.elapsed() < Duration::from_millis(500));
     assert!(waiter.join().unwrap().unwrap().is_empty());
 }
+
+#[test]
+fn many_handles_opening_a_fresh_file_at_once_all_succeed() {
+    for round in 0..30 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("fresh{round}.db"));
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    Queue::open(&path, Options::default())
+                        .and_then(|q| q.publish("t", "x", PublishOptions::new()))
+                })
+            })
+            .collect();
+        for h in opens {
+            h.join().unwrap().expect("a concurrent open failed");
+        }
+    }
+}

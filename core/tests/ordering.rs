@@ -182,3 +182,30 @@ fn concurrent_consumers_keep_every_group_in_order() {
         );
     }
 }
+
+#[test]
+fn a_bulk_redrive_replays_an_ordering_group_in_publish_order() {
+    let t = TestQueue::new();
+    t.sub_with(
+        "g",
+        "t",
+        SubscribeOptions::new().retry(RetryPolicy::fixed(vec![]).unwrap()),
+    );
+    let ids = publish_in(&t, "a", 2);
+    // N dies, N+1 dies; N is redriven and dies again, so it died last.
+    let n = t.take_one("g").unwrap();
+    t.q.nack(&n, "x", None).unwrap();
+    let n1 = t.take_one("g").unwrap();
+    t.q.nack(&n1, "x", None).unwrap();
+    t.q.redrive("g", Some(&[ids[0]])).unwrap();
+    let n = t.take_one("g").unwrap();
+    t.q.nack(&n, "x", None).unwrap();
+    assert_eq!(t.q.redrive("g", None).unwrap(), 2);
+    let first = t.take("g", 10);
+    assert_eq!(
+        first.iter().map(|d| d.message_id).collect::<Vec<_>>(),
+        [ids[0]]
+    );
+    t.q.ack(&first[0]).unwrap();
+    assert_eq!(t.take_one("g").unwrap().message_id, ids[1]);
+}

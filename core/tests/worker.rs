@@ -124,3 +124,33 @@ fn an_interrupted_wait_returns_early() {
     assert!(ds.is_empty());
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn a_handler_may_stop_its_own_worker() {
+    let t = TestQueue::new();
+    t.sub("g", "t");
+    t.publish("t", "stop");
+    let slot: Arc<Mutex<Option<ferrymq::Worker>>> = Arc::default();
+    let s = Arc::clone(&slot);
+    let w =
+        t.q.worker(
+            "g",
+            move |_| {
+                if let Some(mut w) = s.lock().unwrap().take() {
+                    w.stop();
+                }
+                Ok(())
+            },
+            1,
+            ReceiveOptions::new().wait(Duration::from_millis(20)),
+        )
+        .unwrap();
+    *slot.lock().unwrap() = Some(w);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slot.lock().unwrap().is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let info = t.q.message(1).unwrap();
+    assert_eq!(info.deliveries["g"].state.as_str(), "acked", "{info:?}");
+}

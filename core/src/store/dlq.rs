@@ -52,7 +52,8 @@ pub(crate) fn list(conn: &Connection, group_id: i64, limit: usize) -> Result<Vec
         .collect()
 }
 
-/// Ids of up to `limit` dead deliveries of the group that died at or before `cutoff`.
+/// Ids of up to `limit` dead deliveries of the group that died at or before `cutoff`,
+/// oldest message first: redriven in that order, an ordering group keeps its order.
 pub(crate) fn dead_ids(
     conn: &Connection,
     group_id: i64,
@@ -62,7 +63,7 @@ pub(crate) fn dead_ids(
     let mut stmt = conn.prepare_cached(
         "SELECT message_id FROM ferrymq_deliveries
          WHERE group_id = ?1 AND state = 3 AND due_at <= ?2
-         ORDER BY due_at LIMIT ?3",
+         ORDER BY message_id LIMIT ?3",
     )?;
     let ids = stmt
         .query_map(params![group_id, cutoff, limit as i64], |r| r.get(0))?

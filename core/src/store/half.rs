@@ -3,7 +3,7 @@
 //! token so that one checker at a time answers for each.
 
 use super::publish::{Matches, count_messages, fan_out};
-use super::{COMMITTED, HALF, ROLLED_BACK};
+use super::{COMMITTED, ROLLED_BACK};
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -28,7 +28,9 @@ fn current_state(conn: &Connection, id: i64) -> Result<Option<i64>> {
 fn after_miss(conn: &Connection, id: i64, wanted: i64, token: Option<i64>) -> Result<Decided> {
     match current_state(conn, id)? {
         None => Err(Error::NotFound(format!("half message {id} does not exist"))),
-        Some(HALF) if token.is_some() => Ok(Decided::Stale),
+        // A checker's answer that lost to another checker, or to the producer's own
+        // commit or rollback, is moot, not an error.
+        Some(_) if token.is_some() => Ok(Decided::Stale),
         Some(s) if s == wanted => Ok(Decided::Already),
         Some(ROLLED_BACK) => Err(Error::invalid(format!(
             "half message {id} was already rolled back; it cannot be committed"

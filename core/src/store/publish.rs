@@ -54,8 +54,12 @@ pub(crate) fn find_idempotent(
 ) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached(
-            "SELECT message_id FROM ferrymq_idempotency
-             WHERE topic_id = ?1 AND idem_key = ?2 AND expires_at > ?3",
+            // A key whose half message was rolled back is free again: the producer's
+            // retry must go through. (A purged message still holds its key.)
+            "SELECT i.message_id FROM ferrymq_idempotency i
+             LEFT JOIN ferrymq_messages m ON m.id = i.message_id
+             WHERE i.topic_id = ?1 AND i.idem_key = ?2 AND i.expires_at > ?3
+               AND (m.state IS NULL OR m.state <> 2)",
         )?
         .query_row(params![topic_id, key, now], |r| r.get(0))
         .optional()?)

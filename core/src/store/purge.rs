@@ -66,6 +66,8 @@ pub(crate) fn acked_chunk(
             .execute([id])?;
         conn.prepare_cached("DELETE FROM ferrymq_attempts WHERE message_id = ?1")?
             .execute([id])?;
+        conn.prepare_cached("DELETE FROM ferrymq_checks WHERE message_id = ?1")?
+            .execute([id])?;
         conn.prepare_cached("DELETE FROM ferrymq_messages WHERE id = ?1")?
             .execute([id])?;
         super::publish::count_messages(conn, topic_id, -1)?;

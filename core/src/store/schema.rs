@@ -98,8 +98,27 @@ fn user_may(action: &AuthAction<'_>) -> bool {
     }
 }
 
-/// Checks the file's marks, switches it to WAL and applies pending migrations.
-pub(crate) fn prepare_file(conn: &Connection) -> Result<()> {
+/// Checks the file's marks, switches it to WAL and applies pending migrations. Several
+/// processes opening a fresh file at once can get SQLITE_BUSY here without SQLite's busy
+/// handler being consulted (the switch to WAL needs an exclusive lock), so the whole step
+/// is retried until `busy_timeout` has passed.
+pub(crate) fn prepare_file(conn: &Connection, busy_timeout: std::time::Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match prepare_once(conn) {
+            Err(e)
+                if e.kind() == crate::ErrorKind::Busy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn prepare_once(conn: &Connection) -> Result<()> {
     check_marks(conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -118,10 +137,14 @@ pub(crate) fn prepare_file(conn: &Connection) -> Result<()> {
     result
 }
 
+/// Both marks from one snapshot: read apart, another process's migration could land in
+/// between and look like another application's file.
 fn marks(conn: &Connection) -> Result<(i32, i32)> {
-    let app: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
-    let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    Ok((app, version))
+    Ok(conn.query_row(
+        "SELECT a.application_id, v.user_version FROM pragma_application_id() a, pragma_user_version() v",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
 }
 
 fn check_marks(conn: &Connection) -> Result<()> {
@@ -162,7 +185,7 @@ mod tests {
 
     fn open(path: &Path) -> Result<Connection> {
         let c = connect(path, &Options::default())?;
-        prepare_file(&c.conn)?;
+        prepare_file(&c.conn, std::time::Duration::from_secs(5))?;
         Ok(c.conn)
     }
 
@@ -240,7 +263,7 @@ mod tests {
     fn the_user_sql_guard_protects_queue_tables_and_the_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let c = connect(&dir.path().join("q.db"), &Options::default()).unwrap();
-        prepare_file(&c.conn).unwrap();
+        prepare_file(&c.conn, std::time::Duration::from_secs(5)).unwrap();
         c.user_sql.store(true, Ordering::Relaxed);
         for sql in [
             "DELETE FROM ferrymq_messages",
