@@ -231,3 +231,54 @@ fn many_handles_opening_a_fresh_file_at_once_all_succeed() {
         }
     }
 }
+
+/// Clears the immutable flag even when the test fails, so the temp dir can go.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(path: &std::path::Path) -> Immutable {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "chattr +i failed: this test needs e2fsprogs and root (as CI has)"
+        );
+        Immutable(path.to_owned())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_read_only_file_can_be_read_and_every_write_fails_typed() {
+    let t = TestQueue::new();
+    t.sub("g", "t");
+    let id = t.publish("t", "kept");
+    t.q.close().unwrap();
+    // Root ignores permission bits, so make the file immutable instead.
+    let _guard = Immutable::set(&t.path());
+    let before = std::fs::read(t.path()).unwrap();
+    let q = Queue::open(t.path(), Options::default()).unwrap();
+    assert_eq!(q.message(id).unwrap().payload, b"kept");
+    assert_eq!(q.stats().unwrap().topics["t"].messages, 1);
+    let err = q.publish("t", "x", PublishOptions::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert_eq!(
+        q.receive("g", ReceiveOptions::new()).unwrap_err().kind(),
+        ErrorKind::Storage
+    );
+    q.close().unwrap();
+    assert_eq!(std::fs::read(t.path()).unwrap(), before);
+}
