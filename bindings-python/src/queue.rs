@@ -239,10 +239,7 @@ impl PyQueue {
         if !handler.bind(py).is_callable() {
             return Err(invalid("handler must be callable"));
         }
-        let mut o = receive_options(max, wait, lease)?;
-        if wait.is_none() {
-            o = o.wait(std::time::Duration::from_millis(200));
-        }
+        let o = receive_options(max, wait, lease)?;
         let h = callbacks::handler(self.q.clone(), handler);
         let concurrency: usize = concurrency.get("concurrency")?;
         let w = py

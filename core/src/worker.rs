@@ -73,7 +73,13 @@ impl Queue {
             )));
         }
         receive.validate()?;
-        let wait = receive.wait.min(WORKER_WAIT);
+        // A worker always waits (a zero wait would poll in a loop), but never longer than
+        // it takes to notice `stop`.
+        let wait = if receive.wait.is_zero() {
+            WORKER_WAIT
+        } else {
+            receive.wait.min(WORKER_WAIT)
+        };
         let receive = receive.wait(wait);
         // Fail here, not in a thread, on a group that does not exist.
         let conn = self.inner.conn()?;
