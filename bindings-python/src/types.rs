@@ -204,7 +204,12 @@ impl PyDelivery {
     }
 
     pub fn get(&self) -> ferrymq::Delivery {
-        self.d.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.read(Clone::clone)
+    }
+
+    /// Reads one field without cloning the whole delivery (its payload may be megabytes).
+    fn read<T>(&self, f: impl FnOnce(&ferrymq::Delivery) -> T) -> T {
+        f(&self.d.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -221,79 +226,78 @@ fn settled(s: ferrymq::Settled) -> &'static str {
 impl PyDelivery {
     #[getter]
     fn message_id(&self) -> i64 {
-        self.get().message_id
+        self.read(|d| d.message_id)
     }
     #[getter]
     fn topic(&self) -> String {
-        self.get().topic
+        self.read(|d| d.topic.clone())
     }
     #[getter]
     fn tag(&self) -> Option<String> {
-        self.get().tag
+        self.read(|d| d.tag.clone())
     }
     #[getter]
     fn key(&self) -> Option<String> {
-        self.get().key
+        self.read(|d| d.key.clone())
     }
     #[getter]
     fn payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.get().payload)
+        self.read(|d| PyBytes::new(py, &d.payload))
     }
     #[getter]
     fn headers(&self) -> BTreeMap<String, String> {
-        self.get().headers
+        self.read(|d| d.headers.clone())
     }
     #[getter]
     fn group(&self) -> Option<String> {
-        self.get().group
+        self.read(|d| d.group.clone())
     }
     #[getter]
     fn attempt(&self) -> u32 {
-        self.get().attempt
+        self.read(|d| d.attempt)
     }
     #[getter]
     fn consumer_group(&self) -> String {
-        self.get().consumer_group
+        self.read(|d| d.consumer_group.clone())
     }
     #[getter]
     fn published_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::datetime(py, self.get().published_at)
+        convert::datetime(py, self.read(|d| d.published_at))
     }
     #[getter]
     fn lease_until<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::datetime(py, self.get().lease_until)
+        convert::datetime(py, self.read(|d| d.lease_until))
     }
 
     /// Ends the delivery. LeaseLostError if another consumer took it over.
     fn ack(&self, py: Python<'_>) -> PyResult<()> {
-        let d = self.get();
-        py.detach(|| self.q.ack(&d)).py_err()
+        py.detach(|| self.read(|d| self.q.ack(d))).py_err()
     }
 
     /// Retries on the group's schedule (or after `delay` seconds); dead past the last retry.
     #[pyo3(signature = (reason="", delay=None))]
     fn nack(&self, py: Python<'_>, reason: &str, delay: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let delay = convert::opt_seconds("delay", delay)?;
-        let d = self.get();
-        py.detach(|| self.q.nack(&d, reason, delay)).py_err()
+        py.detach(|| self.read(|d| self.q.nack(d, reason, delay)))
+            .py_err()
     }
 
     /// Renews the lease to `lease` seconds from now.
     fn extend(&self, py: Python<'_>, lease: &Bound<'_, PyAny>) -> PyResult<()> {
         let lease = convert::seconds("lease", lease)?;
-        let mut d = self.get();
-        py.detach(|| self.q.extend(&mut d, lease)).py_err()?;
-        *self.d.lock().unwrap_or_else(|e| e.into_inner()) = d;
-        Ok(())
+        py.detach(|| {
+            self.q
+                .extend(&mut self.d.lock().unwrap_or_else(|e| e.into_inner()), lease)
+        })
+        .py_err()
     }
 
     /// Acks when `error` is None, nacks with it otherwise; returns "acked", "retrying",
     /// "dead" or "lease_lost".
     #[pyo3(signature = (error=None))]
     fn settle(&self, py: Python<'_>, error: Option<String>) -> PyResult<&'static str> {
-        let d = self.get();
         let outcome = error.map_or(Ok(()), Err);
-        py.detach(|| self.q.settle(&d, outcome))
+        py.detach(|| self.read(|d| self.q.settle(d, outcome)))
             .py_err()
             .map(settled)
     }

@@ -25,6 +25,28 @@ pub struct Delivery {
     pub(crate) group_id: i64,
 }
 
+impl Delivery {
+    /// What settling needs (ids, token, ordering group) without the payload and headers,
+    /// which may be megabytes: for writes queued behind group commit.
+    pub(crate) fn handle(&self) -> Delivery {
+        Delivery {
+            message_id: self.message_id,
+            topic: String::new(),
+            tag: None,
+            key: None,
+            payload: Vec::new(),
+            headers: BTreeMap::new(),
+            group: self.group.clone(),
+            attempt: self.attempt,
+            published_at: self.published_at,
+            consumer_group: self.consumer_group.clone(),
+            lease_token: self.lease_token,
+            lease_until: self.lease_until,
+            group_id: self.group_id,
+        }
+    }
+}
+
 /// RocketMQ's transaction states for half messages; `Committed` for ordinary messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageState {

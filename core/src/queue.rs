@@ -203,7 +203,7 @@ impl Queue {
     /// Ends the delivery successfully. `LeaseLost` if another consumer took it over.
     pub fn ack(&self, delivery: &Delivery) -> Result<()> {
         let inner = Arc::clone(&self.inner);
-        let d = delivery.clone();
+        let d = delivery.handle();
         self.inner
             .write_shared(
                 delivery.group.is_some(),
