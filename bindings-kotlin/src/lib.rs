@@ -1,0 +1,28 @@
+//! The `ferrymq_uniffi` cdylib: the ferrymq core exported through uniffi (proc-macros,
+//! library mode). `uniffi-bindgen` generates the Kotlin layer (`ferrymq.ffi`) from this
+//! library; the hand-written idiomatic layer (`src/main/kotlin`, package `ferrymq`) sits on
+//! top. Every queue decision lives in the core: this crate converts types and errors only.
+//!
+//! Conventions at the boundary:
+//! - durations go in as `f64` seconds and are checked by `ferrymq::seconds` (negative,
+//!   NaN and infinite values are `InvalidArgument`, never a panic);
+//! - counts and limits go in as `i64` and are range-checked here;
+//! - times come out as `SystemTime` (Kotlin `java.time.Instant`);
+//! - callbacks (checker, worker handler) report failure as a value, never by unwinding.
+
+uniffi::setup_scaffolding!();
+
+mod callbacks;
+mod convert;
+mod delivery;
+mod error;
+mod queue;
+mod tx;
+mod views;
+
+pub use callbacks::{CheckAnswer, FfiChecker, FfiHandler};
+pub use delivery::{FfiDelivery, FfiHalfMessage, FfiWorker, Received};
+pub use error::FfiError;
+pub use queue::{FfiManualClock, FfiQueue, FfiRetryPolicy};
+pub use tx::FfiTransaction;
+pub use views::*;

@@ -1,0 +1,295 @@
+package ferrymq
+
+import ferrymq.ffi.CheckAnswer
+import ferrymq.ffi.FfiChecker
+import ferrymq.ffi.FfiHandler
+import ferrymq.ffi.FfiQueue
+import ferrymq.ffi.OpenArgs
+import ferrymq.ffi.ReceiveArgs
+import ferrymq.ffi.Received
+import ferrymq.testing.ManualClock
+import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.flow
+import kotlinx.coroutines.withContext
+import java.time.Instant
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.days
+import kotlin.time.Duration.Companion.seconds
+
+/** Handles one delivery of a [Worker]: returning acks it, throwing nacks it with the exception's message. */
+fun interface Handler {
+    fun handle(delivery: Delivery)
+}
+
+/** Answers the check-back of a half message; throwing counts as UNKNOWN, with the message kept. */
+fun interface Checker {
+    fun check(info: MessageInfo): Resolution
+}
+
+/**
+ * A durable message queue in one SQLite file, shared with other processes and languages.
+ *
+ * Calls that touch the file are `suspend` functions that run on [dispatcher]
+ * (`Dispatchers.IO` unless given to [open]); a waiting [receive] holds no thread, and
+ * cancelling its coroutine ends the wait at once. [close] (for `use`) blocks briefly
+ * while background work stops; later calls throw [FerrymqException.Closed].
+ */
+class Queue private constructor(
+    private val ffi: FfiQueue,
+    val dispatcher: CoroutineDispatcher,
+) : AutoCloseable {
+    companion object {
+        /**
+         * Opens (creating and migrating if needed) the queue in [path]. Options left null
+         * keep the core's defaults. [testClock] is for tests only: a clock that moves only
+         * when told (see [ManualClock]).
+         */
+        fun open(
+            path: String,
+            synchronous: Synchronous = Synchronous.NORMAL,
+            busyTimeout: Duration? = null,
+            maxPayload: Int? = null,
+            idempotencyWindow: Duration? = null,
+            checkAfter: Duration? = null,
+            checkInterval: Duration? = null,
+            checkMax: Int? = null,
+            pollInterval: Duration? = null,
+            maxSize: Long? = null,
+            dispatcher: CoroutineDispatcher = Dispatchers.IO,
+            testClock: ManualClock? = null,
+        ): Queue {
+            val args = OpenArgs(
+                synchronous = synchronous.name.lowercase(),
+                busyTimeoutSecs = busyTimeout.secsOrNull(),
+                maxPayload = maxPayload?.toLong(),
+                idempotencyWindowSecs = idempotencyWindow.secsOrNull(),
+                checkAfterSecs = checkAfter.secsOrNull(),
+                checkIntervalSecs = checkInterval.secsOrNull(),
+                checkMax = checkMax?.toLong(),
+                pollIntervalSecs = pollInterval.secsOrNull(),
+                maxSize = maxSize,
+            )
+            return Queue(native { FfiQueue.open(path, args, testClock?.ffi) }, dispatcher)
+        }
+    }
+
+    private suspend inline fun <T> io(crossinline block: () -> T): T = withContext(dispatcher) { native(block) }
+
+    private fun deliveries(rs: List<Received>) = rs.map { Delivery(it, dispatcher) }
+
+    val path: String get() = ffi.path()
+
+    val isClosed: Boolean get() = ffi.isClosed()
+
+    /** The queue's clock (the test clock when one was given). */
+    val now: Instant get() = ffi.now()
+
+    /** Stops background work; later calls throw [FerrymqException.Closed]. Closing twice is fine. */
+    override fun close() = native { ffi.closeQueue() }
+
+    /** [close] without blocking the caller's thread. */
+    suspend fun shutdown(): Unit = io { ffi.closeQueue() }
+
+    /** Creates consumer group [group] on [topic], or updates its settings. */
+    suspend fun subscribe(
+        group: String,
+        topic: String,
+        tags: String = "*",
+        retry: RetryPolicy? = null,
+        lease: Duration? = null,
+    ): Unit = io { ffi.subscribe(group, topic, tags, retry?.ffi, lease.secsOrNull()) }
+
+    /** Publishes one message durably; returns its id (the first one's for a repeated idempotency key). */
+    suspend fun publish(
+        topic: String,
+        payload: ByteArray,
+        tag: String? = null,
+        key: String? = null,
+        headers: Map<String, String> = emptyMap(),
+        group: String? = null,
+        idempotencyKey: String? = null,
+        delay: Duration? = null,
+        deliverAt: Instant? = null,
+    ): Long {
+        val args = publishArgs(tag, key, headers, group, idempotencyKey, delay, deliverAt)
+        return io { ffi.publish(topic, payload, args) }
+    }
+
+    /** [publish] with a UTF-8 text payload. */
+    suspend fun publish(
+        topic: String,
+        payload: String,
+        tag: String? = null,
+        key: String? = null,
+        headers: Map<String, String> = emptyMap(),
+        group: String? = null,
+        idempotencyKey: String? = null,
+        delay: Duration? = null,
+        deliverAt: Instant? = null,
+    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, group, idempotencyKey, delay, deliverAt)
+
+    /** Publishes every message in one commit: all or none. */
+    suspend fun publishBatch(messages: List<Message>): List<Long> {
+        val args = messages.map { it.toFfi() }
+        return io { ffi.publishBatch(args) }
+    }
+
+    /**
+     * Up to [max] deliveries of [group], waiting up to [wait] for the first; empty when
+     * nothing came. The lease is the group's unless [lease] is given.
+     */
+    suspend fun receive(
+        group: String,
+        max: Int = 1,
+        wait: Duration = Duration.ZERO,
+        lease: Duration? = null,
+    ): List<Delivery> {
+        val args = ReceiveArgs(max.toLong(), wait.secs(), lease.secsOrNull())
+        // A call that may wait goes through the async export, which holds no thread and
+        // ends as soon as the coroutine is cancelled; one that cannot wait runs directly.
+        val got = if (wait.isPositive()) {
+            native { ffi.receiveAsync(group, args) }
+        } else {
+            io { ffi.receive(group, args) }
+        }
+        return deliveries(got)
+    }
+
+    /** Deliveries of [group], forever (until the collector is cancelled); each receive waits up to [wait]. */
+    fun consume(
+        group: String,
+        max: Int = 1,
+        wait: Duration = 1.seconds,
+        lease: Duration? = null,
+    ): Flow<Delivery> = flow {
+        while (true) {
+            for (d in receive(group, max, wait, lease)) emit(d)
+        }
+    }
+
+    /**
+     * Runs [handler] for every delivery of [group] on [concurrency] threads until the
+     * worker is stopped: returning acks, throwing nacks with the exception's message
+     * (the core retries it on the group's schedule). A handler's exception never stops
+     * the worker.
+     */
+    suspend fun worker(
+        group: String,
+        concurrency: Int = 1,
+        max: Int = 1,
+        wait: Duration = Duration.ZERO,
+        lease: Duration? = null,
+        handler: Handler,
+    ): Worker {
+        val args = ReceiveArgs(max.toLong(), wait.secs(), lease.secsOrNull())
+        val adapter = HandlerAdapter(handler, dispatcher)
+        return Worker(io { ffi.worker(group, adapter, concurrency.toLong(), args) }, dispatcher)
+    }
+
+    /**
+     * The transactional outbox: runs [block] in one write transaction on one thread of
+     * [dispatcher]; commits when it returns, rolls back (and rethrows) when it throws.
+     */
+    suspend fun <T> transaction(block: (Transaction) -> T): T = withContext(dispatcher) {
+        val tx = Transaction(native { ffi.begin() })
+        val value = try {
+            block(tx)
+        } catch (e: Throwable) {
+            if (tx.isOpen) {
+                try {
+                    tx.rollback()
+                } catch (r: Throwable) {
+                    e.addSuppressed(r)
+                }
+            }
+            throw e
+        }
+        tx.commit()
+        value
+    }
+
+    /** Stores a half message: invisible to every group until committed. */
+    suspend fun prepare(
+        topic: String,
+        payload: ByteArray,
+        tag: String? = null,
+        key: String? = null,
+        headers: Map<String, String> = emptyMap(),
+        group: String? = null,
+        idempotencyKey: String? = null,
+        delay: Duration? = null,
+        deliverAt: Instant? = null,
+    ): HalfMessage {
+        val args = publishArgs(tag, key, headers, group, idempotencyKey, delay, deliverAt)
+        return HalfMessage(io { ffi.prepare(topic, payload, args) }, dispatcher)
+    }
+
+    suspend fun commitHalf(id: Long): Unit = io { ffi.commitHalf(id) }
+
+    suspend fun rollbackHalf(id: Long): Unit = io { ffi.rollbackHalf(id) }
+
+    /** Registers the check-back for [topic]'s half messages (replacing an earlier one). */
+    fun setChecker(topic: String, checker: Checker): Unit = native { ffi.setChecker(topic, CheckerAdapter(checker)) }
+
+    /** Unregisters the topic's checker; false if there was none. */
+    fun removeChecker(topic: String): Boolean = native { ffi.removeChecker(topic) }
+
+    /** Asks the checkers about due half messages now; returns how many were decided. */
+    suspend fun runChecks(): Int = io { ffi.runChecks().toInt() }
+
+    /** Half messages still undecided ([MessageState.HALF]), rolled back, or both (null). */
+    suspend fun halfMessages(state: MessageState? = null, limit: Int = 1000): List<MessageInfo> =
+        io { ffi.halfMessages(state, limit.toLong()) }
+
+    /** The group's dead letters, oldest death first. */
+    suspend fun deadLetters(group: String, limit: Int = 100): List<DeadLetter> =
+        io { ffi.deadLetters(group, limit.toLong()) }
+
+    /** Replays dead letters (all, or the given message ids); returns how many. */
+    suspend fun redrive(group: String, ids: List<Long>? = null): Long = io { ffi.redrive(group, ids) }
+
+    /** Deletes dead letters (all, or those dead for at least [olderThan]); returns how many. */
+    suspend fun purgeDeadLetters(group: String, olderThan: Duration? = null): Long =
+        io { ffi.purgeDeadLetters(group, olderThan.secsOrNull()) }
+
+    /** Counts per topic and per consumer group. */
+    suspend fun stats(): Stats = io { ffi.stats() }
+
+    /** One message with its state in every group and its attempt and check history. */
+    suspend fun message(id: Long): MessageInfo = io { ffi.message(id) }
+
+    /** Messages of [topic] with business key [key], oldest first. */
+    suspend fun find(topic: String, key: String): List<MessageInfo> = io { ffi.find(topic, key) }
+
+    /** Deletes messages acked by every group at least [olderThan] ago; returns how many. */
+    suspend fun purgeAcked(olderThan: Duration = 7.days): Long = io { ffi.purgeAcked(olderThan.secs()) }
+
+    override fun toString(): String = "Queue($path)"
+}
+
+/** The text a failed callback reports: the exception's message, or its class name. */
+private fun Throwable.reason(): String = message?.takeIf { it.isNotEmpty() } ?: this::class.java.name
+
+private class HandlerAdapter(
+    private val handler: Handler,
+    private val dispatcher: CoroutineDispatcher,
+) : FfiHandler {
+    override fun handle(delivery: Received): String? =
+        try {
+            handler.handle(Delivery(delivery, dispatcher))
+            null
+        } catch (e: Throwable) {
+            e.reason()
+        }
+}
+
+private class CheckerAdapter(private val checker: Checker) : FfiChecker {
+    override fun check(info: MessageInfo): CheckAnswer =
+        try {
+            CheckAnswer.Resolved(checker.check(info))
+        } catch (e: Throwable) {
+            CheckAnswer.Failed(e.reason())
+        }
+}

@@ -1,0 +1,118 @@
+package ferrymq
+
+import ferrymq.ffi.FfiRetryPolicy
+import ferrymq.ffi.MessageArgs
+import ferrymq.ffi.PublishArgs
+import java.time.Instant
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.hours
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.seconds
+import kotlin.time.DurationUnit
+
+/** The views returned by inspection calls: plain values generated from the core's types. */
+typealias Stats = ferrymq.ffi.Stats
+typealias TopicStats = ferrymq.ffi.TopicStats
+typealias GroupStats = ferrymq.ffi.GroupStats
+typealias MessageInfo = ferrymq.ffi.MessageInfo
+typealias DeliveryInfo = ferrymq.ffi.DeliveryInfo
+typealias AttemptRecord = ferrymq.ffi.AttemptRecord
+typealias CheckRecord = ferrymq.ffi.CheckRecord
+typealias DeadLetter = ferrymq.ffi.DeadLetter
+
+/** A checker's answer about a half message: COMMIT, ROLLBACK or UNKNOWN. */
+typealias Resolution = ferrymq.ffi.Resolution
+/** HALF, COMMITTED or ROLLED_BACK. */
+typealias MessageState = ferrymq.ffi.MessageState
+/** READY, SCHEDULED, INFLIGHT, ACKED or DEAD. */
+typealias DeliveryState = ferrymq.ffi.DeliveryState
+/** INFLIGHT, ACKED, NACKED or LEASE_EXPIRED. */
+typealias AttemptOutcome = ferrymq.ffi.AttemptOutcome
+
+/** How long the oldest ready delivery has been ready; null when nothing is ready. */
+val GroupStats.oldestReadyAge: Duration? get() = oldestReadyAgeMs?.milliseconds
+
+/** SQLite's `synchronous` in WAL mode: NORMAL survives a process crash, FULL power loss too. */
+enum class Synchronous { NORMAL, FULL }
+
+/** Seconds for the boundary; the core refuses negative, infinite and absurd values. */
+internal fun Duration.secs(): Double = toDouble(DurationUnit.SECONDS)
+
+internal fun Duration?.secsOrNull(): Double? = this?.secs()
+
+/** A consumer group's retry schedule; past its last retry a delivery goes dead. */
+class RetryPolicy internal constructor(internal val ffi: FfiRetryPolicy) {
+    /** How many retries before the delivery goes dead. */
+    val maxRetries: Int get() = ffi.maxRetries().toInt()
+
+    override fun toString(): String = "RetryPolicy(${ffi.describe()})"
+
+    companion object {
+        /** RocketMQ's schedule: 10s 30s 1m 2m ... 1h 2h, 16 retries (the default). */
+        fun rocketmq(): RetryPolicy = RetryPolicy(FfiRetryPolicy.rocketmq())
+
+        /** Alipay's notification schedule: 4m 10m 10m 1h 2h 6h 15h. */
+        fun alipay(): RetryPolicy = RetryPolicy(FfiRetryPolicy.alipay())
+
+        /** WeChat Pay's schedule: 15s 15s 30s 3m 10m 20m 30m 30m 30m 60m 3h 3h 3h 6h 6h. */
+        fun wechatPay(): RetryPolicy = RetryPolicy(FfiRetryPolicy.wechatPay())
+
+        /** `initial * 2^(n-1)`, capped at [maxDelay], spread by [jitter] (0.1 = +/-10%). */
+        fun exponential(
+            initial: Duration = 1.seconds,
+            maxDelay: Duration = 1.hours,
+            maxRetries: Int = 16,
+            jitter: Double = 0.1,
+        ): RetryPolicy = native {
+            RetryPolicy(FfiRetryPolicy.exponential(initial.secs(), maxDelay.secs(), maxRetries.toLong(), jitter))
+        }
+
+        /** Explicit delays; the number of delays is the number of retries. */
+        fun fixed(delays: List<Duration>): RetryPolicy = native {
+            RetryPolicy(FfiRetryPolicy.fixed(delays.map { it.secs() }))
+        }
+    }
+}
+
+/** One message of [Queue.publishBatch] and [Transaction.publishBatch]. */
+class Message(
+    val topic: String,
+    val payload: ByteArray,
+    val tag: String? = null,
+    val key: String? = null,
+    val headers: Map<String, String> = emptyMap(),
+    val group: String? = null,
+    val idempotencyKey: String? = null,
+    val delay: Duration? = null,
+    val deliverAt: Instant? = null,
+) {
+    constructor(
+        topic: String,
+        payload: String,
+        tag: String? = null,
+        key: String? = null,
+        headers: Map<String, String> = emptyMap(),
+        group: String? = null,
+        idempotencyKey: String? = null,
+        delay: Duration? = null,
+        deliverAt: Instant? = null,
+    ) : this(topic, payload.encodeToByteArray(), tag, key, headers, group, idempotencyKey, delay, deliverAt)
+
+    internal fun toFfi() = MessageArgs(
+        topic,
+        payload,
+        publishArgs(tag, key, headers, group, idempotencyKey, delay, deliverAt),
+    )
+
+    override fun toString(): String = "Message(topic=$topic, ${payload.size} bytes)"
+}
+
+internal fun publishArgs(
+    tag: String?,
+    key: String?,
+    headers: Map<String, String>,
+    group: String?,
+    idempotencyKey: String?,
+    delay: Duration?,
+    deliverAt: Instant?,
+) = PublishArgs(tag, key, headers, group, idempotencyKey, delay.secsOrNull(), deliverAt)

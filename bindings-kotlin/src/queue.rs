@@ -1,0 +1,357 @@
+//! `FfiQueue`: each method converts its arguments, calls the core, and converts the
+//! result or error back. Also the retry policies and the test-only manual clock.
+
+use crate::callbacks::{self, FfiChecker, FfiHandler};
+use crate::convert::{self, MessageArgs, PublishArgs, ReceiveArgs, count, int, opt_secs, secs};
+use crate::delivery::{FfiHalfMessage, FfiWorker, Received, received};
+use crate::error::FfiResult;
+use crate::tx::FfiTransaction;
+use crate::views::{DeadLetter, MessageInfo, MessageState, Stats};
+use ferrymq::{Clock, Options, Queue, SubscribeOptions};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// How a queue opens its file; `None` keeps the core's default.
+#[derive(uniffi::Record, Default)]
+pub struct OpenArgs {
+    /// "normal" or "full".
+    pub synchronous: Option<String>,
+    pub busy_timeout_secs: Option<f64>,
+    pub max_payload: Option<i64>,
+    pub idempotency_window_secs: Option<f64>,
+    pub check_after_secs: Option<f64>,
+    pub check_interval_secs: Option<f64>,
+    pub check_max: Option<i64>,
+    pub poll_interval_secs: Option<f64>,
+    pub max_size: Option<i64>,
+}
+
+impl OpenArgs {
+    fn into_core(self) -> FfiResult<Options> {
+        let mut o = Options::default();
+        if let Some(s) = self.synchronous {
+            o = o.synchronous(s.parse()?);
+        }
+        if let Some(d) = opt_secs("busy_timeout", self.busy_timeout_secs)? {
+            o = o.busy_timeout(d);
+        }
+        if let Some(n) = self.max_payload {
+            o = o.max_payload(int("max_payload", n)?);
+        }
+        if let Some(d) = opt_secs("idempotency_window", self.idempotency_window_secs)? {
+            o = o.idempotency_window(d);
+        }
+        if let Some(d) = opt_secs("check_after", self.check_after_secs)? {
+            o = o.check_after(d);
+        }
+        if let Some(d) = opt_secs("check_interval", self.check_interval_secs)? {
+            o = o.check_interval(d);
+        }
+        if let Some(n) = self.check_max {
+            o = o.check_max(int("check_max", n)?);
+        }
+        if let Some(d) = opt_secs("poll_interval", self.poll_interval_secs)? {
+            o = o.poll_interval(d);
+        }
+        if let Some(n) = self.max_size {
+            o = o.max_size(int("max_size", n)?);
+        }
+        Ok(o)
+    }
+}
+
+/// A clock that moves only when told: for tests and the shared scenarios. Reached from
+/// Kotlin only through `ferrymq.testing.ManualClock`.
+#[derive(uniffi::Object)]
+pub struct FfiManualClock {
+    clock: ferrymq::ManualClock,
+}
+
+#[uniffi::export]
+impl FfiManualClock {
+    #[uniffi::constructor]
+    pub fn new(start_ms: i64) -> Arc<Self> {
+        Arc::new(FfiManualClock {
+            clock: ferrymq::ManualClock::new(start_ms),
+        })
+    }
+
+    pub fn advance(&self, by_secs: f64) -> FfiResult<()> {
+        self.clock.advance(secs("advance", by_secs)?);
+        Ok(())
+    }
+
+    pub fn set_ms(&self, ms: i64) {
+        self.clock.set_ms(ms);
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+#[derive(uniffi::Object)]
+pub struct FfiRetryPolicy {
+    inner: ferrymq::RetryPolicy,
+}
+
+#[uniffi::export]
+impl FfiRetryPolicy {
+    /// RocketMQ's schedule: 10s 30s 1m 2m ... 1h 2h, 16 retries (the default).
+    #[uniffi::constructor]
+    pub fn rocketmq() -> Arc<Self> {
+        Arc::new(FfiRetryPolicy {
+            inner: ferrymq::RetryPolicy::rocketmq(),
+        })
+    }
+
+    #[uniffi::constructor]
+    pub fn alipay() -> Arc<Self> {
+        Arc::new(FfiRetryPolicy {
+            inner: ferrymq::RetryPolicy::alipay(),
+        })
+    }
+
+    #[uniffi::constructor]
+    pub fn wechat_pay() -> Arc<Self> {
+        Arc::new(FfiRetryPolicy {
+            inner: ferrymq::RetryPolicy::wechat_pay(),
+        })
+    }
+
+    /// Explicit delays in seconds; the number of delays is the number of retries.
+    #[uniffi::constructor]
+    pub fn fixed(delays_secs: Vec<f64>) -> FfiResult<Arc<Self>> {
+        let delays = delays_secs
+            .into_iter()
+            .map(|d| secs("retry delay", d))
+            .collect::<FfiResult<Vec<_>>>()?;
+        Ok(Arc::new(FfiRetryPolicy {
+            inner: ferrymq::RetryPolicy::fixed(delays)?,
+        }))
+    }
+
+    #[uniffi::constructor]
+    pub fn exponential(
+        initial_secs: f64,
+        max_delay_secs: f64,
+        max_retries: i64,
+        jitter: f64,
+    ) -> FfiResult<Arc<Self>> {
+        let inner = ferrymq::RetryPolicy::exponential(
+            secs("initial", initial_secs)?,
+            secs("max_delay", max_delay_secs)?,
+            int("max_retries", max_retries)?,
+            jitter,
+        )?;
+        Ok(Arc::new(FfiRetryPolicy { inner }))
+    }
+
+    pub fn max_retries(&self) -> u32 {
+        self.inner.max_retries()
+    }
+
+    pub fn describe(&self) -> String {
+        self.inner.encode()
+    }
+}
+
+#[derive(uniffi::Object)]
+pub struct FfiQueue {
+    q: Queue,
+}
+
+fn deliveries(q: &Queue, ds: Vec<ferrymq::Delivery>) -> Vec<Received> {
+    ds.into_iter().map(|d| received(q, d)).collect()
+}
+
+#[uniffi::export]
+impl FfiQueue {
+    /// Opens (creating and migrating if needed) the queue in `path`. `clock` is the
+    /// test-only manual clock; `None` is the wall clock.
+    #[uniffi::constructor]
+    pub fn open(
+        path: String,
+        options: OpenArgs,
+        clock: Option<Arc<FfiManualClock>>,
+    ) -> FfiResult<Arc<Self>> {
+        let mut o = options.into_core()?;
+        if let Some(c) = clock {
+            o = o.with_manual_clock(c.clock.clone());
+        }
+        Ok(Arc::new(FfiQueue {
+            q: Queue::open(path, o)?,
+        }))
+    }
+
+    pub fn path(&self) -> String {
+        self.q.path().display().to_string()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.q.is_closed()
+    }
+
+    /// Named so: generated Kotlin objects already have `AutoCloseable.close()`, which
+    /// frees the handle (the Kotlin `Queue.close()` calls this instead).
+    pub fn close_queue(&self) -> FfiResult<()> {
+        Ok(self.q.close()?)
+    }
+
+    pub fn now(&self) -> SystemTime {
+        self.q.now()
+    }
+
+    pub fn subscribe(
+        &self,
+        group: String,
+        topic: String,
+        tags: Option<String>,
+        retry: Option<Arc<FfiRetryPolicy>>,
+        lease_secs: Option<f64>,
+    ) -> FfiResult<()> {
+        let mut o = SubscribeOptions::new();
+        if let Some(t) = tags {
+            o = o.tags(t);
+        }
+        if let Some(r) = retry {
+            o = o.retry(r.inner.clone());
+        }
+        if let Some(l) = opt_secs("lease", lease_secs)? {
+            o = o.lease(l);
+        }
+        Ok(self.q.subscribe(&group, &topic, o)?)
+    }
+
+    pub fn publish(&self, topic: String, payload: Vec<u8>, options: PublishArgs) -> FfiResult<i64> {
+        Ok(self.q.publish(&topic, payload, options.into_core()?)?)
+    }
+
+    pub fn publish_batch(&self, messages: Vec<MessageArgs>) -> FfiResult<Vec<i64>> {
+        Ok(self.q.publish_batch(&convert::messages(messages)?)?)
+    }
+
+    /// Blocking receive (the caller's thread waits). Kotlin uses it only when `wait` is
+    /// zero; a waiting receive goes through `receive_async` so that cancelling the
+    /// coroutine drops the wait at once.
+    pub fn receive(&self, group: String, args: ReceiveArgs) -> FfiResult<Vec<Received>> {
+        let ds = self.q.receive(&group, args.into_core()?)?;
+        Ok(deliveries(&self.q, ds))
+    }
+
+    pub fn worker(
+        &self,
+        group: String,
+        handler: Arc<dyn FfiHandler>,
+        concurrency: i64,
+        args: ReceiveArgs,
+    ) -> FfiResult<Arc<FfiWorker>> {
+        let h = callbacks::handler(self.q.clone(), handler);
+        let w = self.q.worker(
+            &group,
+            h,
+            int("concurrency", concurrency)?,
+            args.into_core()?,
+        )?;
+        Ok(Arc::new(FfiWorker {
+            inner: Mutex::new(Some(w)),
+        }))
+    }
+
+    /// Opens the outbox transaction on the calling thread; every call on it must come
+    /// from that thread until commit or rollback.
+    pub fn begin(&self) -> FfiResult<Arc<FfiTransaction>> {
+        Ok(Arc::new(FfiTransaction::new(self.q.begin()?)))
+    }
+
+    pub fn prepare(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        options: PublishArgs,
+    ) -> FfiResult<Arc<FfiHalfMessage>> {
+        let inner = self.q.prepare(&topic, payload, options.into_core()?)?;
+        Ok(Arc::new(FfiHalfMessage { inner }))
+    }
+
+    pub fn commit_half(&self, id: i64) -> FfiResult<()> {
+        Ok(self.q.commit_half(id)?)
+    }
+
+    pub fn rollback_half(&self, id: i64) -> FfiResult<()> {
+        Ok(self.q.rollback_half(id)?)
+    }
+
+    pub fn set_checker(&self, topic: String, checker: Arc<dyn FfiChecker>) -> FfiResult<()> {
+        Ok(self.q.set_checker(&topic, callbacks::checker(checker))?)
+    }
+
+    pub fn remove_checker(&self, topic: String) -> bool {
+        self.q.remove_checker(&topic)
+    }
+
+    pub fn run_checks(&self) -> FfiResult<i64> {
+        Ok(count(self.q.run_checks()?))
+    }
+
+    pub fn half_messages(
+        &self,
+        state: Option<MessageState>,
+        limit: i64,
+    ) -> FfiResult<Vec<MessageInfo>> {
+        let ms = self
+            .q
+            .half_messages(state.map(Into::into), int("limit", limit)?)?;
+        Ok(ms.into_iter().map(Into::into).collect())
+    }
+
+    pub fn dead_letters(&self, group: String, limit: i64) -> FfiResult<Vec<DeadLetter>> {
+        let ds = self.q.dead_letters(&group, int("limit", limit)?)?;
+        Ok(ds.into_iter().map(Into::into).collect())
+    }
+
+    pub fn redrive(&self, group: String, ids: Option<Vec<i64>>) -> FfiResult<i64> {
+        Ok(count(self.q.redrive(&group, ids.as_deref())?))
+    }
+
+    pub fn purge_dead_letters(
+        &self,
+        group: String,
+        older_than_secs: Option<f64>,
+    ) -> FfiResult<i64> {
+        let older_than = opt_secs("older_than", older_than_secs)?;
+        Ok(count(self.q.purge_dead_letters(&group, older_than)?))
+    }
+
+    pub fn stats(&self) -> FfiResult<Stats> {
+        Ok(self.q.stats()?.into())
+    }
+
+    pub fn message(&self, id: i64) -> FfiResult<MessageInfo> {
+        Ok(self.q.message(id)?.into())
+    }
+
+    pub fn find(&self, topic: String, key: String) -> FfiResult<Vec<MessageInfo>> {
+        let ms = self.q.find(&topic, &key)?;
+        Ok(ms.into_iter().map(Into::into).collect())
+    }
+
+    pub fn purge_acked(&self, older_than_secs: f64) -> FfiResult<i64> {
+        Ok(count(self.q.purge_acked(secs("older_than", older_than_secs)?)?))
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl FfiQueue {
+    /// `receive` that holds no thread while it waits. Cancelling the Kotlin coroutine
+    /// drops this future: the wait ends at once, and a claim that was running is put back
+    /// by the core without counting an attempt.
+    pub async fn receive_async(
+        &self,
+        group: String,
+        args: ReceiveArgs,
+    ) -> FfiResult<Vec<Received>> {
+        let ds = self.q.receive_async(&group, args.into_core()?).await?;
+        Ok(deliveries(&self.q, ds))
+    }
+}
