@@ -1,0 +1,44 @@
+'use strict'
+// FerrymqError and the one conversion of native errors to it.
+
+const ERROR_CODES = Object.freeze([
+  'INVALID_ARGUMENT',
+  'NOT_FOUND',
+  'LEASE_LOST',
+  'CLOSED',
+  'BUSY',
+  'STORAGE',
+  'CALLBACK',
+])
+
+/** Every error ferrymq throws; `code` names its kind (see ERROR_CODES). */
+class FerrymqError extends Error {
+  constructor(code, message) {
+    super(message)
+    this.name = 'FerrymqError'
+    this.code = code
+  }
+}
+
+// The native module reports its errors as "CODE: message". Anything else it throws is
+// napi refusing an argument of the wrong JS type, which is bad input too.
+function convertError(e) {
+  if (e instanceof FerrymqError || !(e instanceof Error)) return e
+  const m = /^([A-Z_]+): ([\s\S]*)$/.exec(e.message)
+  if (m !== null && ERROR_CODES.includes(m[1])) return new FerrymqError(m[1], m[2])
+  return new FerrymqError('INVALID_ARGUMENT', `invalid argument: ${e.message}`)
+}
+
+function invalid(message) {
+  return new FerrymqError('INVALID_ARGUMENT', `invalid argument: ${message}`)
+}
+
+function call(f) {
+  try {
+    return f()
+  } catch (e) {
+    throw convertError(e)
+  }
+}
+
+module.exports = { ERROR_CODES, FerrymqError, convertError, invalid, call }

@@ -1,0 +1,303 @@
+// Types of the ferrymq Node package. Ids are JS numbers: exact up to 2^53, which SQLite
+// rowids of one queue file do not reach in practice.
+
+/// <reference types="node" />
+
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'LEASE_LOST'
+  | 'CLOSED'
+  | 'BUSY'
+  | 'STORAGE'
+  | 'CALLBACK'
+
+export declare const ERROR_CODES: readonly ErrorCode[]
+
+/** Every error ferrymq throws; `code` names its kind. */
+export declare class FerrymqError extends Error {
+  constructor(code: ErrorCode, message: string)
+  readonly name: 'FerrymqError'
+  readonly code: ErrorCode
+}
+
+/** What a message body may be; it comes back as a Buffer. Strings are stored as UTF-8. */
+export type Payload = Buffer | Uint8Array | string
+
+export interface QueueOptions {
+  /** 'normal' (default): durable across process crashes; 'full': across power loss too. */
+  synchronous?: 'normal' | 'full'
+  /** How long a write waits for another process's lock before BUSY (default 5000). */
+  busyTimeoutMs?: number
+  /** Largest payload accepted, in bytes. */
+  maxPayload?: number
+  /** How long an idempotency key is remembered (default 24 h). */
+  idempotencyWindowMs?: number
+  /** Age after which an undecided half message is checked (default 6000). */
+  checkAfterMs?: number
+  /** Time between checks of one half message (default 30000). */
+  checkIntervalMs?: number
+  /** UNKNOWN answers before a half message is rolled back (default 15). */
+  checkMax?: number
+  /** How often a waiting receive looks for other processes' commits (default 2). */
+  pollIntervalMs?: number
+  /** Largest file size in bytes; writes past it fail with STORAGE. */
+  maxSize?: number
+  /** Test only: a ManualClock from 'ferrymq/testing'. */
+  testClock?: import('./testing').ManualClock
+}
+
+export interface PublishOptions {
+  /** One short tag that consumer groups filter on ("created"). */
+  tag?: string
+  /** Business key for lookup with find() (an order id). */
+  key?: string
+  headers?: Record<string, string>
+  /** Ordering key: messages of one group are delivered strictly in order. */
+  group?: string
+  /** A repeated key (per topic, within the window) returns the first id and adds nothing. */
+  idempotencyKey?: string
+  delayMs?: number
+  /** A Date or milliseconds since the epoch. */
+  deliverAt?: Date | number
+}
+
+export interface BatchMessage extends PublishOptions {
+  topic: string
+  payload: Payload
+}
+
+export interface SubscribeOptions {
+  /** Tag filter: '*' (default), 'created', 'created || refunded'. */
+  tags?: string
+  /** Default: RetryPolicy.rocketmq(). */
+  retry?: RetryPolicy
+  /** Lease of each delivery (default 30000). */
+  leaseMs?: number
+}
+
+export interface ReceiveOptions {
+  /** Most deliveries to return (default 1). */
+  max?: number
+  /** How long to wait for the first one (receive: default 0; consume: default 1000). */
+  waitMs?: number
+  /** Lease for these deliveries instead of the group's. */
+  leaseMs?: number
+  /** Ends the wait: receive rejects with the signal's reason, consume ends. */
+  signal?: AbortSignal
+}
+
+export interface WorkerOptions extends ReceiveOptions {
+  /** Handlers running at once (default 1). */
+  concurrency?: number
+}
+
+export interface NackOptions {
+  /** Retry after this delay instead of the policy's next one. */
+  delayMs?: number
+}
+
+/** What settle() did. */
+export type Settled = 'acked' | 'retrying' | 'dead' | 'lease_lost'
+
+/** One message handed to one consumer group under a lease. */
+export declare class Delivery {
+  private constructor()
+  readonly messageId: number
+  readonly topic: string
+  readonly tag: string | null
+  readonly key: string | null
+  readonly payload: Buffer
+  readonly headers: Record<string, string>
+  readonly group: string | null
+  /** 1 on the first delivery, 2 on the first retry, ... */
+  readonly attempt: number
+  /** The consumer group this delivery belongs to. */
+  readonly consumerGroup: string
+  readonly publishedAt: Date
+  readonly publishedAtMs: number
+  readonly leaseUntil: Date
+  readonly leaseUntilMs: number
+  /** Ends the delivery. Throws LEASE_LOST if the lease expired and someone else holds it. */
+  ack(): void
+  /** Retry on the group's schedule (or after delayMs); dead past the last retry. */
+  nack(reason?: string, options?: NackOptions): void
+  /** Renews the lease to leaseMs from now. */
+  extend(leaseMs: number): void
+  /** Acks when error is null, nacks with its message otherwise; a lost lease is reported. */
+  settle(error?: unknown): Settled
+}
+
+export declare class HalfMessage {
+  private constructor()
+  readonly id: number
+  commit(): void
+  rollback(): void
+}
+
+export interface ExponentialOptions {
+  initialMs?: number
+  maxDelayMs?: number
+  maxRetries?: number
+  /** Fraction of each delay drawn at random (default 0.1). */
+  jitter?: number
+}
+
+export declare class RetryPolicy {
+  private constructor()
+  /** RocketMQ's 16 steps: 10s 30s 1m 2m 3m ... 1h 2h (the default). */
+  static rocketmq(): RetryPolicy
+  /** Alipay's notification schedule: 4m 10m 10m 1h 2h 6h 15h. */
+  static alipay(): RetryPolicy
+  /** WeChat Pay's notification schedule (15 steps, 15s to 6h). */
+  static wechatPay(): RetryPolicy
+  static exponential(options?: ExponentialOptions): RetryPolicy
+  /** Explicit delays in milliseconds; their number is the number of retries. */
+  static fixed(delaysMs: number[]): RetryPolicy
+  readonly maxRetries: number
+  toString(): string
+}
+
+export declare const Resolution: {
+  readonly COMMIT: 'commit'
+  readonly ROLLBACK: 'rollback'
+  readonly UNKNOWN: 'unknown'
+}
+export type Resolution = (typeof Resolution)[keyof typeof Resolution]
+
+export type SqlValue = null | number | bigint | string | boolean | Buffer | Uint8Array | undefined
+export type SqlResult = null | number | string | Buffer
+
+/** The outbox transaction inside q.transaction((tx) => ...). */
+export declare class Transaction {
+  private constructor()
+  /** Runs one statement with bound parameters; returns the number of rows changed. */
+  execute(sql: string, params?: SqlValue[]): number
+  query(sql: string, params?: SqlValue[]): SqlResult[][]
+  publish(topic: string, payload: Payload, options?: PublishOptions): number
+  publishBatch(messages: BatchMessage[]): number[]
+  /** LEASE_LOST here rolls the whole transaction back (exactly-once effect). */
+  ack(delivery: Delivery): void
+  nack(delivery: Delivery, reason?: string, options?: NackOptions): void
+}
+
+export declare class Worker {
+  private constructor()
+  readonly running: boolean
+  /** Settles when every loop has ended; rejects with the queue error that ended it. */
+  readonly done: Promise<void>
+  /** Ends waiting receives, lets running handlers finish and settle, then resolves. */
+  stop(): Promise<void>
+}
+
+export type DeliveryState = 'ready' | 'scheduled' | 'inflight' | 'acked' | 'dead'
+export type MessageState = 'half' | 'committed' | 'rolled_back'
+
+export interface AttemptRecord {
+  attempt: number
+  startedAt: Date
+  endedAt: Date | null
+  outcome: string
+  error: string | null
+}
+
+export interface DeliveryInfo {
+  state: DeliveryState
+  attempts: number
+  lastError: string | null
+  history: AttemptRecord[]
+}
+
+export interface CheckRecord {
+  at: Date
+  resolution: Resolution
+  error: string | null
+}
+
+export interface MessageInfo {
+  id: number
+  topic: string
+  tag: string | null
+  key: string | null
+  payload: Buffer
+  headers: Record<string, string>
+  group: string | null
+  publishedAt: Date
+  deliverAt: Date
+  state: MessageState
+  /** Per consumer group. */
+  deliveries: Record<string, DeliveryInfo>
+  checks: CheckRecord[]
+}
+
+export interface DeadLetter {
+  messageId: number
+  topic: string
+  tag: string | null
+  key: string | null
+  payload: Buffer
+  headers: Record<string, string>
+  attempts: number
+  lastError: string | null
+  diedAt: Date
+  history: AttemptRecord[]
+}
+
+export interface TopicStats {
+  messages: number
+  half: number
+}
+
+export interface GroupStats {
+  topic: string
+  ready: number
+  scheduled: number
+  inflight: number
+  retrying: number
+  dead: number
+  /** Age of the oldest ready message, or null when none is ready. */
+  oldestReadyAgeMs: number | null
+}
+
+export interface Stats {
+  topics: Record<string, TopicStats>
+  groups: Record<string, GroupStats>
+}
+
+export type Checker = (info: MessageInfo) => Resolution | Promise<Resolution>
+
+/** A queue in one SQLite file. Synchronous calls are quick writes and reads; every call that waits returns a Promise. */
+export declare class Queue {
+  /** Opens (creating and migrating if needed) the queue file at path. */
+  constructor(path: string, options?: QueueOptions)
+  readonly path: string
+  readonly closed: boolean
+  /** Stops background work and closes the file; later calls throw CLOSED. */
+  close(): Promise<void>
+  /** Creates or updates a consumer group (idempotent). */
+  subscribe(group: string, topic: string, options?: SubscribeOptions): void
+  /** Durable when it returns; returns the message id. */
+  publish(topic: string, payload: Payload, options?: PublishOptions): number
+  /** publish off the event loop. */
+  publishAsync(topic: string, payload: Payload, options?: PublishOptions): Promise<number>
+  /** All or nothing, in one commit. */
+  publishBatch(messages: BatchMessage[]): number[]
+  receive(group: string, options?: ReceiveOptions): Promise<Delivery[]>
+  consume(group: string, options?: ReceiveOptions): AsyncGenerator<Delivery, void, undefined>
+  /** Resolving acks; throwing or rejecting nacks with the error's message. */
+  runWorker(group: string, handler: (delivery: Delivery) => unknown, options?: WorkerOptions): Worker
+  /** Commits when fn returns, rolls back and rethrows when it throws. fn must be synchronous. */
+  transaction<T>(fn: (tx: Transaction) => T): T
+  prepare(topic: string, payload: Payload, options?: PublishOptions): HalfMessage
+  setChecker(topic: string, checker: Checker): void
+  removeChecker(topic: string): boolean
+  runChecks(): Promise<number>
+  halfMessages(options?: { state?: 'half' | 'rolled_back'; limit?: number }): MessageInfo[]
+  deadLetters(group: string, options?: { limit?: number }): DeadLetter[]
+  redrive(group: string, options?: { ids?: number[] }): number
+  purgeDeadLetters(group: string, options?: { olderThanMs?: number }): number
+  stats(): Stats
+  message(id: number): MessageInfo
+  find(topic: string, key: string): MessageInfo[]
+  purgeAcked(options?: { olderThanMs?: number }): Promise<number>
+}

@@ -1,0 +1,596 @@
+'use strict'
+// ferrymq for Node.js: a durable message queue in one SQLite file, shared by many
+// processes. Every queue decision lives in the Rust core; this file converts options
+// objects, payloads, Dates and errors, and gives the native calls their Node shapes
+// (Promises, async iteration, a worker of async handlers).
+
+const native = require('./native.js')
+
+const { ERROR_CODES, FerrymqError, call, convertError, invalid } = require('./errors.js')
+
+/** The text a thrown value becomes when it nacks a delivery or answers a check. */
+function errorText(e) {
+  if (e instanceof Error) return e.message || e.name || 'Error'
+  const s = String(e)
+  return s === '' ? 'Error' : s
+}
+
+// A misspelt option would otherwise be ignored in silence (a `delay` meant as `delayMs`
+// would publish at once), so unknown keys are refused.
+function options(opts, known, what) {
+  if (opts === undefined || opts === null) return {}
+  if (typeof opts !== 'object' || Array.isArray(opts)) {
+    throw invalid(`${what} must be an options object, not ${typeof opts}`)
+  }
+  for (const k of Object.keys(opts)) {
+    if (!known.includes(k)) {
+      throw invalid(`unknown option ${JSON.stringify(k)} for ${what}; known: ${known.join(', ')}`)
+    }
+  }
+  return opts
+}
+
+function payload(p, what = 'payload') {
+  if (typeof p === 'string' || Buffer.isBuffer(p)) return p
+  if (p instanceof Uint8Array) return Buffer.from(p.buffer, p.byteOffset, p.byteLength)
+  throw invalid(`${what} must be a Buffer, Uint8Array or string, not ${describe(p)}`)
+}
+
+function describe(v) {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  return typeof v === 'object' ? v.constructor?.name ?? 'object' : typeof v
+}
+
+function instantMs(t, what) {
+  if (t instanceof Date) {
+    const ms = t.getTime()
+    if (Number.isNaN(ms)) throw invalid(`${what} is an invalid Date`)
+    return ms
+  }
+  if (typeof t === 'number') return t
+  throw invalid(`${what} must be a Date or milliseconds since the epoch, not ${describe(t)}`)
+}
+
+const PUBLISH_OPTS = ['tag', 'key', 'headers', 'group', 'idempotencyKey', 'delayMs', 'deliverAt']
+
+function publishOptions(opts) {
+  if (opts === undefined) return undefined
+  const o = options(opts, PUBLISH_OPTS, 'publish options')
+  if (o.deliverAt === undefined) return o
+  const { deliverAt, ...rest } = o
+  return { ...rest, deliverAtMs: instantMs(deliverAt, 'deliverAt') }
+}
+
+function batchMessage(m, i) {
+  if (m === null || typeof m !== 'object') throw invalid(`message ${i} must be an object`)
+  const { topic, payload: body, ...opts } = m
+  return { topic, payload: payload(body, `message ${i} payload`), options: publishOptions(opts) }
+}
+
+function batch(messages) {
+  if (!Array.isArray(messages)) throw invalid('messages must be an array')
+  return messages.map(batchMessage)
+}
+
+function sqlParams(params) {
+  if (params === undefined || params === null) return undefined
+  if (!Array.isArray(params)) throw invalid('params must be an array of values')
+  return params.map((v, i) => {
+    if (v === undefined || v === null) return null
+    if (typeof v === 'boolean') return v ? 1 : 0
+    if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'string') return v
+    if (v instanceof Uint8Array) return payload(v)
+    throw invalid(`parameter ${i}: SQL values are null, number, bigint, string, boolean or Buffer, not ${describe(v)}`)
+  })
+}
+
+function date(ms) {
+  return ms === undefined || ms === null ? null : new Date(ms)
+}
+
+function attempt(a) {
+  return {
+    attempt: a.attempt,
+    startedAt: date(a.startedAtMs),
+    endedAt: date(a.endedAtMs),
+    outcome: a.outcome,
+    error: a.error ?? null,
+  }
+}
+
+function messageInfo(m) {
+  const deliveries = {}
+  for (const [group, d] of Object.entries(m.deliveries)) {
+    deliveries[group] = {
+      state: d.state,
+      attempts: d.attempts,
+      lastError: d.lastError ?? null,
+      history: d.history.map(attempt),
+    }
+  }
+  return {
+    id: m.id,
+    topic: m.topic,
+    tag: m.tag ?? null,
+    key: m.key ?? null,
+    payload: m.payload,
+    headers: m.headers,
+    group: m.group ?? null,
+    publishedAt: date(m.publishedAtMs),
+    deliverAt: date(m.deliverAtMs),
+    state: m.state,
+    deliveries,
+    checks: m.checks.map((c) => ({ at: date(c.atMs), resolution: c.resolution, error: c.error ?? null })),
+  }
+}
+
+function deadLetter(d) {
+  return {
+    messageId: d.messageId,
+    topic: d.topic,
+    tag: d.tag ?? null,
+    key: d.key ?? null,
+    payload: d.payload,
+    headers: d.headers,
+    attempts: d.attempts,
+    lastError: d.lastError ?? null,
+    diedAt: date(d.diedAtMs),
+    history: d.history.map(attempt),
+  }
+}
+
+function stats(s) {
+  const groups = {}
+  for (const [name, g] of Object.entries(s.groups)) {
+    groups[name] = { ...g, oldestReadyAgeMs: g.oldestReadyAgeMs ?? null }
+  }
+  return { topics: s.topics, groups }
+}
+
+// Delivery is the native class itself (no second object per message); these give it
+// Dates, nulls for absent fields, and FerrymqErrors.
+const Delivery = native.Delivery
+{
+  const proto = Delivery.prototype
+  const raw = { ack: proto.ack, nack: proto.nack, extend: proto.extend, settle: proto.settle }
+  for (const name of ['tag', 'key', 'group']) {
+    const get = Object.getOwnPropertyDescriptor(proto, name).get
+    Object.defineProperty(proto, name, {
+      get() {
+        return get.call(this) ?? null
+      },
+    })
+  }
+  Object.defineProperties(proto, {
+    publishedAt: {
+      get() {
+        return new Date(this.publishedAtMs)
+      },
+    },
+    leaseUntil: {
+      get() {
+        return new Date(this.leaseUntilMs)
+      },
+    },
+  })
+  proto.ack = function ack() {
+    call(() => raw.ack.call(this))
+  }
+  proto.nack = function nack(reason = '', opts) {
+    if (typeof reason !== 'string') throw invalid(`reason must be a string, not ${describe(reason)}`)
+    const o = options(opts, ['delayMs'], 'nack options')
+    call(() => raw.nack.call(this, reason, o))
+  }
+  proto.extend = function extend(leaseMs) {
+    call(() => raw.extend.call(this, leaseMs))
+  }
+  proto.settle = function settle(error = null) {
+    return call(() => raw.settle.call(this, error === null ? null : errorText(error)))
+  }
+}
+
+const HalfMessage = native.HalfMessage
+{
+  const proto = HalfMessage.prototype
+  const raw = { commit: proto.commit, rollback: proto.rollback }
+  proto.commit = function commit() {
+    call(() => raw.commit.call(this))
+  }
+  proto.rollback = function rollback() {
+    call(() => raw.rollback.call(this))
+  }
+}
+
+const NATIVE = Symbol('ferrymq.native')
+
+/** A retry schedule for a consumer group; delays are milliseconds. */
+class RetryPolicy {
+  constructor(inner) {
+    if (!(inner instanceof native.RetryPolicy)) {
+      throw invalid('use RetryPolicy.rocketmq(), .alipay(), .wechatPay(), .exponential() or .fixed()')
+    }
+    this[NATIVE] = inner
+    Object.freeze(this)
+  }
+  /** RocketMQ's 16 steps: 10s 30s 1m 2m ... 2h (the default). */
+  static rocketmq() {
+    return new RetryPolicy(native.RetryPolicy.rocketmq())
+  }
+  static alipay() {
+    return new RetryPolicy(native.RetryPolicy.alipay())
+  }
+  static wechatPay() {
+    return new RetryPolicy(native.RetryPolicy.wechatPay())
+  }
+  static exponential(opts) {
+    const o = options(opts, ['initialMs', 'maxDelayMs', 'maxRetries', 'jitter'], 'exponential options')
+    return new RetryPolicy(call(() => native.RetryPolicy.exponential(o)))
+  }
+  static fixed(delaysMs) {
+    if (!Array.isArray(delaysMs)) throw invalid('fixed() takes an array of delays in milliseconds')
+    return new RetryPolicy(call(() => native.RetryPolicy.fixed(delaysMs)))
+  }
+  get maxRetries() {
+    return this[NATIVE].maxRetries
+  }
+  toString() {
+    return this[NATIVE].toString()
+  }
+}
+
+const Resolution = Object.freeze({ COMMIT: 'commit', ROLLBACK: 'rollback', UNKNOWN: 'unknown' })
+
+/** The outbox transaction passed to `q.transaction((tx) => ...)`. */
+class Transaction {
+  #tx
+  constructor(tx) {
+    this.#tx = tx
+  }
+  /** Runs one statement with bound parameters; returns the number of rows changed. */
+  execute(sql, params) {
+    const p = sqlParams(params)
+    return call(() => this.#tx.execute(sql, p))
+  }
+  /** Rows as arrays of values (integers as numbers, BLOBs as Buffers, NULL as null). */
+  query(sql, params) {
+    const p = sqlParams(params)
+    return call(() => this.#tx.query(sql, p))
+  }
+  publish(topic, body, opts) {
+    const o = publishOptions(opts)
+    return call(() => this.#tx.publish(topic, payload(body), o))
+  }
+  publishBatch(messages) {
+    const b = batch(messages)
+    return call(() => this.#tx.publishBatch(b))
+  }
+  /** Acks in this transaction: LEASE_LOST here rolls the whole transaction back. */
+  ack(delivery) {
+    call(() => this.#tx.ack(delivery))
+  }
+  nack(delivery, reason = '', opts) {
+    const o = options(opts, ['delayMs'], 'nack options')
+    call(() => this.#tx.nack(delivery, reason, o))
+  }
+}
+
+/** Runs an async handler over a consumer group; see Queue#runWorker. */
+class Worker {
+  #abort
+  constructor(abort, done) {
+    this.#abort = abort
+    /** Settles when every loop has ended: after stop(), or rejected with the queue error that ended it. */
+    this.done = done
+  }
+  get running() {
+    return !this.#abort.signal.aborted
+  }
+  /** Ends waiting receives at once, lets running handlers finish and settle, then resolves. */
+  stop() {
+    this.#abort.abort()
+    return this.done
+  }
+}
+
+const QUEUE_OPTS = [
+  'synchronous',
+  'busyTimeoutMs',
+  'maxPayload',
+  'idempotencyWindowMs',
+  'checkAfterMs',
+  'checkIntervalMs',
+  'checkMax',
+  'pollIntervalMs',
+  'maxSize',
+  'testClock',
+]
+const RECEIVE_OPTS = ['max', 'waitMs', 'leaseMs', 'signal']
+
+function receiveParts(opts, what) {
+  const { signal, ...rest } = options(opts, RECEIVE_OPTS, what)
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal')
+  return { signal, rest }
+}
+
+/** A queue in one SQLite file. */
+class Queue {
+  #q
+  /** Opens (creating and migrating if needed) the queue file at `path`. */
+  constructor(path, opts) {
+    const { testClock, ...o } = options(opts, QUEUE_OPTS, 'Queue options')
+    if (testClock !== undefined && !(testClock instanceof native.ManualClock)) {
+      throw invalid("testClock must be a ManualClock from 'ferrymq/testing'")
+    }
+    this.#q = call(() => new native.NativeQueue(path, o, testClock))
+  }
+
+  get path() {
+    return this.#q.path
+  }
+
+  get closed() {
+    return this.#q.closed
+  }
+
+  /** Stops background work and closes the file; later calls throw CLOSED. */
+  async close() {
+    try {
+      await this.#q.close()
+    } catch (e) {
+      throw convertError(e)
+    }
+  }
+
+  /** Creates or updates the consumer group `group` on `topic` (idempotent). */
+  subscribe(group, topic, opts) {
+    const { retry, ...o } = options(opts, ['tags', 'retry', 'leaseMs'], 'subscribe options')
+    if (retry !== undefined && !(retry instanceof RetryPolicy)) throw invalid('retry must be a RetryPolicy')
+    call(() => this.#q.subscribe(group, topic, o, retry?.[NATIVE]))
+  }
+
+  /** Durable when it returns; the message id (or the first id for a repeated idempotencyKey). */
+  publish(topic, body, opts) {
+    const o = publishOptions(opts)
+    return call(() => this.#q.publish(topic, payload(body), o))
+  }
+
+  /** `publish` off the event loop. */
+  async publishAsync(topic, body, opts) {
+    const o = publishOptions(opts)
+    try {
+      return await this.#q.publishAsync(topic, payload(body), o)
+    } catch (e) {
+      throw convertError(e)
+    }
+  }
+
+  /** All or nothing, in one commit. */
+  publishBatch(messages) {
+    const b = batch(messages)
+    return call(() => this.#q.publishBatch(b))
+  }
+
+  /** Up to `max` deliveries, waiting up to `waitMs` (default 0) for the first. */
+  async receive(group, opts) {
+    const { signal, rest } = receiveParts(opts, 'receive options')
+    signal?.throwIfAborted()
+    let cancel
+    let onAbort
+    if (signal !== undefined) {
+      cancel = new native.ReceiveCancel()
+      onAbort = () => cancel.cancel()
+      signal.addEventListener('abort', onAbort, { once: true })
+    }
+    try {
+      const ds = await this.#q.receive(group, rest, cancel)
+      // Deliveries that arrived with the abort are still returned: dropping them would
+      // leave them leased to nobody until the lease ends.
+      if (ds.length === 0) signal?.throwIfAborted()
+      return ds
+    } catch (e) {
+      throw e === signal?.reason ? e : convertError(e)
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Deliveries of `group` forever (or until `signal` aborts); each wait holds no thread. */
+  consume(group, opts) {
+    const { signal, rest } = receiveParts(opts, 'consume options')
+    const o = { waitMs: 1000, ...rest, signal }
+    const receive = (g, x) => this.receive(g, x)
+    return (async function* consume() {
+      while (signal === undefined || !signal.aborted) {
+        let ds
+        try {
+          ds = await receive(group, o)
+        } catch (e) {
+          if (signal?.aborted && e === signal.reason) return
+          throw e
+        }
+        yield* ds
+      }
+    })()
+  }
+
+  /**
+   * Awaits `handler(delivery)` for every delivery on `concurrency` loops: resolving acks,
+   * throwing or rejecting nacks with the error's message (the core decides retry or dead).
+   */
+  runWorker(group, handler, opts) {
+    if (typeof handler !== 'function') throw invalid('handler must be a function')
+    const { concurrency = 1, signal, ...rest } = options(
+      opts,
+      ['concurrency', ...RECEIVE_OPTS],
+      'runWorker options',
+    )
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw invalid(`concurrency must be a whole number >= 1, got ${concurrency}`)
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal')
+    const abort = new AbortController()
+    const stopOn = () => abort.abort()
+    signal?.addEventListener('abort', stopOn, { once: true })
+    if (signal?.aborted) abort.abort()
+    const deliveries = this.consume(group, { ...rest, signal: abort.signal })
+    const loop = async () => {
+      // One shared iterator: each loop takes the next delivery when its handler is done.
+      for (;;) {
+        const next = await deliveries.next()
+        if (next.done) return
+        const d = next.value
+        let error = null
+        try {
+          await handler(d)
+        } catch (e) {
+          error = errorText(e)
+        }
+        d.settle(error)
+      }
+    }
+    const loops = Array.from({ length: concurrency }, () =>
+      loop().catch((e) => {
+        abort.abort()
+        throw e
+      }),
+    )
+    const done = Promise.all(loops).then(
+      () => undefined,
+      (e) => {
+        throw e
+      },
+    )
+    done.finally(() => signal?.removeEventListener('abort', stopOn)).catch(() => {})
+    return new Worker(abort, done)
+  }
+
+  /**
+   * Runs `fn(tx)` in one write transaction: commits when it returns, rolls back and
+   * rethrows when it throws. `fn` must be synchronous: the transaction holds the file's
+   * write lock, which an `await` would keep from every other writer.
+   */
+  transaction(fn) {
+    if (typeof fn !== 'function') throw invalid('transaction() takes a function (tx) => ...')
+    const tx = call(() => this.#q.begin())
+    let result
+    try {
+      result = fn(new Transaction(tx))
+      if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+        Promise.resolve(result).catch(() => {})
+        throw invalid('the transaction callback returned a Promise; it must be synchronous (it was rolled back)')
+      }
+    } catch (e) {
+      if (tx.isOpen) call(() => tx.rollback())
+      throw e
+    }
+    call(() => tx.commit())
+    return result
+  }
+
+  /** A half message: stored invisible until `commit()`; `rollback()` discards it. */
+  prepare(topic, body, opts) {
+    const o = publishOptions(opts)
+    return call(() => this.#q.prepare(topic, payload(body), o))
+  }
+
+  /**
+   * Registers `checker(info)` (sync or async) for the topic's undecided half messages; it
+   * returns a Resolution. A throw or a rejection counts as UNKNOWN (asked again later).
+   */
+  setChecker(topic, checker) {
+    if (typeof checker !== 'function') throw invalid('checker must be a function')
+    const q = this.#q
+    // The native side sends [request, info]; every path ends in exactly one answer, and
+    // nothing thrown here can reach the event loop.
+    const answer = (request, resolution, error) => {
+      try {
+        q.answerCheck(request, resolution, error)
+      } catch {
+        // the queue is gone; the native side already gave up waiting
+      }
+    }
+    const dispatch = ([request, info]) => {
+      Promise.resolve()
+        .then(() => checker(messageInfo(info)))
+        .then(
+          (r) => answer(request, r === undefined || r === null ? null : String(r), null),
+          (e) => answer(request, null, errorText(e)),
+        )
+    }
+    call(() => q.setChecker(topic, dispatch))
+  }
+
+  removeChecker(topic) {
+    return call(() => this.#q.removeChecker(topic))
+  }
+
+  /** Asks the checkers about due half messages now; resolves to how many were decided. */
+  async runChecks() {
+    try {
+      return await this.#q.runChecks()
+    } catch (e) {
+      throw convertError(e)
+    }
+  }
+
+  /** Half messages still undecided, or rolled back; `state` 'half' or 'rolled_back'. */
+  halfMessages(opts) {
+    const o = options(opts, ['state', 'limit'], 'halfMessages options')
+    return call(() => this.#q.halfMessages(o.state, o.limit)).map(messageInfo)
+  }
+
+  deadLetters(group, opts) {
+    const o = options(opts, ['limit'], 'deadLetters options')
+    return call(() => this.#q.deadLetters(group, o.limit)).map(deadLetter)
+  }
+
+  /** Replays dead letters (all, or `ids`); returns how many. */
+  redrive(group, opts) {
+    const o = options(opts, ['ids'], 'redrive options')
+    return call(() => this.#q.redrive(group, o.ids))
+  }
+
+  purgeDeadLetters(group, opts) {
+    const o = options(opts, ['olderThanMs'], 'purgeDeadLetters options')
+    return call(() => this.#q.purgeDeadLetters(group, o.olderThanMs))
+  }
+
+  stats() {
+    return stats(call(() => this.#q.stats()))
+  }
+
+  message(id) {
+    return messageInfo(call(() => this.#q.message(id)))
+  }
+
+  find(topic, key) {
+    return call(() => this.#q.find(topic, key)).map(messageInfo)
+  }
+
+  /** Deletes messages acked by every group at least `olderThanMs` ago (default 7 days). */
+  async purgeAcked(opts) {
+    const o = options(opts, ['olderThanMs'], 'purgeAcked options')
+    try {
+      return await this.#q.purgeAcked(o.olderThanMs)
+    } catch (e) {
+      throw convertError(e)
+    }
+  }
+}
+
+if (typeof Symbol.asyncDispose === 'symbol') {
+  Queue.prototype[Symbol.asyncDispose] = function dispose() {
+    return this.close()
+  }
+}
+
+module.exports.Queue = Queue
+module.exports.RetryPolicy = RetryPolicy
+module.exports.Resolution = Resolution
+module.exports.FerrymqError = FerrymqError
+module.exports.ERROR_CODES = ERROR_CODES
+module.exports.Delivery = Delivery
+module.exports.HalfMessage = HalfMessage
+module.exports.Transaction = Transaction
+module.exports.Worker = Worker

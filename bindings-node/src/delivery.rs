@@ -1,0 +1,220 @@
+//! `Delivery` (one leased message), `HalfMessage` and `RetryPolicy`.
+
+use crate::convert::{self, epoch_ms, opt_ms};
+use crate::errors::{OrJs, invalid};
+use ferrymq::Queue;
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[napi]
+pub struct Delivery {
+    q: Queue,
+    d: Mutex<ferrymq::Delivery>,
+}
+
+impl Delivery {
+    pub fn new(q: Queue, d: ferrymq::Delivery) -> Self {
+        Delivery {
+            q,
+            d: Mutex::new(d),
+        }
+    }
+
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&ferrymq::Delivery) -> T) -> T {
+        f(&self.d.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[napi(object)]
+pub struct NackOpts {
+    pub delay_ms: Option<f64>,
+}
+
+/// What `settle` did: "acked", "retrying", "dead" or "lease_lost".
+fn settled_str(s: ferrymq::Settled) -> &'static str {
+    match s {
+        ferrymq::Settled::Acked => "acked",
+        ferrymq::Settled::Retrying => "retrying",
+        ferrymq::Settled::Dead => "dead",
+        ferrymq::Settled::LeaseLost => "lease_lost",
+    }
+}
+
+#[napi]
+impl Delivery {
+    #[napi(getter)]
+    pub fn message_id(&self) -> i64 {
+        self.read(|d| d.message_id)
+    }
+    #[napi(getter)]
+    pub fn topic(&self) -> String {
+        self.read(|d| d.topic.clone())
+    }
+    #[napi(getter)]
+    pub fn tag(&self) -> Option<String> {
+        self.read(|d| d.tag.clone())
+    }
+    #[napi(getter)]
+    pub fn key(&self) -> Option<String> {
+        self.read(|d| d.key.clone())
+    }
+    #[napi(getter)]
+    pub fn payload(&self) -> Buffer {
+        self.read(|d| d.payload.clone().into())
+    }
+    #[napi(getter)]
+    pub fn headers(&self) -> HashMap<String, String> {
+        self.read(|d| d.headers.clone().into_iter().collect())
+    }
+    #[napi(getter)]
+    pub fn group(&self) -> Option<String> {
+        self.read(|d| d.group.clone())
+    }
+    #[napi(getter)]
+    pub fn attempt(&self) -> u32 {
+        self.read(|d| d.attempt)
+    }
+    #[napi(getter)]
+    pub fn consumer_group(&self) -> String {
+        self.read(|d| d.consumer_group.clone())
+    }
+    #[napi(getter)]
+    pub fn published_at_ms(&self) -> f64 {
+        self.read(|d| epoch_ms(d.published_at))
+    }
+    #[napi(getter)]
+    pub fn lease_until_ms(&self) -> f64 {
+        self.read(|d| epoch_ms(d.lease_until))
+    }
+
+    #[napi]
+    pub fn ack(&self) -> napi::Result<()> {
+        self.read(|d| self.q.ack(d)).js()
+    }
+
+    #[napi]
+    pub fn nack(&self, reason: Option<String>, opts: Option<NackOpts>) -> napi::Result<()> {
+        let delay = opt_ms("delayMs", opts.and_then(|o| o.delay_ms))?;
+        self.read(|d| self.q.nack(d, reason.as_deref().unwrap_or(""), delay))
+            .js()
+    }
+
+    #[napi]
+    pub fn extend(&self, lease_ms: f64) -> napi::Result<()> {
+        let lease = convert::ms("leaseMs", lease_ms)?;
+        let mut d = self.d.lock().unwrap_or_else(|e| e.into_inner());
+        self.q.extend(&mut d, lease).js()
+    }
+
+    /// Acks when `error` is null, nacks with it otherwise (retry or dead is the core's
+    /// decision). A lost lease is reported, not thrown.
+    #[napi]
+    pub fn settle(&self, error: Option<String>) -> napi::Result<&'static str> {
+        let outcome = match error {
+            None => Ok(()),
+            Some(e) => Err(e),
+        };
+        self.read(|d| self.q.settle(d, outcome))
+            .map(settled_str)
+            .js()
+    }
+}
+
+#[napi]
+pub struct HalfMessage {
+    pub(crate) inner: ferrymq::HalfMessage,
+}
+
+#[napi]
+impl HalfMessage {
+    #[napi(getter)]
+    pub fn id(&self) -> i64 {
+        self.inner.id
+    }
+    #[napi]
+    pub fn commit(&self) -> napi::Result<()> {
+        self.inner.commit().js()
+    }
+    #[napi]
+    pub fn rollback(&self) -> napi::Result<()> {
+        self.inner.rollback().js()
+    }
+}
+
+#[napi]
+pub struct RetryPolicy {
+    pub(crate) inner: ferrymq::RetryPolicy,
+}
+
+#[napi(object)]
+pub struct ExponentialOpts {
+    pub initial_ms: Option<f64>,
+    pub max_delay_ms: Option<f64>,
+    pub max_retries: Option<f64>,
+    pub jitter: Option<f64>,
+}
+
+#[napi]
+impl RetryPolicy {
+    #[napi(factory)]
+    pub fn rocketmq() -> Self {
+        RetryPolicy {
+            inner: ferrymq::RetryPolicy::rocketmq(),
+        }
+    }
+    #[napi(factory)]
+    pub fn alipay() -> Self {
+        RetryPolicy {
+            inner: ferrymq::RetryPolicy::alipay(),
+        }
+    }
+    #[napi(factory)]
+    pub fn wechat_pay() -> Self {
+        RetryPolicy {
+            inner: ferrymq::RetryPolicy::wechat_pay(),
+        }
+    }
+    #[napi(factory)]
+    pub fn fixed(delays_ms: Vec<f64>) -> napi::Result<Self> {
+        let delays = delays_ms
+            .into_iter()
+            .map(|d| convert::ms("retry delay", d))
+            .collect::<napi::Result<Vec<_>>>()?;
+        Ok(RetryPolicy {
+            inner: ferrymq::RetryPolicy::fixed(delays).js()?,
+        })
+    }
+    #[napi(factory)]
+    pub fn exponential(opts: Option<ExponentialOpts>) -> napi::Result<Self> {
+        let o = opts.unwrap_or(ExponentialOpts {
+            initial_ms: None,
+            max_delay_ms: None,
+            max_retries: None,
+            jitter: None,
+        });
+        let jitter = o.jitter.unwrap_or(0.1);
+        if !jitter.is_finite() {
+            return Err(invalid(format!(
+                "jitter must be a finite number, got {jitter}"
+            )));
+        }
+        let inner = ferrymq::RetryPolicy::exponential(
+            convert::ms("initialMs", o.initial_ms.unwrap_or(1000.0))?,
+            convert::ms("maxDelayMs", o.max_delay_ms.unwrap_or(3_600_000.0))?,
+            convert::count("maxRetries", o.max_retries.unwrap_or(16.0))?,
+            jitter,
+        )
+        .js()?;
+        Ok(RetryPolicy { inner })
+    }
+    #[napi(getter)]
+    pub fn max_retries(&self) -> u32 {
+        self.inner.max_retries()
+    }
+    #[napi(js_name = "toString")]
+    pub fn encoded(&self) -> String {
+        self.inner.encode()
+    }
+}

@@ -1,0 +1,412 @@
+//! `NativeQueue`: each method converts its arguments, calls the core, and converts the
+//! result or error back. Calls that can wait run off the JS thread and return Promises.
+
+use crate::checker::{self, Bridge, Dispatch};
+use crate::convert::{self, BatchMessage, Payload, PublishOpts};
+use crate::delivery::{Delivery, HalfMessage, RetryPolicy};
+use crate::errors::{OrJs, invalid, to_js};
+use crate::testing::ManualClock;
+use crate::tx::Transaction;
+use crate::views::{self, DeadLetter, MessageInfo, Stats};
+use ferrymq::{MessageState, Options, Queue, ReceiveOptions, SubscribeOptions};
+use napi::Env;
+use napi::bindgen_prelude::{Function, PromiseRaw, Unknown};
+use napi_derive::napi;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::Notify;
+
+#[napi(object)]
+pub struct QueueOpts {
+    pub synchronous: Option<String>,
+    pub busy_timeout_ms: Option<f64>,
+    pub max_payload: Option<f64>,
+    pub idempotency_window_ms: Option<f64>,
+    pub check_after_ms: Option<f64>,
+    pub check_interval_ms: Option<f64>,
+    pub check_max: Option<f64>,
+    pub poll_interval_ms: Option<f64>,
+    pub max_size: Option<f64>,
+}
+
+#[napi(object)]
+pub struct SubscribeOpts {
+    pub tags: Option<String>,
+    pub lease_ms: Option<f64>,
+}
+
+#[napi(object)]
+pub struct ReceiveOpts {
+    pub max: Option<f64>,
+    pub wait_ms: Option<f64>,
+    pub lease_ms: Option<f64>,
+}
+
+/// Ends a waiting `receive` early (an `AbortSignal` in `index.js` fires it).
+#[napi]
+pub struct ReceiveCancel {
+    inner: Arc<(AtomicBool, Notify)>,
+}
+
+#[napi]
+impl ReceiveCancel {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        ReceiveCancel {
+            inner: Arc::new((AtomicBool::new(false), Notify::new())),
+        }
+    }
+
+    #[napi]
+    pub fn cancel(&self) {
+        self.inner.0.store(true, Ordering::SeqCst);
+        self.inner.1.notify_waiters();
+    }
+}
+
+async fn cancelled(c: Arc<(AtomicBool, Notify)>) {
+    loop {
+        let notified = c.1.notified();
+        if c.0.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
+    }
+}
+
+#[napi(js_name = "NativeQueue")]
+pub struct NativeQueue {
+    q: Queue,
+    checks: Arc<Bridge>,
+}
+
+fn receive_options(o: Option<ReceiveOpts>) -> napi::Result<ReceiveOptions> {
+    let mut out = ReceiveOptions::new();
+    let Some(o) = o else { return Ok(out) };
+    if let Some(m) = convert::opt_count("max", o.max)? {
+        out = out.max(m);
+    }
+    if let Some(w) = convert::opt_ms("waitMs", o.wait_ms)? {
+        out = out.wait(w);
+    }
+    if let Some(l) = convert::opt_ms("leaseMs", o.lease_ms)? {
+        out = out.lease(l);
+    }
+    Ok(out)
+}
+
+fn options(o: Option<QueueOpts>) -> napi::Result<Options> {
+    let mut out = Options::default();
+    let Some(o) = o else { return Ok(out) };
+    if let Some(s) = o.synchronous {
+        out = out.synchronous(s.parse().js()?);
+    }
+    if let Some(d) = convert::opt_ms("busyTimeoutMs", o.busy_timeout_ms)? {
+        out = out.busy_timeout(d);
+    }
+    if let Some(n) = convert::opt_count("maxPayload", o.max_payload)? {
+        out = out.max_payload(n);
+    }
+    if let Some(d) = convert::opt_ms("idempotencyWindowMs", o.idempotency_window_ms)? {
+        out = out.idempotency_window(d);
+    }
+    if let Some(d) = convert::opt_ms("checkAfterMs", o.check_after_ms)? {
+        out = out.check_after(d);
+    }
+    if let Some(d) = convert::opt_ms("checkIntervalMs", o.check_interval_ms)? {
+        out = out.check_interval(d);
+    }
+    if let Some(n) = convert::opt_count("checkMax", o.check_max)? {
+        out = out.check_max(n);
+    }
+    if let Some(d) = convert::opt_ms("pollIntervalMs", o.poll_interval_ms)? {
+        out = out.poll_interval(d);
+    }
+    if let Some(n) = convert::opt_count("maxSize", o.max_size)? {
+        out = out.max_size(n);
+    }
+    Ok(out)
+}
+
+fn deliveries(q: &Queue, ds: Vec<ferrymq::Delivery>) -> Vec<Delivery> {
+    ds.into_iter()
+        .map(|d| Delivery::new(q.clone(), d))
+        .collect()
+}
+
+#[napi]
+impl NativeQueue {
+    #[napi(constructor)]
+    pub fn new(
+        path: String,
+        opts: Option<QueueOpts>,
+        clock: Option<&ManualClock>,
+    ) -> napi::Result<Self> {
+        let mut o = options(opts)?;
+        if let Some(c) = clock {
+            o = o.with_manual_clock(c.inner.clone());
+        }
+        let q = Queue::open(&path, o).js()?;
+        Ok(NativeQueue {
+            q,
+            checks: Arc::default(),
+        })
+    }
+
+    #[napi(getter)]
+    pub fn path(&self) -> String {
+        self.q.path().display().to_string()
+    }
+
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.q.is_closed()
+    }
+
+    /// Stops background work and closes the file; later calls fail with CLOSED.
+    #[napi]
+    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        self.checks.close();
+        let q = self.q.clone();
+        env.spawn_future(async move {
+            napi::bindgen_prelude::spawn_blocking(move || q.close())
+                .await
+                .map_err(|e| invalid(format!("close failed: {e}")))?
+                .map_err(to_js)
+        })
+    }
+
+    #[napi]
+    pub fn subscribe(
+        &self,
+        group: String,
+        topic: String,
+        opts: Option<SubscribeOpts>,
+        retry: Option<&RetryPolicy>,
+    ) -> napi::Result<()> {
+        let mut o = SubscribeOptions::new();
+        if let Some(opts) = opts {
+            if let Some(t) = opts.tags {
+                o = o.tags(t);
+            }
+            if let Some(l) = convert::opt_ms("leaseMs", opts.lease_ms)? {
+                o = o.lease(l);
+            }
+        }
+        if let Some(r) = retry {
+            o = o.retry(r.inner.clone());
+        }
+        self.q.subscribe(&group, &topic, o).js()
+    }
+
+    #[napi]
+    pub fn publish(
+        &self,
+        topic: String,
+        payload: Payload,
+        opts: Option<PublishOpts>,
+    ) -> napi::Result<i64> {
+        let options = convert::publish_options(opts)?;
+        self.q
+            .publish(&topic, convert::payload(&payload), options)
+            .js()
+    }
+
+    /// `publish` off the JS thread: the Promise settles once the message is durable.
+    #[napi]
+    pub fn publish_async<'env>(
+        &self,
+        env: &'env Env,
+        topic: String,
+        payload: Payload,
+        opts: Option<PublishOpts>,
+    ) -> napi::Result<PromiseRaw<'env, i64>> {
+        let options = convert::publish_options(opts)?;
+        let bytes = convert::payload(&payload).to_vec();
+        let q = self.q.clone();
+        env.spawn_future(async move { q.publish_async(&topic, bytes, options).await.js() })
+    }
+
+    #[napi]
+    pub fn publish_batch(&self, messages: Vec<BatchMessage>) -> napi::Result<Vec<i64>> {
+        let batch = convert::messages(messages)?;
+        self.q.publish_batch(&batch).js()
+    }
+
+    /// Up to `max` deliveries, waiting up to `waitMs` for the first; no thread waits.
+    #[napi]
+    pub fn receive<'env>(
+        &self,
+        env: &'env Env,
+        group: String,
+        opts: Option<ReceiveOpts>,
+        cancel: Option<&ReceiveCancel>,
+    ) -> napi::Result<PromiseRaw<'env, Vec<Delivery>>> {
+        let o = receive_options(opts)?;
+        let q = self.q.clone();
+        let cancel = cancel.map(|c| Arc::clone(&c.inner));
+        env.spawn_future(async move {
+            let got = match cancel {
+                None => q.receive_async(&group, o).await,
+                Some(c) => tokio::select! {
+                    biased;
+                    r = q.receive_async(&group, o) => r,
+                    () = cancelled(c) => Ok(Vec::new()),
+                },
+            };
+            Ok(deliveries(&q, got.js()?))
+        })
+    }
+
+    #[napi]
+    pub fn begin(&self) -> napi::Result<Transaction> {
+        Ok(Transaction {
+            tx: Some(self.q.begin().js()?),
+        })
+    }
+
+    #[napi]
+    pub fn prepare(
+        &self,
+        topic: String,
+        payload: Payload,
+        opts: Option<PublishOpts>,
+    ) -> napi::Result<HalfMessage> {
+        let options = convert::publish_options(opts)?;
+        let inner = self
+            .q
+            .prepare(&topic, convert::payload(&payload), options)
+            .js()?;
+        Ok(HalfMessage { inner })
+    }
+
+    /// `dispatch(requestId, info)` is `index.js`'s adapter around the user's checker; it
+    /// answers through `answerCheck`.
+    #[napi]
+    pub fn set_checker(
+        &self,
+        topic: String,
+        dispatch: Function<'_, (u32, MessageInfo), Unknown<'static>>,
+    ) -> napi::Result<()> {
+        let tsfn: Dispatch = dispatch
+            .build_threadsafe_function::<(u32, MessageInfo)>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?;
+        let cb = checker::checker(Arc::clone(&self.checks), tsfn);
+        self.q.set_checker(&topic, cb).js()
+    }
+
+    #[napi]
+    pub fn answer_check(&self, request: u32, resolution: Option<String>, error: Option<String>) {
+        self.checks.answer(request, resolution, error);
+    }
+
+    #[napi]
+    pub fn remove_checker(&self, topic: String) -> bool {
+        self.q.remove_checker(&topic)
+    }
+
+    /// Asks the checkers about due half messages now. A Promise: the checkers themselves
+    /// run on the JS thread, which must stay free meanwhile.
+    #[napi]
+    pub fn run_checks<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, u32>> {
+        let q = self.q.clone();
+        env.spawn_future(async move {
+            let n = napi::bindgen_prelude::spawn_blocking(move || q.run_checks())
+                .await
+                .map_err(|e| invalid(format!("runChecks failed: {e}")))?
+                .js()?;
+            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+    }
+
+    #[napi]
+    pub fn half_messages(
+        &self,
+        state: Option<String>,
+        limit: Option<f64>,
+    ) -> napi::Result<Vec<MessageInfo>> {
+        let limit = convert::opt_count("limit", limit)?.unwrap_or(1000);
+        let state = match state.as_deref() {
+            None => None,
+            Some("half") => Some(MessageState::Half),
+            Some("rolled_back") => Some(MessageState::RolledBack),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "state must be 'half' or 'rolled_back', not {other:?}"
+                )));
+            }
+        };
+        let ms = self.q.half_messages(state, limit).js()?;
+        Ok(ms.into_iter().map(views::message_info).collect())
+    }
+
+    #[napi]
+    pub fn dead_letters(&self, group: String, limit: Option<f64>) -> napi::Result<Vec<DeadLetter>> {
+        let limit = convert::opt_count("limit", limit)?.unwrap_or(100);
+        let ds = self.q.dead_letters(&group, limit).js()?;
+        Ok(ds.into_iter().map(views::dead_letter).collect())
+    }
+
+    #[napi]
+    pub fn redrive(&self, group: String, ids: Option<Vec<f64>>) -> napi::Result<i64> {
+        let ids = ids
+            .map(|v| {
+                v.into_iter()
+                    .map(convert::id)
+                    .collect::<napi::Result<Vec<_>>>()
+            })
+            .transpose()?;
+        let n = self.q.redrive(&group, ids.as_deref()).js()?;
+        Ok(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    #[napi]
+    pub fn purge_dead_letters(
+        &self,
+        group: String,
+        older_than_ms: Option<f64>,
+    ) -> napi::Result<i64> {
+        let older = convert::opt_ms("olderThanMs", older_than_ms)?;
+        let n = self.q.purge_dead_letters(&group, older).js()?;
+        Ok(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+
+    #[napi]
+    pub fn stats(&self) -> napi::Result<Stats> {
+        Ok(views::stats(self.q.stats().js()?))
+    }
+
+    #[napi]
+    pub fn message(&self, id: f64) -> napi::Result<MessageInfo> {
+        Ok(views::message_info(self.q.message(convert::id(id)?).js()?))
+    }
+
+    #[napi]
+    pub fn find(&self, topic: String, key: String) -> napi::Result<Vec<MessageInfo>> {
+        let ms = self.q.find(&topic, &key).js()?;
+        Ok(ms.into_iter().map(views::message_info).collect())
+    }
+
+    /// Deletes messages acked by every group at least `olderThanMs` ago (default 7 days),
+    /// in chunks, off the JS thread.
+    #[napi]
+    pub fn purge_acked<'env>(
+        &self,
+        env: &'env Env,
+        older_than_ms: Option<f64>,
+    ) -> napi::Result<PromiseRaw<'env, i64>> {
+        let older = convert::opt_ms("olderThanMs", older_than_ms)?
+            .unwrap_or(std::time::Duration::from_secs(7 * 86_400));
+        let q = self.q.clone();
+        env.spawn_future(async move {
+            let n = napi::bindgen_prelude::spawn_blocking(move || q.purge_acked(older))
+                .await
+                .map_err(|e| invalid(format!("purgeAcked failed: {e}")))?
+                .js()?;
+            Ok(i64::try_from(n).unwrap_or(i64::MAX))
+        })
+    }
+}
