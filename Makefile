@@ -6,14 +6,15 @@ DEMO_DB ?= ferrymq-demo.db
 PYTHON ?= python3
 VENV := target/venv-test
 
-.PHONY: demo test lint fmt test-rust examples test-python python-wheel bench bench-quick bench-python clean
+.PHONY: demo test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean
 
 ## The main job: the payment demo on an embedded default db file.
 demo:
 	$(CARGO) run -q -p ferrymq-examples --bin demo -- $(DEMO_DB)
 
-## Every test: format and lint checks, the Rust suites, every example, the Python package.
-test: lint test-rust examples test-python
+## Every test: format and lint checks, the Rust suites, every example, the Python and
+## Node packages.
+test: lint test-rust examples test-python test-node
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -48,6 +49,17 @@ test-python: python-wheel
 	cd bindings-python && ../$(VENV)/bin/mypy --strict tests bench
 	cd bindings-python && ../$(VENV)/bin/python -m mypy.stubtest ferrymq._native
 
+# The addon, built by the package's own `npm install` (release, scripts/build.js), which
+# also installs the dev tools (typescript) the type-check needs.
+node-addon:
+	cd bindings-node && npm install --no-audit --no-fund --loglevel=error
+
+# node:test (incl. a Node consumer of a Python producer, hence the wheel's venv) and tsc
+# over index.d.ts, the tests and the benchmark.
+test-node: node-addon python-wheel
+	cd bindings-node && FERRYMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python npm test --silent
+	cd bindings-node && npx tsc -p tsconfig.json
+
 ## Benchmarks against bare SQLite (see docs/benchmarks.md).
 bench:
 	$(CARGO) run --release -p ferrymq-bench
@@ -58,6 +70,10 @@ bench-quick:
 bench-python: python-wheel
 	$(CARGO) build -q --release -p ferrymq-bench
 	$(VENV)/bin/python bindings-python/bench/bench.py --rust-bench target/release/ferrymq-bench
+
+bench-node: node-addon
+	$(CARGO) build -q --release -p ferrymq-bench
+	cd bindings-node && node bench/bench.js --rust-bench ../target/release/ferrymq-bench
 
 clean:
 	$(CARGO) clean

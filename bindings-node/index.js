@@ -375,6 +375,8 @@ class Queue {
   async receive(group, opts) {
     const { signal, rest } = receiveParts(opts, 'receive options')
     signal?.throwIfAborted()
+    const now = call(() => this.#q.receiveNow(group, rest))
+    if (now.length > 0 || !(rest.waitMs > 0)) return now
     let cancel
     let onAbort
     if (signal !== undefined) {
