@@ -5,6 +5,7 @@ mod callbacks;
 mod convert;
 mod errors;
 mod queue;
+mod testing;
 mod tx;
 mod types;
 mod views;
@@ -30,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<views::PyAttempt>()?;
     m.add_class::<views::PyCheck>()?;
     m.add_class::<views::PyDeadLetter>()?;
+    m.add_class::<testing::PyManualClock>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 use crate::callbacks;
 use crate::convert::{self, Int};
 use crate::errors::{OrPy, invalid};
+use crate::testing::PyManualClock;
 use crate::tx::PyTransaction;
 use crate::types::{
     PyDelivery, PyHalfMessage, PyMessage, PyRetryPolicy, PyWorker, publish_options,
@@ -37,7 +38,7 @@ fn receive_options(
 #[pymethods]
 impl PyQueue {
     #[new]
-    #[pyo3(signature = (path, *, synchronous="normal", busy_timeout=None, max_payload=None, idempotency_window=None, check_after=None, check_interval=None, check_max=None, poll_interval=None, max_size=None))]
+    #[pyo3(signature = (path, *, synchronous="normal", busy_timeout=None, max_payload=None, idempotency_window=None, check_after=None, check_interval=None, check_max=None, poll_interval=None, max_size=None, test_clock=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -51,6 +52,7 @@ impl PyQueue {
         check_max: Option<&Bound<'_, PyAny>>,
         poll_interval: Option<&Bound<'_, PyAny>>,
         max_size: Option<&Bound<'_, PyAny>>,
+        test_clock: Option<PyRef<'_, PyManualClock>>,
     ) -> PyResult<Self> {
         let mut o = Options::default().synchronous(synchronous.parse().py_err()?);
         if let Some(d) = convert::opt_seconds("busy_timeout", busy_timeout)? {
@@ -76,6 +78,9 @@ impl PyQueue {
         }
         if let Some(bytes) = convert::opt_int("max_size", max_size)? {
             o = o.max_size(bytes);
+        }
+        if let Some(clock) = test_clock {
+            o = o.with_manual_clock(clock.inner.clone());
         }
         let q = py.detach(|| Queue::open(&path, o)).py_err()?;
         Ok(PyQueue { q })
