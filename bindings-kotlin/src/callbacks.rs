@@ -39,8 +39,7 @@ pub fn handler(
 
 pub fn checker(
     c: Arc<dyn FfiChecker>,
-) -> impl Fn(&ferrymq::MessageInfo) -> Result<ferrymq::Resolution, String> + Send + Sync + 'static
-{
+) -> impl Fn(&ferrymq::MessageInfo) -> Result<ferrymq::Resolution, String> + Send + Sync + 'static {
     move |info| match c.check(info.clone().into()) {
         CheckAnswer::Resolved { resolution } => Ok(resolution.into()),
         CheckAnswer::Failed { reason } => Err(reason),

@@ -59,9 +59,7 @@ pub struct MessageArgs {
 
 pub fn messages(ms: Vec<MessageArgs>) -> FfiResult<Vec<ferrymq::Message>> {
     ms.into_iter()
-        .map(|m| {
-            Ok(ferrymq::Message::new(m.topic, m.payload).with_options(m.options.into_core()?))
-        })
+        .map(|m| Ok(ferrymq::Message::new(m.topic, m.payload).with_options(m.options.into_core()?)))
         .collect()
 }
 

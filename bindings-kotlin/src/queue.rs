@@ -337,7 +337,9 @@ impl FfiQueue {
     }
 
     pub fn purge_acked(&self, older_than_secs: f64) -> FfiResult<i64> {
-        Ok(count(self.q.purge_acked(secs("older_than", older_than_secs)?)?))
+        Ok(count(
+            self.q.purge_acked(secs("older_than", older_than_secs)?)?,
+        ))
     }
 }
 
