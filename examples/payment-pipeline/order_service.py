@@ -1,0 +1,51 @@
+"""The order service (Python): saves each order and publishes `orders/created` in one
+transaction (the outbox), then completes orders as `logistics/shipped` arrives, acking in
+the same transaction as its UPDATE (exactly-once effect).
+
+Usage: order_service.py DB ORDERS POISON_IDS   (POISON_IDS: comma-separated, may be empty)
+Stops when its stdin closes. Safe to SIGKILL and restart: an order and its message exist
+together or not at all, so a restart creates exactly the missing ones.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+import ferrymq
+
+
+def main() -> None:
+    db, orders = sys.argv[1], int(sys.argv[2])
+    poison = {int(x) for x in sys.argv[3].split(",") if x}
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+
+    with ferrymq.Queue(db) as q:
+        for i in range(1, orders + 1):
+            with q.transaction() as tx:
+                if tx.query("SELECT 1 FROM orders WHERE id = ?", (i,)):
+                    continue
+                # A poison order: an amount no payment can be made for.
+                amount = -1 if i in poison else 100 * i
+                tx.execute("INSERT INTO orders(id, amount, status) VALUES (?, ?, 'created')", (i, amount))
+                body = json.dumps({"order_id": i, "amount": amount}).encode()
+                tx.publish("orders", body, tag="created", key=f"order-{i}")
+            time.sleep(0.01)  # orders trickle in while the rest of the pipeline works
+        print("orders created", flush=True)
+
+        while not stop.is_set():
+            for d in q.receive("order-service", max=10, wait=0.2):
+                order = json.loads(d.payload)
+                with q.transaction() as tx:
+                    tx.execute(
+                        "UPDATE orders SET status = 'completed', completed_count = completed_count + 1 WHERE id = ?",
+                        (order["order_id"],),
+                    )
+                    tx.ack(d)
+
+
+if __name__ == "__main__":
+    main()
