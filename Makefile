@@ -54,9 +54,11 @@ test-python: python-wheel
 node-addon:
 	cd bindings-node && npm install --no-audit --no-fund --loglevel=error
 
-# node:test (incl. a Node consumer of a Python producer, hence the wheel's venv) and tsc
-# over index.d.ts, the tests and the benchmark.
+# node:test (incl. a Node consumer of a Python producer, hence the wheel's venv, and the
+# mixed Node/Python/Rust contention run, hence the example binaries) and tsc over
+# index.d.ts, the tests and the benchmark.
 test-node: node-addon python-wheel
+	$(CARGO) build -q -p ferrymq-examples --bins
 	cd bindings-node && FERRYMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python npm test --silent
 	cd bindings-node && npx tsc -p tsconfig.json
 

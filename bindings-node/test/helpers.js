@@ -34,14 +34,16 @@ function clockedQueue(options = {}) {
 }
 
 /**
- * Runs `node -e code args...`; resolves with { code, signal, stdout, stderr }.
- * @param {string} code
+ * Runs `node -e code args...` (or `command -c code args...`, or `command args...` when code
+ * is null); `done` resolves with { code, signal, stdout, stderr }.
+ * @param {string | null} code
  * @param {string[]} args
  * @param {{ onLine?: (line: string) => void, command?: string }} [opts]
  */
 function run(code, args, opts = {}) {
   const command = opts.command ?? process.execPath
-  const argv = command === process.execPath ? ['-e', code, '--', ...args] : ['-c', code, ...args]
+  // node -e CODE, python -c CODE, or (no code) a program of its own
+  const argv = code === null ? args : command === process.execPath ? ['-e', code, '--', ...args] : ['-c', code, ...args]
   const child = spawn(command, argv, {
     cwd: path.join(__dirname, '..'),
     stdio: ['ignore', 'pipe', 'pipe'],
