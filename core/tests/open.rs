@@ -282,3 +282,35 @@ fn a_read_only_file_can_be_read_and_every_write_fails_typed() {
     q.close().unwrap();
     assert_eq!(std::fs::read(t.path()).unwrap(), before);
 }
+
+#[test]
+fn a_read_only_directory_gives_a_typed_error_and_changes_nothing() {
+    let t = TestQueue::new();
+    t.sub("g", "t");
+    t.publish("t", "kept");
+    t.q.close().unwrap();
+    let dir = t.dir.path().to_owned();
+    // Root ignores permission bits: an immutable directory refuses new files to anyone.
+    let _guard = Immutable::set(&dir);
+    let before = std::fs::read(t.path()).unwrap();
+    let fresh = Queue::open(dir.join("new.db"), Options::default()).unwrap_err();
+    assert_eq!(fresh.kind(), ErrorKind::Storage, "{fresh}");
+    assert!(!dir.join("new.db").exists());
+    // The existing file cannot get its -wal and -shm files: opening it fails, or it opens
+    // and every write fails; either way with the storage error, and the bytes stay.
+    match Queue::open(t.path(), Options::default()) {
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Storage, "{e}"),
+        Ok(q) => {
+            let err = q.publish("t", "x", PublishOptions::new()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
+            q.close().unwrap();
+        }
+    }
+    assert_eq!(std::fs::read(t.path()).unwrap(), before);
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec![std::ffi::OsString::from("q.db")]);
+}
