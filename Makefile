@@ -6,15 +6,17 @@ DEMO_DB ?= ferrymq-demo.db
 PYTHON ?= python3
 VENV := target/venv-test
 
-.PHONY: demo test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean
+.PHONY: demo pipeline-deps test-pipeline kotlin-install test-kotlin bench-kotlin test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean
 
-## The main job: the payment demo on an embedded default db file.
-demo:
-	$(CARGO) run -q -p ferrymq-examples --bin demo -- $(DEMO_DB)
+## The main job: the payment pipeline (examples/payment-pipeline): a Python order service,
+## Node payment centers, a Kotlin production service and a Rust logistics service as OS
+## processes on one db file, with crashes injected, ending in a reconciliation report.
+demo: pipeline-deps
+	$(VENV)/bin/python examples/payment-pipeline/run.py --db $(DEMO_DB)
 
-## Every test: format and lint checks, the Rust suites, every example, the Python and
-## Node packages.
-test: lint test-rust examples test-python test-node
+## Every test: format and lint checks, the Rust suites (incl. the shared scenarios), every
+## example, the Python, Node and Kotlin packages, and a short run of the payment pipeline.
+test: lint test-rust examples test-python test-node test-kotlin test-pipeline
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -62,6 +64,28 @@ test-node: node-addon python-wheel
 	cd bindings-node && FERRYMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python npm test --silent
 	cd bindings-node && npx tsc -p tsconfig.json
 
+# The Kotlin package: cdylib, generated bindings, JUnit 5 (incl. a JVM consumer of a Python
+# producer, hence the wheel's venv).
+test-kotlin: python-wheel
+	FERRYMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python bash bindings-kotlin/build.sh test
+
+# dev.ferrymq:ferrymq into the local Maven repository, as a JVM application depends on it.
+kotlin-install:
+	bash bindings-kotlin/build.sh install
+
+# Everything the pipeline's services run on: the wheel, the Node addon (linked into the
+# example's node_modules), the Kotlin service, the Rust binaries.
+pipeline-deps: python-wheel node-addon kotlin-install
+	$(CARGO) build -q -p ferrymq-examples --bins
+	cd examples/payment-pipeline && npm install --no-audit --no-fund --loglevel=error
+	mvn -q -B -f examples/payment-pipeline/production-service/pom.xml package
+
+# The pipeline with 20 orders, a poison one, and every injected crash; fails unless the
+# reconciliation holds.
+test-pipeline: pipeline-deps
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(VENV)/bin/python examples/payment-pipeline/run.py --db "$$tmp/pipeline.db" --orders 20 --poison 7
+
 ## Benchmarks against bare SQLite (see docs/benchmarks.md).
 bench:
 	$(CARGO) run --release -p ferrymq-bench
@@ -76,6 +100,9 @@ bench-python: python-wheel
 bench-node: node-addon
 	$(CARGO) build -q --release -p ferrymq-bench
 	cd bindings-node && node bench/bench.js --rust-bench ../target/release/ferrymq-bench
+
+bench-kotlin:
+	bash bindings-kotlin/build.sh bench
 
 clean:
 	$(CARGO) clean
