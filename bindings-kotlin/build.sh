@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # The one entry point of the Kotlin binding.
-#   bash bindings-kotlin/build.sh test    debug cdylib, generated Kotlin, mvn test (JUnit 5)
-#   bash bindings-kotlin/build.sh bench   release cdylib, Kotlin W1/W3 beside the Rust core's
+#   bash bindings-kotlin/build.sh test     debug cdylib, generated Kotlin, mvn test (JUnit 5)
+#   bash bindings-kotlin/build.sh bench    release cdylib, Kotlin W1/W3 beside the Rust core's
+#   bash bindings-kotlin/build.sh install  release cdylib, generated Kotlin, and
+#                                          `mvn install -DskipTests`: puts
+#                                          dev.ferrymq:ferrymq:0.1.0 in the local Maven
+#                                          repository (~/.m2), the cdylib inside the jar
+#                                          under linux-x86-64/ (JNA loads it from there)
 # Needs cargo, JDK 17+ and Maven (dependencies come from Maven Central). FERRYMQ_PYTHON
 # names a Python with the ferrymq wheel installed: the cross-language test needs it and
 # fails without it.
@@ -40,8 +45,12 @@ case "${1:-test}" in
         "${MVN[@]}" test-compile
         "${MVN[@]}" exec:java -Dexec.args="--rust-bench $TARGET/release/ferrymq-bench ${BENCH_ARGS:-}"
         ;;
+    install)
+        prepare release
+        "${MVN[@]}" install -DskipTests
+        ;;
     *)
-        echo "usage: $0 test|bench" >&2
+        echo "usage: $0 test|bench|install" >&2
         exit 2
         ;;
 esac
