@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one entry point of the Kotlin binding.
-#   bash bindings-kotlin/build.sh test     debug cdylib, generated Kotlin, mvn test (JUnit 5)
+#   bash bindings-kotlin/build.sh test     debug cdylib, generated Kotlin, mvn test (JUnit 5);
+#                                          extra arguments go to mvn (-Dtest=ScenariosTest)
 #   bash bindings-kotlin/build.sh bench    release cdylib, Kotlin W1/W3 beside the Rust core's
 #   bash bindings-kotlin/build.sh install  release cdylib, generated Kotlin, and
 #                                          `mvn install -DskipTests`: puts
@@ -37,7 +38,7 @@ prepare() {
 case "${1:-test}" in
     test)
         prepare debug
-        FERRYMQ_PYTHON="${FERRYMQ_PYTHON:-}" "${MVN[@]}" test
+        FERRYMQ_PYTHON="${FERRYMQ_PYTHON:-}" "${MVN[@]}" test "${@:2}"
         ;;
     bench)
         prepare release
