@@ -129,7 +129,10 @@ impl Runner {
         match v {
             Json::String(s) => {
                 let name = s.strip_prefix('$').expect("ids are \"$name\"");
-                *self.ids.get(name).unwrap_or_else(|| panic!("no id saved as {name}"))
+                *self
+                    .ids
+                    .get(name)
+                    .unwrap_or_else(|| panic!("no id saved as {name}"))
             }
             other => other.as_i64().expect("an id"),
         }
@@ -213,8 +216,7 @@ impl Runner {
                 if let Some(v) = s.get("retry") {
                     o = o.retry(retry(v)?);
                 }
-                self.q
-                    .subscribe(text(&s["group"]), text(&s["topic"]), o)?;
+                self.q.subscribe(text(&s["group"]), text(&s["topic"]), o)?;
                 Ok(None)
             }
             "publish" => {
@@ -334,19 +336,25 @@ impl Runner {
                 )))
             }
             "redrive" => {
-                let ids = s
-                    .get("ids")
-                    .map(|v| v.as_array().unwrap().iter().map(|x| self.id(x)).collect::<Vec<_>>());
-                Ok(Some(json!(self.q.redrive(text(&s["group"]), ids.as_deref())?)))
+                let ids = s.get("ids").map(|v| {
+                    v.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| self.id(x))
+                        .collect::<Vec<_>>()
+                });
+                Ok(Some(json!(
+                    self.q.redrive(text(&s["group"]), ids.as_deref())?
+                )))
             }
             "purge_dead_letters" => Ok(Some(json!(
                 self.q.purge_dead_letters(text(&s["group"]), None)?
             ))),
             "transaction" => self.transaction(s).map(|()| None),
             "query" => {
-                let params: Vec<Value> = s
-                    .get("params")
-                    .map_or(vec![], |p| p.as_array().unwrap().iter().map(sql_value).collect());
+                let params: Vec<Value> = s.get("params").map_or(vec![], |p| {
+                    p.as_array().unwrap().iter().map(sql_value).collect()
+                });
                 let rows = self
                     .q
                     .transaction(|tx| tx.query(text(&s["sql"]), &params))?;
@@ -372,7 +380,12 @@ impl Runner {
                     .map(|(k, v)| (k.clone(), text(v).to_owned()))
                     .collect();
                 self.q.set_checker(text(&s["topic"]), move |info| {
-                    match info.key.as_ref().and_then(|k| answers.get(k)).map(String::as_str) {
+                    match info
+                        .key
+                        .as_ref()
+                        .and_then(|k| answers.get(k))
+                        .map(String::as_str)
+                    {
                         Some("commit") => Ok(Resolution::Commit),
                         Some("rollback") => Ok(Resolution::Rollback),
                         Some("unknown") => Ok(Resolution::Unknown),
@@ -409,38 +422,39 @@ impl Runner {
         let steps = s["steps"].as_array().unwrap().clone();
         let throws = s.get("throw").and_then(Json::as_bool).unwrap_or(false);
         let deliveries = &self.deliveries;
-        self.q.transaction(|tx| {
-            for t in &steps {
-                match text(&t["op"]) {
-                    "execute" => {
-                        let params: Vec<Value> = t.get("params").map_or(vec![], |p| {
-                            p.as_array().unwrap().iter().map(sql_value).collect()
-                        });
-                        tx.execute(text(&t["sql"]), &params)?;
+        self.q
+            .transaction(|tx| {
+                for t in &steps {
+                    match text(&t["op"]) {
+                        "execute" => {
+                            let params: Vec<Value> = t.get("params").map_or(vec![], |p| {
+                                p.as_array().unwrap().iter().map(sql_value).collect()
+                            });
+                            tx.execute(text(&t["sql"]), &params)?;
+                        }
+                        "publish" => {
+                            let o = Self::publish_options(t)?;
+                            tx.publish(text(&t["topic"]), text(&t["payload"]), o)?;
+                        }
+                        "ack" => tx.ack(&deliveries[text(&t["delivery"])])?,
+                        "nack" => tx.nack(
+                            &deliveries[text(&t["delivery"])],
+                            t.get("reason").map_or("", text),
+                            None,
+                        )?,
+                        other => panic!("unknown transaction op {other}"),
                     }
-                    "publish" => {
-                        let o = Self::publish_options(t)?;
-                        tx.publish(text(&t["topic"]), text(&t["payload"]), o)?;
-                    }
-                    "ack" => tx.ack(&deliveries[text(&t["delivery"])])?,
-                    "nack" => tx.nack(
-                        &deliveries[text(&t["delivery"])],
-                        t.get("reason").map_or("", text),
-                        None,
-                    )?,
-                    other => panic!("unknown transaction op {other}"),
                 }
-            }
-            if throws {
-                // The caller's own failure: the whole transaction rolls back.
-                return Err(Error::Callback("the scenario's callback failed".into()));
-            }
-            Ok(())
-        })
-        .or_else(|e| match e {
-            Error::Callback(_) if throws => Ok(()),
-            e => Err(e),
-        })
+                if throws {
+                    // The caller's own failure: the whole transaction rolls back.
+                    return Err(Error::Callback("the scenario's callback failed".into()));
+                }
+                Ok(())
+            })
+            .or_else(|e| match e {
+                Error::Callback(_) if throws => Ok(()),
+                e => Err(e),
+            })
     }
 }
 
