@@ -1,7 +1,6 @@
 //! A received delivery (its data as a record, plus a handle that acks, nacks and extends
 //! it), half messages, and workers.
 
-use crate::convert::{opt_secs, secs};
 use crate::error::FfiResult;
 use ferrymq::{Delivery, Queue};
 use std::collections::HashMap;
@@ -13,7 +12,11 @@ use std::time::SystemTime;
 /// settling needs (ids, lease token, ordering group).
 #[derive(uniffi::Record)]
 pub struct Received {
-    pub handle: Arc<FfiDelivery>,
+    /// A raw reference to an `FfiDelivery` (`Arc::into_raw`), owned by the receiver:
+    /// settled through the structure-free calls of `crate::fast` and released with
+    /// `ferrymq_kt_delivery_release` (the Kotlin `Delivery` does both). A uniffi object
+    /// would cost two JNA structures per call and one more to free it.
+    pub handle: u64,
     pub message_id: i64,
     pub topic: String,
     pub tag: Option<String>,
@@ -41,16 +44,16 @@ pub fn received(q: &Queue, mut d: Delivery) -> Received {
         attempt: d.attempt,
         published_at: d.published_at,
         consumer_group: d.consumer_group.clone(),
-        handle: Arc::new(FfiDelivery {
+        handle: Arc::into_raw(Arc::new(FfiDelivery {
             q: q.clone(),
             d: Mutex::new(d),
-        }),
+        })) as usize as u64,
     }
 }
 
-#[derive(uniffi::Object)]
+/// What settling a delivery needs. Reached from Kotlin by the raw handle of `Received`.
 pub struct FfiDelivery {
-    q: Queue,
+    pub(crate) q: Queue,
     d: Mutex<Delivery>,
 }
 
@@ -58,29 +61,25 @@ impl FfiDelivery {
     pub fn lock(&self) -> MutexGuard<'_, Delivery> {
         self.d.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-#[uniffi::export]
-impl FfiDelivery {
-    pub fn ack(&self) -> FfiResult<()> {
-        Ok(self.q.ack(&self.lock())?)
+    /// The delivery behind a raw handle of `Received`.
+    ///
+    /// # Safety
+    /// `handle` must come from `Received::handle` and not be released yet; the Kotlin
+    /// `Delivery` guarantees this by keeping itself reachable during every call and
+    /// releasing the handle only from its cleaner.
+    pub unsafe fn borrow<'a>(handle: u64) -> &'a FfiDelivery {
+        // SAFETY: per the contract above, the pointer is a live `Arc<FfiDelivery>`.
+        unsafe { &*(handle as usize as *const FfiDelivery) }
     }
 
-    pub fn nack(&self, reason: String, delay_secs: Option<f64>) -> FfiResult<()> {
-        let delay = opt_secs("delay", delay_secs)?;
-        Ok(self.q.nack(&self.lock(), &reason, delay)?)
-    }
-
-    /// Renews the lease to `lease_secs` from now; returns the new end of the lease.
-    pub fn extend(&self, lease_secs: f64) -> FfiResult<SystemTime> {
-        let lease = secs("lease", lease_secs)?;
-        let mut d = self.lock();
-        self.q.extend(&mut d, lease)?;
-        Ok(d.lease_until)
-    }
-
-    pub fn lease_until(&self) -> SystemTime {
-        self.lock().lease_until
+    /// Drops the reference a `Received` handed out.
+    ///
+    /// # Safety
+    /// `handle` must come from `Received::handle`, and be released once.
+    pub unsafe fn release(handle: u64) {
+        // SAFETY: per the contract above, this is the reference `into_raw` made.
+        drop(unsafe { Arc::from_raw(handle as usize as *const FfiDelivery) });
     }
 }
 

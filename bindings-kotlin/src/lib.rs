@@ -16,6 +16,7 @@ mod callbacks;
 mod convert;
 mod delivery;
 mod error;
+mod fast;
 mod queue;
 mod tx;
 mod views;

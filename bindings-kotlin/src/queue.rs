@@ -158,7 +158,7 @@ impl FfiRetryPolicy {
 
 #[derive(uniffi::Object)]
 pub struct FfiQueue {
-    q: Queue,
+    pub(crate) q: Queue,
 }
 
 fn deliveries(q: &Queue, ds: Vec<ferrymq::Delivery>) -> Vec<Received> {
@@ -182,6 +182,13 @@ impl FfiQueue {
         Ok(Arc::new(FfiQueue {
             q: Queue::open(path, o)?,
         }))
+    }
+
+    /// A raw reference to this queue for the structure-free calls of `crate::fast`
+    /// (`Arc::into_raw`); the Kotlin `Queue` takes one when it opens and releases it with
+    /// `ferrymq_kt_queue_release` once it is unreachable.
+    pub fn fast_handle(self: Arc<Self>) -> u64 {
+        Arc::into_raw(self) as usize as u64
     }
 
     pub fn path(&self) -> String {
@@ -223,20 +230,10 @@ impl FfiQueue {
         Ok(self.q.subscribe(&group, &topic, o)?)
     }
 
-    pub fn publish(&self, topic: String, payload: Vec<u8>, options: PublishArgs) -> FfiResult<i64> {
-        Ok(self.q.publish(&topic, payload, options.into_core()?)?)
-    }
+    // `publish`, and `receive` with no wait, are the structure-free calls of `crate::fast`.
 
     pub fn publish_batch(&self, messages: Vec<MessageArgs>) -> FfiResult<Vec<i64>> {
         Ok(self.q.publish_batch(&convert::messages(messages)?)?)
-    }
-
-    /// Blocking receive (the caller's thread waits). Kotlin uses it only when `wait` is
-    /// zero; a waiting receive goes through `receive_async` so that cancelling the
-    /// coroutine drops the wait at once.
-    pub fn receive(&self, group: String, args: ReceiveArgs) -> FfiResult<Vec<Received>> {
-        let ds = self.q.receive(&group, args.into_core()?)?;
-        Ok(deliveries(&self.q, ds))
     }
 
     pub fn worker(

@@ -5,7 +5,7 @@ use crate::convert::{self, MessageArgs, PublishArgs, count, opt_secs};
 use crate::delivery::FfiDelivery;
 use crate::error::{FfiError, FfiResult};
 use ferrymq::{Transaction, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// A SQL value of your own tables: a parameter of `execute`/`query`, or a result cell.
 #[derive(uniffi::Enum, Debug, Clone, PartialEq)]
@@ -90,19 +90,18 @@ impl FfiTransaction {
     }
 
     /// Acks in this transaction: `LeaseLost` here means the caller's writes roll back too.
-    pub fn ack(&self, delivery: Arc<FfiDelivery>) -> FfiResult<()> {
-        let d = delivery.lock();
+    /// `delivery` is the raw handle of a `Received`, kept alive by the Kotlin `Delivery`
+    /// for the duration of the call.
+    pub fn ack(&self, delivery: u64) -> FfiResult<()> {
+        // SAFETY: see `FfiDelivery::borrow`; only the Kotlin layer passes handles.
+        let d = unsafe { FfiDelivery::borrow(delivery) }.lock();
         self.with(|tx| tx.ack(&d))
     }
 
-    pub fn nack(
-        &self,
-        delivery: Arc<FfiDelivery>,
-        reason: String,
-        delay_secs: Option<f64>,
-    ) -> FfiResult<()> {
+    pub fn nack(&self, delivery: u64, reason: String, delay_secs: Option<f64>) -> FfiResult<()> {
         let delay = opt_secs("delay", delay_secs)?;
-        let d = delivery.lock();
+        // SAFETY: see `FfiDelivery::borrow`; only the Kotlin layer passes handles.
+        let d = unsafe { FfiDelivery::borrow(delivery) }.lock();
         self.with(|tx| tx.nack(&d, &reason, delay))
     }
 

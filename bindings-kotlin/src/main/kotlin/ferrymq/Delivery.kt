@@ -11,12 +11,17 @@ import kotlin.time.Duration
 /**
  * One attempt to hand one message to one consumer group, under a lease. End it with
  * [ack], or [nack] to retry it on the group's schedule (dead past the last retry).
+ *
+ * [ack], [nack] and [extend] are one short write each and run on the calling thread
+ * (see [Queue] about blocking).
  */
-class Delivery internal constructor(
-    private val r: Received,
-    private val dispatcher: CoroutineDispatcher,
-) {
-    internal val handle get() = r.handle
+class Delivery internal constructor(private val r: Received) {
+    /** The raw handle of the delivery in the cdylib, released when this object is unreachable. */
+    internal val raw: Long = r.handle.toLong()
+
+    init {
+        Fast.cleaner.register(this, ReleaseDelivery(raw))
+    }
 
     val messageId: Long get() = r.messageId
     val topic: String get() = r.topic
@@ -34,21 +39,20 @@ class Delivery internal constructor(
     val consumerGroup: String get() = r.consumerGroup
 
     /** When the lease ends unless [extend]ed. */
-    val leaseUntil: Instant get() = native { r.handle.leaseUntil() }
+    val leaseUntil: Instant get() = Fast.leaseUntil(this, raw)
 
     /** The payload as UTF-8 text. */
     fun text(): String = payload.decodeToString()
 
     /** Ends the delivery. [FerrymqException.LeaseLost] if another consumer took it over. */
-    suspend fun ack(): Unit = withContext(dispatcher) { native { r.handle.ack() } }
+    suspend fun ack(): Unit = Fast.ack(this, raw)
 
     /** Retries after [delay], or the policy's next delay; dead past the last retry. */
     suspend fun nack(reason: String = "", delay: Duration? = null): Unit =
-        withContext(dispatcher) { native { r.handle.nack(reason, delay.secsOrNull()) } }
+        Fast.nack(this, raw, reason, delay.secsOrNull())
 
     /** Renews the lease to [lease] from now; returns the new end of the lease. */
-    suspend fun extend(lease: Duration): Instant =
-        withContext(dispatcher) { native { r.handle.extend(lease.secs()) } }
+    suspend fun extend(lease: Duration): Instant = Fast.extend(this, raw, lease.secs())
 
     override fun toString(): String =
         "Delivery(messageId=$messageId, topic=$topic, consumerGroup=$consumerGroup, attempt=$attempt)"

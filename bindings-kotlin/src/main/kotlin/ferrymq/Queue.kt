@@ -31,15 +31,28 @@ fun interface Checker {
 /**
  * A durable message queue in one SQLite file, shared with other processes and languages.
  *
- * Calls that touch the file are `suspend` functions that run on [dispatcher]
- * (`Dispatchers.IO` unless given to [open]); a waiting [receive] holds no thread, and
- * cancelling its coroutine ends the wait at once. [close] (for `use`) blocks briefly
- * while background work stops; later calls throw [FerrymqException.Closed].
+ * Calls that touch the file are `suspend` functions. The short ones, one write each and
+ * never waiting for messages ([publish], [receive] with no `wait`, and [Delivery.ack],
+ * [Delivery.nack], [Delivery.extend]), run on the calling thread: switching threads would
+ * cost more than the write (typically tens of microseconds). They do block that thread
+ * for the write, and for up to `busyTimeout` while another process holds the file's
+ * write lock: on a UI thread, call them inside `withContext(Dispatchers.IO)`. The others
+ * run on [dispatcher] (`Dispatchers.IO` unless given to [open]); a waiting [receive]
+ * holds no thread, and cancelling its coroutine ends the wait at once. [close] (for
+ * `use`) blocks briefly while background work stops; later calls throw
+ * [FerrymqException.Closed].
  */
 class Queue private constructor(
     private val ffi: FfiQueue,
     val dispatcher: CoroutineDispatcher,
 ) : AutoCloseable {
+    /** The raw handle of the hot calls ([Fast]), released when this object is unreachable. */
+    private val fast: Long = native { ffi.fastHandle().toLong() }
+
+    init {
+        Fast.cleaner.register(this, ReleaseQueue(fast))
+    }
+
     companion object {
         /**
          * Opens (creating and migrating if needed) the queue in [path]. Options left null
@@ -77,7 +90,7 @@ class Queue private constructor(
 
     private suspend inline fun <T> io(crossinline block: () -> T): T = withContext(dispatcher) { native(block) }
 
-    private fun deliveries(rs: List<Received>) = rs.map { Delivery(it, dispatcher) }
+    private fun deliveries(rs: List<Received>) = rs.map { Delivery(it) }
 
     val path: String get() = ffi.path()
 
@@ -114,7 +127,7 @@ class Queue private constructor(
         deliverAt: Instant? = null,
     ): Long {
         val args = publishArgs(tag, key, headers, group, idempotencyKey, delay, deliverAt)
-        return io { ffi.publish(topic, payload, args) }
+        return Fast.publish(this, fast, topic, payload, args)
     }
 
     /** [publish] with a UTF-8 text payload. */
@@ -148,11 +161,12 @@ class Queue private constructor(
     ): List<Delivery> {
         val args = ReceiveArgs(max.toLong(), wait.secs(), lease.secsOrNull())
         // A call that may wait goes through the async export, which holds no thread and
-        // ends as soon as the coroutine is cancelled; one that cannot wait runs directly.
+        // ends as soon as the coroutine is cancelled; one that cannot wait is one short
+        // write, run on the calling thread.
         val got = if (wait.isPositive()) {
             native { ffi.receiveAsync(group, args) }
         } else {
-            io { ffi.receive(group, args) }
+            Fast.receive(this, fast, group, args)
         }
         return deliveries(got)
     }
@@ -184,7 +198,7 @@ class Queue private constructor(
         handler: Handler,
     ): Worker {
         val args = ReceiveArgs(max.toLong(), wait.secs(), lease.secsOrNull())
-        val adapter = HandlerAdapter(handler, dispatcher)
+        val adapter = HandlerAdapter(handler)
         return Worker(io { ffi.worker(group, adapter, concurrency.toLong(), args) }, dispatcher)
     }
 
@@ -272,13 +286,10 @@ class Queue private constructor(
 /** The text a failed callback reports: the exception's message, or its class name. */
 private fun Throwable.reason(): String = message?.takeIf { it.isNotEmpty() } ?: this::class.java.name
 
-private class HandlerAdapter(
-    private val handler: Handler,
-    private val dispatcher: CoroutineDispatcher,
-) : FfiHandler {
+private class HandlerAdapter(private val handler: Handler) : FfiHandler {
     override fun handle(delivery: Received): String? =
         try {
-            handler.handle(Delivery(delivery, dispatcher))
+            handler.handle(Delivery(delivery))
             null
         } catch (e: Throwable) {
             e.reason()

@@ -2,6 +2,7 @@ package ferrymq
 
 import ferrymq.ffi.FfiTransaction
 import ferrymq.ffi.SqlValue
+import java.lang.ref.Reference
 import java.time.Instant
 import kotlin.time.Duration
 
@@ -52,10 +53,17 @@ class Transaction internal constructor(private val ffi: FfiTransaction) {
     fun publishBatch(messages: List<Message>): List<Long> = native { ffi.publishBatch(messages.map { it.toFfi() }) }
 
     /** Acks in this transaction (exactly-once effect): [FerrymqException.LeaseLost] here rolls your writes back too. */
-    fun ack(delivery: Delivery): Unit = native { ffi.ack(delivery.handle) }
+    fun ack(delivery: Delivery): Unit = try {
+        native { ffi.ack(delivery.raw.toULong()) }
+    } finally {
+        Reference.reachabilityFence(delivery)
+    }
 
-    fun nack(delivery: Delivery, reason: String = "", delay: Duration? = null): Unit =
-        native { ffi.nack(delivery.handle, reason, delay.secsOrNull()) }
+    fun nack(delivery: Delivery, reason: String = "", delay: Duration? = null): Unit = try {
+        native { ffi.nack(delivery.raw.toULong(), reason, delay.secsOrNull()) }
+    } finally {
+        Reference.reachabilityFence(delivery)
+    }
 
     internal fun commit() = native { ffi.commit() }
 
