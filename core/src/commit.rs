@@ -16,13 +16,20 @@ use crate::inner::{Inner, lock};
 use crate::store;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 pub(crate) type Job = Box<dyn FnOnce(&Connection) -> Result<i64> + Send>;
 
-/// Batches one leader runs before handing over.
-const MAX_ROUNDS: usize = 4;
+/// A leader hands over after this many batches or `MAX_LEAD`, whichever comes first: long
+/// enough that leadership rarely changes hands while writes keep coming (a hand-over costs
+/// a wake-up), short enough that the leader's own caller is not kept waiting.
+const MAX_ROUNDS: usize = 16;
+const MAX_LEAD: Duration = Duration::from_millis(1);
+
+/// How long a waiting writer polls before it sleeps.
+const SPIN: Duration = Duration::from_micros(200);
 
 enum Turn {
     Waiting,
@@ -33,12 +40,25 @@ enum Turn {
 struct Slot {
     turn: Mutex<Turn>,
     cv: Condvar,
+    /// Set with every `set`, so a waiter can poll before it sleeps.
+    ready: AtomicBool,
 }
 
 impl Slot {
     fn set(&self, turn: Turn) {
         *lock(&self.turn) = turn;
+        self.ready.store(true, Ordering::Release);
         self.cv.notify_one();
+    }
+
+    /// Polls (yielding the CPU) for up to `SPIN` before the caller sleeps on the condvar:
+    /// the commit it waits for usually lands within that, and a vCPU that went idle
+    /// takes far longer to wake than a thread that kept it busy.
+    fn spin(&self) {
+        let until = Instant::now() + SPIN;
+        while !self.ready.load(Ordering::Acquire) && Instant::now() < until {
+            std::thread::yield_now();
+        }
     }
 }
 
@@ -68,6 +88,7 @@ impl GroupCommit {
         let slot = Arc::new(Slot {
             turn: Mutex::new(Turn::Waiting),
             cv: Condvar::new(),
+            ready: AtomicBool::new(false),
         });
         let lead_now = {
             let mut state = lock(&self.state);
@@ -80,12 +101,15 @@ impl GroupCommit {
         };
         if lead_now {
             self.lead_rounds(inner);
+        } else {
+            slot.spin();
         }
         loop {
             let mut turn = lock(&slot.turn);
             match std::mem::replace(&mut *turn, Turn::Waiting) {
                 Turn::Done(result) => return result,
                 Turn::Lead => {
+                    slot.ready.store(false, Ordering::Relaxed);
                     drop(turn);
                     self.lead_rounds(inner);
                 }
@@ -99,11 +123,18 @@ impl GroupCommit {
     /// Commits queued batches until the queue is empty (leadership ends) or the round
     /// limit is reached (leadership passes to the oldest waiting caller).
     fn lead_rounds(&self, inner: &Arc<Inner>) {
+        let started = Instant::now();
         for round in 0.. {
             // When the last commit was shared, let writers that are runnable right now
             // join this one: on few cores they are waiting for the CPU, not for us.
-            if self.last_batch.load(Ordering::Relaxed) > 1 {
-                std::thread::yield_now();
+            let target = self.last_batch.load(Ordering::Relaxed) as usize;
+            if target > 1 {
+                for _ in 0..8 {
+                    if lock(&self.state).queued.len() >= target {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
             }
             let batch = {
                 let mut state = lock(&self.state);
@@ -111,7 +142,7 @@ impl GroupCommit {
                     state.leading = false;
                     return;
                 }
-                if round == MAX_ROUNDS {
+                if round == MAX_ROUNDS || (round > 0 && started.elapsed() >= MAX_LEAD) {
                     state.queued[0].slot.set(Turn::Lead);
                     return;
                 }
