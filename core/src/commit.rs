@@ -2,14 +2,17 @@
 //! SQLite transaction, so eight threads publishing durably pay for one commit, not eight.
 //!
 //! Each caller queues its write. If no leader is running, the caller becomes the leader:
-//! it takes every queued write, runs each inside its own savepoint of one transaction,
-//! commits once, and wakes exactly the callers whose writes it committed. While writes
-//! keep arriving it leads a few more rounds, then hands leadership to the oldest waiting
-//! caller, so its own return is never delayed for long. Every caller sleeps once, on its
-//! own slot: measured on 2 cores, waking all waiters per commit spent a third of the CPU
-//! in the scheduler. Nobody returns before the commit that holds its write, so "a publish
-//! that returned is durable" still holds. A write that fails on its own (a lost lease)
-//! fails alone; a storage error or a failed commit fails every write in the batch.
+//! it waits (yielding) until about as many writes are queued as it committed last time,
+//! takes them all, runs them in one transaction, commits once, and answers exactly the
+//! callers whose writes it committed. While writes keep arriving it leads more rounds (at
+//! most 16 or 1 ms), then hands leadership to the oldest waiting caller, so its own return
+//! is never delayed for long. A waiting caller polls its own slot (yielding the CPU) for a
+//! short while and then sleeps on it: on 2 vCPUs a thread that kept its vCPU busy is
+//! answered far sooner than one whose vCPU went idle, and waking all waiters per commit
+//! spent a third of the CPU in the scheduler. Nobody returns before the commit that holds
+//! its write, so "a publish that returned is durable" still holds. A write that fails on
+//! its own (a lost lease) fails alone; a storage error or a failed commit fails every
+//! write in the batch.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::inner::{Inner, lock};
