@@ -20,13 +20,18 @@ class FerrymqError extends Error {
   }
 }
 
-// The native module reports its errors as "CODE: message". Anything else it throws is
-// napi refusing an argument of the wrong JS type, which is bad input too.
+// The native module reports its errors as "CODE: message". napi's own errors carry a
+// status as their code: a value of the wrong JS type ("StringExpected", "InvalidArg", ...)
+// is bad input; any other status is a failure inside the addon.
 function convertError(e) {
   if (e instanceof FerrymqError || !(e instanceof Error)) return e
   const m = /^([A-Z_]+): ([\s\S]*)$/.exec(e.message)
   if (m !== null && ERROR_CODES.includes(m[1])) return new FerrymqError(m[1], m[2])
-  return new FerrymqError('INVALID_ARGUMENT', `invalid argument: ${e.message}`)
+  const status = typeof e.code === 'string' ? e.code : ''
+  if (status === 'InvalidArg' || status.endsWith('Expected')) {
+    return new FerrymqError('INVALID_ARGUMENT', `invalid argument: ${e.message}`)
+  }
+  return new FerrymqError('STORAGE', `internal error in ferrymq (please report): ${e.message}`)
 }
 
 function invalid(message) {

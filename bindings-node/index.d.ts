@@ -166,7 +166,8 @@ export declare const Resolution: {
 export type Resolution = (typeof Resolution)[keyof typeof Resolution]
 
 export type SqlValue = null | number | bigint | string | boolean | Buffer | Uint8Array | undefined
-export type SqlResult = null | number | string | Buffer
+/** INTEGER columns are numbers, or BigInts beyond 2^53 where a number would lose digits. */
+export type SqlResult = null | number | bigint | string | Buffer
 
 /** The outbox transaction inside q.transaction((tx) => ...). */
 export declare class Transaction {

@@ -10,9 +10,24 @@ const { ERROR_CODES, FerrymqError, call, convertError, invalid } = require('./er
 
 /** The text a thrown value becomes when it nacks a delivery or answers a check. */
 function errorText(e) {
-  if (e instanceof Error) return e.message || e.name || 'Error'
-  const s = String(e)
-  return s === '' ? 'Error' : s
+  // Total: a thrown value whose conversion to text throws must not escape either.
+  try {
+    if (e instanceof Error) return String(e.message || e.name || 'Error')
+    const s = String(e)
+    return s === '' ? 'Error' : s
+  } catch {
+    return 'Error (a thrown value that cannot be shown as text)'
+  }
+}
+
+/** A checker's answer as text for the core to parse; null when there is none. */
+function answerText(r) {
+  if (r === undefined || r === null) return null
+  try {
+    return String(r)
+  } catch {
+    return '(a value that cannot be shown as text)'
+  }
 }
 
 // A misspelt option would otherwise be ignored in silence (a `delay` meant as `delayMs`
@@ -412,6 +427,10 @@ class Queue {
           throw e
         }
         yield* ds
+        // Let timers and I/O run between receives: a receive that finds messages ready
+        // settles without waiting, so a busy queue would otherwise hold the event loop
+        // (and worker.stop()) for the whole backlog.
+        await new Promise(setImmediate)
       }
     })()
   }
@@ -516,9 +535,10 @@ class Queue {
       Promise.resolve()
         .then(() => checker(messageInfo(info)))
         .then(
-          (r) => answer(request, r === undefined || r === null ? null : String(r), null),
+          (r) => answer(request, answerText(r), null),
           (e) => answer(request, null, errorText(e)),
         )
+        .catch(() => answer(request, null, 'the checker failed'))
     }
     call(() => q.setChecker(topic, dispatch))
   }

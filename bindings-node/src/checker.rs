@@ -15,9 +15,11 @@ use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How long the checker thread waits for a JS answer before calling it unknown; the core
-/// asks again after its check interval.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest the checker thread waits for a JS answer before calling it unknown (the
+/// core asks again after its check interval). It never waits past the check interval
+/// either: the core's claim on the message lasts that long, and a later answer would come
+/// after another checker may have been asked.
+const MAX_ANSWER_WAIT: Duration = Duration::from_secs(60);
 
 pub type Dispatch = ThreadsafeFunction<
     (u32, MessageInfo),
@@ -30,14 +32,23 @@ pub type Dispatch = ThreadsafeFunction<
 
 type Answer = Result<Resolution, String>;
 
-#[derive(Default)]
 pub struct Bridge {
     pending: Mutex<HashMap<u32, SyncSender<Answer>>>,
     next: AtomicU32,
     closed: AtomicBool,
+    answer_wait: Duration,
 }
 
 impl Bridge {
+    pub fn new(check_interval: Duration) -> Self {
+        Bridge {
+            pending: Mutex::default(),
+            next: AtomicU32::new(0),
+            closed: AtomicBool::new(false),
+            answer_wait: check_interval.min(MAX_ANSWER_WAIT),
+        }
+    }
+
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u32, SyncSender<Answer>>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -80,13 +91,13 @@ impl Bridge {
             self.pending().remove(&id);
             return Err(format!("the Node.js thread cannot take calls ({status})"));
         }
-        match rx.recv_timeout(ANSWER_TIMEOUT) {
+        match rx.recv_timeout(self.answer_wait) {
             Ok(answer) => answer,
             Err(RecvTimeoutError::Timeout) => {
                 self.pending().remove(&id);
                 Err(format!(
-                    "the checker did not answer within {}s",
-                    ANSWER_TIMEOUT.as_secs()
+                    "the checker did not answer within {} ms",
+                    self.answer_wait.as_millis()
                 ))
             }
             Err(RecvTimeoutError::Disconnected) => {

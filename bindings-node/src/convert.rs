@@ -3,7 +3,7 @@
 
 use crate::errors::{OrJs, invalid};
 use ferrymq::{Message, PublishOptions, Value};
-use napi::bindgen_prelude::{BigInt, Buffer, Either, Either5, Null};
+use napi::bindgen_prelude::{BigInt, Buffer, Either, Either5, Either6, Null};
 use napi_derive::napi;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -140,16 +140,19 @@ pub fn sql_params(params: Option<Vec<SqlParam>>) -> napi::Result<Vec<Value>> {
         .collect()
 }
 
-/// A SQL value out: integers as numbers (exact up to 2^53, like every id), blobs as
-/// Buffers, NULL as null.
-pub type SqlOut = Either5<Null, i64, f64, String, Buffer>;
+/// A SQL value out: integers as numbers while exact (|n| < 2^53) and as BigInt beyond,
+/// blobs as Buffers, NULL as null.
+pub type SqlOut = Either6<Null, i64, BigInt, f64, String, Buffer>;
+
+const MAX_SAFE_INTEGER: i64 = 9_007_199_254_740_991;
 
 pub fn sql_out(v: Value) -> SqlOut {
     match v {
-        Value::Null => Either5::A(Null),
-        Value::Integer(n) => Either5::B(n),
-        Value::Real(f) => Either5::C(f),
-        Value::Text(s) => Either5::D(s),
-        Value::Blob(b) => Either5::E(b.into()),
+        Value::Null => Either6::A(Null),
+        Value::Integer(n) if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&n) => Either6::B(n),
+        Value::Integer(n) => Either6::C(BigInt::from(n)),
+        Value::Real(f) => Either6::D(f),
+        Value::Text(s) => Either6::E(s),
+        Value::Blob(b) => Either6::F(b.into()),
     }
 }

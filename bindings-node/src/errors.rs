@@ -21,3 +21,12 @@ impl<T> OrJs<T> for ferrymq::Result<T> {
         self.map_err(to_js)
     }
 }
+
+/// A failure inside the addon itself (a panicked task): reported as STORAGE, the kind for
+/// "ferrymq could not do it", never as the caller's bad input.
+pub fn internal(e: impl std::fmt::Display) -> napi::Error {
+    napi::Error::from_reason(format!(
+        "{}: internal error in ferrymq (please report): {e}",
+        ErrorKind::Storage.code()
+    ))
+}

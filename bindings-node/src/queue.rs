@@ -4,7 +4,7 @@
 use crate::checker::{self, Bridge, Dispatch};
 use crate::convert::{self, BatchMessage, Payload, PublishOpts};
 use crate::delivery::{Delivery, HalfMessage, RetryPolicy};
-use crate::errors::{OrJs, invalid, to_js};
+use crate::errors::{OrJs, internal, invalid, to_js};
 use crate::testing::ManualClock;
 use crate::tx::Transaction;
 use crate::views::{self, DeadLetter, MessageInfo, Stats};
@@ -147,11 +147,9 @@ impl NativeQueue {
         if let Some(c) = clock {
             o = o.with_manual_clock(c.inner.clone());
         }
+        let checks = Arc::new(Bridge::new(o.check_interval));
         let q = Queue::open(&path, o).js()?;
-        Ok(NativeQueue {
-            q,
-            checks: Arc::default(),
-        })
+        Ok(NativeQueue { q, checks })
     }
 
     #[napi(getter)]
@@ -172,7 +170,7 @@ impl NativeQueue {
         env.spawn_future(async move {
             napi::bindgen_prelude::spawn_blocking(move || q.close())
                 .await
-                .map_err(|e| invalid(format!("close failed: {e}")))?
+                .map_err(internal)?
                 .map_err(to_js)
         })
     }
@@ -329,7 +327,7 @@ impl NativeQueue {
         env.spawn_future(async move {
             let n = napi::bindgen_prelude::spawn_blocking(move || q.run_checks())
                 .await
-                .map_err(|e| invalid(format!("runChecks failed: {e}")))?
+                .map_err(internal)?
                 .js()?;
             Ok(u32::try_from(n).unwrap_or(u32::MAX))
         })
@@ -417,7 +415,7 @@ impl NativeQueue {
         env.spawn_future(async move {
             let n = napi::bindgen_prelude::spawn_blocking(move || q.purge_acked(older))
                 .await
-                .map_err(|e| invalid(format!("purgeAcked failed: {e}")))?
+                .map_err(internal)?
                 .js()?;
             Ok(i64::try_from(n).unwrap_or(i64::MAX))
         })

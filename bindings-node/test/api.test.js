@@ -268,6 +268,29 @@ test('check-back: sync, async, throwing and wrong answers', async () => {
   await q.close()
 })
 
+test('a checker whose answer or error cannot become text, or that never answers, counts as UNKNOWN', async () => {
+  const { q, clock } = clockedQueue({ checkAfterMs: 0, checkIntervalMs: 300 })
+  const odd = q.prepare('fund', 'a', { key: 'odd-answer' })
+  const thrown = q.prepare('fund', 'b', { key: 'odd-throw' })
+  const silent = q.prepare('fund', 'c', { key: 'silent' })
+  q.setChecker('fund', (info) => {
+    if (info.key === 'odd-answer') return /** @type {any} */ (Object.create(null))
+    if (info.key === 'odd-throw') throw Object.create(null)
+    return new Promise(() => {}) // never settles
+  })
+  const started = Date.now()
+  assert.equal(await q.runChecks(), 0)
+  assert.ok(Date.now() - started < 10_000, 'the silent checker was waited for at most checkIntervalMs')
+  for (const h of [odd, thrown, silent]) {
+    const [check] = q.message(h.id).checks
+    assert.equal(check.resolution, 'unknown', String(h.id))
+    assert.ok(check.error, `no error recorded for ${h.id}`)
+  }
+  assert.match(q.message(silent.id).checks[0].error ?? '', /did not answer within 300 ms/)
+  clock.advance(0)
+  await q.close()
+})
+
 test('the background checker answers without runChecks', async () => {
   const db = tempDb()
   const q = new Queue(db, { checkAfterMs: 50, checkIntervalMs: 50 })

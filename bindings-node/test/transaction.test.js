@@ -30,6 +30,16 @@ test('commit: the row and the message appear together; values round-trip', async
   assert.equal(d.messageId, id)
 })
 
+test('integers beyond 2^53 come back as BigInt, exactly', () => {
+  const { q } = clockedQueue()
+  setup(q)
+  const big = 2n ** 62n + 1n
+  q.transaction((tx) => tx.execute('INSERT INTO orders (id, amount) VALUES (?, ?)', [big, 2 ** 52]))
+  const [[id, amount]] = q.transaction((tx) => tx.query('SELECT id, amount FROM orders'))
+  assert.equal(id, big)
+  assert.equal(amount, 2 ** 52)
+})
+
 test('rollback: a throwing callback leaves neither row nor message, and its error comes out', async () => {
   const { q } = clockedQueue()
   setup(q)

@@ -71,3 +71,34 @@ test('an unhandled handler failure never crashes a process', async () => {
   assert.equal(out.code, 0, out.stderr)
   assert.equal(out.stdout.trim(), 'handler failed')
 })
+
+test('a thrown value that cannot become text still nacks, and the worker goes on', async () => {
+  const { q } = clockedQueue()
+  q.subscribe('g', 't', { retry: RetryPolicy.fixed([60_000]) })
+  const bad = q.publish('t', 'bad')
+  const good = q.publish('t', 'good')
+  const w = q.runWorker('g', (d) => {
+    if (d.payload.toString() === 'bad') throw Object.create(null) // String() of it throws
+  }, { waitMs: 20 })
+  await until(() => q.message(good).deliveries.g.state === 'acked' && q.message(bad).deliveries.g.state === 'scheduled')
+  assert.equal(w.running, true)
+  await w.stop()
+  assert.match(q.message(bad).deliveries.g.lastError ?? '', /cannot be shown as text/)
+})
+
+test('runWorker leaves the event loop free: with waitMs 0, and while draining a backlog', async () => {
+  const { q } = clockedQueue()
+  q.subscribe('g', 't')
+  const idle = q.runWorker('g', () => {}, { waitMs: 0 })
+  await new Promise((r) => setTimeout(r, 50)) // a starved loop would never get here
+  await idle.stop()
+  q.publishBatch(Array.from({ length: 3000 }, (_, i) => ({ topic: 't', payload: String(i) })))
+  let handled = 0
+  const w = q.runWorker('g', () => {
+    handled++
+  }, { waitMs: 20 })
+  const atTimer = await new Promise((r) => setTimeout(() => r(handled), 5))
+  assert.ok(/** @type {number} */ (atTimer) < 3000, 'the timer fired only after the whole backlog')
+  await until(() => handled === 3000)
+  await w.stop()
+})
