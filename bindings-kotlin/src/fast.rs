@@ -15,6 +15,9 @@
 //! by uniffi's `Lower::write` / `LowerError::lower_error`, and Kotlin reads them with the
 //! generated converters.
 //!
+//! Handles (a queue's, a delivery's) are ids in registries (`crate::handles`), so any
+//! integer is safe to pass: an unknown or released one is `InvalidArgument`.
+//!
 //! Protocol: every function returns `OK`, `ERR` or `PANIC` and writes to `out` (two
 //! `i64`s): an integer result in `out[0]`, or a buffer (`out[0]` = address, `out[1]` =
 //! length) that the caller copies and frees with `ferrymq_kt_free`. On `ERR` the buffer is
@@ -26,7 +29,6 @@ use crate::delivery::{FfiDelivery, Received, received};
 use crate::error::{FfiError, FfiResult};
 use crate::queue::FfiQueue;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::time::SystemTime;
 use uniffi::{Lift, Lower, LowerError};
 
@@ -102,17 +104,11 @@ fn read<T: Lift<UniFfiTag>>(buf: &mut &[u8]) -> T {
     T::try_read(buf).unwrap_or_else(|e| panic!("ferrymq: malformed argument from Kotlin: {e}"))
 }
 
-/// # Safety
-/// `handle` must come from `FfiQueue::fast_handle` and not be released yet.
-unsafe fn queue<'a>(handle: u64) -> &'a FfiQueue {
-    // SAFETY: per the contract above, the pointer is a live `Arc<FfiQueue>`.
-    unsafe { &*(handle as usize as *const FfiQueue) }
-}
-
 /// `FfiQueue::publish` (topic, payload, options) in one crossing; `out[0]` is the id.
 ///
 /// # Safety
-/// `q` from `FfiQueue::fast_handle`, live; `args` points to `len` bytes; `out` to 2 i64s.
+/// `args` points to `len` bytes; `out` to 2 i64s. `q` may be any integer: one that is
+/// not a live handle from `FfiQueue::fast_handle` is `InvalidArgument`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ferrymq_kt_publish(
     q: u64,
@@ -121,8 +117,9 @@ pub unsafe extern "C" fn ferrymq_kt_publish(
     out: *mut i64,
 ) -> i32 {
     // SAFETY: per the contract of this function.
-    let (q, mut buf) = unsafe { (queue(q), input(args, len)) };
+    let mut buf = unsafe { input(args, len) };
     call(out, || {
+        let q = FfiQueue::get(q)?;
         let topic: String = read(&mut buf);
         let payload: Vec<u8> = read(&mut buf);
         let options: PublishArgs = read(&mut buf);
@@ -147,8 +144,9 @@ pub unsafe extern "C" fn ferrymq_kt_receive(
     out: *mut i64,
 ) -> i32 {
     // SAFETY: per the contract of this function.
-    let (q, mut buf) = unsafe { (queue(q), input(args, len)) };
+    let mut buf = unsafe { input(args, len) };
     call(out, || {
+        let q = FfiQueue::get(q)?;
         let group: String = read(&mut buf);
         let args: ReceiveArgs = read(&mut buf);
         let ds = q.q.receive(&group, args.into_core()?)?;
@@ -159,16 +157,17 @@ pub unsafe extern "C" fn ferrymq_kt_receive(
     })
 }
 
-/// Acks the delivery behind a `Received` handle.
+/// Acks the delivery behind a `Received` handle. The delivery is copied out of its lock
+/// before the write (see `FfiDelivery::snapshot`).
 ///
 /// # Safety
-/// `d` from `Received::handle`, not released; `out` points to 2 i64s.
+/// `out` points to 2 i64s. `d` may be any integer: one that is not a live handle from
+/// `Received::handle` is `InvalidArgument`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ferrymq_kt_ack(d: u64, out: *mut i64) -> i32 {
-    // SAFETY: per the contract of this function.
-    let d = unsafe { FfiDelivery::borrow(d) };
     call(out, || {
-        d.q.ack(&d.lock())?;
+        let d = FfiDelivery::get(d)?;
+        d.q.ack(&d.snapshot())?;
         Ok(Reply::Nothing)
     })
 }
@@ -180,11 +179,12 @@ pub unsafe extern "C" fn ferrymq_kt_ack(d: u64, out: *mut i64) -> i32 {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ferrymq_kt_nack(d: u64, args: *const u8, len: i32, out: *mut i64) -> i32 {
     // SAFETY: per the contract of this function.
-    let (d, mut buf) = unsafe { (FfiDelivery::borrow(d), input(args, len)) };
+    let mut buf = unsafe { input(args, len) };
     call(out, || {
+        let d = FfiDelivery::get(d)?;
         let reason: String = read(&mut buf);
         let delay = opt_secs("delay", read::<Option<f64>>(&mut buf))?;
-        d.q.nack(&d.lock(), &reason, delay)?;
+        d.q.nack(&d.snapshot(), &reason, delay)?;
         Ok(Reply::Nothing)
     })
 }
@@ -195,13 +195,10 @@ pub unsafe extern "C" fn ferrymq_kt_nack(d: u64, args: *const u8, len: i32, out:
 /// As `ferrymq_kt_ack`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ferrymq_kt_extend(d: u64, lease_secs: f64, out: *mut i64) -> i32 {
-    // SAFETY: per the contract of this function.
-    let d = unsafe { FfiDelivery::borrow(d) };
     call(out, || {
+        let d = FfiDelivery::get(d)?;
         let lease = secs("lease", lease_secs)?;
-        let mut g = d.lock();
-        d.q.extend(&mut g, lease)?;
-        Ok(Reply::Bytes(timestamp(g.lease_until)))
+        Ok(Reply::Bytes(timestamp(d.extend(lease)?)))
     })
 }
 
@@ -211,9 +208,9 @@ pub unsafe extern "C" fn ferrymq_kt_extend(d: u64, lease_secs: f64, out: *mut i6
 /// As `ferrymq_kt_ack`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ferrymq_kt_lease_until(d: u64, out: *mut i64) -> i32 {
-    // SAFETY: per the contract of this function.
-    let d = unsafe { FfiDelivery::borrow(d) };
-    call(out, || Ok(Reply::Bytes(timestamp(d.lock().lease_until))))
+    call(out, || {
+        Ok(Reply::Bytes(timestamp(FfiDelivery::get(d)?.lease_until())))
+    })
 }
 
 fn timestamp(t: SystemTime) -> Vec<u8> {
@@ -222,24 +219,16 @@ fn timestamp(t: SystemTime) -> Vec<u8> {
     buf
 }
 
-/// Drops the reference of a `Received` handle.
-///
-/// # Safety
-/// `d` from `Received::handle`, released once, with no call on it running.
+/// Drops the reference of a `Received` handle; a no-op for any other integer.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ferrymq_kt_delivery_release(d: u64) {
-    // SAFETY: per the contract of this function.
-    unsafe { FfiDelivery::release(d) }
+pub extern "C" fn ferrymq_kt_delivery_release(d: u64) {
+    FfiDelivery::release(d)
 }
 
-/// Drops the reference `FfiQueue::fast_handle` handed out.
-///
-/// # Safety
-/// `q` from `FfiQueue::fast_handle`, released once, with no call on it running.
+/// How many delivery handles are live (handed out and not released): for the tests.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ferrymq_kt_queue_release(q: u64) {
-    // SAFETY: per the contract of this function.
-    drop(unsafe { Arc::from_raw(q as usize as *const FfiQueue) });
+pub extern "C" fn ferrymq_kt_live_deliveries() -> i64 {
+    FfiDelivery::live() as i64
 }
 
 /// Frees a buffer written to `out` by one of the calls above.

@@ -17,12 +17,13 @@ mod convert;
 mod delivery;
 mod error;
 mod fast;
+mod handles;
 mod queue;
 mod tx;
 mod views;
 
 pub use callbacks::{CheckAnswer, FfiChecker, FfiHandler};
-pub use delivery::{FfiDelivery, FfiHalfMessage, FfiWorker, Received};
+pub use delivery::{FfiDelivery, FfiHalfMessage, FfiReceiveSlot, FfiWorker, Received};
 pub use error::FfiError;
 pub use queue::{FfiManualClock, FfiQueue, FfiRetryPolicy};
 pub use tx::FfiTransaction;

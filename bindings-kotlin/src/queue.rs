@@ -3,12 +3,13 @@
 
 use crate::callbacks::{self, FfiChecker, FfiHandler};
 use crate::convert::{self, MessageArgs, PublishArgs, ReceiveArgs, count, int, opt_secs, secs};
-use crate::delivery::{FfiHalfMessage, FfiWorker, Received, received};
+use crate::delivery::{FfiHalfMessage, FfiReceiveSlot, FfiWorker};
 use crate::error::FfiResult;
+use crate::handles::Registry;
 use crate::tx::FfiTransaction;
 use crate::views::{DeadLetter, MessageInfo, MessageState, Stats};
 use ferrymq::{Clock, Options, Queue, SubscribeOptions};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::SystemTime;
 
 /// How a queue opens its file; `None` keeps the core's default.
@@ -159,10 +160,29 @@ impl FfiRetryPolicy {
 #[derive(uniffi::Object)]
 pub struct FfiQueue {
     pub(crate) q: Queue,
+    /// The handle `fast_handle` gave out, if any: unregistered when this queue drops.
+    fast: OnceLock<u64>,
 }
 
-fn deliveries(q: &Queue, ds: Vec<ferrymq::Delivery>) -> Vec<Received> {
-    ds.into_iter().map(|d| received(q, d)).collect()
+/// The queues with a handle for the fast calls. Weak: a handle keeps no queue alive (the
+/// Kotlin `Queue` does, through its uniffi object), so it needs no release; the entry
+/// goes when the queue drops, and a handle used after that is `InvalidArgument`.
+static QUEUES: Registry<Weak<FfiQueue>> = Registry::new("queue");
+
+impl FfiQueue {
+    /// The queue behind a handle from `fast_handle`; `InvalidArgument` for any other
+    /// integer, or once the queue is gone.
+    pub fn get(handle: u64) -> FfiResult<Arc<FfiQueue>> {
+        QUEUES.get(handle, Weak::upgrade)
+    }
+}
+
+impl Drop for FfiQueue {
+    fn drop(&mut self) {
+        if let Some(&id) = self.fast.get() {
+            QUEUES.remove(id);
+        }
+    }
 }
 
 #[uniffi::export]
@@ -181,14 +201,17 @@ impl FfiQueue {
         }
         Ok(Arc::new(FfiQueue {
             q: Queue::open(path, o)?,
+            fast: OnceLock::new(),
         }))
     }
 
-    /// A raw reference to this queue for the structure-free calls of `crate::fast`
-    /// (`Arc::into_raw`); the Kotlin `Queue` takes one when it opens and releases it with
-    /// `ferrymq_kt_queue_release` once it is unreachable.
+    /// The handle of this queue for the structure-free calls of `crate::fast` (an id in a
+    /// registry, see `crate::handles`): the same on every call, valid while the queue
+    /// lives, never released by hand.
     pub fn fast_handle(self: Arc<Self>) -> u64 {
-        Arc::into_raw(self) as usize as u64
+        *self
+            .fast
+            .get_or_init(|| QUEUES.insert(Arc::downgrade(&self)))
     }
 
     pub fn path(&self) -> String {
@@ -342,15 +365,19 @@ impl FfiQueue {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl FfiQueue {
-    /// `receive` that holds no thread while it waits. Cancelling the Kotlin coroutine
-    /// drops this future: the wait ends at once, and a claim that was running is put back
-    /// by the core without counting an attempt.
+    /// `receive` that holds no thread while it waits; leaves the deliveries in `slot`
+    /// (see `FfiReceiveSlot` for why) and returns how many. Cancelling the Kotlin
+    /// coroutine drops this future: the wait ends at once, and a claim that was running
+    /// is put back by the core without counting an attempt.
     pub async fn receive_async(
         &self,
         group: String,
         args: ReceiveArgs,
-    ) -> FfiResult<Vec<Received>> {
+        slot: Arc<FfiReceiveSlot>,
+    ) -> FfiResult<u32> {
         let ds = self.q.receive_async(&group, args.into_core()?).await?;
-        Ok(deliveries(&self.q, ds))
+        let n = u32::try_from(ds.len()).unwrap_or(u32::MAX);
+        slot.put(&self.q, ds);
+        Ok(n)
     }
 }

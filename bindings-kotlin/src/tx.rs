@@ -90,18 +90,16 @@ impl FfiTransaction {
     }
 
     /// Acks in this transaction: `LeaseLost` here means the caller's writes roll back too.
-    /// `delivery` is the raw handle of a `Received`, kept alive by the Kotlin `Delivery`
-    /// for the duration of the call.
+    /// `delivery` is the handle of a `Received` (`InvalidArgument` for any other integer).
+    /// The delivery is copied out of its lock before the write (see `FfiDelivery::snapshot`).
     pub fn ack(&self, delivery: u64) -> FfiResult<()> {
-        // SAFETY: see `FfiDelivery::borrow`; only the Kotlin layer passes handles.
-        let d = unsafe { FfiDelivery::borrow(delivery) }.lock();
+        let d = FfiDelivery::get(delivery)?.snapshot();
         self.with(|tx| tx.ack(&d))
     }
 
     pub fn nack(&self, delivery: u64, reason: String, delay_secs: Option<f64>) -> FfiResult<()> {
         let delay = opt_secs("delay", delay_secs)?;
-        // SAFETY: see `FfiDelivery::borrow`; only the Kotlin layer passes handles.
-        let d = unsafe { FfiDelivery::borrow(delivery) }.lock();
+        let d = FfiDelivery::get(delivery)?.snapshot();
         self.with(|tx| tx.nack(&d, &reason, delay))
     }
 

@@ -16,7 +16,7 @@ import kotlin.time.Duration
  * (see [Queue] about blocking).
  */
 class Delivery internal constructor(private val r: Received) {
-    /** The raw handle of the delivery in the cdylib, released when this object is unreachable. */
+    /** The handle of the delivery in the cdylib (an id), released when this object is unreachable. */
     internal val raw: Long = r.handle.toLong()
 
     init {

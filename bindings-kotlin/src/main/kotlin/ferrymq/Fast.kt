@@ -29,6 +29,9 @@ import java.time.Instant
  *
  * Arguments are written, and results and errors read, with uniffi's generated converters:
  * the bytes are uniffi's own format, and this is a conversion layer like the rest.
+ *
+ * Handles are ids in registries of the cdylib, not pointers: an unknown or released one
+ * is [FerrymqException.InvalidArgument], never a crash.
  */
 internal object Fast {
     init {
@@ -37,7 +40,7 @@ internal object Fast {
         Native.register(Fast::class.java, name)
     }
 
-    /** Releases the raw handles of queues and deliveries once their Kotlin owner is unreachable. */
+    /** Releases the handles of deliveries once their Kotlin owner is unreachable. */
     val cleaner: Cleaner = Cleaner.create()
 
     private const val OK = 0
@@ -50,8 +53,8 @@ internal object Fast {
     external fun ferrymq_kt_extend(d: Long, leaseSecs: Double, out: LongArray): Int
     external fun ferrymq_kt_lease_until(d: Long, out: LongArray): Int
     external fun ferrymq_kt_delivery_release(d: Long)
-    external fun ferrymq_kt_queue_release(q: Long)
     external fun ferrymq_kt_free(ptr: Long, len: Long)
+    external fun ferrymq_kt_live_deliveries(): Long
 
     /** Arguments in uniffi's format: [size] is an upper bound (the converters' allocationSize). */
     private inline fun args(size: ULong, write: (ByteBuffer) -> Unit): ByteBuffer =
@@ -73,7 +76,7 @@ internal object Fast {
         throw FerrymqException.Storage("internal error in ferrymq (please report): $text")
     }
 
-    /** Runs one call; [owner] holds the raw handle and stays reachable until it returns. */
+    /** Runs one call; [owner] holds the handle and stays reachable until it returns. */
     private inline fun <T> call(owner: Any, native: (LongArray) -> Int, result: (LongArray) -> T): T {
         val out = LongArray(2)
         try {
@@ -127,8 +130,4 @@ internal object Fast {
 /** Cleaner action: must not refer to the owner, or the owner would never be unreachable. */
 internal class ReleaseDelivery(private val raw: Long) : Runnable {
     override fun run() = Fast.ferrymq_kt_delivery_release(raw)
-}
-
-internal class ReleaseQueue(private val raw: Long) : Runnable {
-    override fun run() = Fast.ferrymq_kt_queue_release(raw)
 }

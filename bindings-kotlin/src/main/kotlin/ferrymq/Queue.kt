@@ -4,6 +4,7 @@ import ferrymq.ffi.CheckAnswer
 import ferrymq.ffi.FfiChecker
 import ferrymq.ffi.FfiHandler
 import ferrymq.ffi.FfiQueue
+import ferrymq.ffi.FfiReceiveSlot
 import ferrymq.ffi.OpenArgs
 import ferrymq.ffi.ReceiveArgs
 import ferrymq.ffi.Received
@@ -46,12 +47,8 @@ class Queue private constructor(
     private val ffi: FfiQueue,
     val dispatcher: CoroutineDispatcher,
 ) : AutoCloseable {
-    /** The raw handle of the hot calls ([Fast]), released when this object is unreachable. */
+    /** The handle of the hot calls ([Fast]): valid while [ffi] lives, needs no release. */
     private val fast: Long = native { ffi.fastHandle().toLong() }
-
-    init {
-        Fast.cleaner.register(this, ReleaseQueue(fast))
-    }
 
     companion object {
         /**
@@ -162,9 +159,14 @@ class Queue private constructor(
         val args = ReceiveArgs(max.toLong(), wait.secs(), lease.secsOrNull())
         // A call that may wait goes through the async export, which holds no thread and
         // ends as soon as the coroutine is cancelled; one that cannot wait is one short
-        // write, run on the calling thread.
+        // write, run on the calling thread. The async export leaves the deliveries in a
+        // slot owned here: cancelled after it completed, closing the slot drops them
+        // (unsettled) instead of leaking their handles.
         val got = if (wait.isPositive()) {
-            native { ffi.receiveAsync(group, args) }
+            FfiReceiveSlot().use { slot ->
+                native { ffi.receiveAsync(group, args, slot) }
+                slot.take()
+            }
         } else {
             Fast.receive(this, fast, group, args)
         }
