@@ -164,19 +164,11 @@ function stats(s) {
 }
 
 // Delivery is the native class itself (no second object per message); these give it
-// Dates, nulls for absent fields, and FerrymqErrors.
+// Dates and FerrymqErrors.
 const Delivery = native.Delivery
 {
   const proto = Delivery.prototype
   const raw = { ack: proto.ack, nack: proto.nack, extend: proto.extend, settle: proto.settle }
-  for (const name of ['tag', 'key', 'group']) {
-    const get = Object.getOwnPropertyDescriptor(proto, name).get
-    Object.defineProperty(proto, name, {
-      get() {
-        return get.call(this) ?? null
-      },
-    })
-  }
   Object.defineProperties(proto, {
     publishedAt: {
       get() {

@@ -4,7 +4,7 @@
 use crate::checker::{self, Bridge, Dispatch};
 use crate::convert::{self, BatchMessage, Payload, PublishOpts};
 use crate::delivery::{Delivery, HalfMessage, RetryPolicy};
-use crate::errors::{OrJs, internal, invalid, to_js};
+use crate::errors::{OrJs, internal, to_js};
 use crate::testing::ManualClock;
 use crate::tx::Transaction;
 use crate::views::{self, DeadLetter, MessageInfo, Stats};
@@ -340,16 +340,11 @@ impl NativeQueue {
         limit: Option<f64>,
     ) -> napi::Result<Vec<MessageInfo>> {
         let limit = convert::opt_count("limit", limit)?.unwrap_or(1000);
-        let state = match state.as_deref() {
-            None => None,
-            Some("half") => Some(MessageState::Half),
-            Some("rolled_back") => Some(MessageState::RolledBack),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "state must be 'half' or 'rolled_back', not {other:?}"
-                )));
-            }
-        };
+        let state = state
+            .as_deref()
+            .map(str::parse::<MessageState>)
+            .transpose()
+            .js()?;
         let ms = self.q.half_messages(state, limit).js()?;
         Ok(ms.into_iter().map(views::message_info).collect())
     }

@@ -311,16 +311,7 @@ impl PyQueue {
         limit: Int,
     ) -> PyResult<Vec<PyMessageInfo>> {
         let limit: usize = limit.get("limit")?;
-        let state = match state {
-            None => None,
-            Some("half") => Some(MessageState::Half),
-            Some("rolled_back") => Some(MessageState::RolledBack),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "state must be \"half\" or \"rolled_back\", not {other:?}"
-                )));
-            }
-        };
+        let state = state.map(str::parse::<MessageState>).transpose().py_err()?;
         let ms = py.detach(|| self.q.half_messages(state, limit)).py_err()?;
         ms.into_iter().map(|m| views::message_info(py, m)).collect()
     }

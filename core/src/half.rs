@@ -109,17 +109,13 @@ fn ask(checker: &Checker, info: &MessageInfo) -> (Resolution, Option<String>) {
     match catch_unwind(AssertUnwindSafe(|| checker(info))) {
         Ok(Ok(r)) => (r, None),
         Ok(Err(e)) => (Resolution::Unknown, Some(e)),
-        Err(panic) => {
-            let text = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "checker panicked".into());
-            (
-                Resolution::Unknown,
-                Some(format!("checker panicked: {text}")),
-            )
-        }
+        Err(panic) => (
+            Resolution::Unknown,
+            Some(format!(
+                "checker panicked: {}",
+                crate::error::panic_text(&*panic)
+            )),
+        ),
     }
 }
 

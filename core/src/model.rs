@@ -65,6 +65,21 @@ impl MessageState {
     }
 }
 
+/// The inverse of [`MessageState::as_str`], for bindings that take the state as text.
+impl std::str::FromStr for MessageState {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "half" => Ok(MessageState::Half),
+            "committed" => Ok(MessageState::Committed),
+            "rolled_back" => Ok(MessageState::RolledBack),
+            _ => Err(crate::Error::InvalidArgument(format!(
+                "message state must be \"half\", \"committed\" or \"rolled_back\", not {s:?}"
+            ))),
+        }
+    }
+}
+
 /// Where one message stands in one consumer group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeliveryState {

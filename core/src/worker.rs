@@ -105,15 +105,10 @@ impl Queue {
 pub fn call_handler(handler: &Handler, d: &Delivery) -> std::result::Result<(), String> {
     match catch_unwind(AssertUnwindSafe(|| handler(d))) {
         Ok(r) => r,
-        Err(panic) => Err(panic
-            .downcast_ref::<&str>()
-            .map(|s| format!("handler panicked: {s}"))
-            .or_else(|| {
-                panic
-                    .downcast_ref::<String>()
-                    .map(|s| format!("handler panicked: {s}"))
-            })
-            .unwrap_or_else(|| "handler panicked".into())),
+        Err(panic) => Err(format!(
+            "handler panicked: {}",
+            crate::error::panic_text(&*panic)
+        )),
     }
 }
 

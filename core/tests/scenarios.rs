@@ -396,15 +396,10 @@ impl Runner {
             }
             "run_checks" => Ok(Some(json!(self.q.run_checks()?))),
             "half_messages" => {
-                let state = match s.get("state").map(text) {
-                    None => None,
-                    Some("half") => Some(MessageState::Half),
-                    Some("rolled_back") => Some(MessageState::RolledBack),
-                    // The Rust API takes an enum: an unknown state cannot be expressed.
-                    Some(other) => {
-                        return Err(Error::InvalidArgument(format!("unknown state {other}")));
-                    }
-                };
+                let state = s
+                    .get("state")
+                    .map(|v| text(v).parse::<MessageState>())
+                    .transpose()?;
                 let ms = self.q.half_messages(state, 1000)?;
                 Ok(Some(json!(ms.iter().map(|m| m.id).collect::<Vec<_>>())))
             }

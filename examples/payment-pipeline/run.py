@@ -129,10 +129,11 @@ def reconcile(q: ferrymq.Queue, orders: int, crashed: Optional[str]) -> tuple[li
 
     if sorted(book) != list(range(1, orders + 1)):
         bad.append(f"orders in the book: {len(book)}, expected 1..{orders}")
+    payments = {i: q.find("payments", f"order-{i}") for i in range(1, orders + 1)}
     for i in range(1, orders + 1):
         key = f"order-{i}"
         row = book.get(i)
-        paid = [m for m in q.find("payments", key) if m.state == "committed"]
+        paid = [m for m in payments[i] if m.state == "committed"]
         if row is not None and row[2] == "completed":
             if row[3] != 1:
                 bad.append(f"{key} completed {row[3]} times")
@@ -158,7 +159,7 @@ def reconcile(q: ferrymq.Queue, orders: int, crashed: Optional[str]) -> tuple[li
         bad.append(f"{len(undecided)} half messages still undecided")
 
     rolled_back = q.half_messages("rolled_back")
-    checked = [m for i in range(1, orders + 1) for m in q.find("payments", f"order-{i}") if m.checks]
+    checked = [m for ms in payments.values() for m in ms if m.checks]
     by_checker = {
         r: sum(1 for m in checked if m.checks[-1].resolution == getattr(ferrymq.Resolution, r.upper()))
         for r in ("commit", "rollback")
