@@ -240,6 +240,15 @@ fn retain(path: &Path, count: u64) -> BoxResult<()> {
              SELECT id, ?1, 2, ?2, 1, ?2 FROM ferrymq_messages WHERE id > ?3",
             params![group_id, then, before],
         )?;
+        // Counted as migration 0002 keeps counts: in the topic row, up to through_id.
+        tx.execute(
+            "UPDATE ferrymq_topics SET messages = messages + ?2 WHERE id = ?1",
+            params![topic_id, k as i64],
+        )?;
+        tx.execute(
+            "UPDATE ferrymq_counted SET through_id = (SELECT max(id) FROM ferrymq_messages)",
+            [],
+        )?;
         tx.commit()?;
         left -= k;
     }

@@ -147,7 +147,6 @@ fn write_with(
         },
     )?;
     if visibility == Visibility::Committed {
-        store::publish::count_messages(conn, topic_id, 1)?;
         store::publish::fan_out(
             conn,
             matches,

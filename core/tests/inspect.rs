@@ -3,7 +3,7 @@
 mod common;
 
 use common::TestQueue;
-use ferrymq::{ErrorKind, PublishOptions, RetryPolicy, SubscribeOptions};
+use ferrymq::{ErrorKind, Message, PublishOptions, RetryPolicy, SubscribeOptions};
 use std::time::Duration;
 
 #[test]
@@ -49,6 +49,71 @@ fn stats_count_each_delivery_in_exactly_one_state() {
     assert_eq!(g.oldest_ready_age, Some(Duration::from_secs(7)));
     assert_eq!(s.topics["t"].messages, 9);
     assert_eq!(s.topics["t"].half, 0);
+}
+
+/// The topic counts are kept in two parts (folded every 1,024 ids); whichever side of a
+/// fold a message is published, committed or purged on, stats must match a recount.
+#[test]
+fn topic_message_counts_match_a_recount_across_folds_half_commits_and_purges() {
+    let t = TestQueue::new();
+    t.sub("g", "a");
+    let exact = |topic: &str| -> u64 {
+        t.raw()
+            .query_row(
+                "SELECT count(*) FROM ferrymq_messages m JOIN ferrymq_topics t
+                 ON t.id = m.topic_id WHERE t.name = ?1 AND m.state = 0",
+                [topic],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap() as u64
+    };
+    let check = |when: &str| {
+        let s = t.q.stats().unwrap();
+        for topic in ["a", "b"] {
+            let got = s.topics.get(topic).map_or(0, |c| c.messages);
+            assert_eq!(got, exact(topic), "topic {topic} {when}");
+        }
+    };
+    let batch = |n: usize| {
+        let ms: Vec<Message> = (0..n)
+            .map(|i| Message::new(if i % 3 == 0 { "b" } else { "a" }, "x"))
+            .collect();
+        t.q.publish_batch(&ms).unwrap();
+    };
+    let early = t.q.prepare("a", "early", PublishOptions::new()).unwrap();
+    batch(1500);
+    check("after the first fold");
+    let late = t.q.prepare("a", "late", PublishOptions::new()).unwrap();
+    t.q.prepare("b", "dropped", PublishOptions::new())
+        .unwrap()
+        .rollback()
+        .unwrap();
+    early.commit().unwrap();
+    late.commit().unwrap();
+    check("after half commits on both sides of the fold");
+    batch(600);
+    check("after the second fold");
+    assert_eq!(exact("a") + exact("b"), 2102);
+    let through: i64 = t
+        .raw()
+        .query_row("SELECT through_id FROM ferrymq_counted", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(through, 2048, "stats would count ever more rows itself");
+    loop {
+        let ds = t.take("g", 500);
+        if ds.is_empty() {
+            break;
+        }
+        ds.iter().for_each(|d| t.q.ack(d).unwrap());
+    }
+    t.advance(Duration::from_secs(3600));
+    let purged = t.q.purge_acked(Duration::from_secs(60)).unwrap();
+    assert!(purged > 1000, "purged only {purged}");
+    check("after purging");
+    batch(10);
+    check("after publishing again");
+    drop(t.reopen());
+    check("after reopening");
 }
 
 #[test]

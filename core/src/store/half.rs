@@ -2,7 +2,7 @@
 //! commit (which fans them out then), discarded by rollback, and checked back under a
 //! token so that one checker at a time answers for each.
 
-use super::publish::{Matches, count_messages, fan_out};
+use super::publish::{Matches, count_change, fan_out};
 use super::{COMMITTED, ROLLED_BACK};
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -54,7 +54,7 @@ pub(crate) fn commit(conn: &Connection, id: i64, token: Option<i64>) -> Result<D
         .optional()?;
     match row {
         Some((topic_id, tag, group, deliver_at)) => {
-            count_messages(conn, topic_id, 1)?;
+            count_change(conn, topic_id, id, 1)?;
             fan_out(
                 conn,
                 &mut Matches::default(),

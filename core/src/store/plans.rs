@@ -68,6 +68,9 @@ fn exercise_every_call(dir: &std::path::Path) {
     )
     .unwrap();
     q.publish_batch(&[Message::new("t", "b").tag("b")]).unwrap();
+    // Past the 1,024th id: the fold of the topic counts runs.
+    let filler: Vec<Message> = (0..1024).map(|_| Message::new("t", "f").tag("c")).collect();
+    q.publish_batch(&filler).unwrap();
     let mut ds = q.receive("g", ReceiveOptions::new().max(10)).unwrap();
     q.ack(&ds[0]).unwrap();
     q.nack(&ds[1], "x", None).unwrap();

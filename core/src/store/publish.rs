@@ -39,10 +39,49 @@ pub(crate) fn ensure_topic(conn: &Connection, name: &str) -> Result<(i64, bool)>
     Ok((conn.last_insert_rowid(), false))
 }
 
-/// Adds `delta` to the topic's count of committed messages.
-pub(crate) fn count_messages(conn: &Connection, topic_id: i64, delta: i64) -> Result<()> {
-    conn.prepare_cached("UPDATE ferrymq_topics SET messages = messages + ?2 WHERE id = ?1")?
-        .execute(params![topic_id, delta])?;
+/// The publish whose message id is a multiple of this folds the newer ids into the
+/// topics' counts (see migration 0002): a stats call counts at most this many rows of
+/// its own, and a publish pays for the fold once in this many.
+const FOLD_EVERY: i64 = 1024;
+
+/// Counts message `id` of the topic as committed (+1) or gone (-1), where it changed
+/// state after being published: ids above `through_id` are not in the topic's count yet,
+/// and the next fold (or stats) finds them in their current state.
+pub(crate) fn count_change(conn: &Connection, topic_id: i64, id: i64, delta: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE ferrymq_topics SET messages = messages + ?2
+         WHERE id = ?1 AND ?3 <= (SELECT through_id FROM ferrymq_counted)",
+    )?
+    .execute(params![topic_id, delta, id])?;
+    Ok(())
+}
+
+/// After inserting message `id`: on every `FOLD_EVERY`th id, moves the count of the
+/// committed messages above `through_id` into their topics' rows.
+pub(crate) fn fold_counts_if_due(conn: &Connection, id: i64) -> Result<()> {
+    if id % FOLD_EVERY != 0 {
+        return Ok(());
+    }
+    let through: i64 = conn
+        .prepare_cached("SELECT through_id FROM ferrymq_counted")?
+        .query_row([], |r| r.get(0))?;
+    if id <= through {
+        return Ok(());
+    }
+    let counts = conn
+        .prepare_cached(
+            "SELECT topic_id, count(*) FROM ferrymq_messages
+             WHERE id > ?1 AND id <= ?2 AND state = 0 GROUP BY topic_id",
+        )?
+        .query_map(params![through, id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
+    let mut add =
+        conn.prepare_cached("UPDATE ferrymq_topics SET messages = messages + ?2 WHERE id = ?1")?;
+    for (topic_id, n) in counts {
+        add.execute(params![topic_id, n])?;
+    }
+    conn.prepare_cached("UPDATE ferrymq_counted SET through_id = ?1")?
+        .execute([id])?;
     Ok(())
 }
 
@@ -98,7 +137,9 @@ pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<i6
         m.deliver_at,
         m.check_at
     ])?;
-    Ok(conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    fold_counts_if_due(conn, id)?;
+    Ok(id)
 }
 
 /// Inserts one delivery per consumer group of the topic whose filter matches `tag`.

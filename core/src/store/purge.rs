@@ -70,7 +70,7 @@ pub(crate) fn acked_chunk(
             .execute([id])?;
         conn.prepare_cached("DELETE FROM ferrymq_messages WHERE id = ?1")?
             .execute([id])?;
-        super::publish::count_messages(conn, topic_id, -1)?;
+        super::publish::count_change(conn, topic_id, id, -1)?;
         chunk.deleted += 1;
     }
     Ok(chunk)

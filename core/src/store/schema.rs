@@ -24,12 +24,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
 /// "Frry" in ASCII.
 pub const APPLICATION_ID: i32 = 0x4672_7279;
 
 /// Migration `i` brings a file from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_counted.sql"),
+];
 
 /// A connection plus the switch that puts its authorizer in "caller's SQL" mode.
 pub(crate) struct Connected {
@@ -201,7 +204,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(n, 8);
+        assert_eq!(n, 9);
     }
 
     #[test]
@@ -226,6 +229,44 @@ mod tests {
         assert!(err.to_string().contains("newer"), "{err}");
         let conn = Connection::open(&path).unwrap();
         assert_eq!(marks(&conn).unwrap(), (APPLICATION_ID, VERSION + 1));
+    }
+
+    #[test]
+    fn a_version_1_file_keeps_its_topic_counts_after_migrating() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO ferrymq_topics (id, name, messages) VALUES (1, 't', 2);
+             INSERT INTO ferrymq_messages (topic_id, state, payload, published_at, deliver_at)
+             VALUES (1, 0, x'00', 0, 0), (1, 1, x'00', 0, 0), (1, 0, x'00', 0, 0);",
+        )
+        .unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        drop(conn);
+        let conn = open(&path).unwrap();
+        assert_eq!(marks(&conn).unwrap(), (APPLICATION_ID, VERSION));
+        assert_eq!(
+            super::super::inspect::topic_stats(&conn, 1)
+                .unwrap()
+                .messages,
+            2
+        );
+        conn.execute(
+            "INSERT INTO ferrymq_messages (topic_id, state, payload, published_at, deliver_at)
+             VALUES (1, 0, x'00', 0, 0)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            super::super::inspect::topic_stats(&conn, 1)
+                .unwrap()
+                .messages,
+            3
+        );
     }
 
     #[test]
