@@ -17,13 +17,16 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::inner::{Inner, lock};
 use crate::store;
+use crate::store::publish::Matches;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-pub(crate) type Job = Box<dyn FnOnce(&Connection) -> Result<i64> + Send>;
+/// A queued write. It gets the batch's memo of subscription lookups: subscriptions
+/// cannot change while the batch holds the write lock.
+pub(crate) type Job = Box<dyn FnOnce(&Connection, &mut Matches) -> Result<i64> + Send>;
 
 /// A leader hands over after this many batches or `MAX_LEAD`, whichever comes first: long
 /// enough that leadership rarely changes hands while writes keep coming (a hand-over costs
@@ -41,17 +44,24 @@ enum Turn {
 }
 
 struct Slot {
-    turn: Mutex<Turn>,
+    turn: Mutex<(Turn, Sleeping)>,
     cv: Condvar,
     /// Set with every `set`, so a waiter can poll before it sleeps.
     ready: AtomicBool,
 }
 
+/// Whether the caller sleeps on the condvar: most are answered while they poll, and a
+/// notify is a system call even when nobody waits.
+type Sleeping = bool;
+
 impl Slot {
     fn set(&self, turn: Turn) {
-        *lock(&self.turn) = turn;
+        let mut guard = lock(&self.turn);
+        guard.0 = turn;
         self.ready.store(true, Ordering::Release);
-        self.cv.notify_one();
+        if guard.1 {
+            self.cv.notify_one();
+        }
     }
 
     /// Polls (yielding the CPU) for up to `SPIN` before the caller sleeps on the condvar:
@@ -89,7 +99,7 @@ impl GroupCommit {
     /// Runs `job` in a write transaction shared with whatever other writes are queued.
     pub fn run(&self, inner: &Arc<Inner>, wakes: bool, job: Job) -> Result<i64> {
         let slot = Arc::new(Slot {
-            turn: Mutex::new(Turn::Waiting),
+            turn: Mutex::new((Turn::Waiting, false)),
             cv: Condvar::new(),
             ready: AtomicBool::new(false),
         });
@@ -108,16 +118,18 @@ impl GroupCommit {
             slot.spin();
         }
         loop {
-            let mut turn = lock(&slot.turn);
-            match std::mem::replace(&mut *turn, Turn::Waiting) {
+            let mut guard = lock(&slot.turn);
+            match std::mem::replace(&mut guard.0, Turn::Waiting) {
                 Turn::Done(result) => return result,
                 Turn::Lead => {
                     slot.ready.store(false, Ordering::Relaxed);
-                    drop(turn);
+                    drop(guard);
                     self.lead_rounds(inner);
                 }
                 Turn::Waiting => {
-                    drop(slot.cv.wait(turn).unwrap_or_else(|e| e.into_inner()));
+                    guard.1 = true;
+                    let mut guard = slot.cv.wait(guard).unwrap_or_else(|e| e.into_inner());
+                    guard.1 = false;
                 }
             }
         }
@@ -186,8 +198,9 @@ fn lead(inner: &Arc<Inner>, batch: Vec<Queued>) -> Vec<Result<i64>> {
     let outcome = inner.conn().and_then(|conn| {
         store::write_tx(&conn, |c| {
             let mut results = Vec::with_capacity(n);
+            let mut matches = Matches::default();
             for q in batch {
-                let r = (q.job)(c);
+                let r = (q.job)(c, &mut matches);
                 if let Err(e) = &r
                     && !fails_cleanly(e)
                 {

@@ -104,6 +104,7 @@ impl Transaction {
         let id = publish::write(
             &self.inner,
             conn,
+            &mut publish::Matches::default(),
             topic,
             payload,
             &options,

@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::options::Message;
 use crate::options::PublishOptions;
-use crate::store::{self, publish::Matches, publish::NewMessage};
+pub(crate) use crate::store::publish::Matches;
+use crate::store::{self, publish::NewMessage};
 use crate::validate;
 use rusqlite::Connection;
 
@@ -63,27 +64,6 @@ fn deliver_at(o: &PublishOptions, now: i64) -> i64 {
     }
 }
 
-/// Writes one validated message; returns its id, or the first id for a repeated
-/// idempotency key. Must run inside a write transaction.
-pub(crate) fn write(
-    inner: &Inner,
-    conn: &Connection,
-    topic: &str,
-    payload: &[u8],
-    o: &PublishOptions,
-    visibility: Visibility,
-) -> Result<i64> {
-    write_with(
-        inner,
-        conn,
-        &mut Matches::default(),
-        topic,
-        payload,
-        o,
-        visibility,
-    )
-}
-
 /// Writes validated messages in order, in the caller's transaction.
 pub(crate) fn write_batch(
     inner: &Inner,
@@ -94,7 +74,7 @@ pub(crate) fn write_batch(
     messages
         .iter()
         .map(|m| {
-            write_with(
+            write(
                 inner,
                 conn,
                 &mut matches,
@@ -107,7 +87,10 @@ pub(crate) fn write_batch(
         .collect()
 }
 
-fn write_with(
+/// Writes one validated message; returns its id, or the first id for a repeated
+/// idempotency key. Must run inside a write transaction; `matches` remembers the
+/// subscription lookups of that transaction.
+pub(crate) fn write(
     inner: &Inner,
     conn: &Connection,
     matches: &mut Matches,

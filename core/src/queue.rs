@@ -133,8 +133,16 @@ impl Queue {
         let (topic, payload) = (topic.to_owned(), payload.to_vec());
         self.inner.write_shared(
             true,
-            Box::new(move |c| {
-                publish::write(&inner, c, &topic, &payload, &options, Visibility::Committed)
+            Box::new(move |c, matches| {
+                publish::write(
+                    &inner,
+                    c,
+                    matches,
+                    &topic,
+                    &payload,
+                    &options,
+                    Visibility::Committed,
+                )
             }),
         )
     }
@@ -161,6 +169,7 @@ impl Queue {
         publish::write(
             &self.inner,
             tx,
+            &mut publish::Matches::default(),
             topic,
             payload,
             &options,
@@ -207,7 +216,7 @@ impl Queue {
         self.inner
             .write_shared(
                 delivery.group.is_some(),
-                Box::new(move |c| settle::ack(c, &d, inner.now()).map(|()| 0)),
+                Box::new(move |c, _| settle::ack(c, &d, inner.now()).map(|()| 0)),
             )
             .map(|_| ())
     }
@@ -301,7 +310,15 @@ impl Queue {
         publish::validate(&self.inner, topic, payload, &options)?;
         let inner = &self.inner;
         let id = inner.write(false, |c| {
-            publish::write(inner, c, topic, payload, &options, Visibility::Half)
+            publish::write(
+                inner,
+                c,
+                &mut publish::Matches::default(),
+                topic,
+                payload,
+                &options,
+                Visibility::Half,
+            )
         })?;
         Ok(HalfMessage {
             id,

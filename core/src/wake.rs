@@ -7,31 +7,47 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 #[derive(Default)]
+struct Generation {
+    value: u64,
+    /// Threads blocked in `wait`: a bump with none skips the condvar, whose notify is a
+    /// system call even when nobody waits (one per publish otherwise).
+    sleepers: usize,
+}
+
+#[derive(Default)]
 pub(crate) struct Wake {
-    generation: Mutex<u64>,
+    generation: Mutex<Generation>,
     cv: Condvar,
     pub notify: tokio::sync::Notify,
 }
 
 impl Wake {
     pub fn generation(&self) -> u64 {
-        *lock(&self.generation)
+        lock(&self.generation).value
     }
 
     pub fn bump(&self) {
-        *lock(&self.generation) += 1;
-        self.cv.notify_all();
+        let sleepers = {
+            let mut g = lock(&self.generation);
+            g.value += 1;
+            g.sleepers
+        };
+        if sleepers > 0 {
+            self.cv.notify_all();
+        }
         self.notify.notify_waiters();
     }
 
     /// Waits up to `timeout` for a bump after `seen`; true if one happened.
     pub fn wait(&self, seen: u64, timeout: Duration) -> bool {
-        let guard = lock(&self.generation);
-        let (guard, _) = self
+        let mut guard = lock(&self.generation);
+        guard.sleepers += 1;
+        let (mut guard, _) = self
             .cv
-            .wait_timeout_while(guard, timeout, |g| *g == seen)
+            .wait_timeout_while(guard, timeout, |g| g.value == seen)
             .unwrap_or_else(|e| e.into_inner());
-        *guard != seen
+        guard.sleepers -= 1;
+        guard.value != seen
     }
 }
 
