@@ -8,7 +8,7 @@ use crate::{baseline, latency, workloads};
 pub enum Kind {
     /// `n` durable publishes, one commit each, one consumer group subscribed.
     Publish,
-    /// The same from 8 threads sharing one queue.
+    /// The same from 8 threads (`FERRYMQ_BENCH_THREADS`) sharing one queue.
     Publish8,
     /// `n` messages in batches of 1,000, one commit per batch.
     Batch,

@@ -32,7 +32,11 @@ usage: ferrymq-bench [--quick] [--only W1,W1x8,W2,W3,W4,W5] [--retained N] [--re
   --quick        every count about 10x smaller (CI); W5 keeps 20,000 retained messages
   --only LIST    run only these workloads (comma-separated)
   --retained N   acked messages kept in the file for W5 (default 1,000,000; quick 20,000)
-  --repeat N     run every measurement N times and keep the best (default 1)";
+  --repeat N     run every measurement N times and keep the best (default 1)
+
+environment:
+  FERRYMQ_BENCH_SYNC=full     synchronous=FULL for ferrymq and the baseline (default normal)
+  FERRYMQ_BENCH_THREADS=N     publishing threads in W1x8 (default 8)";
 
 const GROUPS: [&str; 6] = ["W1", "W1x8", "W2", "W3", "W4", "W5"];
 
@@ -211,7 +215,7 @@ fn run_parent(args: &[String]) -> BoxResult<bool> {
          statements, the same pragmas. Publish = one autocommit INSERT; W2 = 1,000 INSERTs \
          per transaction; receive = one transaction (SELECT oldest ready row, UPDATE it \
          taken with a token), ack = a second one (UPDATE to acked, rows kept).\n\
-         - W1x8 compares 8 threads publishing through one cloned `Queue` against the \
+         - W1x8 compares {} threads publishing through one cloned `Queue` against the \
          baseline's single-thread single-commit W1 loop.\n\
          - W4: a publisher sends one message per ms with its send time in the payload; \
          latency = arrival - send, arrival taken when receive (or the claim) returns, before the ack. ferrymq's consumer blocks in receive(max 1, wait); the \
@@ -220,6 +224,7 @@ fn run_parent(args: &[String]) -> BoxResult<bool> {
          - W5: the baseline column is ferrymq itself on an empty file; the retained acked \
          rows are written with SQL straight into ferrymq's tables before the timed part.\n\
          - peak RSS: VmHWM of the child process(es) that ran that column's measurement.",
+        workloads::threads(),
         latency::BASELINE_POLL.as_micros()
     );
     for r in rows.iter().filter(|r| r.group.starts_with("W1")) {

@@ -103,7 +103,10 @@ pub fn rows(c: &Counts) -> Vec<Row> {
         ),
         row(
             "W1x8",
-            "W1x8 same from 8 threads, one Queue (vs W1 baseline loop)".into(),
+            format!(
+                "W1x8 same from {} threads, one Queue (vs W1 baseline loop)",
+                crate::workloads::threads()
+            ),
             (job(Publish8, f, c.publish), w1.1),
             Metric::Rate,
             Target::AtLeast(3.0),

@@ -15,8 +15,15 @@ pub const GROUP: &str = "bench-group";
 pub const PAYLOAD_LEN: usize = 256;
 /// Messages per `publish_batch` in W2.
 pub const BATCH: u64 = 1000;
-/// Publishing threads in W1x8.
-pub const THREADS: u64 = 8;
+/// Publishing threads in W1x8: 8, or `FERRYMQ_BENCH_THREADS` (to see how group commit
+/// scales), inherited by every child process like `FERRYMQ_BENCH_SYNC`.
+pub fn threads() -> u64 {
+    std::env::var("FERRYMQ_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(8)
+}
 /// Retained rows written per transaction while preparing W5.
 const RETAIN_CHUNK: u64 = 100_000;
 
@@ -127,17 +134,18 @@ fn publish(q: &Queue, n: u64) -> BoxResult<f64> {
     Ok(t.elapsed().as_secs_f64())
 }
 
-/// W1x8: the same total from 8 threads, each with its own clone of the queue.
+/// W1x8: the same total from `threads()` threads, each with its own clone of the queue.
 fn publish_threads(q: &Queue, n: u64) -> BoxResult<f64> {
     let warm = warmup(n);
     publish_range(q, 0, warm)?;
-    let start = Barrier::new(THREADS as usize + 1);
+    let threads = threads();
+    let start = Barrier::new(threads as usize + 1);
     std::thread::scope(|s| {
-        let workers: Vec<_> = (0..THREADS)
+        let workers: Vec<_> = (0..threads)
             .map(|k| {
                 let (q, start) = (q.clone(), &start);
-                let share = n / THREADS + u64::from(k < n % THREADS);
-                let from = warm + k * (n / THREADS + 1);
+                let share = n / threads + u64::from(k < n % threads);
+                let from = warm + k * (n / threads + 1);
                 s.spawn(move || {
                     start.wait();
                     publish_range(&q, from, share)

@@ -91,7 +91,18 @@ fn topic_message_counts_match_a_recount_across_folds_half_commits_and_purges() {
     early.commit().unwrap();
     late.commit().unwrap();
     check("after half commits on both sides of the fold");
-    batch(600);
+    // The second fold runs inside a caller's transaction (outbox publishes).
+    t.q.transaction(|tx| {
+        for i in 0..600 {
+            tx.publish(
+                if i % 3 == 0 { "b" } else { "a" },
+                "x",
+                PublishOptions::new(),
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
     check("after the second fold");
     assert_eq!(exact("a") + exact("b"), 2102);
     let through: i64 = t
