@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | journal_mode | WAL | readers never block the writer; many processes share the file |
 //! | synchronous | NORMAL (or FULL) | NORMAL: durable across process crashes, fsync only at checkpoint; FULL: across power loss |
-//! | busy_timeout | Options::busy_timeout | contention waits instead of failing with "database is locked" |
+//! | (busy handler) | Options::busy_timeout | contention waits instead of failing with "database is locked"; retried every 50 µs-1 ms (`busy`) |
 //! | foreign_keys | OFF | the schema keeps its own integrity; FK checks would cost every publish |
 //! | temp_store | MEMORY | sorts of claim candidates never touch disk |
 //! | max_page_count | Options::max_size / page_size (only when set) | a size cap: writes past it fail as "disk full" |
@@ -45,7 +45,7 @@ pub(crate) fn connect(path: &Path, opts: &Options) -> Result<Connected> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(opts.busy_timeout)?;
+    conn.busy_handler(Some(super::busy::handler(opts.busy_timeout)))?;
     conn.pragma_update(None, "synchronous", opts.synchronous.pragma())?;
     conn.pragma_update(None, "foreign_keys", false)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
