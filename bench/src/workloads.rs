@@ -251,7 +251,7 @@ fn retain(path: &Path, count: u64) -> BoxResult<()> {
         )?;
         // Counted as migration 0002 keeps counts: in the topic row, up to through_id.
         tx.execute(
-            "UPDATE ferrymq_topics SET messages = messages + ?2 WHERE id = ?1",
+            "UPDATE ferrymq_topics SET folded_messages = folded_messages + ?2 WHERE id = ?1",
             params![topic_id, k as i64],
         )?;
         tx.execute(

@@ -21,7 +21,7 @@ pub(crate) fn topic_stats(conn: &Connection, topic_id: i64) -> Result<TopicStats
     let messages = count(
         conn,
         // The topic's count up to through_id, and the few newer ids counted here.
-        "SELECT t.messages + (SELECT count(*) FROM ferrymq_messages m
+        "SELECT t.folded_messages + (SELECT count(*) FROM ferrymq_messages m
                               WHERE m.id > c.through_id AND m.topic_id = t.id AND m.state = 0)
          FROM ferrymq_topics t, ferrymq_counted c WHERE t.id = ?1",
         [topic_id],

@@ -49,7 +49,7 @@ const FOLD_EVERY: i64 = 1024;
 /// and the next fold (or stats) finds them in their current state.
 pub(crate) fn count_change(conn: &Connection, topic_id: i64, id: i64, delta: i64) -> Result<()> {
     conn.prepare_cached(
-        "UPDATE ferrymq_topics SET messages = messages + ?2
+        "UPDATE ferrymq_topics SET folded_messages = folded_messages + ?2
          WHERE id = ?1 AND ?3 <= (SELECT through_id FROM ferrymq_counted)",
     )?
     .execute(params![topic_id, delta, id])?;
@@ -75,8 +75,9 @@ pub(crate) fn fold_counts_if_due(conn: &Connection, id: i64) -> Result<()> {
         )?
         .query_map(params![through, id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
-    let mut add =
-        conn.prepare_cached("UPDATE ferrymq_topics SET messages = messages + ?2 WHERE id = ?1")?;
+    let mut add = conn.prepare_cached(
+        "UPDATE ferrymq_topics SET folded_messages = folded_messages + ?2 WHERE id = ?1",
+    )?;
     for (topic_id, n) in counts {
         add.execute(params![topic_id, n])?;
     }

@@ -267,6 +267,13 @@ mod tests {
                 .messages,
             3
         );
+        // What a version-1 process that opened the file before the migration runs next:
+        // it fails instead of adding to a count that now means something else.
+        let old_publish = conn.execute(
+            "UPDATE ferrymq_topics SET messages = messages + ?2 WHERE id = ?1",
+            [1, 1],
+        );
+        assert!(old_publish.is_err(), "a version-1 count update still works");
     }
 
     #[test]

@@ -89,6 +89,7 @@ impl TestQueue {
             "ferrymq_attempts",
             "ferrymq_idempotency",
             "ferrymq_checks",
+            "ferrymq_counted",
         ] {
             let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
             let n = stmt.column_count();
