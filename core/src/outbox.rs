@@ -7,7 +7,7 @@ use crate::inner::{Inner, PooledConn};
 use crate::model::Delivery;
 use crate::options::{Message, PublishOptions};
 use crate::publish::{self, Visibility};
-use crate::store::settle;
+use crate::store::{self, settle};
 use rusqlite::types::Value;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -55,9 +55,16 @@ impl Transaction {
 
     fn live(&self) -> Result<&PooledConn> {
         self.inner.check_open()?;
-        self.conn
+        let conn = self
+            .conn
             .as_ref()
-            .ok_or_else(|| Error::invalid("the transaction has already ended"))
+            .ok_or_else(|| Error::invalid("the transaction has already ended"))?;
+        if conn.is_autocommit() {
+            // SQLite rolls a whole transaction back on some errors (a full disk, say).
+            // Anything run now would commit on its own, outside this transaction.
+            return Err(rolled_back_by_sqlite());
+        }
+        Ok(conn)
     }
 
     /// The underlying connection, for Rust callers who want rusqlite's full API. Writes
@@ -101,15 +108,17 @@ impl Transaction {
         let payload = payload.as_ref();
         publish::validate(&self.inner, topic, payload, &options)?;
         let conn = self.live()?;
-        let id = publish::write(
-            &self.inner,
-            conn,
-            &mut publish::Matches::default(),
-            topic,
-            payload,
-            &options,
-            Visibility::Committed,
-        )?;
+        let id = store::all_or_nothing(conn, |c| {
+            publish::write(
+                &self.inner,
+                c,
+                &mut publish::Matches::default(),
+                topic,
+                payload,
+                &options,
+                Visibility::Committed,
+            )
+        })?;
         self.wakes = true;
         Ok(id)
     }
@@ -117,7 +126,7 @@ impl Transaction {
     pub fn publish_batch(&mut self, messages: &[Message]) -> Result<Vec<i64>> {
         crate::queue::validate_batch(&self.inner, messages)?;
         let conn = self.live()?;
-        let ids = publish::write_batch(&self.inner, conn, messages)?;
+        let ids = store::all_or_nothing(conn, |c| publish::write_batch(&self.inner, c, messages))?;
         self.wakes = true;
         Ok(ids)
     }
@@ -126,7 +135,7 @@ impl Transaction {
     /// and the caller's transaction should roll back with it (exactly-once effect).
     pub fn ack(&mut self, delivery: &Delivery) -> Result<()> {
         let conn = self.live()?;
-        settle::ack(conn, delivery, self.inner.now())?;
+        store::all_or_nothing(conn, |c| settle::ack(c, delivery, self.inner.now()))?;
         self.wakes |= delivery.group.is_some();
         Ok(())
     }
@@ -141,14 +150,16 @@ impl Transaction {
         let conn = self.live()?;
         let reason = crate::validate::error_text(reason);
         let delay = delay.map(crate::clock::duration_to_ms);
-        settle::nack(
-            conn,
-            delivery,
-            &reason,
-            delay,
-            self.inner.now(),
-            self.inner.rng.unit(),
-        )?;
+        store::all_or_nothing(conn, |c| {
+            settle::nack(
+                c,
+                delivery,
+                &reason,
+                delay,
+                self.inner.now(),
+                self.inner.rng.unit(),
+            )
+        })?;
         self.wakes = true;
         Ok(())
     }
@@ -161,6 +172,9 @@ impl Transaction {
             .ok_or_else(|| Error::invalid("the transaction has already ended"))?;
         self.inner.leave_transaction(self.thread);
         self.inner.check_open()?;
+        if conn.is_autocommit() {
+            return Err(rolled_back_by_sqlite());
+        }
         conn.prepare_cached("COMMIT")?.execute([])?;
         drop(conn);
         if self.wakes {
@@ -176,7 +190,9 @@ impl Transaction {
             .take()
             .ok_or_else(|| Error::invalid("the transaction has already ended"))?;
         self.inner.leave_transaction(self.thread);
-        conn.prepare_cached("ROLLBACK")?.execute([])?;
+        if !conn.is_autocommit() {
+            conn.prepare_cached("ROLLBACK")?.execute([])?;
+        }
         Ok(())
     }
 
@@ -192,6 +208,14 @@ impl Drop for Transaction {
             self.inner.leave_transaction(self.thread);
         }
     }
+}
+
+fn rolled_back_by_sqlite() -> Error {
+    Error::Storage(
+        "the transaction was rolled back after an earlier storage error (SQLite undid all of \
+         it); nothing in it was committed, begin a new one"
+            .into(),
+    )
 }
 
 fn with_user_sql<T>(conn: &PooledConn, f: impl FnOnce() -> rusqlite::Result<T>) -> Result<T> {

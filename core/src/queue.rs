@@ -166,21 +166,23 @@ impl Queue {
         let payload = payload.as_ref();
         publish::validate(&self.inner, topic, payload, &options)?;
         outbox::check_foreign(&self.inner, tx)?;
-        publish::write(
-            &self.inner,
-            tx,
-            &mut publish::Matches::default(),
-            topic,
-            payload,
-            &options,
-            Visibility::Committed,
-        )
+        store::all_or_nothing(tx, |c| {
+            publish::write(
+                &self.inner,
+                c,
+                &mut publish::Matches::default(),
+                topic,
+                payload,
+                &options,
+                Visibility::Committed,
+            )
+        })
     }
 
     /// Acks inside a transaction the caller opened on its own connection to this file.
     pub fn ack_in(&self, tx: &rusqlite::Connection, delivery: &Delivery) -> Result<()> {
         outbox::check_foreign(&self.inner, tx)?;
-        settle::ack(tx, delivery, self.inner.now())
+        store::all_or_nothing(tx, |c| settle::ack(c, delivery, self.inner.now()))
     }
 
     /// Takes up to `max` deliveries of `group`, waiting up to `wait` for the first.

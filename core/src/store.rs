@@ -75,3 +75,29 @@ pub(crate) fn write_tx<T>(
         }
     }
 }
+
+/// Runs `f` inside the caller's open transaction so that it happens entirely or not at
+/// all: a write that fails partway (disk full between two of its statements, say) is
+/// undone, and the caller may still commit what it did before. Used where the caller owns
+/// the transaction (`Transaction`, `publish_in`, `ack_in`); our own transactions roll
+/// back whole instead.
+pub(crate) fn all_or_nothing<T>(
+    conn: &rusqlite::Connection,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
+) -> Result<T> {
+    conn.prepare_cached("SAVEPOINT ferrymq_write")?
+        .execute([])?;
+    match f(conn) {
+        Ok(v) => {
+            conn.prepare_cached("RELEASE ferrymq_write")?.execute([])?;
+            Ok(v)
+        }
+        Err(e) => {
+            // If SQLite already rolled the whole transaction back (it may, on a full
+            // disk), the savepoint is gone and so is everything; the caller's commit then
+            // fails.
+            let _ = conn.execute_batch("ROLLBACK TO ferrymq_write; RELEASE ferrymq_write");
+            Err(e)
+        }
+    }
+}

@@ -4,6 +4,7 @@
 mod common;
 
 use ferrymq::{ErrorKind, Options, PublishOptions, Queue, ReceiveOptions, SubscribeOptions};
+use rusqlite::types::Value;
 
 #[test]
 fn writes_past_the_cap_fail_cleanly_and_lose_nothing() {
@@ -74,4 +75,77 @@ fn writes_past_the_cap_fail_cleanly_and_lose_nothing() {
     }
     q.publish("t", &payload, PublishOptions::new())
         .expect("writes work again without the cap");
+}
+
+/// The outbox under a full disk: SQLite may undo a whole transaction on SQLITE_FULL. A
+/// caller that swallows the error and goes on must not get its later publishes committed
+/// one by one outside the transaction; and whatever commits keeps business rows and
+/// messages together, every message with its delivery, and the counts exact.
+#[test]
+fn a_transaction_undone_by_a_full_disk_commits_nothing_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small.db");
+    let q = Queue::open(&path, Options::default().max_size(256 * 1024)).unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new()).unwrap();
+    q.transaction(|tx| {
+        tx.execute("CREATE TABLE orders (round INTEGER)", &[])
+            .map(drop)
+    })
+    .unwrap();
+    let (mut ok, mut refused, mut undone) = (0, 0, 0);
+    for round in 0..40i64 {
+        let mut tx = q.begin().unwrap();
+        tx.execute(
+            "INSERT INTO orders (round) VALUES (?1)",
+            &[Value::Integer(round)],
+        )
+        .unwrap();
+        for i in 0..50usize {
+            let size = (round as usize * 50 + i) * 37 % 1900 + 1;
+            let o = PublishOptions::new().key(format!("r{round}"));
+            match tx.publish("t", vec![0x5au8; size], o) {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
+                    refused += 1;
+                }
+            }
+        }
+        if let Err(e) = tx.commit() {
+            assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
+            undone += 1;
+        }
+    }
+    assert!(
+        ok > 50 && refused > 50 && undone > 0,
+        "published {ok}, refused {refused}, undone {undone}"
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM ferrymq_messages m WHERE NOT EXISTS
+             (SELECT 1 FROM orders o WHERE 'r' || o.round = m.key)"
+        ),
+        0,
+        "messages committed without their business row"
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM orders o WHERE NOT EXISTS
+             (SELECT 1 FROM ferrymq_messages m WHERE m.key = 'r' || o.round)"
+        ),
+        0,
+        "business rows committed without their messages"
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM ferrymq_messages m WHERE NOT EXISTS
+             (SELECT 1 FROM ferrymq_deliveries d WHERE d.message_id = m.id)"
+        ),
+        0,
+        "messages without their delivery"
+    );
+    let committed = count("SELECT count(*) FROM ferrymq_messages WHERE state = 0");
+    assert_eq!(q.stats().unwrap().topics["t"].messages, committed as u64);
 }
