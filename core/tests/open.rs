@@ -75,6 +75,24 @@ fn contention_waits_for_the_writer_and_busy_comes_only_past_busy_timeout() {
 }
 
 #[test]
+fn opening_a_current_file_does_not_wait_for_another_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let q = Queue::open(&path, Options::default()).unwrap();
+    q.publish("t", "x", PublishOptions::new()).unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let quick = Options::default().busy_timeout(Duration::from_millis(100));
+    let second = Queue::open(&path, quick).expect("open waited for the writer");
+    assert_eq!(second.stats().unwrap().topics["t"].messages, 1);
+    let err = second.publish("t", "y", PublishOptions::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
+    holder.execute_batch("COMMIT").unwrap();
+    second.publish("t", "y", PublishOptions::new()).unwrap();
+}
+
+#[test]
 fn many_queues_on_one_file_see_each_other() {
     let t = TestQueue::new();
     t.sub("g", "t");

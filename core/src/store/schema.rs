@@ -129,6 +129,11 @@ fn prepare_once(conn: &Connection) -> Result<()> {
             "could not switch the file to WAL mode (journal_mode is {mode})"
         )));
     }
+    // A current file needs no write lock, so opening does not wait for another
+    // process's long transaction (an outbox transaction, say).
+    if marks(conn)? == (APPLICATION_ID, VERSION) {
+        return Ok(());
+    }
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = migrate(conn);
     match result {
