@@ -6,7 +6,7 @@
 //! - no message is delivered to the group after its ack;
 //! - no half message is delivered unless its commit returned (the checker rolls the
 //!   others back);
-//! - the file passes `PRAGMA integrity_check`.
+//! - the file passes `PRAGMA integrity_check`, and the topic count matches a recount.
 //!
 //! CI runs 200 cycles; `FERRYMQ_CHAOS_CYCLES=10000 cargo test --release -p ferrymq --test
 //! chaos -- --nocapture` runs the long variant and prints its figures.
@@ -261,6 +261,19 @@ fn random_sigkills_lose_nothing_and_redeliver_everything_unacked() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ok, "ok");
+    // Topic counts are folded in by publishes that SIGKILLs interrupted too.
+    let committed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM ferrymq_messages m JOIN ferrymq_topics t ON t.id = m.topic_id
+             WHERE t.name = 't' AND m.state = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        stats.topics["t"].messages, committed as u64,
+        "topic count drifted"
+    );
     assert!(
         ledger.published.len() as u64 >= cycles,
         "too little happened: {} publishes",
