@@ -64,27 +64,50 @@ fn deliver_at(o: &PublishOptions, now: i64) -> i64 {
     }
 }
 
-/// Writes validated messages in order, in the caller's transaction.
+/// Writes validated messages in order, in the caller's transaction. The deliveries of
+/// unordered messages are written for the whole batch at its end, in one statement (W2:
+/// +15%); ordered ones one by one, since each may be blocked behind the one before.
 pub(crate) fn write_batch(
     inner: &Inner,
     conn: &Connection,
     messages: &[Message],
 ) -> Result<Vec<i64>> {
     let mut matches = Matches::default();
-    messages
-        .iter()
-        .map(|m| {
-            write(
-                inner,
-                conn,
-                &mut matches,
-                &m.topic,
-                &m.payload,
-                &m.options,
-                Visibility::Committed,
-            )
-        })
-        .collect()
+    let mut ids = Vec::with_capacity(messages.len());
+    // Ids of one transaction grow one by one, so the batch's new unordered messages are
+    // exactly the unordered rows between the first and the last of them.
+    let mut unordered: Option<(i64, i64)> = None;
+    for m in messages {
+        let fan_out = if m.options.group.is_none() {
+            FanOut::ByCaller
+        } else {
+            FanOut::Now
+        };
+        let (id, new) = write_one(
+            inner,
+            conn,
+            &mut matches,
+            (&m.topic, &m.payload, &m.options),
+            Visibility::Committed,
+            fan_out,
+        )?;
+        if new && fan_out == FanOut::ByCaller {
+            unordered = Some(unordered.map_or((id, id), |(first, _)| (first, id)));
+        }
+        ids.push(id);
+    }
+    if let Some((first, last)) = unordered {
+        store::publish::fan_out_range(conn, first, last)?;
+    }
+    Ok(ids)
+}
+
+/// Whether a committed message's deliveries are written with it, or by the caller for a
+/// range of messages at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FanOut {
+    Now,
+    ByCaller,
 }
 
 /// Writes one validated message; returns its id, or the first id for a repeated
@@ -99,12 +122,25 @@ pub(crate) fn write(
     o: &PublishOptions,
     visibility: Visibility,
 ) -> Result<i64> {
+    let message = (topic, payload, o);
+    write_one(inner, conn, matches, message, visibility, FanOut::Now).map(|(id, _)| id)
+}
+
+/// `write`, also saying whether the message is new (false: an idempotent repeat).
+fn write_one(
+    inner: &Inner,
+    conn: &Connection,
+    matches: &mut Matches,
+    (topic, payload, o): (&str, &[u8], &PublishOptions),
+    visibility: Visibility,
+    fan_out: FanOut,
+) -> Result<(i64, bool)> {
     let now = inner.now();
     let topic_id = inner.topic_id(conn, topic)?;
     if let Some(k) = &o.idempotency_key
         && let Some(first) = store::publish::find_idempotent(conn, topic_id, k, now)?
     {
-        return Ok(first);
+        return Ok((first, false));
     }
     let deliver_at = deliver_at(o, now);
     let (state, check_at) = match visibility {
@@ -129,7 +165,7 @@ pub(crate) fn write(
             check_at,
         },
     )?;
-    if visibility == Visibility::Committed {
+    if visibility == Visibility::Committed && fan_out == FanOut::Now {
         store::publish::fan_out(
             conn,
             matches,
@@ -144,5 +180,5 @@ pub(crate) fn write(
         let expires = now.saturating_add(duration_to_ms(inner.opts.idempotency_window));
         store::publish::remember_idempotent(conn, topic_id, k, id, expires)?;
     }
-    Ok(id)
+    Ok((id, true))
 }

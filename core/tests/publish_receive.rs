@@ -165,6 +165,82 @@ fn consumers_in_one_group_compete_and_each_message_goes_to_one() {
     assert_eq!(seen, ids, "each message exactly once");
 }
 
+/// `publish_batch` writes the deliveries of unordered messages in one statement at the
+/// end; the rows must be exactly those that one `publish` per message writes.
+#[test]
+fn a_batch_writes_the_same_deliveries_as_one_publish_per_message() {
+    let messages: Vec<Message> = (0..60)
+        .map(|i| {
+            let mut m = Message::new(if i % 7 == 0 { "other" } else { "t" }, format!("m{i}"));
+            match i % 4 {
+                0 => m = m.tag("a"),
+                1 => m = m.tag("b"),
+                2 => m = m.tag("c"),
+                _ => {}
+            }
+            if i % 5 == 0 {
+                m = m.group(format!("og{}", i % 3));
+            }
+            if i % 6 == 0 {
+                // Every third of these repeats an earlier key of the same batch.
+                let o = m.options.clone().idempotency_key(format!("k{}", i % 18));
+                m = m.with_options(o);
+            }
+            if i % 9 == 0 {
+                let o = m.options.clone().delay(Duration::from_secs(i as u64));
+                m = m.with_options(o);
+            }
+            m
+        })
+        .collect();
+    let rows = |batch: bool| -> Vec<String> {
+        let t = TestQueue::new();
+        t.sub_with("ab", "t", SubscribeOptions::new().tags("a || b"));
+        t.sub("all", "t");
+        t.sub_with("c", "t", SubscribeOptions::new().tags("c"));
+        t.sub("o", "other");
+        if batch {
+            t.q.publish_batch(&messages).unwrap();
+        } else {
+            for m in &messages {
+                t.q.publish(&m.topic, &m.payload, m.options.clone())
+                    .unwrap();
+            }
+        }
+        let conn = t.raw();
+        let mut stmt = conn
+            .prepare(
+                "SELECT m.payload, g.name, d.state, d.due_at, d.attempt, d.ordering_group
+                 FROM ferrymq_deliveries d JOIN ferrymq_messages m ON m.id = d.message_id
+                 JOIN ferrymq_groups g ON g.id = d.group_id ORDER BY m.id, g.name",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok(format!(
+                "{} {} {} {} {} {:?}",
+                String::from_utf8(r.get::<_, Vec<u8>>(0)?).unwrap(),
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Option<String>>(5)?
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    };
+    let one_by_one = rows(false);
+    assert!(
+        one_by_one.len() > 80,
+        "only {} deliveries",
+        one_by_one.len()
+    );
+    let blocked = |r: &&String| r.split(' ').nth(2) == Some("4");
+    assert!(one_by_one.iter().any(|r| blocked(&r)), "nothing blocked");
+    assert_eq!(rows(true), one_by_one);
+}
+
 #[test]
 fn a_batch_commits_all_or_nothing() {
     let t = TestQueue::new();

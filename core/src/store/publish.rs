@@ -171,6 +171,20 @@ pub(crate) fn fan_out(
     Ok(groups.len())
 }
 
+/// The fan-out of the unordered committed messages with ids in `lo..=hi`, in one
+/// statement: what `fan_out` does one message at a time.
+pub(crate) fn fan_out_range(conn: &Connection, lo: i64, hi: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at)
+         SELECT m.id, s.group_id, ?3, m.deliver_at
+         FROM ferrymq_messages m JOIN ferrymq_subscriptions s
+           ON s.topic_id = m.topic_id AND s.tag IN ('*', m.tag)
+         WHERE m.id BETWEEN ?1 AND ?2 AND m.ordering_group IS NULL AND m.state = 0",
+    )?
+    .execute(params![lo, hi, PENDING])?;
+    Ok(())
+}
+
 /// The consumer groups matching a (topic, tag), remembered for one write transaction
 /// (subscriptions cannot change under a transaction that holds the write lock), so a
 /// batch of 1,000 looks them up once.
