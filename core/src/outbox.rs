@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::inner::{Inner, PooledConn};
 use crate::model::Delivery;
 use crate::options::{Message, PublishOptions};
-use crate::publish::{self, Visibility};
+use crate::publish;
 use crate::store::{self, settle};
 use rusqlite::types::Value;
 use std::sync::Arc;
@@ -108,17 +108,7 @@ impl Transaction {
         let payload = payload.as_ref();
         publish::validate(&self.inner, topic, payload, &options)?;
         let conn = self.live()?;
-        let id = store::all_or_nothing(conn, |c| {
-            publish::write(
-                &self.inner,
-                c,
-                &mut publish::Matches::default(),
-                topic,
-                payload,
-                &options,
-                Visibility::Committed,
-            )
-        })?;
+        let id = publish::write_in_callers_tx(&self.inner, conn, topic, payload, &options)?;
         self.wakes = true;
         Ok(id)
     }

@@ -64,6 +64,29 @@ fn deliver_at(o: &PublishOptions, now: i64) -> i64 {
     }
 }
 
+/// Writes one validated, committed message inside a transaction the caller owns
+/// (`Transaction::publish`, `publish_in`): all of it, or nothing if it fails partway.
+pub(crate) fn write_in_callers_tx(
+    inner: &Inner,
+    conn: &Connection,
+    topic: &str,
+    payload: &[u8],
+    o: &PublishOptions,
+) -> Result<i64> {
+    store::all_or_nothing(conn, |c| {
+        let mut matches = Matches::default();
+        write(
+            inner,
+            c,
+            &mut matches,
+            topic,
+            payload,
+            o,
+            Visibility::Committed,
+        )
+    })
+}
+
 /// Writes validated messages in order, in the caller's transaction. The deliveries of
 /// unordered messages are written for the whole batch at its end, in one statement (W2:
 /// +15%); ordered ones one by one, since each may be blocked behind the one before.

@@ -166,17 +166,7 @@ impl Queue {
         let payload = payload.as_ref();
         publish::validate(&self.inner, topic, payload, &options)?;
         outbox::check_foreign(&self.inner, tx)?;
-        store::all_or_nothing(tx, |c| {
-            publish::write(
-                &self.inner,
-                c,
-                &mut publish::Matches::default(),
-                topic,
-                payload,
-                &options,
-                Visibility::Committed,
-            )
-        })
+        publish::write_in_callers_tx(&self.inner, tx, topic, payload, &options)
     }
 
     /// Acks inside a transaction the caller opened on its own connection to this file.
