@@ -96,6 +96,27 @@ pub struct FfiRetryPolicy {
     inner: ferrymq::RetryPolicy,
 }
 
+/// The core's defaults for `RetryPolicy.exponential`'s parameters (`ferrymq::defaults`),
+/// so that the Kotlin signature does not restate them.
+#[derive(uniffi::Record)]
+pub struct ExponentialDefaults {
+    pub initial_secs: f64,
+    pub max_delay_secs: f64,
+    pub max_retries: i64,
+    pub jitter: f64,
+}
+
+#[uniffi::export]
+pub fn exponential_defaults() -> ExponentialDefaults {
+    use ferrymq::defaults as d;
+    ExponentialDefaults {
+        initial_secs: d::EXPONENTIAL_INITIAL.as_secs_f64(),
+        max_delay_secs: d::EXPONENTIAL_MAX_DELAY.as_secs_f64(),
+        max_retries: d::EXPONENTIAL_MAX_RETRIES.into(),
+        jitter: d::EXPONENTIAL_JITTER,
+    }
+}
+
 #[uniffi::export]
 impl FfiRetryPolicy {
     /// RocketMQ's schedule: 10s 30s 1m 2m ... 1h 2h, 16 retries (the default).

@@ -1,7 +1,7 @@
 //! `Delivery` (one leased message), `HalfMessage` and `RetryPolicy`.
 
 use crate::convert::{self, epoch_ms, opt_ms};
-use crate::errors::{OrJs, invalid};
+use crate::errors::OrJs;
 use ferrymq::Queue;
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
@@ -30,16 +30,6 @@ impl Delivery {
 #[napi(object)]
 pub struct NackOpts {
     pub delay_ms: Option<f64>,
-}
-
-/// What `settle` did: "acked", "retrying", "dead" or "lease_lost".
-fn settled_str(s: ferrymq::Settled) -> &'static str {
-    match s {
-        ferrymq::Settled::Acked => "acked",
-        ferrymq::Settled::Retrying => "retrying",
-        ferrymq::Settled::Dead => "dead",
-        ferrymq::Settled::LeaseLost => "lease_lost",
-    }
 }
 
 #[napi]
@@ -117,7 +107,7 @@ impl Delivery {
             Some(e) => Err(e),
         };
         self.read(|d| self.q.settle(d, outcome))
-            .map(settled_str)
+            .map(ferrymq::Settled::as_str)
             .js()
     }
 }
@@ -194,16 +184,20 @@ impl RetryPolicy {
             max_retries: None,
             jitter: None,
         });
-        let jitter = o.jitter.unwrap_or(0.1);
-        if !jitter.is_finite() {
-            return Err(invalid(format!(
-                "jitter must be a finite number, got {jitter}"
-            )));
-        }
+        let jitter = o.jitter.unwrap_or(ferrymq::defaults::EXPONENTIAL_JITTER);
         let inner = ferrymq::RetryPolicy::exponential(
-            convert::ms("initialMs", o.initial_ms.unwrap_or(1000.0))?,
-            convert::ms("maxDelayMs", o.max_delay_ms.unwrap_or(3_600_000.0))?,
-            convert::count("maxRetries", o.max_retries.unwrap_or(16.0))?,
+            match o.initial_ms {
+                Some(ms) => convert::ms("initialMs", ms)?,
+                None => ferrymq::defaults::EXPONENTIAL_INITIAL,
+            },
+            match o.max_delay_ms {
+                Some(ms) => convert::ms("maxDelayMs", ms)?,
+                None => ferrymq::defaults::EXPONENTIAL_MAX_DELAY,
+            },
+            match o.max_retries {
+                Some(n) => convert::count("maxRetries", n)?,
+                None => ferrymq::defaults::EXPONENTIAL_MAX_RETRIES,
+            },
             jitter,
         )
         .js()?;

@@ -308,6 +308,7 @@ test('retry policies', () => {
   assert.equal(RetryPolicy.wechatPay().maxRetries, 15)
   assert.equal(RetryPolicy.fixed([500, 5000]).maxRetries, 2)
   assert.equal(RetryPolicy.exponential({ initialMs: 100, maxDelayMs: 1000, maxRetries: 5, jitter: 0 }).maxRetries, 5)
+  assert.equal(RetryPolicy.exponential().maxRetries, 16) // the core's default
   assert.equal(RetryPolicy.exponential().maxRetries, 16)
   assert.equal(typeof RetryPolicy.rocketmq().toString(), 'string')
 })

@@ -116,7 +116,12 @@ impl PyRetryPolicy {
 
     #[staticmethod]
     #[pyo3(
-        signature = (initial=None, max_delay=None, max_retries=convert::Int(16), jitter=0.1),
+        signature = (
+            initial=None,
+            max_delay=None,
+            max_retries=convert::Int(ferrymq::defaults::EXPONENTIAL_MAX_RETRIES as i64),
+            jitter=ferrymq::defaults::EXPONENTIAL_JITTER
+        ),
         text_signature = "(initial=None, max_delay=None, max_retries=16, jitter=0.1)"
     )]
     fn exponential(
@@ -126,10 +131,10 @@ impl PyRetryPolicy {
         jitter: f64,
     ) -> PyResult<Self> {
         let max_retries: u32 = max_retries.get("max_retries")?;
-        let initial =
-            convert::opt_seconds("initial", initial)?.unwrap_or(std::time::Duration::from_secs(1));
+        let initial = convert::opt_seconds("initial", initial)?
+            .unwrap_or(ferrymq::defaults::EXPONENTIAL_INITIAL);
         let max_delay = convert::opt_seconds("max_delay", max_delay)?
-            .unwrap_or(std::time::Duration::from_secs(3600));
+            .unwrap_or(ferrymq::defaults::EXPONENTIAL_MAX_DELAY);
         Ok(PyRetryPolicy {
             inner: ferrymq::RetryPolicy::exponential(initial, max_delay, max_retries, jitter)
                 .py_err()?,
@@ -213,15 +218,6 @@ impl PyDelivery {
     }
 }
 
-fn settled(s: ferrymq::Settled) -> &'static str {
-    match s {
-        ferrymq::Settled::Acked => "acked",
-        ferrymq::Settled::Retrying => "retrying",
-        ferrymq::Settled::Dead => "dead",
-        ferrymq::Settled::LeaseLost => "lease_lost",
-    }
-}
-
 #[pymethods]
 impl PyDelivery {
     #[getter]
@@ -299,7 +295,7 @@ impl PyDelivery {
         let outcome = error.map_or(Ok(()), Err);
         py.detach(|| self.read(|d| self.q.settle(d, outcome)))
             .py_err()
-            .map(settled)
+            .map(ferrymq::Settled::as_str)
     }
 
     fn ack_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -334,7 +330,7 @@ impl PyDelivery {
                 .await
                 .map_err(|e| crate::errors::StorageError::new_err(e.to_string()))?
                 .py_err()
-                .map(settled)
+                .map(ferrymq::Settled::as_str)
         })
     }
 

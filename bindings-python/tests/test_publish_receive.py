@@ -137,6 +137,7 @@ def test_retry_policies_and_stats_shapes(q: Queue) -> None:
     assert RetryPolicy.alipay().max_retries == 7
     assert RetryPolicy.wechat_pay().max_retries == 15
     assert RetryPolicy.exponential(initial=1.0, max_delay=3600.0, max_retries=5, jitter=0.1).max_retries == 5
+    assert RetryPolicy.exponential().max_retries == 16  # the core's default
     q.subscribe("g", "t", retry=RetryPolicy.wechat_pay())
     q.publish("t", "x", delay=60)
     s = q.stats()

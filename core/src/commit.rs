@@ -10,10 +10,9 @@
 //! waiting caller polls its own slot (yielding the CPU) for a short while and then sleeps
 //! on it: on 2 vCPUs a thread that kept its vCPU busy is answered far sooner than one
 //! whose vCPU went idle, and waking all waiters per commit spent a third of the CPU in the
-//! scheduler. Nobody returns before the commit that holds
-//! its write, so "a publish that returned is durable" still holds. A write that fails on
-//! its own (a lost lease) fails alone; a storage error or a failed commit fails every
-//! write in the batch.
+//! scheduler. Nobody returns before the commit that holds its write, so "a publish that
+//! returned is durable" still holds. A write that fails on its own (a lost lease) fails
+//! alone; a storage error or a failed commit fails every write in the batch.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::inner::{Inner, lock};

@@ -83,3 +83,10 @@ pub mod limits {
         MAX_TAG_LEN,
     };
 }
+
+/// Defaults that every binding offers for parameters a caller leaves out.
+pub mod defaults {
+    pub use crate::retry::{
+        EXPONENTIAL_INITIAL, EXPONENTIAL_JITTER, EXPONENTIAL_MAX_DELAY, EXPONENTIAL_MAX_RETRIES,
+    };
+}

@@ -59,6 +59,13 @@ pub const WECHAT_PAY: [Duration; 15] = [
 ];
 pub const MAX_RETRIES_LIMIT: u32 = 1000;
 
+/// What `exponential` uses when a binding's caller leaves a parameter out: 1 s, doubling
+/// up to 1 h, 16 retries (RocketMQ's count), +/-10% jitter.
+pub const EXPONENTIAL_INITIAL: Duration = Duration::from_secs(1);
+pub const EXPONENTIAL_MAX_DELAY: Duration = Duration::from_secs(3600);
+pub const EXPONENTIAL_MAX_RETRIES: u32 = 16;
+pub const EXPONENTIAL_JITTER: f64 = 0.1;
+
 /// The default is RocketMQ's schedule.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum RetryPolicy {

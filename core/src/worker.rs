@@ -26,6 +26,18 @@ pub enum Settled {
     LeaseLost,
 }
 
+impl Settled {
+    /// "acked", "retrying", "dead" or "lease_lost": how bindings report it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settled::Acked => "acked",
+            Settled::Retrying => "retrying",
+            Settled::Dead => "dead",
+            Settled::LeaseLost => "lease_lost",
+        }
+    }
+}
+
 /// A handler for `Queue::worker`: `Ok` acks, `Err(reason)` nacks with the reason.
 pub type Handler = dyn Fn(&Delivery) -> std::result::Result<(), String> + Send + Sync;
 

@@ -40,7 +40,7 @@ pub(crate) fn handler(timeout: Duration) -> impl FnMut(i32) -> bool + Send + 'st
 }
 
 /// 50, 100, 200, 400, 800 µs, then 1 ms.
-fn pause(tries: i32) -> Duration {
+pub(crate) fn pause(tries: i32) -> Duration {
     let doublings = tries.clamp(0, 5) as u32;
     (FIRST_PAUSE * 2u32.pow(doublings)).min(MAX_PAUSE)
 }

@@ -106,15 +106,17 @@ fn user_may(action: &AuthAction<'_>) -> bool {
 /// handler being consulted (the switch to WAL needs an exclusive lock), so the whole step
 /// is retried until `busy_timeout` has passed.
 pub(crate) fn prepare_file(conn: &Connection, busy_timeout: std::time::Duration) -> Result<()> {
+    // One deadline for the whole step (not the busy handler, whose clock restarts after a
+    // long gap: a BEGIN IMMEDIATE that waited out busy_timeout would restart it forever).
     let deadline = std::time::Instant::now() + busy_timeout;
-    let mut pause = std::time::Duration::from_millis(1);
+    let mut tries = 0;
     loop {
         match prepare_once(conn) {
             Err(e)
                 if e.kind() == crate::ErrorKind::Busy && std::time::Instant::now() < deadline =>
             {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                std::thread::sleep(super::busy::pause(tries));
+                tries += 1;
             }
             other => return other,
         }
@@ -122,7 +124,7 @@ pub(crate) fn prepare_file(conn: &Connection, busy_timeout: std::time::Duration)
 }
 
 fn prepare_once(conn: &Connection) -> Result<()> {
-    check_marks(conn)?;
+    let marks = check_marks(conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Storage(format!(
@@ -131,7 +133,7 @@ fn prepare_once(conn: &Connection) -> Result<()> {
     }
     // A current file needs no write lock, so opening does not wait for another
     // process's long transaction (an outbox transaction, say).
-    if marks(conn)? == (APPLICATION_ID, VERSION) {
+    if marks == (APPLICATION_ID, VERSION) {
         return Ok(());
     }
     conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -155,17 +157,18 @@ fn marks(conn: &Connection) -> Result<(i32, i32)> {
     )?)
 }
 
-fn check_marks(conn: &Connection) -> Result<()> {
+/// The file's marks, if this build may use the file.
+fn check_marks(conn: &Connection) -> Result<(i32, i32)> {
     let (app, version) = marks(conn)?;
     match (app, version) {
-        (0, 0) => Ok(()),
+        (0, 0) => Ok((app, version)),
         (0, v) => Err(Error::Storage(format!(
             "not a ferrymq database: user_version {v} was set by another application"
         ))),
         (APPLICATION_ID, v) if v > VERSION => Err(Error::Storage(format!(
             "the file has ferrymq schema version {v}, newer than this build supports ({VERSION}); upgrade ferrymq"
         ))),
-        (APPLICATION_ID, _) => Ok(()),
+        (APPLICATION_ID, _) => Ok((app, version)),
         (other, _) => Err(Error::Storage(format!(
             "not a ferrymq database: application_id {other:#x} belongs to another application"
         ))),
@@ -174,8 +177,7 @@ fn check_marks(conn: &Connection) -> Result<()> {
 
 fn migrate(conn: &Connection) -> Result<()> {
     // Read again under the write lock: another process may have migrated meanwhile.
-    check_marks(conn)?;
-    let (_, version) = marks(conn)?;
+    let (_, version) = check_marks(conn)?;
     for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         conn.execute_batch(sql)
             .map_err(|e| Error::Storage(format!("migration {} failed: {e}", from + 1)))?;

@@ -3,9 +3,9 @@ package ferrymq
 import ferrymq.ffi.FfiRetryPolicy
 import ferrymq.ffi.MessageArgs
 import ferrymq.ffi.PublishArgs
+import ferrymq.ffi.exponentialDefaults
 import java.time.Instant
 import kotlin.time.Duration
-import kotlin.time.Duration.Companion.hours
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
 import kotlin.time.DurationUnit
@@ -57,12 +57,15 @@ class RetryPolicy internal constructor(internal val ffi: FfiRetryPolicy) {
         /** WeChat Pay's schedule: 15s 15s 30s 3m 10m 20m 30m 30m 30m 60m 3h 3h 3h 6h 6h. */
         fun wechatPay(): RetryPolicy = RetryPolicy(FfiRetryPolicy.wechatPay())
 
+        /** The core's defaults for [exponential]: 1 s, doubling up to 1 h, 16 retries, 0.1. */
+        private val defaults by lazy { exponentialDefaults() }
+
         /** `initial * 2^(n-1)`, capped at [maxDelay], spread by [jitter] (0.1 = +/-10%). */
         fun exponential(
-            initial: Duration = 1.seconds,
-            maxDelay: Duration = 1.hours,
-            maxRetries: Int = 16,
-            jitter: Double = 0.1,
+            initial: Duration = defaults.initialSecs.seconds,
+            maxDelay: Duration = defaults.maxDelaySecs.seconds,
+            maxRetries: Int = defaults.maxRetries.toInt(),
+            jitter: Double = defaults.jitter,
         ): RetryPolicy = native {
             RetryPolicy(FfiRetryPolicy.exponential(initial.secs(), maxDelay.secs(), maxRetries.toLong(), jitter))
         }

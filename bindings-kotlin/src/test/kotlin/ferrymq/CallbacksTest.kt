@@ -118,6 +118,7 @@ class CallbacksTest {
         assertEquals(7, RetryPolicy.alipay().maxRetries)
         assertEquals(15, RetryPolicy.wechatPay().maxRetries)
         assertEquals(5, RetryPolicy.exponential(maxRetries = 5).maxRetries)
+        assertEquals(16, RetryPolicy.exponential().maxRetries, "the core's default")
         assertEquals(2, RetryPolicy.fixed(listOf(1.seconds, 2.seconds)).maxRetries)
     }
 }
