@@ -131,6 +131,9 @@ pub(crate) fn run_checks(inner: &Arc<Inner>) -> Result<usize> {
         };
         loop {
             let now = inner.now();
+            if !inner.read(|c| store::half::checks_due(c, topic_id, now))? {
+                break;
+            }
             let token = inner.rng.token();
             let hold = now.saturating_add(duration_to_ms(inner.opts.check_interval));
             let ids = inner.write(false, |c| {

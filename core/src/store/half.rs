@@ -85,6 +85,17 @@ pub(crate) fn rollback(conn: &Connection, id: i64, token: Option<i64>) -> Result
 
 /// Takes up to `limit` half messages of the topic that are due for a check, moving
 /// their next check to `hold_until` so that no other checker takes them meanwhile.
+/// Whether any half message of the topic is due for a check: a read, so that an idle
+/// checker never takes the write lock.
+pub(crate) fn checks_due(conn: &Connection, topic_id: i64, now: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM ferrymq_messages
+             WHERE topic_id = ?1 AND state <> 0 AND state = 1 AND check_at <= ?2)",
+        )?
+        .query_row(params![topic_id, now], |r| r.get(0))?)
+}
+
 pub(crate) fn claim_checks(
     conn: &Connection,
     topic_id: i64,
