@@ -72,6 +72,15 @@ impl CheckerRegistry {
         cv.notify_all();
     }
 
+    /// In a forked child: the thread is the parent's, so there is nothing to stop or join.
+    pub fn forget_thread(&self) {
+        if let Ok(mut slot) = self.thread.try_lock()
+            && let Some(handle) = slot.take()
+        {
+            std::mem::forget(handle);
+        }
+    }
+
     /// Stops the thread and waits for it, unless called from that very thread.
     pub fn stop_and_join(&self) {
         self.stop();

@@ -3,6 +3,7 @@
 //! one file in one process share nothing but the file.
 
 use crate::error::{Error, Result};
+use crate::fork::{self, ACTIVE, Conns, IDLE};
 use crate::options::Options;
 use crate::store::{self, schema};
 use crate::wake::Wake;
@@ -13,7 +14,7 @@ use std::io::ErrorKind as IoKind;
 use std::ops::Deref;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::ThreadId;
 
@@ -31,9 +32,10 @@ pub(crate) struct Inner {
     /// The canonical path, to recognise the file in `publish_in`.
     pub real_path: PathBuf,
     pub opts: Options,
-    pool: Mutex<Vec<schema::Connected>>,
+    pool: Mutex<Vec<Tracked>>,
+    /// Every open connection and what it is doing, for `fork()` (see `fork`).
+    conns: Arc<Conns>,
     closed: AtomicBool,
-    pid: u32,
     pub rng: Rng,
     topics: Mutex<HashMap<String, i64>>,
     groups: Mutex<HashMap<String, i64>>,
@@ -44,39 +46,106 @@ pub(crate) struct Inner {
     pub group_commit: crate::commit::GroupCommit,
 }
 
+/// A connection known to `fork`: closing it in the parent forgets it there too.
+struct Tracked {
+    c: schema::Connected,
+    state: Arc<AtomicU8>,
+    conns: Arc<Conns>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.conns.untrack(&self.state);
+    }
+}
+
 /// A connection borrowed from the pool; rolls back anything left open and returns itself.
+/// While borrowed it is `ACTIVE` (a thread may be inside SQLite) unless parked.
 pub(crate) struct PooledConn {
     inner: Arc<Inner>,
-    c: Option<schema::Connected>,
+    c: Option<Tracked>,
 }
 
 impl PooledConn {
+    fn tracked(&self) -> &Tracked {
+        self.c.as_ref().expect("present until drop")
+    }
+
     pub fn user_sql(&self) -> &AtomicBool {
-        &self.c.as_ref().expect("present until drop").user_sql
+        &self.tracked().c.user_sql
+    }
+
+    /// Says that no thread will use the connection until `activate`, so a fork need not
+    /// wait for it. `state` is `fork::PARKED` (outside any transaction) or `fork::IN_TX`.
+    pub fn park(&self, state: u8) {
+        let t = self.tracked();
+        if t.state.swap(state, Ordering::SeqCst) == ACTIVE {
+            t.conns.leave();
+        }
+    }
+
+    /// Takes a parked connection back for a while (waits if a fork is being prepared).
+    pub fn activate(&self) -> Active<'_> {
+        let t = self.tracked();
+        t.conns.enter();
+        let parked = t.state.swap(ACTIVE, Ordering::SeqCst);
+        Active { conn: self, parked }
+    }
+}
+
+/// A parked connection taken back; parks it again when dropped.
+pub(crate) struct Active<'a> {
+    conn: &'a PooledConn,
+    parked: u8,
+}
+
+impl Deref for Active<'_> {
+    type Target = PooledConn;
+    fn deref(&self) -> &PooledConn {
+        self.conn
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.conn.park(self.parked);
     }
 }
 
 impl Deref for PooledConn {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        &self.c.as_ref().expect("present until drop").conn
+        &self.tracked().c.conn
     }
 }
 
 impl Drop for PooledConn {
     fn drop(&mut self) {
-        let Some(c) = self.c.take() else { return };
-        if !c.conn.is_autocommit() {
-            let _ = c.conn.execute_batch("ROLLBACK");
-        }
-        c.user_sql.store(false, Ordering::Relaxed);
-        if self.inner.closed.load(Ordering::Acquire) {
+        let Some(t) = self.c.take() else { return };
+        if self.inner.conns.inherited() {
+            // The parent's connection: closing it here would act on the parent's file
+            // state (see `fork`).
+            std::mem::forget(t);
             return;
         }
-        let mut pool = lock(&self.inner.pool);
-        if pool.len() < POOL_KEEP {
-            pool.push(c);
+        if t.state.swap(ACTIVE, Ordering::SeqCst) != ACTIVE {
+            t.conns.enter();
         }
+        if !t.c.conn.is_autocommit() {
+            let _ = t.c.conn.execute_batch("ROLLBACK");
+        }
+        t.c.user_sql.store(false, Ordering::Relaxed);
+        t.state.store(IDLE, Ordering::SeqCst);
+        let conns = Arc::clone(&t.conns);
+        if !self.inner.closed.load(Ordering::Acquire) {
+            let mut pool = lock(&self.inner.pool);
+            if pool.len() < POOL_KEEP {
+                pool.push(t);
+            }
+        } else {
+            drop(t);
+        }
+        conns.leave();
     }
 }
 
@@ -106,16 +175,25 @@ impl Inner {
             )));
         }
         create_private(path)?;
+        let real_path = path.canonicalize()?;
+        fork::before_open(&real_path)?;
         let first = schema::connect(path, &opts)?;
         schema::prepare_file(&first.conn, opts.busy_timeout)?;
-        let real_path = path.canonicalize()?;
+        let conns = Conns::new(&real_path, opts.busy_timeout);
+        let state = conns.track(&first.conn);
+        state.store(IDLE, Ordering::SeqCst);
+        let first = Tracked {
+            c: first,
+            state,
+            conns: Arc::clone(&conns),
+        };
         Ok(Arc::new(Inner {
             path: path.to_owned(),
             real_path,
             opts,
             pool: Mutex::new(vec![first]),
+            conns,
             closed: AtomicBool::new(false),
-            pid: std::process::id(),
             rng: Rng::seeded(),
             topics: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
@@ -135,7 +213,7 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("the queue was closed".into()));
         }
-        if std::process::id() != self.pid {
+        if self.conns.inherited() {
             return Err(Error::Closed(
                 "the queue was opened before fork(); open a new Queue in the child process".into(),
             ));
@@ -153,21 +231,66 @@ impl Inner {
         if self.closed.swap(true, Ordering::AcqRel) {
             return false;
         }
+        if self.conns.inherited() {
+            self.forget_inherited();
+            return true;
+        }
+        self.conns.enter();
         lock(&self.pool).clear();
+        self.conns.leave();
         self.wake.bump();
         true
     }
 
+    /// Marks the queue closed, then stops its checker thread (in a forked child, which
+    /// does not have that thread, only forgets it).
+    pub fn close(&self) {
+        if !self.mark_closed() {
+            return;
+        }
+        if self.inherited() {
+            self.checks.forget_thread();
+        } else {
+            self.checks.stop_and_join();
+        }
+    }
+
+    /// True in a process forked after this queue was opened.
+    pub fn inherited(&self) -> bool {
+        self.conns.inherited()
+    }
+
+    /// In a forked child: closes what may be closed safely (see `fork`) and makes sure the
+    /// Rust side never closes the parent's connections.
+    fn forget_inherited(&self) {
+        fork::unregister(&self.conns);
+        if let Ok(mut pool) = self.pool.try_lock() {
+            std::mem::forget(std::mem::take(&mut *pool));
+        }
+    }
+
     pub fn conn(self: &Arc<Self>) -> Result<PooledConn> {
         self.check_open()?;
+        self.conns.enter();
         let pooled = lock(&self.pool).pop();
-        let c = match pooled {
-            Some(c) => c,
-            None => schema::connect(&self.path, &self.opts)?,
+        let t = match pooled {
+            Some(t) => t,
+            None => match schema::connect(&self.path, &self.opts) {
+                Ok(c) => Tracked {
+                    state: self.conns.track(&c.conn),
+                    c,
+                    conns: Arc::clone(&self.conns),
+                },
+                Err(e) => {
+                    self.conns.leave();
+                    return Err(e);
+                }
+            },
         };
+        t.state.store(ACTIVE, Ordering::SeqCst);
         Ok(PooledConn {
             inner: Arc::clone(self),
-            c: Some(c),
+            c: Some(t),
         })
     }
 
@@ -268,7 +391,16 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if self.conns.inherited() {
+            // The checker thread is the parent's; this process does not have it.
+            self.checks.forget_thread();
+            self.forget_inherited();
+            let pool = self.pool.get_mut().unwrap_or_else(|e| e.into_inner());
+            std::mem::forget(std::mem::take(pool));
+            return;
+        }
         self.checks.stop();
+        fork::unregister(&self.conns);
     }
 }
 

@@ -37,6 +37,7 @@ mod clock;
 mod commit;
 mod error;
 mod filter;
+mod fork;
 mod half;
 mod inner;
 mod model;

@@ -3,7 +3,8 @@
 //! once; anything else (an error, a panic, a drop) rolls all of it back.
 
 use crate::error::{Error, Result};
-use crate::inner::{Inner, PooledConn};
+use crate::fork;
+use crate::inner::{Active, Inner, PooledConn};
 use crate::model::Delivery;
 use crate::options::{Message, PublishOptions};
 use crate::publish;
@@ -37,6 +38,8 @@ impl Transaction {
         let thread = inner.enter_transaction()?;
         let started = inner.conn().and_then(|conn| {
             conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            // Between the caller's calls no thread is inside SQLite on it (see `fork`).
+            conn.park(fork::IN_TX);
             Ok(conn)
         });
         match started {
@@ -53,12 +56,13 @@ impl Transaction {
         }
     }
 
-    fn live(&self) -> Result<&PooledConn> {
+    fn live(&self) -> Result<Active<'_>> {
         self.inner.check_open()?;
         let conn = self
             .conn
             .as_ref()
-            .ok_or_else(|| Error::invalid("the transaction has already ended"))?;
+            .ok_or_else(|| Error::invalid("the transaction has already ended"))?
+            .activate();
         if conn.is_autocommit() {
             // SQLite rolls a whole transaction back on some errors (a full disk, say).
             // Anything run now would commit on its own, outside this transaction.
@@ -70,7 +74,8 @@ impl Transaction {
     /// The underlying connection, for Rust callers who want rusqlite's full API. Writes
     /// to `ferrymq_*` tables through it bypass the queue's invariants: don't.
     pub fn connection(&self) -> Result<&rusqlite::Connection> {
-        Ok(self.live()?)
+        drop(self.live()?);
+        Ok(self.conn.as_ref().expect("live checked it"))
     }
 
     /// Runs one statement of the caller's SQL with bound parameters; returns rows changed.
@@ -78,7 +83,7 @@ impl Transaction {
     /// queue's own tables are refused.
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize> {
         let conn = self.live()?;
-        with_user_sql(conn, || {
+        with_user_sql(&conn, || {
             let mut stmt = conn.prepare(sql)?;
             stmt.execute(rusqlite::params_from_iter(params.iter()))
         })
@@ -87,7 +92,7 @@ impl Transaction {
     /// Runs one query of the caller's SQL; returns every row.
     pub fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
         let conn = self.live()?;
-        with_user_sql(conn, || {
+        with_user_sql(&conn, || {
             let mut stmt = conn.prepare(sql)?;
             let width = stmt.column_count();
             let rows = stmt
@@ -107,16 +112,17 @@ impl Transaction {
     ) -> Result<i64> {
         let payload = payload.as_ref();
         publish::validate(&self.inner, topic, payload, &options)?;
-        let conn = self.live()?;
-        let id = publish::write_in_callers_tx(&self.inner, conn, topic, payload, &options)?;
+        let id =
+            publish::write_in_callers_tx(&self.inner, &**self.live()?, topic, payload, &options)?;
         self.wakes = true;
         Ok(id)
     }
 
     pub fn publish_batch(&mut self, messages: &[Message]) -> Result<Vec<i64>> {
         crate::queue::validate_batch(&self.inner, messages)?;
-        let conn = self.live()?;
-        let ids = store::all_or_nothing(conn, |c| publish::write_batch(&self.inner, c, messages))?;
+        let ids = store::all_or_nothing(&**self.live()?, |c| {
+            publish::write_batch(&self.inner, c, messages)
+        })?;
         self.wakes = true;
         Ok(ids)
     }
@@ -124,8 +130,9 @@ impl Transaction {
     /// Acks inside this transaction: if the lease was lost, this fails with `LeaseLost`
     /// and the caller's transaction should roll back with it (exactly-once effect).
     pub fn ack(&mut self, delivery: &Delivery) -> Result<()> {
-        let conn = self.live()?;
-        store::all_or_nothing(conn, |c| settle::ack(c, delivery, self.inner.now()))?;
+        store::all_or_nothing(&**self.live()?, |c| {
+            settle::ack(c, delivery, self.inner.now())
+        })?;
         self.wakes |= delivery.group.is_some();
         Ok(())
     }
@@ -137,10 +144,9 @@ impl Transaction {
         delay: Option<Duration>,
     ) -> Result<()> {
         crate::queue::validate_nack(delay)?;
-        let conn = self.live()?;
         let reason = crate::validate::error_text(reason);
         let delay = delay.map(crate::clock::duration_to_ms);
-        store::all_or_nothing(conn, |c| {
+        store::all_or_nothing(&**self.live()?, |c| {
             settle::nack(
                 c,
                 delivery,
@@ -162,10 +168,12 @@ impl Transaction {
             .ok_or_else(|| Error::invalid("the transaction has already ended"))?;
         self.inner.leave_transaction(self.thread);
         self.inner.check_open()?;
-        if conn.is_autocommit() {
+        let active = conn.activate();
+        if active.is_autocommit() {
             return Err(rolled_back_by_sqlite());
         }
-        conn.prepare_cached("COMMIT")?.execute([])?;
+        active.prepare_cached("COMMIT")?.execute([])?;
+        drop(active);
         drop(conn);
         if self.wakes {
             self.inner.wake.bump();
@@ -180,8 +188,9 @@ impl Transaction {
             .take()
             .ok_or_else(|| Error::invalid("the transaction has already ended"))?;
         self.inner.leave_transaction(self.thread);
-        if !conn.is_autocommit() {
-            conn.prepare_cached("ROLLBACK")?.execute([])?;
+        let active = conn.activate();
+        if !active.is_autocommit() {
+            active.prepare_cached("ROLLBACK")?.execute([])?;
         }
         Ok(())
     }
@@ -193,6 +202,11 @@ impl Transaction {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
+        if self.inner.inherited() {
+            // In a forked child: the connection is the parent's (it forgets itself).
+            drop(self.conn.take());
+            return;
+        }
         if self.conn.take().is_some() {
             // The pooled connection rolls itself back when it goes.
             self.inner.leave_transaction(self.thread);

@@ -85,11 +85,10 @@ impl Queue {
     }
 
     /// Stops the checker thread and closes idle connections; later calls fail with
-    /// `Closed`. Closing twice is fine.
+    /// `Closed`. Closing twice is fine. In a process forked after the queue was opened,
+    /// closing leaves the parent's file untouched (see the crate docs on `fork()`).
     pub fn close(&self) -> Result<()> {
-        if self.inner.mark_closed() {
-            self.inner.checks.stop_and_join();
-        }
+        self.inner.close();
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! `PRAGMA data_version` check every `poll_interval`, and scheduled work by its due time.
 
 use crate::error::{Error, Result};
+use crate::fork;
 use crate::inner::{Inner, PooledConn};
 use crate::model::Delivery;
 use crate::options::ReceiveOptions;
@@ -36,6 +37,8 @@ impl Receiver {
         opts.validate()?;
         let conn = inner.conn()?;
         let group_id = inner.group_id(&conn, group)?;
+        // Between polls the connection is outside any transaction: a fork need not wait.
+        conn.park(fork::PARKED);
         Ok(Receiver {
             inner,
             conn,
@@ -50,16 +53,17 @@ impl Receiver {
 
     pub fn try_claim(&mut self) -> Result<Vec<Delivery>> {
         self.inner.check_open()?;
+        let conn = self.conn.activate();
         let now = self.inner.now();
         // Read before looking, so that any commit after the look changes it.
-        self.data_version = data_version(&self.conn)?;
-        if !claim::has_claimable(&self.conn, self.group_id, now)? {
-            self.next_due = claim::next_due(&self.conn, self.group_id)?;
+        self.data_version = data_version(&conn)?;
+        if !claim::has_claimable(&conn, self.group_id, now)? {
+            self.next_due = claim::next_due(&conn, self.group_id)?;
             return Ok(Vec::new());
         }
         let inner = &self.inner;
         let (group, max, lease_ms) = (&self.group, self.max, self.lease_ms);
-        let out = store::write_tx(&self.conn, |c| {
+        let out = store::write_tx(&conn, |c| {
             let row = store::groups::by_name(c, group)?;
             let lease_ms = lease_ms.unwrap_or(row.lease_ms);
             let spec = claim::ClaimSpec {
@@ -71,7 +75,7 @@ impl Receiver {
             claim::claim(c, &spec, || inner.rng.token())
         })?;
         if out.is_empty() {
-            self.next_due = claim::next_due(&self.conn, self.group_id)?;
+            self.next_due = claim::next_due(&conn, self.group_id)?;
         }
         Ok(out)
     }
@@ -80,7 +84,7 @@ impl Receiver {
     /// scheduled work came due.
     pub fn worth_retrying(&mut self) -> Result<bool> {
         self.inner.check_open()?;
-        if data_version(&self.conn)? != self.data_version {
+        if data_version(&self.conn.activate())? != self.data_version {
             return Ok(true);
         }
         Ok(self.next_due.is_some_and(|t| t <= self.inner.now()))
