@@ -29,6 +29,12 @@
 //! # }
 //! ```
 //!
+//! Processes and `fork()`: any number of processes may open one file. A process forked
+//! from one that has queues open may open its own queues, on any file, unless the fork
+//! happened while the parent had a transaction open on that file (then `Queue::open` on
+//! it fails with `ErrorKind::Storage`); the parent's queues refuse calls in the child
+//! with `ErrorKind::Closed`, and closing or dropping them there leaves the file alone.
+//!
 //! Modules: [`Queue`] (`queue`) is the handle; `publish`, `receive`, `outbox`, `half`
 //! hold one capability each; `store` holds all SQL; `options`, `model`, `retry`, `filter`,
 //! `clock` and `validate` are pure parts.
