@@ -1,5 +1,5 @@
 //! ferrymq-bench: ferrymq and a bare-rusqlite baseline measured side by side in one run,
-//! against the targets of DESIGN.md ("Performance targets").
+//! against the targets of docs/DESIGN.md ("Performance targets").
 //!
 //! ```text
 //! cargo run --release -p ferrymq-bench -- [--quick] [--only W1,W1x8,W2,W3,W4,W5]

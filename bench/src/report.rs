@@ -1,5 +1,5 @@
 //! The rows of the result table: which two measurements each row compares, on which
-//! metric, against which DESIGN.md target; and the markdown that shows them.
+//! metric, against which docs/DESIGN.md target; and the markdown that shows them.
 
 use crate::child::Measured;
 use crate::job::{Job, Kind, Side};

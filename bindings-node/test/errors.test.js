@@ -10,7 +10,7 @@ const { clockedQueue, tempDb, run } = require('./helpers.js')
 /** @param {string} code */
 const is = (code) => (/** @type {any} */ e) => e instanceof FerrymqError && e.code === code
 
-test('the error codes are the kinds of DESIGN.md', () => {
+test('the error codes are the kinds of docs/DESIGN.md', () => {
   assert.deepEqual(
     [...ERROR_CODES],
     ['INVALID_ARGUMENT', 'NOT_FOUND', 'LEASE_LOST', 'CLOSED', 'BUSY', 'STORAGE', 'CALLBACK'],
