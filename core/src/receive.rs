@@ -62,11 +62,14 @@ impl Receiver {
         let out = store::write_tx(&self.conn, |c| {
             let row = store::groups::by_name(c, group)?;
             let lease_ms = lease_ms.unwrap_or(row.lease_ms);
+            // Read the clock only now that the write lock is ours: a lease counted from
+            // before a wait for the lock would be shorter by that wait, and could have
+            // run out before the caller even sees the delivery.
             let spec = claim::ClaimSpec {
                 group: &row,
                 max,
                 lease_ms,
-                now,
+                now: inner.now(),
             };
             claim::claim(c, &spec, || inner.rng.token())
         })?;
