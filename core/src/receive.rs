@@ -34,6 +34,8 @@ impl Receiver {
     pub fn new(inner: Arc<Inner>, group: &str, opts: &ReceiveOptions) -> Result<Self> {
         validate::name("consumer group", group)?;
         opts.validate()?;
+        // A claim takes the write lock, which this thread may be holding itself.
+        inner.refuse_inside_transaction()?;
         let conn = inner.conn()?;
         let group_id = inner.group_id(&conn, group)?;
         Ok(Receiver {
@@ -173,6 +175,8 @@ pub(crate) async fn receive_async(
     group: &str,
     opts: &ReceiveOptions,
 ) -> Result<Vec<Delivery>> {
+    // Asked here, on the caller's thread: the claim runs on another one.
+    inner.refuse_inside_transaction()?;
     let (i, g, o) = (Arc::clone(inner), group.to_owned(), opts.clone());
     let mut r = tokio::task::spawn_blocking(move || Receiver::new(i, &g, &o))
         .await
