@@ -22,6 +22,8 @@ pub(crate) struct Receiver {
     lease_ms: Option<i64>,
     data_version: i64,
     next_due: Option<i64>,
+    /// The lease of the last claim (the receive's own or the group's), in ms.
+    lease_used: i64,
 }
 
 fn data_version(conn: &PooledConn) -> Result<i64> {
@@ -47,6 +49,7 @@ impl Receiver {
             lease_ms: opts.lease.map(duration_to_ms),
             data_version: 0,
             next_due: None,
+            lease_used: 0,
         })
     }
 
@@ -61,9 +64,11 @@ impl Receiver {
         }
         let inner = &self.inner;
         let (group, max, lease_ms) = (&self.group, self.max, self.lease_ms);
+        let lease_used = &mut self.lease_used;
         let out = store::write_tx(&self.conn, |c| {
             let row = store::groups::by_name(c, group)?;
             let lease_ms = lease_ms.unwrap_or(row.lease_ms);
+            *lease_used = lease_ms;
             // Read the clock only now that the write lock is ours: a lease counted from
             // before a wait for the lock would be shorter by that wait, and could have
             // run out before the caller even sees the delivery.
@@ -101,6 +106,17 @@ pub(crate) fn receive_blocking(
     opts: &ReceiveOptions,
     interrupted: Option<&dyn Fn() -> bool>,
 ) -> Result<Vec<Delivery>> {
+    receive_leased(inner, group, opts, interrupted).map(|(ds, _)| ds)
+}
+
+/// `receive_blocking`, also returning the lease the deliveries got (ms): what the
+/// worker's heartbeat renews them by.
+pub(crate) fn receive_leased(
+    inner: &Arc<Inner>,
+    group: &str,
+    opts: &ReceiveOptions,
+    interrupted: Option<&dyn Fn() -> bool>,
+) -> Result<(Vec<Delivery>, i64)> {
     let mut r = Receiver::new(Arc::clone(inner), group, opts)?;
     let deadline = Instant::now() + opts.wait;
     let poll = inner.opts.poll_interval;
@@ -109,19 +125,19 @@ pub(crate) fn receive_blocking(
         let seen = inner.wake.generation();
         let got = r.try_claim()?;
         if !got.is_empty() {
-            return Ok(got);
+            return Ok((got, r.lease_used));
         }
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), 0));
             }
             if let Some(stop) = interrupted
                 && asked.elapsed() >= INTERRUPT_EVERY
             {
                 asked = Instant::now();
                 if stop() {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), 0));
                 }
             }
             if inner.wake.wait(seen, poll.min(left)) || r.worth_retrying()? {
