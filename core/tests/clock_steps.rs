@@ -10,7 +10,7 @@
 mod common;
 
 use common::{TestQueue, text};
-use ferrymq::{Clock, ErrorKind, PublishOptions, ReceiveOptions, RetryPolicy, SubscribeOptions};
+use ferrymq::{Clock, ErrorKind, PublishOptions, RetryPolicy, SubscribeOptions};
 use std::time::Duration;
 
 const HOUR: Duration = Duration::from_secs(3_600);

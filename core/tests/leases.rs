@@ -275,7 +275,10 @@ fn a_lease_starts_when_the_write_lock_is_had_not_before_the_wait() {
     assert_eq!(got.len(), 1);
     // The whole second of lease is still ahead (less the moments since the claim).
     let left = ms_after(got[0].lease_until, returned);
-    assert!(left > 500, "the lease had {left} ms left when receive returned");
+    assert!(
+        left > 500,
+        "the lease had {left} ms left when receive returned"
+    );
     assert!(
         q.receive("g", ReceiveOptions::new()).unwrap().is_empty(),
         "a second consumer got the message while the first still held it"
@@ -307,6 +310,9 @@ fn extend_and_nack_delay_count_from_when_the_write_lock_is_had() {
         .unwrap();
     let due = std::time::UNIX_EPOCH + Duration::from_millis(due as u64);
     let left = ms_after(due, nacked);
-    assert!(left > 500, "the retry was due {left} ms after the nack returned");
+    assert!(
+        left > 500,
+        "the retry was due {left} ms after the nack returned"
+    );
     assert!(child.wait().unwrap().success());
 }

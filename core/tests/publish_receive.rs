@@ -538,7 +538,7 @@ fn many_tags_queue() -> TestQueue {
             t.sub_with(
                 &format!("{topic}-some{k}"),
                 topic,
-                SubscribeOptions::new().tags(&tags.join(" || ")),
+                SubscribeOptions::new().tags(tags.join(" || ")),
             );
         }
     }
@@ -577,7 +577,10 @@ fn many_distinct_topic_tag_pairs_fan_out_alike_in_a_batch_concurrently_and_one_b
         fan_out_rows(&t)
     };
     assert!(one_by_one.len() > 2_000, "only {} rows", one_by_one.len());
-    assert!(one_by_one.iter().any(|r| r.contains(" 4 ")), "nothing blocked");
+    assert!(
+        one_by_one.iter().any(|r| r.contains(" 4 ")),
+        "nothing blocked"
+    );
 
     let batch = {
         let t = many_tags_queue();

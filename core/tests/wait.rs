@@ -195,7 +195,10 @@ fn calls_that_need_the_write_lock_refuse_inside_the_callers_own_transaction() {
     let once = ReceiveOptions::new().wait(Duration::from_millis(100));
     assert_eq!(kind(q.receive("g", once.clone()).map(drop)), invalid);
     assert_eq!(
-        kind(q.receive_interruptible("g", once.clone(), &|| false).map(drop)),
+        kind(
+            q.receive_interruptible("g", once.clone(), &|| false)
+                .map(drop)
+        ),
         invalid
     );
     let rt = tokio::runtime::Builder::new_current_thread()

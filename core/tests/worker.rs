@@ -200,7 +200,10 @@ fn a_handler_slower_than_the_lease_handles_each_message_once_in_batches_of_four(
     let mut seen = seen.lock().unwrap().clone();
     seen.sort();
     let once: Vec<(String, u32)> = (0..6).map(|i| (format!("{i}"), 1)).collect();
-    assert_eq!(seen, once, "each message handled once, on its first attempt");
+    assert_eq!(
+        seen, once,
+        "each message handled once, on its first attempt"
+    );
     assert_eq!(w.last_error(), None);
 }
 

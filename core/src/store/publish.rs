@@ -201,7 +201,10 @@ impl Matches {
     fn groups(&mut self, conn: &Connection, topic_id: i64, tag: Option<&str>) -> Result<&[i64]> {
         let known = match tag {
             None => self.untagged.contains_key(&topic_id),
-            Some(t) => self.tagged.get(&topic_id).is_some_and(|m| m.contains_key(t)),
+            Some(t) => self
+                .tagged
+                .get(&topic_id)
+                .is_some_and(|m| m.contains_key(t)),
         };
         if !known {
             let ids = conn
