@@ -330,8 +330,10 @@ impl Inner {
     }
 
     /// A thread that holds an open `Transaction` would wait on its own write lock until
-    /// busy_timeout; tell it what to do instead.
-    fn refuse_inside_transaction(&self) -> Result<()> {
+    /// busy_timeout; tell it what to do instead. Every public call that may take the
+    /// write lock asks this on the caller's thread: `write`, `write_shared`, a receive,
+    /// and the async calls before they hand their work to another thread.
+    pub(crate) fn refuse_inside_transaction(&self) -> Result<()> {
         if self.open_txs.load(Ordering::Acquire) == 0 {
             return Ok(());
         }

@@ -45,6 +45,7 @@ mod error;
 mod filter;
 mod fork;
 mod half;
+mod heartbeat;
 mod inner;
 mod model;
 mod options;
@@ -76,7 +77,7 @@ pub use rusqlite;
 /// A SQL value for `Transaction::execute`/`query` parameters and results.
 pub use rusqlite::types::Value;
 pub use validate::seconds;
-pub use worker::{Handler, Settled, Worker, call_handler};
+pub use worker::{ErrorHook, Handler, Settled, Worker, WorkerOptions, call_handler};
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]

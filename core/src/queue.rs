@@ -256,11 +256,14 @@ impl Queue {
         payload: Vec<u8>,
         options: PublishOptions,
     ) -> Result<i64> {
+        // Asked on the caller's thread: the write runs on one of tokio's.
+        self.inner.refuse_inside_transaction()?;
         let (q, topic) = (self.clone(), topic.to_owned());
         blocking(move || q.publish(&topic, payload, options)).await
     }
 
     pub async fn ack_async(&self, delivery: Delivery) -> Result<()> {
+        self.inner.refuse_inside_transaction()?;
         let q = self.clone();
         blocking(move || q.ack(&delivery)).await
     }
@@ -271,6 +274,7 @@ impl Queue {
         reason: String,
         delay: Option<Duration>,
     ) -> Result<()> {
+        self.inner.refuse_inside_transaction()?;
         let q = self.clone();
         blocking(move || q.nack(&delivery, &reason, delay)).await
     }

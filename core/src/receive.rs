@@ -23,6 +23,8 @@ pub(crate) struct Receiver {
     lease_ms: Option<i64>,
     data_version: i64,
     next_due: Option<i64>,
+    /// The lease of the last claim (the receive's own or the group's), in ms.
+    lease_used: i64,
 }
 
 fn data_version(conn: &PooledConn) -> Result<i64> {
@@ -35,6 +37,8 @@ impl Receiver {
     pub fn new(inner: Arc<Inner>, group: &str, opts: &ReceiveOptions) -> Result<Self> {
         validate::name("consumer group", group)?;
         opts.validate()?;
+        // A claim takes the write lock, which this thread may be holding itself.
+        inner.refuse_inside_transaction()?;
         let conn = inner.conn()?;
         let group_id = inner.group_id(&conn, group)?;
         // Between polls the connection is outside any transaction: a fork need not wait.
@@ -48,6 +52,7 @@ impl Receiver {
             lease_ms: opts.lease.map(duration_to_ms),
             data_version: 0,
             next_due: None,
+            lease_used: 0,
         })
     }
 
@@ -63,14 +68,19 @@ impl Receiver {
         }
         let inner = &self.inner;
         let (group, max, lease_ms) = (&self.group, self.max, self.lease_ms);
+        let lease_used = &mut self.lease_used;
         let out = store::write_tx(&conn, |c| {
             let row = store::groups::by_name(c, group)?;
             let lease_ms = lease_ms.unwrap_or(row.lease_ms);
+            *lease_used = lease_ms;
+            // Read the clock only now that the write lock is ours: a lease counted from
+            // before a wait for the lock would be shorter by that wait, and could have
+            // run out before the caller even sees the delivery.
             let spec = claim::ClaimSpec {
                 group: &row,
                 max,
                 lease_ms,
-                now,
+                now: inner.now(),
             };
             claim::claim(c, &spec, || inner.rng.token())
         })?;
@@ -100,6 +110,17 @@ pub(crate) fn receive_blocking(
     opts: &ReceiveOptions,
     interrupted: Option<&dyn Fn() -> bool>,
 ) -> Result<Vec<Delivery>> {
+    receive_leased(inner, group, opts, interrupted).map(|(ds, _)| ds)
+}
+
+/// `receive_blocking`, also returning the lease the deliveries got (ms): what the
+/// worker's heartbeat renews them by.
+pub(crate) fn receive_leased(
+    inner: &Arc<Inner>,
+    group: &str,
+    opts: &ReceiveOptions,
+    interrupted: Option<&dyn Fn() -> bool>,
+) -> Result<(Vec<Delivery>, i64)> {
     let mut r = Receiver::new(Arc::clone(inner), group, opts)?;
     let deadline = Instant::now() + opts.wait;
     let poll = inner.opts.poll_interval;
@@ -108,19 +129,19 @@ pub(crate) fn receive_blocking(
         let seen = inner.wake.generation();
         let got = r.try_claim()?;
         if !got.is_empty() {
-            return Ok(got);
+            return Ok((got, r.lease_used));
         }
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), 0));
             }
             if let Some(stop) = interrupted
                 && asked.elapsed() >= INTERRUPT_EVERY
             {
                 asked = Instant::now();
                 if stop() {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), 0));
                 }
             }
             if inner.wake.wait(seen, poll.min(left)) || r.worth_retrying()? {
@@ -174,6 +195,8 @@ pub(crate) async fn receive_async(
     group: &str,
     opts: &ReceiveOptions,
 ) -> Result<Vec<Delivery>> {
+    // Asked here, on the caller's thread: the claim runs on another one.
+    inner.refuse_inside_transaction()?;
     let (i, g, o) = (Arc::clone(inner), group.to_owned(), opts.clone());
     let mut r = tokio::task::spawn_blocking(move || Receiver::new(i, &g, &o))
         .await

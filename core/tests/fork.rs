@@ -175,6 +175,34 @@ fn the_parents_queue_in_a_child_refuses_calls_and_closes_at_once() {
 }
 
 #[test]
+fn stopping_the_parents_worker_in_a_child_returns_at_once() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::open(dir.path().join("q.db"), Options::default()).unwrap();
+    q.subscribe("g", "jobs", ferrymq::SubscribeOptions::new())
+        .unwrap();
+    let mut worker = q
+        .worker("g", |_| Ok(()), 2, ferrymq::ReceiveOptions::new())
+        .unwrap();
+    let mut slot = Some(worker);
+    let code = in_child(|| {
+        // Its threads are the parent's: before the fix, stop() waited for them forever.
+        let mut w = slot.take().unwrap();
+        w.stop();
+        drop(w);
+        0
+    });
+    assert_eq!(code, 0);
+    worker = slot.take().unwrap();
+    let id = q.publish("jobs", b"x", PublishOptions::new()).unwrap();
+    while q.message(id).unwrap().deliveries["g"].state != ferrymq::DeliveryState::Acked {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    worker.stop();
+    q.close().unwrap();
+}
+
+#[test]
 fn a_receive_waiting_in_the_parent_does_not_stop_a_child_from_using_the_file() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();

@@ -201,3 +201,118 @@ fn a_lease_under_a_millisecond_is_refused() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
+
+/// Child: holds the write lock of the file in `FERRYMQ_DB` for `FERRYMQ_HOLD_MS`, from
+/// another process, and says when it has it.
+fn hold_write_lock() {
+    let conn = rusqlite::Connection::open(std::env::var("FERRYMQ_DB").unwrap()).unwrap();
+    let ms: u64 = std::env::var("FERRYMQ_HOLD_MS").unwrap().parse().unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    println!("HELD");
+    std::thread::sleep(Duration::from_millis(ms));
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+/// Spawns `test` as a child holding the write lock for 2.5 s; returns once it holds it.
+fn lock_held_elsewhere(test: &str, path: &std::path::Path) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = common::spawn_child(
+        test,
+        "hold",
+        &[
+            ("FERRYMQ_DB", path.display().to_string()),
+            ("FERRYMQ_HOLD_MS", "2500".into()),
+        ],
+    );
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep reading to the end: a closed pipe would fail the child's last prints.
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if l == "HELD" {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the child never took the write lock");
+    child
+}
+
+/// A queue on the wall clock (the lock wait is real time), group "g" with a 1 s lease.
+fn wall_clock_queue() -> (tempfile::TempDir, ferrymq::Queue) {
+    let dir = tempfile::tempdir().unwrap();
+    let q = ferrymq::Queue::open(dir.path().join("q.db"), ferrymq::Options::default()).unwrap();
+    q.subscribe(
+        "g",
+        "t",
+        SubscribeOptions::new().lease(Duration::from_secs(1)),
+    )
+    .unwrap();
+    (dir, q)
+}
+
+fn ms_after(later: std::time::SystemTime, earlier: std::time::SystemTime) -> i128 {
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i128
+    };
+    ms(later) - ms(earlier)
+}
+
+#[test]
+fn a_lease_starts_when_the_write_lock_is_had_not_before_the_wait() {
+    const TEST: &str = "a_lease_starts_when_the_write_lock_is_had_not_before_the_wait";
+    if common::child_role(|_| hold_write_lock()) {
+        return;
+    }
+    let (dir, q) = wall_clock_queue();
+    q.publish("t", "m", ferrymq::PublishOptions::new()).unwrap();
+    let mut child = lock_held_elsewhere(TEST, &dir.path().join("q.db"));
+    let got = q
+        .receive("g", ReceiveOptions::new().wait(Duration::from_secs(5)))
+        .unwrap();
+    let returned = std::time::SystemTime::now();
+    assert_eq!(got.len(), 1);
+    // The whole second of lease is still ahead (less the moments since the claim).
+    let left = ms_after(got[0].lease_until, returned);
+    assert!(
+        left > 500,
+        "the lease had {left} ms left when receive returned"
+    );
+    assert!(
+        q.receive("g", ReceiveOptions::new()).unwrap().is_empty(),
+        "a second consumer got the message while the first still held it"
+    );
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn extend_and_nack_delay_count_from_when_the_write_lock_is_had() {
+    const TEST: &str = "extend_and_nack_delay_count_from_when_the_write_lock_is_had";
+    if common::child_role(|_| hold_write_lock()) {
+        return;
+    }
+    let (dir, q) = wall_clock_queue();
+    q.publish("t", "m", ferrymq::PublishOptions::new()).unwrap();
+    let mut d = q.receive("g", ReceiveOptions::new()).unwrap().remove(0);
+    let mut child = lock_held_elsewhere(TEST, &dir.path().join("q.db"));
+    q.extend(&mut d, Duration::from_secs(1)).unwrap();
+    let left = ms_after(d.lease_until, std::time::SystemTime::now());
+    assert!(left > 500, "the extended lease had {left} ms left");
+    assert!(child.wait().unwrap().success());
+
+    let mut child = lock_held_elsewhere(TEST, &dir.path().join("q.db"));
+    q.nack(&d, "again", Some(Duration::from_secs(1))).unwrap();
+    let nacked = std::time::SystemTime::now();
+    let due: i64 = rusqlite::Connection::open(dir.path().join("q.db"))
+        .unwrap()
+        .query_row("SELECT due_at FROM ferrymq_deliveries", [], |r| r.get(0))
+        .unwrap();
+    let due = std::time::UNIX_EPOCH + Duration::from_millis(due as u64);
+    let left = ms_after(due, nacked);
+    assert!(
+        left > 500,
+        "the retry was due {left} ms after the nack returned"
+    );
+    assert!(child.wait().unwrap().success());
+}

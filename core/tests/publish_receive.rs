@@ -497,3 +497,136 @@ fn ids_are_unique_across_queues_on_one_file() {
         assert!(ids.insert(q.publish("t", "x", PublishOptions::new()).unwrap()));
     }
 }
+
+/// Every delivery row as text, by payload and group (ids may differ between runs that
+/// publish in another order).
+fn fan_out_rows(t: &TestQueue) -> Vec<String> {
+    let conn = t.raw();
+    let mut stmt = conn
+        .prepare(
+            "SELECT m.payload, g.name, d.state, d.due_at, d.attempt, d.ordering_group
+             FROM ferrymq_deliveries d JOIN ferrymq_messages m ON m.id = d.message_id
+             JOIN ferrymq_groups g ON g.id = d.group_id",
+        )
+        .unwrap();
+    let mut rows: Vec<String> = stmt
+        .query_map([], |r| {
+            Ok(format!(
+                "{} {} {} {} {} {:?}",
+                String::from_utf8(r.get::<_, Vec<u8>>(0)?).unwrap(),
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Option<String>>(5)?
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows.sort();
+    rows
+}
+
+/// Three topics with 300 tags each, groups that take all, some or none of the tags.
+fn many_tags_queue() -> TestQueue {
+    let t = TestQueue::new();
+    for topic in ["t0", "t1", "t2"] {
+        t.sub(&format!("{topic}-all"), topic);
+        for k in 0..5 {
+            let tags: Vec<String> = (0..20).map(|j| format!("x{}", k * 37 + j * 11)).collect();
+            t.sub_with(
+                &format!("{topic}-some{k}"),
+                topic,
+                SubscribeOptions::new().tags(tags.join(" || ")),
+            );
+        }
+    }
+    t
+}
+
+/// 1,800 messages over 900 distinct (topic, tag) pairs and untagged ones; a third of
+/// them ordered (those go through the subscription memo one by one in a batch), in four
+/// ordering groups.
+fn many_tags_messages() -> Vec<Message> {
+    (0..1_800)
+        .map(|i| {
+            let mut m = Message::new(format!("t{}", i % 3), format!("m{i}"));
+            if i % 10 != 9 {
+                m = m.tag(format!("x{}", (i / 3) % 300));
+            }
+            if i % 3 == 1 {
+                m = m.group(format!("og{}", i % 4));
+            }
+            m
+        })
+        .collect()
+}
+
+/// The subscription memo is hashed by (topic, tag): a batch, concurrent single publishes
+/// (sharing group-commit transactions) and one publish at a time write the same rows.
+#[test]
+fn many_distinct_topic_tag_pairs_fan_out_alike_in_a_batch_concurrently_and_one_by_one() {
+    let messages = many_tags_messages();
+    let one_by_one = {
+        let t = many_tags_queue();
+        for m in &messages {
+            t.q.publish(&m.topic, &m.payload, m.options.clone())
+                .unwrap();
+        }
+        fan_out_rows(&t)
+    };
+    assert!(one_by_one.len() > 2_000, "only {} rows", one_by_one.len());
+    assert!(
+        one_by_one.iter().any(|r| r.contains(" 4 ")),
+        "nothing blocked"
+    );
+
+    let batch = {
+        let t = many_tags_queue();
+        t.q.publish_batch(&messages).unwrap();
+        fan_out_rows(&t)
+    };
+    assert_eq!(batch, one_by_one);
+
+    // Each ordering group from one thread, in order, so that the same ones are blocked.
+    let concurrent = {
+        let t = many_tags_queue();
+        std::thread::scope(|s| {
+            for lane in 0..4 {
+                let (q, messages) = (t.q.clone(), &messages);
+                s.spawn(move || {
+                    for m in messages.iter().skip(lane).step_by(4) {
+                        q.publish(&m.topic, &m.payload, m.options.clone()).unwrap();
+                    }
+                });
+            }
+        });
+        fan_out_rows(&t)
+    };
+    assert_eq!(concurrent, one_by_one);
+}
+
+/// Measures (no assertion on time) a 10,000-message batch over 2,000 distinct tags,
+/// all ordered so that every message goes through the subscription memo:
+/// `cargo test --release -p ferrymq --test publish_receive -- --ignored --nocapture measure_`
+#[test]
+#[ignore]
+fn measure_a_batch_of_10000_over_2000_distinct_tags() {
+    let t = TestQueue::new();
+    t.sub("all", "t");
+    t.sub_with("some", "t", SubscribeOptions::new().tags("x1 || x2 || x3"));
+    let messages: Vec<Message> = (0..10_000)
+        .map(|i| {
+            Message::new("t", format!("m{i}"))
+                .tag(format!("x{}", i % 2_000))
+                .group(format!("og{i}"))
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    t.q.publish_batch(&messages).unwrap();
+    println!(
+        "publish_batch: 10000 messages, 2000 distinct tags: {:?}",
+        start.elapsed()
+    );
+}

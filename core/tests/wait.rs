@@ -172,3 +172,61 @@ fn a_cancelled_async_receive_puts_back_what_it_claimed() {
     assert_eq!((d[0].message_id, d[0].attempt), (id, 1));
     drop(rt);
 }
+
+/// A thread that holds an open `Transaction` and calls a method that needs the write
+/// lock would wait on its own lock until busy_timeout and then fail with `Busy`: it must
+/// be told `InvalidArgument` at once, blocking or async, and nothing may change.
+#[test]
+fn calls_that_need_the_write_lock_refuse_inside_the_callers_own_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::open(
+        dir.path().join("q.db"),
+        Options::default().busy_timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    q.subscribe("g", "t", Default::default()).unwrap();
+    q.publish("t", "held", PublishOptions::new()).unwrap();
+    let held = q.receive("g", ReceiveOptions::new()).unwrap().remove(0);
+    q.publish("t", "ready", PublishOptions::new()).unwrap();
+    let kind = |r: ferrymq::Result<()>| r.map_err(|e| e.kind());
+    let invalid = Err(ErrorKind::InvalidArgument);
+
+    let mut tx = q.begin().unwrap();
+    let once = ReceiveOptions::new().wait(Duration::from_millis(100));
+    assert_eq!(kind(q.receive("g", once.clone()).map(drop)), invalid);
+    assert_eq!(
+        kind(
+            q.receive_interruptible("g", once.clone(), &|| false)
+                .map(drop)
+        ),
+        invalid
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(kind(q.receive_async("g", once).await.map(drop)), invalid);
+        assert_eq!(kind(q.ack_async(held.clone()).await), invalid);
+        assert_eq!(
+            kind(q.nack_async(held.clone(), "no".into(), None).await),
+            invalid
+        );
+        assert_eq!(
+            kind(
+                q.publish_async("t", b"x".to_vec(), PublishOptions::new())
+                    .await
+                    .map(drop)
+            ),
+            invalid
+        );
+    });
+    tx.rollback().unwrap();
+
+    // Nothing changed: the held delivery is still held and the ready one still ready.
+    q.ack(&held).unwrap();
+    let ready = q.receive("g", ReceiveOptions::new()).unwrap();
+    assert_eq!(ready.len(), 1);
+    assert_eq!(ready[0].payload, b"ready");
+    assert_eq!(q.stats().unwrap().topics["t"].messages, 2);
+}

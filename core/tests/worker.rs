@@ -154,3 +154,90 @@ fn a_handler_may_stop_its_own_worker() {
     let info = t.q.message(1).unwrap();
     assert_eq!(info.deliveries["g"].state.as_str(), "acked", "{info:?}");
 }
+
+/// Leases are real time here: the handler really is slower than the lease.
+fn wall_clock_queue(lease: Duration) -> (tempfile::TempDir, ferrymq::Queue) {
+    let dir = tempfile::tempdir().unwrap();
+    let q = ferrymq::Queue::open(dir.path().join("q.db"), ferrymq::Options::default()).unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new().lease(lease))
+        .unwrap();
+    (dir, q)
+}
+
+#[test]
+fn a_handler_slower_than_the_lease_handles_each_message_once_in_batches_of_four() {
+    let (_dir, q) = wall_clock_queue(Duration::from_secs(1));
+    for i in 0..6 {
+        q.publish("t", format!("{i}"), ferrymq::PublishOptions::new())
+            .unwrap();
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    // Three threads for six messages: one of them is free to take over any lease that
+    // runs out while the others work through their batches.
+    let mut w = q
+        .worker(
+            "g",
+            move |d| {
+                s.lock().unwrap().push((text(d), d.attempt));
+                std::thread::sleep(Duration::from_millis(1_200));
+                Ok(())
+            },
+            3,
+            ReceiveOptions::new().max(4).wait(Duration::from_millis(50)),
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let g = q.stats().unwrap().groups["g"].clone();
+        let settled = g.ready + g.inflight + g.retrying == 0;
+        if settled && seen.lock().unwrap().len() >= 6 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.stop();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let once: Vec<(String, u32)> = (0..6).map(|i| (format!("{i}"), 1)).collect();
+    assert_eq!(
+        seen, once,
+        "each message handled once, on its first attempt"
+    );
+    assert_eq!(w.last_error(), None);
+}
+
+#[test]
+fn a_worker_on_a_file_that_becomes_unusable_reports_the_error_and_stops() {
+    let (dir, q) = wall_clock_queue(Duration::from_secs(30));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let e = Arc::clone(&errors);
+    let w = q
+        .worker_with(
+            "g",
+            |_| Ok(()),
+            ferrymq::WorkerOptions::new()
+                .concurrency(2)
+                .receive(ReceiveOptions::new().wait(Duration::from_millis(20)))
+                .on_error(move |err| e.lock().unwrap().push(err.kind())),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // Another program writes over the whole file (and its WAL and shared index).
+    for name in ["q.db", "q.db-wal", "q.db-shm"] {
+        let path = dir.path().join(name);
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len()).max(8192);
+        std::fs::write(&path, vec![0x5a; len as usize]).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.is_running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!w.is_running(), "the worker kept retrying a broken file");
+    let last = w.last_error().expect("the error that stopped it");
+    assert_eq!(last.kind(), ErrorKind::Storage, "{last}");
+    let seen = errors.lock().unwrap().clone();
+    assert!(seen.contains(&ErrorKind::Storage), "{seen:?}");
+    // Each thread gave up after a few tries instead of spinning.
+    assert!(seen.len() <= 2 * 3, "{seen:?}");
+}

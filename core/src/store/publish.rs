@@ -4,6 +4,7 @@
 use super::{BLOCKED, PENDING};
 use crate::error::Result;
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
 
 /// A validated message, encoded for storage.
 pub(crate) struct NewMessage<'a> {
@@ -187,31 +188,46 @@ pub(crate) fn fan_out_range(conn: &Connection, lo: i64, hi: i64) -> Result<()> {
 
 /// The consumer groups matching a (topic, tag), remembered for one write transaction
 /// (subscriptions cannot change under a transaction that holds the write lock), so a
-/// batch of 1,000 looks them up once.
+/// batch of 1,000 looks them up once. Hashed by topic id, then by tag (kept apart from
+/// untagged messages), so a lookup costs the same for the 2,000th distinct tag as for
+/// the first and needs no allocation.
 #[derive(Default)]
-pub(crate) struct Matches(Vec<(i64, Option<String>, Vec<i64>)>);
+pub(crate) struct Matches {
+    untagged: HashMap<i64, Vec<i64>>,
+    tagged: HashMap<i64, HashMap<String, Vec<i64>>>,
+}
 
 impl Matches {
     fn groups(&mut self, conn: &Connection, topic_id: i64, tag: Option<&str>) -> Result<&[i64]> {
-        let found = self
-            .0
-            .iter()
-            .position(|(t, g, _)| *t == topic_id && g.as_deref() == tag);
-        let i = match found {
-            Some(i) => i,
-            None => {
-                let ids = conn
-                    .prepare_cached(
-                        "SELECT group_id FROM ferrymq_subscriptions
-                         WHERE topic_id = ?1 AND tag IN ('*', ?2)",
-                    )?
-                    .query_map(params![topic_id, tag], |r| r.get::<_, i64>(0))?
-                    .collect::<rusqlite::Result<Vec<i64>>>()?;
-                self.0.push((topic_id, tag.map(str::to_owned), ids));
-                self.0.len() - 1
-            }
+        let known = match tag {
+            None => self.untagged.contains_key(&topic_id),
+            Some(t) => self
+                .tagged
+                .get(&topic_id)
+                .is_some_and(|m| m.contains_key(t)),
         };
-        Ok(&self.0[i].2)
+        if !known {
+            let ids = conn
+                .prepare_cached(
+                    "SELECT group_id FROM ferrymq_subscriptions
+                     WHERE topic_id = ?1 AND tag IN ('*', ?2)",
+                )?
+                .query_map(params![topic_id, tag], |r| r.get::<_, i64>(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            match tag {
+                None => self.untagged.insert(topic_id, ids),
+                Some(t) => self
+                    .tagged
+                    .entry(topic_id)
+                    .or_default()
+                    .insert(t.to_owned(), ids),
+            };
+        }
+        let found = match tag {
+            None => self.untagged.get(&topic_id),
+            Some(t) => self.tagged.get(&topic_id).and_then(|m| m.get(t)),
+        };
+        Ok(found.map_or(&[], Vec::as_slice))
     }
 }
 
