@@ -35,8 +35,9 @@ test('workers forked by a parent that holds a queue lose no confirmed publish', 
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
     return new Promise((resolve, reject) => {
+      /** @type {number[] | null} */
       let ids = null
-      child.on('message', (m) => { ids = m })
+      child.on('message', (m) => { ids = /** @type {number[]} */ (m) })
       child.on('error', reject)
       child.on('exit', (code) => (code === 0 && ids ? resolve(ids) : reject(new Error(`worker ${w} exited ${code}`))))
     })
