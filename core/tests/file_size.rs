@@ -29,10 +29,7 @@ fn big_batch(n: usize) -> Vec<Message> {
 
 fn consume_all(t: &TestQueue) {
     loop {
-        let ds = t
-            .q
-            .receive("g", ReceiveOptions::new().max(100))
-            .unwrap();
+        let ds = t.q.receive("g", ReceiveOptions::new().max(100)).unwrap();
         if ds.is_empty() {
             return;
         }
@@ -119,5 +116,6 @@ fn a_file_without_auto_vacuum_keeps_it_and_vacuum_frees_nothing() {
         .unwrap();
     assert_eq!(mode, 0, "the adopted file's mode changed");
     assert!(free > 0, "the purge freed no pages");
-    q.publish("t", "still works", PublishOptions::new()).unwrap();
+    q.publish("t", "still works", PublishOptions::new())
+        .unwrap();
 }

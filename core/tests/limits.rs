@@ -13,7 +13,11 @@ fn max_payload_above_sqlites_row_limit_is_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
     // 1 GiB was accepted, but SQLite refuses any row over 1,000,000,000 bytes.
-    for bytes in [1usize << 30, limits::SQLITE_MAX_LENGTH, limits::MAX_PAYLOAD + 1] {
+    for bytes in [
+        1usize << 30,
+        limits::SQLITE_MAX_LENGTH,
+        limits::MAX_PAYLOAD + 1,
+    ] {
         let err = Queue::open(&path, Options::default().max_payload(bytes)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
         assert!(err.to_string().contains("1000000000"), "{err}");

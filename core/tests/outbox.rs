@@ -418,10 +418,12 @@ fn a_temporary_trigger_is_refused_and_never_reaches_the_pooled_connection() {
     t.q.publish("orders", "order 1", PublishOptions::new())
         .unwrap();
     let balance = count(&t, "SELECT balance FROM accounts WHERE id = 7");
-    let temp_objects = t.q.transaction(|tx| {
-        tx.query("SELECT count(*) FROM sqlite_temp_master", &[])
-    });
-    assert_eq!(balance, 1_000_000, "the trigger fired on the queue's publish");
+    let temp_objects =
+        t.q.transaction(|tx| tx.query("SELECT count(*) FROM sqlite_temp_master", &[]));
+    assert_eq!(
+        balance, 1_000_000,
+        "the trigger fired on the queue's publish"
+    );
     assert_eq!(temp_objects.unwrap(), vec![vec![Value::Integer(0)]]);
     let err = created.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
