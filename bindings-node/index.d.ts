@@ -43,6 +43,9 @@ export interface QueueOptions {
   pollIntervalMs?: number
   /** Largest file size in bytes; writes past it fail with STORAGE. */
   maxSize?: number
+  /** SQLite's foreign_keys on the queue's connections (what FOREIGN KEY clauses of
+   *  business tables obey in `tx.execute`); left out: the build's default, on. */
+  foreignKeys?: boolean | null
   /** Test only: a ManualClock from 'ferrymq/testing'. */
   testClock?: import('./testing').ManualClock
 }
@@ -301,4 +304,7 @@ export declare class Queue {
   message(id: number): MessageInfo
   find(topic: string, key: string): MessageInfo[]
   purgeAcked(options?: { olderThanMs?: number }): Promise<number>
+  /** Gives pages freed by purges back to the file system (all unless `pages` is given);
+   *  resolves to the number of pages freed (0 for files created without auto-vacuum). */
+  vacuum(options?: { pages?: number | null }): Promise<number>
 }

@@ -310,6 +310,7 @@ const QUEUE_OPTS = [
   'checkMax',
   'pollIntervalMs',
   'maxSize',
+  'foreignKeys',
   'testClock',
 ]
 const RECEIVE_OPTS = ['max', 'waitMs', 'leaseMs', 'signal']
@@ -325,9 +326,13 @@ class Queue {
   #q
   /** Opens (creating and migrating if needed) the queue file at `path`. */
   constructor(path, opts) {
-    const { testClock, ...o } = options(opts, QUEUE_OPTS, 'Queue options')
+    const { testClock, foreignKeys, ...o } = options(opts, QUEUE_OPTS, 'Queue options')
     if (testClock !== undefined && !(testClock instanceof native.ManualClock)) {
       throw invalid("testClock must be a ManualClock from 'ferrymq/testing'")
+    }
+    if (foreignKeys !== undefined && foreignKeys !== null) {
+      if (typeof foreignKeys !== 'boolean') throw invalid(`foreignKeys must be a boolean, not ${describe(foreignKeys)}`)
+      o.foreignKeys = foreignKeys
     }
     this.#q = call(() => new native.NativeQueue(path, o, testClock))
   }
@@ -587,6 +592,16 @@ class Queue {
     const o = options(opts, ['olderThanMs'], 'purgeAcked options')
     try {
       return await this.#q.purgeAcked(o.olderThanMs)
+    } catch (e) {
+      throw convertError(e)
+    }
+  }
+
+  /** Gives pages freed by purges back to the file system (all unless `pages` is given); resolves to the pages freed. */
+  async vacuum(opts) {
+    const o = options(opts, ['pages'], 'vacuum options')
+    try {
+      return await this.#q.vacuum(o.pages ?? undefined)
     } catch (e) {
       throw convertError(e)
     }

@@ -25,6 +25,8 @@ pub struct OpenArgs {
     pub check_max: Option<i64>,
     pub poll_interval_secs: Option<f64>,
     pub max_size: Option<i64>,
+    #[uniffi(default = None)]
+    pub foreign_keys: Option<bool>,
 }
 
 impl OpenArgs {
@@ -56,6 +58,9 @@ impl OpenArgs {
         }
         if let Some(n) = self.max_size {
             o = o.max_size(int("max_size", n)?);
+        }
+        if let Some(on) = self.foreign_keys {
+            o = o.foreign_keys(on);
         }
         Ok(o)
     }
@@ -381,6 +386,11 @@ impl FfiQueue {
         Ok(count(
             self.q.purge_acked(secs("older_than", older_than_secs)?)?,
         ))
+    }
+
+    pub fn vacuum(&self, pages: Option<i64>) -> FfiResult<i64> {
+        let pages = pages.map(|n| int("pages", n)).transpose()?;
+        Ok(count(self.q.vacuum(pages)?))
     }
 }
 

@@ -27,6 +27,7 @@ pub struct QueueOpts {
     pub check_max: Option<f64>,
     pub poll_interval_ms: Option<f64>,
     pub max_size: Option<f64>,
+    pub foreign_keys: Option<bool>,
 }
 
 #[napi(object)]
@@ -125,6 +126,9 @@ fn options(o: Option<QueueOpts>) -> napi::Result<Options> {
     }
     if let Some(n) = convert::opt_count("maxSize", o.max_size)? {
         out = out.max_size(n);
+    }
+    if let Some(on) = o.foreign_keys {
+        out = out.foreign_keys(on);
     }
     Ok(out)
 }
@@ -409,6 +413,25 @@ impl NativeQueue {
         let q = self.q.clone();
         env.spawn_future(async move {
             let n = napi::bindgen_prelude::spawn_blocking(move || q.purge_acked(older))
+                .await
+                .map_err(internal)?
+                .js()?;
+            Ok(i64::try_from(n).unwrap_or(i64::MAX))
+        })
+    }
+
+    /// Gives pages freed by purges back to the file system (all when `pages` is left
+    /// out), off the JS thread; resolves to the number of pages freed.
+    #[napi]
+    pub fn vacuum<'env>(
+        &self,
+        env: &'env Env,
+        pages: Option<f64>,
+    ) -> napi::Result<PromiseRaw<'env, i64>> {
+        let pages = convert::opt_count("pages", pages)?;
+        let q = self.q.clone();
+        env.spawn_future(async move {
+            let n = napi::bindgen_prelude::spawn_blocking(move || q.vacuum(pages))
                 .await
                 .map_err(internal)?
                 .js()?;

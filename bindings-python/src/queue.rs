@@ -38,7 +38,7 @@ fn receive_options(
 #[pymethods]
 impl PyQueue {
     #[new]
-    #[pyo3(signature = (path, *, synchronous="normal", busy_timeout=None, max_payload=None, idempotency_window=None, check_after=None, check_interval=None, check_max=None, poll_interval=None, max_size=None, test_clock=None))]
+    #[pyo3(signature = (path, *, synchronous="normal", busy_timeout=None, max_payload=None, idempotency_window=None, check_after=None, check_interval=None, check_max=None, poll_interval=None, max_size=None, foreign_keys=None, test_clock=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -52,6 +52,7 @@ impl PyQueue {
         check_max: Option<&Bound<'_, PyAny>>,
         poll_interval: Option<&Bound<'_, PyAny>>,
         max_size: Option<&Bound<'_, PyAny>>,
+        foreign_keys: Option<bool>,
         test_clock: Option<PyRef<'_, PyManualClock>>,
     ) -> PyResult<Self> {
         let mut o = Options::default().synchronous(synchronous.parse().py_err()?);
@@ -78,6 +79,9 @@ impl PyQueue {
         }
         if let Some(bytes) = convert::opt_int("max_size", max_size)? {
             o = o.max_size(bytes);
+        }
+        if let Some(on) = foreign_keys {
+            o = o.foreign_keys(on);
         }
         if let Some(clock) = test_clock {
             o = o.with_manual_clock(clock.inner.clone());
@@ -363,6 +367,13 @@ impl PyQueue {
         let older_than = convert::opt_seconds("older_than", older_than)?
             .unwrap_or(std::time::Duration::from_secs(7 * 86_400));
         py.detach(|| self.q.purge_acked(older_than)).py_err()
+    }
+
+    /// Gives pages freed by purges back to the file system (None: all); returns how many.
+    #[pyo3(signature = (pages=None))]
+    fn vacuum(&self, py: Python<'_>, pages: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+        let pages = convert::opt_int("pages", pages)?;
+        py.detach(|| self.q.vacuum(pages)).py_err()
     }
 
     fn __repr__(&self) -> String {

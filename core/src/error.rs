@@ -87,16 +87,19 @@ impl Error {
 
     /// Maps an error raised by SQL the caller wrote (`Transaction::execute`/`query`):
     /// syntax errors, missing tables and constraint violations are the caller's input.
-    pub(crate) fn from_user_sql(err: rusqlite::Error) -> Self {
+    /// `refused` is why the statement guard refused it, when it did.
+    pub(crate) fn from_user_sql(err: rusqlite::Error, refused: Option<&str>) -> Self {
         use rusqlite::ErrorCode as C;
         match &err {
             rusqlite::Error::SqliteFailure(e, _)
                 if e.code == C::AuthorizationForStatementDenied =>
             {
+                let why = refused.unwrap_or(
+                    "it would end the transaction, attach a file, set a pragma, write to \
+                     ferrymq's own tables, or create a temporary trigger, table or view",
+                );
                 Error::InvalidArgument(format!(
-                    "statement refused inside a ferrymq transaction: it would end the \
-                     transaction, attach a file, set a pragma, or write to ferrymq's own \
-                     tables ({err})"
+                    "statement refused inside a ferrymq transaction: {why} ({err})"
                 ))
             }
             rusqlite::Error::SqliteFailure(e, _)
@@ -181,7 +184,10 @@ mod tests {
     fn user_sql_syntax_error_is_invalid_argument() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         let err = conn.execute("this is not sql", []).unwrap_err();
-        assert_eq!(Error::from_user_sql(err).kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            Error::from_user_sql(err, None).kind(),
+            ErrorKind::InvalidArgument
+        );
     }
 
     #[test]

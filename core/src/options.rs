@@ -48,7 +48,9 @@ pub struct Options {
     pub synchronous: Synchronous,
     /// How long a call waits for another writer before failing with `Busy`.
     pub busy_timeout: Duration,
-    /// Largest payload accepted by `publish`, in bytes.
+    /// Largest payload accepted by `publish`, in bytes: at most 999,000,000
+    /// (`limits::MAX_PAYLOAD`), since SQLite stores at most 1,000,000,000 bytes in one row.
+    /// A longer payload is refused with `InvalidArgument` before it joins a shared commit.
     pub max_payload: usize,
     /// How long an idempotency key is remembered per topic.
     pub idempotency_window: Duration,
@@ -60,9 +62,18 @@ pub struct Options {
     pub check_max: u32,
     /// How often a waiting `receive` looks for commits made by other connections.
     pub poll_interval: Duration,
-    /// Largest size the file may grow to, in bytes (`None`: no cap). A write that would
-    /// pass it fails with a `Storage` error ("disk full") and changes nothing.
+    /// Largest size the file may grow to, in bytes (`None`: no cap), from 128 KiB to
+    /// `i64::MAX`. A write that would pass it fails with a `Storage` error ("disk full")
+    /// and changes nothing. The cap is SQLite's `max_page_count`, a setting of each
+    /// connection: it binds this queue's connections only, not other processes (or other
+    /// queues) writing to the same file, which must set it too.
     pub max_size: Option<u64>,
+    /// SQLite's `foreign_keys` on the queue's connections, which is what FOREIGN KEY
+    /// clauses of business tables obey in `Transaction::execute`. `None`: the SQLite
+    /// build's default, which is on for the bundled build ferrymq ships with
+    /// (`SQLITE_DEFAULT_FOREIGN_KEYS=1`); SQLite's own default elsewhere is off. The
+    /// `ferrymq_*` tables have no foreign keys, so this changes nothing for the queue.
+    pub foreign_keys: Option<bool>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -78,6 +89,7 @@ impl Default for Options {
             check_max: 15,
             poll_interval: Duration::from_millis(2),
             max_size: None,
+            foreign_keys: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -121,6 +133,10 @@ impl Options {
         self.max_size = Some(bytes);
         self
     }
+    pub fn foreign_keys(mut self, on: bool) -> Self {
+        self.foreign_keys = Some(on);
+        self
+    }
 
     /// Test-only in spirit: schedules by a clock that moves only when told. Never the
     /// default, and named so that it cannot be set by accident.
@@ -138,11 +154,9 @@ impl Options {
         if self.check_max == 0 {
             return Err(Error::invalid("check_max must be at least 1"));
         }
-        if self.max_payload == 0 || self.max_payload > 1 << 30 {
-            return Err(Error::invalid(format!(
-                "max_payload must be between 1 byte and 1 GiB, got {}",
-                self.max_payload
-            )));
+        validate::max_payload(self.max_payload)?;
+        if let Some(bytes) = self.max_size {
+            validate::max_size(bytes)?;
         }
         Ok(())
     }

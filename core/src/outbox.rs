@@ -79,8 +79,9 @@ impl Transaction {
     }
 
     /// Runs one statement of the caller's SQL with bound parameters; returns rows changed.
-    /// Statements that end the transaction, attach files, set pragmas, or write to the
-    /// queue's own tables are refused.
+    /// Statements that end the transaction, attach files, set pragmas, write to the
+    /// queue's own tables, or create temporary triggers, tables or views (they would stay
+    /// on the queue's pooled connection) are refused with `InvalidArgument`.
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize> {
         let conn = self.live()?;
         with_user_sql(&conn, || {
@@ -224,10 +225,11 @@ fn rolled_back_by_sqlite() -> Error {
 
 fn with_user_sql<T>(conn: &PooledConn, f: impl FnOnce() -> rusqlite::Result<T>) -> Result<T> {
     let flag = conn.user_sql();
+    store::schema::take_refusal();
     flag.store(true, Ordering::Relaxed);
     let out = f();
     flag.store(false, Ordering::Relaxed);
-    out.map_err(Error::from_user_sql)
+    out.map_err(|e| Error::from_user_sql(e, store::schema::take_refusal()))
 }
 
 /// Publishes inside a transaction the caller opened on its own `rusqlite::Connection` to

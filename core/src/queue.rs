@@ -519,6 +519,38 @@ impl Queue {
         Ok(total)
     }
 
+    /// Gives pages freed by purges back to the file system: up to `pages` of them
+    /// (`None`: every free page), in transactions of at most 4,096 pages so publishers
+    /// wait little. Returns how many pages were freed; the file shrinks by that much once
+    /// the WAL is checkpointed (tried at once; a reader in the way delays it). Works on
+    /// files ferrymq created (`auto_vacuum = INCREMENTAL`); a file created before, or a
+    /// business database ferrymq adopted, keeps its mode and this returns 0: nothing went
+    /// wrong, SQLite cannot shrink such a file except by a full `VACUUM`.
+    pub fn vacuum(&self, pages: Option<u64>) -> Result<u64> {
+        const VACUUM_CHUNK: u64 = 4096;
+        if pages == Some(0) {
+            return Err(Error::invalid(
+                "pages must be at least 1 (leave it out to free every free page)",
+            ));
+        }
+        let inner = &self.inner;
+        let mut left = pages.unwrap_or(u64::MAX);
+        let mut total = 0;
+        while left > 0 {
+            let chunk = left.min(VACUUM_CHUNK);
+            let freed = inner.write(false, |c| store::schema::incremental_vacuum(c, chunk))?;
+            total += freed;
+            left -= freed.min(left);
+            if freed < chunk {
+                break;
+            }
+        }
+        if total > 0 {
+            store::schema::checkpoint(&*inner.conn()?)?;
+        }
+        Ok(total)
+    }
+
     /// (transactions, writes) that went through group commit: single publishes and acks
     /// from concurrent threads share transactions, so the first number grows slower.
     pub fn group_commit_counts(&self) -> (u64, u64) {

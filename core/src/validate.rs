@@ -19,6 +19,14 @@ pub const MAX_RECEIVE: usize = 1000;
 pub const MAX_BATCH: usize = 10_000;
 /// Longest lease, wait, or delay accepted (10 years): beyond it a caller has a unit bug.
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// SQLite's limit on one string or blob, and on one whole row (SQLITE_MAX_LENGTH of the
+/// bundled build): a longer payload fails inside SQLite as a storage error.
+pub const SQLITE_MAX_LENGTH: usize = 1_000_000_000;
+/// Highest `max_payload` accepted: SQLite's limit less 1 MB for the row's other columns
+/// (headers up to 64 KiB, key, ordering group, tag, integers).
+pub const MAX_PAYLOAD: usize = SQLITE_MAX_LENGTH - 1_000_000;
+/// Smallest `max_size` accepted: the schema alone takes about 20 pages of 4 KiB.
+pub const MIN_MAX_SIZE: u64 = 128 * 1024;
 
 pub fn name(what: &str, value: &str) -> Result<()> {
     if value.is_empty() || value.len() > MAX_NAME_LEN {
@@ -79,6 +87,29 @@ pub fn headers(headers: &BTreeMap<String, String>) -> Result<()> {
     if total > MAX_HEADERS_BYTES {
         return Err(Error::invalid(format!(
             "headers total {total} bytes, more than the limit of {MAX_HEADERS_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// `Options::max_payload`: a payload SQLite refuses would fail a whole group commit.
+pub fn max_payload(bytes: usize) -> Result<()> {
+    if bytes == 0 || bytes > MAX_PAYLOAD {
+        return Err(Error::invalid(format!(
+            "max_payload must be between 1 and {MAX_PAYLOAD} bytes (SQLite stores at most \
+             {SQLITE_MAX_LENGTH} bytes in one row), got {bytes}"
+        )));
+    }
+    Ok(())
+}
+
+/// `Options::max_size`: it becomes a page count, which must neither wrap nor leave no
+/// room for the schema.
+pub fn max_size(bytes: u64) -> Result<()> {
+    if bytes < MIN_MAX_SIZE || bytes > i64::MAX as u64 {
+        return Err(Error::invalid(format!(
+            "max_size must be between {MIN_MAX_SIZE} and {} bytes, got {bytes}",
+            i64::MAX
         )));
     }
     Ok(())
@@ -161,6 +192,24 @@ mod tests {
         assert!(err.contains("topic") && err.contains("' '"), "{err}");
         assert!(name("group", "x'; DROP TABLE t;--").is_err());
         assert!(name("group", "é").is_err());
+    }
+
+    #[test]
+    fn max_payload_stays_below_sqlites_row_limit() {
+        assert!(max_payload(MAX_PAYLOAD).is_ok());
+        let err = max_payload(MAX_PAYLOAD + 1).unwrap_err().to_string();
+        assert!(err.contains("1000000000"), "{err}");
+        assert!(max_payload(1 << 30).is_err());
+        assert!(max_payload(0).is_err());
+    }
+
+    #[test]
+    fn max_size_must_fit_a_page_count_and_the_schema() {
+        assert!(max_size(MIN_MAX_SIZE).is_ok());
+        assert!(max_size(i64::MAX as u64).is_ok());
+        assert!(max_size(i64::MAX as u64 + 1).is_err());
+        assert!(max_size(u64::MAX).is_err());
+        assert!(max_size(4096).is_err());
     }
 
     #[test]

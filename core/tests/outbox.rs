@@ -399,3 +399,94 @@ fn publish_in_and_ack_in_join_a_callers_own_connection() {
         "{err}"
     );
 }
+
+#[test]
+fn a_temporary_trigger_is_refused_and_never_reaches_the_pooled_connection() {
+    let t = TestQueue::new();
+    with_orders(&t);
+    let before = t.snapshot();
+    // Were it allowed, it would stay on the pooled connection after this transaction
+    // and fire on the queue's own publishes, taking every message's deliveries away.
+    let created = t.q.transaction(|tx| {
+        tx.execute(
+            "CREATE TEMP TRIGGER swallow AFTER INSERT ON ferrymq_messages BEGIN \
+             UPDATE accounts SET balance = 0 WHERE id = 7; END",
+            &[],
+        )
+    });
+    assert_eq!(t.snapshot(), before);
+    t.q.publish("orders", "order 1", PublishOptions::new())
+        .unwrap();
+    let balance = count(&t, "SELECT balance FROM accounts WHERE id = 7");
+    let temp_objects =
+        t.q.transaction(|tx| tx.query("SELECT count(*) FROM sqlite_temp_master", &[]));
+    assert_eq!(
+        balance, 1_000_000,
+        "the trigger fired on the queue's publish"
+    );
+    assert_eq!(temp_objects.unwrap(), vec![vec![Value::Integer(0)]]);
+    let err = created.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("temporary trigger"), "{err}");
+    for sql in [
+        "CREATE TEMP TABLE scratch(x)",
+        "CREATE TEMPORARY VIEW v AS SELECT 1",
+        "CREATE TEMP TRIGGER t AFTER INSERT ON orders BEGIN SELECT 1; END",
+    ] {
+        let err = t.q.transaction(|tx| tx.execute(sql, &[])).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{sql}: {err}");
+    }
+    // Permanent objects of the caller's own stay allowed.
+    t.q.transaction(|tx| {
+        tx.execute(
+            "CREATE TRIGGER audit AFTER INSERT ON orders BEGIN SELECT 1; END",
+            &[],
+        )
+    })
+    .unwrap();
+}
+
+#[test]
+fn business_foreign_keys_follow_the_option_and_the_queue_works_with_them_on() {
+    let settings = [
+        (Options::default().foreign_keys(true), true),
+        (Options::default().foreign_keys(false), false),
+        // None: the bundled SQLite's default, which is on.
+        (Options::default(), true),
+    ];
+    for (options, enforced) in settings {
+        let t = TestQueue::with(options);
+        t.sub("g", "t");
+        t.q.transaction(|tx| {
+            tx.execute("CREATE TABLE customers(id INTEGER PRIMARY KEY)", &[])?;
+            tx.execute(
+                "CREATE TABLE orders(id INTEGER PRIMARY KEY, \
+                 customer INTEGER NOT NULL REFERENCES customers(id))",
+                &[],
+            )
+        })
+        .unwrap();
+        let result = t.q.transaction(|tx| {
+            tx.execute("INSERT INTO orders VALUES (1, 99)", &[])?;
+            tx.publish("t", "order 1", PublishOptions::new())
+        });
+        let orders = count(&t, "SELECT count(*) FROM orders");
+        if enforced {
+            let err = result.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+            assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+            assert_eq!(orders, 0);
+        } else {
+            result.unwrap();
+            assert_eq!(orders, 1);
+        }
+        // The queue's own statements never trip over the setting (purge keeps the newest).
+        t.publish("t", "x");
+        t.publish("t", "y");
+        for d in t.take("g", 10) {
+            t.q.ack(&d).unwrap();
+        }
+        t.advance(Duration::from_secs(1));
+        assert!(t.q.purge_acked(Duration::ZERO).unwrap() >= 1);
+    }
+}

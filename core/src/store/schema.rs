@@ -11,15 +11,20 @@
 //! | journal_mode | WAL | readers never block the writer; many processes share the file |
 //! | synchronous | NORMAL (or FULL) | NORMAL: durable across process crashes, fsync only at checkpoint; FULL: across power loss |
 //! | (busy handler) | Options::busy_timeout | contention waits instead of failing with "database is locked"; retried every 50 µs-1 ms (`busy`) |
-//! | foreign_keys | OFF | the schema keeps its own integrity; FK checks would cost every publish |
+//! | foreign_keys | Options::foreign_keys (None: the build's default, on in the bundled build) | what business tables' FOREIGN KEY clauses obey in `Transaction::execute`; the `ferrymq_*` tables have none |
 //! | temp_store | MEMORY | sorts of claim candidates never touch disk |
-//! | max_page_count | Options::max_size / page_size (only when set) | a size cap: writes past it fail as "disk full" |
+//! | max_page_count | Options::max_size / page_size (only when set) | a size cap: writes past it fail as "disk full"; a per-connection setting, so it binds this process's queue only |
+//! | journal_size_limit | 64 MiB | a WAL that grew past it (one large batch) is cut back to it when SQLite next restarts the WAL |
+//! | (wal hook) | checkpoint at 1,000 pages; TRUNCATE past 64 MiB | SQLite's own auto-checkpoint (PASSIVE), plus: once that copied a WAL over 64 MiB back whole, a TRUNCATE checkpoint empties the `-wal` file at once; it never waits (readers or a writer in the way: it gives up, and the next commit tries again) |
+//! | auto_vacuum | INCREMENTAL (new files only) | `Queue::vacuum` can give the pages freed by purges back to the file system; it must be set before the first table, so files created without it (by older ferrymq, or business databases adopted) keep theirs, and `vacuum` frees nothing in them |
 //! | (db_config) ENABLE_QPSG | on | plans stay fixed per statement instead of being re-made per bound value |
 
 use crate::error::{Error, Result};
 use crate::options::Options;
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization, Wal};
+use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, OpenFlags};
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,25 +43,52 @@ const MIGRATIONS: &[&str] = &[
 pub(crate) struct Connected {
     pub conn: Connection,
     pub user_sql: Arc<AtomicBool>,
+    /// Makes the busy handler give up at once (set while the WAL hook checkpoints).
+    #[cfg_attr(not(test), allow(dead_code))]
+    no_wait: Arc<AtomicBool>,
 }
+
+/// `journal_size_limit`, and the WAL size past which a commit empties the `-wal` file.
+const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
+/// SQLite's default auto-checkpoint threshold, kept since the WAL hook replaces it.
+const AUTOCHECKPOINT_PAGES: i32 = 1000;
 
 pub(crate) fn connect(path: &Path, opts: &Options) -> Result<Connected> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_handler(Some(super::busy::handler(opts.busy_timeout)))?;
+    // Set while the WAL hook checkpoints: a checkpoint after a commit must not wait.
+    let no_wait = Arc::new(AtomicBool::new(false));
+    let mut wait = super::busy::handler(opts.busy_timeout);
+    let flag = Arc::clone(&no_wait);
+    let hook_flag = Arc::clone(&no_wait);
+    conn.busy_handler(Some(move |tries| {
+        !flag.load(Ordering::Relaxed) && wait(tries)
+    }))?;
     conn.pragma_update(None, "synchronous", opts.synchronous.pragma())?;
-    conn.pragma_update(None, "foreign_keys", false)?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    if let Some(bytes) = opts.max_size {
-        let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-        conn.pragma_update(
-            None,
-            "max_page_count",
-            (bytes as i64 / page.max(512)).max(1),
-        )?;
+    if let Some(on) = opts.foreign_keys {
+        conn.pragma_update(None, "foreign_keys", on)?;
     }
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES)?;
+    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let page = page.max(512);
+    if let Some(bytes) = opts.max_size {
+        // Options::validate keeps bytes within i64.
+        let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page;
+        conn.pragma_update(None, "max_page_count", pages.max(1))?;
+    }
+    let large = i32::try_from(WAL_KEEP_BYTES / page).unwrap_or(i32::MAX);
+    conn.wal_hook(Some(move |wal: &mut Wal, pages: i32| {
+        checkpoint_after_commit(
+            &mut |mode| wal.checkpoint_v2(mode),
+            pages,
+            large,
+            &hook_flag,
+        );
+        Ok(())
+    }))?;
     // Without the planner stability guarantee, SQLite (built with STAT4) re-plans a
     // statement whenever a bound value changes; measured: half of a receive's CPU.
     conn.set_db_config(
@@ -69,24 +101,117 @@ pub(crate) fn connect(path: &Path, opts: &Options) -> Result<Connected> {
     let user_sql = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&user_sql);
     conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-        if flag.load(Ordering::Relaxed) && !user_may(&ctx.action) {
-            Authorization::Deny
-        } else {
-            Authorization::Allow
+        if !flag.load(Ordering::Relaxed) {
+            return Authorization::Allow;
+        }
+        match user_may(&ctx.action) {
+            Ok(()) => Authorization::Allow,
+            Err(why) => {
+                REFUSED.set(Some(why));
+                Authorization::Deny
+            }
         }
     }))?;
-    Ok(Connected { conn, user_sql })
+    Ok(Connected {
+        conn,
+        user_sql,
+        no_wait,
+    })
+}
+
+/// What the WAL hook does after each commit with `pages` frames in the WAL. SQLite's own
+/// auto-checkpoint (PASSIVE at 1,000 pages) copies pages back but never shrinks the
+/// file, so one large batch would leave a `-wal` of its size until the last connection
+/// closes. When a PASSIVE checkpoint copied a large WAL back whole, a TRUNCATE
+/// checkpoint empties the file: it has nothing left to copy, and with `no_wait` set the
+/// busy handler gives up at once, so a reader or writer in the way makes it fail
+/// quickly (the next large commit tries again) instead of stalling this caller.
+/// Errors are dropped: the commit has happened, and a failed checkpoint loses nothing.
+fn checkpoint_after_commit(
+    checkpoint: &mut dyn FnMut(CheckpointMode) -> rusqlite::Result<(i32, i32)>,
+    pages: i32,
+    large: i32,
+    no_wait: &AtomicBool,
+) {
+    if pages < AUTOCHECKPOINT_PAGES.min(large) {
+        return;
+    }
+    let Ok((log, copied)) = checkpoint(CheckpointMode::PASSIVE) else {
+        return;
+    };
+    if pages >= large && copied == log {
+        no_wait.store(true, Ordering::Relaxed);
+        let _ = checkpoint(CheckpointMode::TRUNCATE);
+        no_wait.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Copies the WAL back into the file without waiting for anyone (PASSIVE); when it
+/// copies everything, SQLite also truncates the file to its current page count, which is
+/// how pages freed by an incremental vacuum leave it.
+pub(crate) fn checkpoint(conn: &Connection) -> Result<()> {
+    conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)?;
+    Ok(())
+}
+
+/// Frees up to `max` pages (at least 1) of the file's free list and returns how many
+/// went; run inside a write transaction. A file whose auto_vacuum is not
+/// INCREMENTAL frees nothing and returns 0: SQLite ignores the pragma there.
+pub(crate) fn incremental_vacuum(conn: &Connection, max: u64) -> Result<u64> {
+    let free = |c: &Connection| -> Result<i64> {
+        Ok(c.query_row("PRAGMA freelist_count", [], |r| r.get(0))?)
+    };
+    let before = free(conn)?;
+    // SQLite reads 0 as "all": keep 1 meaning 1.
+    let n = max.clamp(1, i32::MAX as u64);
+    // One result row per page freed: it frees pages only as its rows are stepped.
+    let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({n})"))?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    drop(rows);
+    Ok((before - free(conn)?).max(0) as u64)
+}
+
+thread_local! {
+    /// Why the authorizer refused the caller's statement last on this thread: SQLite
+    /// reports only "not authorized", and the caller should learn what to change.
+    static REFUSED: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// The reason of the last refusal on this thread, if any; clears it.
+pub(crate) fn take_refusal() -> Option<&'static str> {
+    REFUSED.take()
 }
 
 /// What SQL passed to `Transaction::execute`/`query` may do: anything to the caller's own
-/// tables, read ours, but never end the transaction, attach files, change pragmas, or
-/// write to `ferrymq_*` tables (that would break the queue's invariants).
-fn user_may(action: &AuthAction<'_>) -> bool {
+/// tables, read ours, but never end the transaction, attach files, change pragmas, write
+/// to `ferrymq_*` tables (that would break the queue's invariants), or create temporary
+/// triggers, tables or views: those live on the pooled connection after the transaction
+/// ends, where a temporary trigger fires on the queue's own statements (a trigger on
+/// `ferrymq_messages` could delete every publish) and a later transaction finds objects
+/// it did not create.
+fn user_may(action: &AuthAction<'_>) -> std::result::Result<(), &'static str> {
     use AuthAction as A;
     let ours = |table: &str| table.starts_with("ferrymq_");
+    let refuse_ours = |table: &str| {
+        if ours(table) {
+            Err("it would write to or change ferrymq's own tables")
+        } else {
+            Ok(())
+        }
+    };
     match action {
-        A::Transaction { .. } | A::Savepoint { .. } | A::Attach { .. } | A::Detach { .. } => false,
-        A::Pragma { pragma_value, .. } => pragma_value.is_none(),
+        A::Transaction { .. } | A::Savepoint { .. } => Err("it would end the transaction"),
+        A::Attach { .. } | A::Detach { .. } => Err("it would attach or detach a file"),
+        A::Pragma {
+            pragma_value: Some(_),
+            ..
+        } => Err("it would set a pragma"),
+        A::CreateTempTrigger { .. } | A::CreateTempTable { .. } | A::CreateTempView { .. } => Err(
+            "it would create a temporary trigger, table or view, which would outlive the \
+             transaction on ferrymq's pooled connection (a temporary trigger would fire on \
+             the queue's own statements); create a permanent one instead",
+        ),
         A::Insert { table_name }
         | A::Delete { table_name }
         | A::Update { table_name, .. }
@@ -96,8 +221,8 @@ fn user_may(action: &AuthAction<'_>) -> bool {
         | A::DropIndex { table_name, .. }
         | A::CreateTrigger { table_name, .. }
         | A::DropTrigger { table_name, .. }
-        | A::CreateTable { table_name } => !ours(table_name),
-        _ => true,
+        | A::CreateTable { table_name } => refuse_ours(table_name),
+        _ => Ok(()),
     }
 }
 
@@ -125,6 +250,7 @@ pub(crate) fn prepare_file(conn: &Connection, busy_timeout: std::time::Duration)
 
 fn prepare_once(conn: &Connection) -> Result<()> {
     let marks = check_marks(conn)?;
+    incremental_vacuum_if_new(conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Storage(format!(
@@ -145,6 +271,17 @@ fn prepare_once(conn: &Connection) -> Result<()> {
         }
     }
     result
+}
+
+/// A file with no pages yet is created with `auto_vacuum = INCREMENTAL` (before the WAL
+/// switch writes its first page), so `Queue::vacuum` can shrink it. SQLite fixes the
+/// mode when the first page is written: existing files keep theirs.
+fn incremental_vacuum_if_new(conn: &Connection) -> Result<()> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    if pages == 0 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
+    Ok(())
 }
 
 /// Both marks from one snapshot: read apart, another process's migration could land in
@@ -315,6 +452,93 @@ mod tests {
     }
 
     #[test]
+    fn the_bundled_sqlite_limits_a_row_to_what_max_payload_assumes() {
+        let conn = Connection::open_in_memory().unwrap();
+        let len = |n: usize| {
+            conn.query_row("SELECT length(zeroblob(?1))", [n as i64], |r| {
+                r.get::<_, i64>(0)
+            })
+        };
+        let limit = crate::validate::SQLITE_MAX_LENGTH;
+        assert_eq!(len(limit).unwrap(), limit as i64);
+        let err = len(limit + 1).unwrap_err();
+        assert_eq!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::TooBig),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn foreign_keys_default_to_the_builds_default_unless_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let fk = |opts: &Options| -> i64 {
+            let c = connect(&dir.path().join("q.db"), opts).unwrap();
+            c.conn
+                .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+                .unwrap()
+        };
+        let build_default: i64 = Connection::open_in_memory()
+            .unwrap()
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        // libsqlite3-sys builds the bundled SQLite with SQLITE_DEFAULT_FOREIGN_KEYS=1.
+        assert_eq!(build_default, 1);
+        assert_eq!(fk(&Options::default()), build_default);
+        assert_eq!(fk(&Options::default().foreign_keys(false)), 0);
+        assert_eq!(fk(&Options::default().foreign_keys(true)), 1);
+    }
+
+    #[test]
+    fn the_post_commit_truncate_gives_up_at_once_when_a_reader_is_in_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let opts = Options::default().busy_timeout(std::time::Duration::from_secs(30));
+        let c = connect(&path, &opts).unwrap();
+        prepare_file(&c.conn, opts.busy_timeout).unwrap();
+        c.conn
+            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (zeroblob(100000));")
+            .unwrap();
+        let wal = path.with_extension("db-wal");
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let reader_path = path.clone();
+        // A reader whose snapshot has every frame: PASSIVE copies all, and only TRUNCATE
+        // (which must wait for readers to leave the WAL) is held up, for one second.
+        let reader = std::thread::spawn(move || {
+            let r = Connection::open(reader_path).unwrap();
+            r.execute_batch("BEGIN").unwrap();
+            r.query_row("SELECT count(*) FROM t", [], |_| Ok(()))
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            r.execute_batch("COMMIT").unwrap();
+        });
+        ready.recv().unwrap();
+        let no_wait = &c.no_wait;
+        let conn = &c.conn;
+        checkpoint_after_commit(
+            &mut |mode| conn.wal_checkpoint_v2(None::<&str>, mode),
+            1,
+            1,
+            no_wait,
+        );
+        let wal_len = std::fs::metadata(&wal).unwrap().len();
+        reader.join().unwrap();
+        assert!(
+            wal_len > 0,
+            "the checkpoint waited for the reader to leave instead of giving up"
+        );
+        // With the reader gone, the same call empties the WAL.
+        checkpoint_after_commit(
+            &mut |mode| conn.wal_checkpoint_v2(None::<&str>, mode),
+            1,
+            1,
+            no_wait,
+        );
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    }
+
+    #[test]
     fn the_user_sql_guard_protects_queue_tables_and_the_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let c = connect(&dir.path().join("q.db"), &Options::default()).unwrap();
@@ -327,6 +551,9 @@ mod tests {
             "PRAGMA synchronous = OFF",
             "ATTACH 'x.db' AS x",
             "DROP TABLE ferrymq_topics",
+            "CREATE TEMP TRIGGER t AFTER INSERT ON ferrymq_messages BEGIN SELECT 1; END",
+            "CREATE TEMP TABLE scratch(x)",
+            "CREATE TEMP VIEW v AS SELECT 1",
         ] {
             assert!(c.conn.prepare(sql).is_err(), "{sql} was allowed");
         }

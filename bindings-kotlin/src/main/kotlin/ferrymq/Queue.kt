@@ -53,8 +53,10 @@ class Queue private constructor(
     companion object {
         /**
          * Opens (creating and migrating if needed) the queue in [path]. Options left null
-         * keep the core's defaults. [testClock] is for tests only: a clock that moves only
-         * when told (see [ManualClock]).
+         * keep the core's defaults. [foreignKeys] is SQLite's `foreign_keys` on the queue's
+         * connections, which FOREIGN KEY clauses of business tables obey in
+         * [Transaction.execute] (null: the build's default, on). [testClock] is for tests
+         * only: a clock that moves only when told (see [ManualClock]).
          */
         fun open(
             path: String,
@@ -67,6 +69,7 @@ class Queue private constructor(
             checkMax: Int? = null,
             pollInterval: Duration? = null,
             maxSize: Long? = null,
+            foreignKeys: Boolean? = null,
             dispatcher: CoroutineDispatcher = Dispatchers.IO,
             testClock: ManualClock? = null,
         ): Queue {
@@ -80,6 +83,7 @@ class Queue private constructor(
                 checkMax = checkMax?.toLong(),
                 pollIntervalSecs = pollInterval.secsOrNull(),
                 maxSize = maxSize,
+                foreignKeys = foreignKeys,
             )
             return Queue(native { FfiQueue.open(path, args, testClock?.ffi) }, dispatcher)
         }
@@ -281,6 +285,13 @@ class Queue private constructor(
 
     /** Deletes messages acked by every group at least [olderThan] ago; returns how many. */
     suspend fun purgeAcked(olderThan: Duration = 7.days): Long = io { ffi.purgeAcked(olderThan.secs()) }
+
+    /**
+     * Gives pages freed by purges back to the file system: up to [pages] (null: all).
+     * Returns how many were freed; 0 for a file created without auto-vacuum (by an older
+     * ferrymq, or a business database ferrymq adopted).
+     */
+    suspend fun vacuum(pages: Long? = null): Long = io { ffi.vacuum(pages) }
 
     override fun toString(): String = "Queue($path)"
 }
