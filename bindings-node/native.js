@@ -38,7 +38,7 @@ function load() {
       // A missing candidate is expected; any other failure (wrong libc, corrupt file) is
       // the interesting one and must reach the user verbatim.
       const missing = e.code === 'MODULE_NOT_FOUND' && String(e.message).includes(candidate)
-      tried.push(`${candidate}: ${missing ? 'not installed' : e.message}`)
+      tried.push(`${candidate}: ${missing ? (candidate === pkg ? 'not installed' : 'not built') : e.message}`)
     }
   }
   throw new Error(
