@@ -6,7 +6,7 @@ DEMO_DB ?= ferrymq-demo.db
 PYTHON ?= python3
 VENV := target/venv-test
 
-.PHONY: demo pipeline-deps test-pipeline kotlin-install test-kotlin bench-kotlin test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean
+.PHONY: demo pipeline-deps test-pipeline kotlin-install test-kotlin bench-kotlin test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean dist test-dist check-version
 
 ## The main job: the payment pipeline (examples/payment-pipeline): a Python order service,
 ## Node payment centers, a Kotlin production service and a Rust logistics service as OS
@@ -104,6 +104,24 @@ bench-node: node-addon
 bench-kotlin:
 	bash bindings-kotlin/build.sh bench
 
+## Release artifacts (see the README's install section): the manylinux wheel and sdist, the
+## npm tarballs (the JS package and its linux-x64-gnu addon), the Maven jar with sources,
+## javadoc and POM, a CycloneDX SBOM each, and SHA256SUMS, into dist/.
+dist:
+	bash scripts/dist/build.sh
+
+# Installs dist/ as a user would, on a machine without Rust: fresh venvs (Python 3.9 and
+# 3.13), an empty npm project, an empty Maven project with its own local repository; PATH
+# without cargo/rustc, a temporary HOME. Runs the README's examples and a cross-language
+# publish/receive.
+test-dist:
+	bash scripts/dist/test.sh
+
+# Every package carries Cargo.toml's [workspace.package] version (bump: scripts/bump-version X.Y.Z).
+check-version:
+	$(PYTHON) scripts/dist/version.py check
+
 clean:
 	$(CARGO) clean
+	rm -rf dist
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
