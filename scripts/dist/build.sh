@@ -56,8 +56,10 @@ CARGO_TARGET_DIR="$CARGO_TARGET_DIR/dist-python" \
     maturin build -q --release --locked --strip --zig --compatibility manylinux2014 -i python3 \
     -m bindings-python/Cargo.toml -o "$DIST"
 maturin sdist -m bindings-python/Cargo.toml -o "$DIST"
-auditwheel show "$DIST"/ferrymq-"$VERSION"-*.whl | tr '\n' ' ' | grep -q '"manylinux_2_17_x86_64"' ||
-    { auditwheel show "$DIST"/ferrymq-"$VERSION"-*.whl; echo "the wheel is not manylinux_2_17" >&2; exit 1; }
+audit="$(auditwheel show "$DIST"/ferrymq-"$VERSION"-*.whl)"
+echo "$audit"
+tr '\n' ' ' <<< "$audit" | grep -q 'consistent with the following platform tag: *"manylinux_2_17_x86_64"' ||
+    { echo "the wheel is not manylinux_2_17" >&2; exit 1; }
 
 step "native libraries for Node and the JVM (cargo zigbuild, glibc $GLIBC)"
 cargo zigbuild -q --release --locked --target "$TRIPLE.$GLIBC" -p ferrymq-node -p ferrymq-kotlin
