@@ -14,10 +14,16 @@ use crate::validate;
 use crate::{filter::TagFilter, receive};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-/// Rows handled per transaction by bulk operations (redrive, purges).
+/// Rows handled per transaction by bulk operations (purges).
 const CHUNK: usize = 500;
+/// Most dead letters one redrive or purge transaction handles...
+const DEAD_PAGE: usize = 500;
+/// ...and how long it keeps going before it commits: measured (docs/benchmarks.md,
+/// "Redrive"), a page of 500 takes a few ms, yet a slow disk or big rows must not let
+/// one transaction hold the write lock for long.
+const DEAD_HOLD: Duration = Duration::from_millis(8);
 /// Most rows returned by one listing call.
 pub const MAX_LIST: usize = 10_000;
 
@@ -353,7 +359,10 @@ impl Queue {
     }
 
     /// Half messages still undecided (`Some(Half)`), rolled back (`Some(RolledBack)`), or
-    /// both (`None`), oldest first.
+    /// both (`None`): the `limit` oldest (lowest ids) of those, oldest first. With `None`
+    /// both states are one list in id order, so an old rolled-back message comes before a
+    /// newer undecided one. Rolled-back messages stay listed until `purge_acked` removes
+    /// them after its retention period.
     pub fn half_messages(
         &self,
         state: Option<MessageState>,
@@ -372,14 +381,16 @@ impl Queue {
         };
         let now = self.inner.now();
         self.inner.read(|c| {
-            let mut out = Vec::new();
+            // The `limit` oldest of the union are among the `limit` oldest of each state.
+            let mut ids = Vec::new();
             for s in states {
-                for id in store::half::ids_in_state(c, s, limit - out.len())? {
-                    out.push(store::inspect::message(c, id, now)?);
-                }
+                ids.extend(store::half::ids_in_state(c, s, limit)?);
             }
-            out.sort_by_key(|m| m.id);
-            Ok(out)
+            ids.sort_unstable();
+            ids.truncate(limit);
+            ids.into_iter()
+                .map(|id| store::inspect::message(c, id, now))
+                .collect()
         })
     }
 
@@ -394,7 +405,9 @@ impl Queue {
     }
 
     /// Puts dead letters back in line with fresh retries: all of them (`None`) or the
-    /// given message ids. Returns how many were dead and are now replayed.
+    /// given message ids. Returns how many were dead and are now replayed. `None` covers
+    /// the letters dead when the call started, each at most once, oldest message first,
+    /// a short transaction at a time: a letter that dies again meanwhile stays dead.
     pub fn redrive(&self, group: &str, ids: Option<&[i64]>) -> Result<u64> {
         validate::name("consumer group", group)?;
         let group_id = self.inner.read(|c| store::groups::by_name(c, group))?.id;
@@ -409,11 +422,27 @@ impl Queue {
                 }
                 Ok(n)
             }),
-            None => self.in_chunks(true, i64::MAX, group_id, store::dlq::redrive_one),
+            None => self.redrive_all(group_id, &mut |_| {}),
         }
     }
 
-    /// Deletes dead letters (all, or those dead for at least `older_than`).
+    /// `redrive(group, None)` that calls `between` after each of its transactions, with
+    /// how long that one held the write lock (from BEGIN IMMEDIATE granted to COMMIT
+    /// done), before the next begins: for the benchmark, and for tests that act between
+    /// two transactions.
+    #[doc(hidden)]
+    pub fn redrive_observed(&self, group: &str, between: &mut dyn FnMut(Duration)) -> Result<u64> {
+        validate::name("consumer group", group)?;
+        let group_id = self.inner.read(|c| store::groups::by_name(c, group))?.id;
+        self.redrive_all(group_id, between)
+    }
+
+    fn redrive_all(&self, group_id: i64, hold: &mut dyn FnMut(Duration)) -> Result<u64> {
+        self.dead_in_chunks(true, i64::MAX, group_id, hold, store::dlq::redrive_one)
+    }
+
+    /// Deletes dead letters (all, or those dead for at least `older_than`) that were
+    /// dead when the call started, a short transaction at a time.
     pub fn purge_dead_letters(&self, group: &str, older_than: Option<Duration>) -> Result<u64> {
         validate::name("consumer group", group)?;
         if let Some(d) = older_than {
@@ -421,30 +450,54 @@ impl Queue {
         }
         let group_id = self.inner.read(|c| store::groups::by_name(c, group))?.id;
         let cutoff = older_than.map_or(i64::MAX, |d| self.inner.now() - duration_to_ms(d));
-        self.in_chunks(false, cutoff, group_id, |c, g, id, _| {
+        self.dead_in_chunks(false, cutoff, group_id, &mut |_| {}, |c, g, id, _| {
             store::dlq::purge_one(c, g, id)
         })
     }
 
-    fn in_chunks(
+    /// Applies `apply` to every delivery of the group that is dead now (died at or
+    /// before `cutoff`), in message id order. The run is bounded by what it sees at the
+    /// start (the highest dead id, the clock) and visits each id once, so letters that die
+    /// again while it runs (a consumer failing the redriven ones) cannot keep it going.
+    /// Each transaction stops after `DEAD_PAGE` rows or `DEAD_HOLD`, whichever comes
+    /// first, so publishers never wait long for the write lock.
+    fn dead_in_chunks(
         &self,
         wake: bool,
         cutoff: i64,
         group_id: i64,
+        hold: &mut dyn FnMut(Duration),
         apply: impl Fn(&rusqlite::Connection, i64, i64, i64) -> Result<bool>,
     ) -> Result<u64> {
         let inner = &self.inner;
+        let cutoff = cutoff.min(inner.now());
+        let Some(through) = inner.read(|c| store::dlq::last_dead_id(c, group_id))? else {
+            return Ok(0);
+        };
+        let mut after = 0;
         let mut total = 0;
         loop {
-            let (done, n) = inner.write(wake, |c| {
-                let ids = store::dlq::dead_ids(c, group_id, cutoff, CHUNK)?;
-                let mut n = 0;
+            let mut granted = None;
+            let (last, n, done) = inner.write(wake, |c| {
+                let t0 = Instant::now();
+                granted = Some(t0);
+                let ids = store::dlq::dead_page(c, group_id, after, through, cutoff, DEAD_PAGE)?;
+                let (mut last, mut n) = (after, 0);
                 for &id in &ids {
                     n += u64::from(apply(c, group_id, id, inner.now())?);
+                    last = id;
+                    if t0.elapsed() >= DEAD_HOLD {
+                        break;
+                    }
                 }
-                Ok((ids.len() < CHUNK, n))
+                let done = ids.len() < DEAD_PAGE && ids.last().is_none_or(|&l| l == last);
+                Ok((last, n, done))
             })?;
+            if let Some(t0) = granted {
+                hold(t0.elapsed());
+            }
             total += n;
+            after = last;
             if done {
                 return Ok(total);
             }
@@ -493,6 +546,7 @@ impl Queue {
     }
 
     /// Deletes messages published and acked by every group at least `older_than` ago,
+    /// half messages rolled back at least `older_than` ago (with their check history),
     /// and idempotency keys past their window. Returns how many messages went.
     pub fn purge_acked(&self, older_than: Duration) -> Result<u64> {
         validate::bounded_duration("older_than", older_than)?;
@@ -508,6 +562,13 @@ impl Queue {
             total += chunk.deleted;
             after = chunk.last_id;
             if chunk.done {
+                break;
+            }
+        }
+        loop {
+            let n = inner.write(false, |c| store::purge::rolled_back_chunk(c, cutoff, CHUNK))?;
+            total += n;
+            if (n as usize) < CHUNK {
                 break;
             }
         }
