@@ -56,8 +56,8 @@ export interface PublishOptions {
   /** Business key for lookup with find() (an order id). */
   key?: string
   headers?: Record<string, string>
-  /** Ordering key: messages of one group are delivered strictly in order. */
-  group?: string
+  /** Ordering key: messages with one key reach each consumer group strictly in order. */
+  orderingKey?: string
   /** A repeated key (per topic, within the window) returns the first id and adds nothing. */
   idempotencyKey?: string
   delayMs?: number
@@ -112,7 +112,7 @@ export declare class Delivery {
   readonly key: string | null
   readonly payload: Buffer
   readonly headers: Record<string, string>
-  readonly group: string | null
+  readonly orderingKey: string | null
   /** 1 on the first delivery, 2 on the first retry, ... */
   readonly attempt: number
   /** The consumer group this delivery belongs to. */
@@ -225,7 +225,7 @@ export interface MessageInfo {
   key: string | null
   payload: Buffer
   headers: Record<string, string>
-  group: string | null
+  orderingKey: string | null
   publishedAt: Date
   deliverAt: Date
   state: MessageState

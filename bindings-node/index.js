@@ -67,7 +67,7 @@ function instantMs(t, what) {
   throw invalid(`${what} must be a Date or milliseconds since the epoch, not ${describe(t)}`)
 }
 
-const PUBLISH_OPTS = ['tag', 'key', 'headers', 'group', 'idempotencyKey', 'delayMs', 'deliverAt']
+const PUBLISH_OPTS = ['tag', 'key', 'headers', 'orderingKey', 'idempotencyKey', 'delayMs', 'deliverAt']
 
 function publishOptions(opts) {
   if (opts === undefined) return undefined
@@ -131,7 +131,7 @@ function messageInfo(m) {
     key: m.key ?? null,
     payload: m.payload,
     headers: m.headers,
-    group: m.group ?? null,
+    orderingKey: m.orderingKey ?? null,
     publishedAt: date(m.publishedAtMs),
     deliverAt: date(m.deliverAtMs),
     state: m.state,

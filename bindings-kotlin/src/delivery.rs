@@ -25,7 +25,7 @@ pub struct Received {
     pub payload: Vec<u8>,
     pub headers: HashMap<String, String>,
     /// The ordering group of the message (not the consumer group).
-    pub group: Option<String>,
+    pub ordering_key: Option<String>,
     pub attempt: u32,
     pub published_at: SystemTime,
     pub consumer_group: String,
@@ -41,7 +41,7 @@ pub fn received(q: &Queue, mut d: Delivery) -> Received {
         key: d.key.clone(),
         payload,
         headers,
-        group: d.group.clone(),
+        ordering_key: d.ordering_key.clone(),
         attempt: d.attempt,
         published_at: d.published_at,
         consumer_group: d.consumer_group.clone(),

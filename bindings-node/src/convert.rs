@@ -67,7 +67,7 @@ pub struct PublishOpts {
     pub tag: Option<String>,
     pub key: Option<String>,
     pub headers: Option<HashMap<String, String>>,
-    pub group: Option<String>,
+    pub ordering_key: Option<String>,
     pub idempotency_key: Option<String>,
     pub delay_ms: Option<f64>,
     /// Milliseconds since the epoch.
@@ -79,7 +79,7 @@ pub fn publish_options(o: Option<PublishOpts>) -> napi::Result<PublishOptions> {
     let Some(o) = o else { return Ok(out) };
     out.tag = o.tag;
     out.key = o.key;
-    out.group = o.group;
+    out.ordering_key = o.ordering_key;
     out.idempotency_key = o.idempotency_key;
     out.headers = o.headers.unwrap_or_default().into_iter().collect();
     out.delay = opt_ms("delayMs", o.delay_ms)?;

@@ -59,8 +59,8 @@ impl Delivery {
         self.read(|d| d.headers.clone().into_iter().collect())
     }
     #[napi(getter)]
-    pub fn group(&self) -> Option<String> {
-        self.read(|d| d.group.clone())
+    pub fn ordering_key(&self) -> Option<String> {
+        self.read(|d| d.ordering_key.clone())
     }
     #[napi(getter)]
     pub fn attempt(&self) -> u32 {

@@ -21,7 +21,7 @@ test('publish with every option, receive, and the delivery fields', async () => 
     tag: 'created',
     key: 'order-42',
     headers: { traceparent: '00-abc-def-01' },
-    group: 'account-7',
+    orderingKey: 'account-7',
     idempotencyKey: 'order-42/pay',
   })
   assert.equal(typeof id, 'number')
@@ -34,7 +34,7 @@ test('publish with every option, receive, and the delivery fields', async () => 
   assert.equal(d.key, 'order-42')
   assert.deepEqual(d.payload, Buffer.from('pay 42'))
   assert.deepEqual(d.headers, { traceparent: '00-abc-def-01' })
-  assert.equal(d.group, 'account-7')
+  assert.equal(d.orderingKey, 'account-7')
   assert.equal(d.attempt, 1)
   assert.equal(d.consumerGroup, 'pc')
   assert.deepEqual(d.publishedAt, new Date(START_MS))
@@ -174,8 +174,8 @@ test('a lease that expires redelivers to the next consumer', async () => {
 test('ordered groups deliver one message of a group at a time', async () => {
   const { q } = clockedQueue()
   q.subscribe('g', 't')
-  q.publish('t', '1', { group: 'acct' })
-  q.publish('t', '2', { group: 'acct' })
+  q.publish('t', '1', { orderingKey: 'acct' })
+  q.publish('t', '2', { orderingKey: 'acct' })
   const first = await q.receive('g', { max: 10 })
   assert.deepEqual(first.map((d) => d.payload.toString()), ['1'])
   first[0].ack()

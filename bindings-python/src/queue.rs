@@ -135,7 +135,7 @@ impl PyQueue {
         py.detach(|| self.q.subscribe(group, topic, o)).py_err()
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, group=None, idempotency_key=None, delay=None, deliver_at=None))]
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
@@ -145,14 +145,21 @@ impl PyQueue {
         tag: Option<String>,
         key: Option<String>,
         headers: Option<&Bound<'_, PyAny>>,
-        group: Option<String>,
+        ordering_key: Option<String>,
         idempotency_key: Option<String>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<i64> {
         let payload = convert::payload("payload", payload)?;
-        let options =
-            publish_options(tag, key, headers, group, idempotency_key, delay, deliver_at)?;
+        let options = publish_options(
+            tag,
+            key,
+            headers,
+            ordering_key,
+            idempotency_key,
+            delay,
+            deliver_at,
+        )?;
         py.detach(|| self.q.publish(topic, payload, options))
             .py_err()
     }
@@ -264,7 +271,7 @@ impl PyQueue {
         PyTransaction::new(self.q.clone())
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, group=None, idempotency_key=None, delay=None, deliver_at=None))]
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]
     #[allow(clippy::too_many_arguments)]
     fn prepare(
         &self,
@@ -274,14 +281,21 @@ impl PyQueue {
         tag: Option<String>,
         key: Option<String>,
         headers: Option<&Bound<'_, PyAny>>,
-        group: Option<String>,
+        ordering_key: Option<String>,
         idempotency_key: Option<String>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyHalfMessage> {
         let payload = convert::payload("payload", payload)?;
-        let options =
-            publish_options(tag, key, headers, group, idempotency_key, delay, deliver_at)?;
+        let options = publish_options(
+            tag,
+            key,
+            headers,
+            ordering_key,
+            idempotency_key,
+            delay,
+            deliver_at,
+        )?;
         let h = py
             .detach(|| self.q.prepare(topic, payload, options))
             .py_err()?;

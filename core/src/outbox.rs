@@ -134,7 +134,7 @@ impl Transaction {
         store::all_or_nothing(&**self.live()?, |c| {
             settle::ack(c, delivery, self.inner.now())
         })?;
-        self.wakes |= delivery.group.is_some();
+        self.wakes |= delivery.ordering_key.is_some();
         Ok(())
     }
 

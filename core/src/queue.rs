@@ -212,7 +212,7 @@ impl Queue {
         let d = delivery.handle();
         self.inner
             .write_shared(
-                delivery.group.is_some(),
+                delivery.ordering_key.is_some(),
                 Box::new(move |c, _| settle::ack(c, &d, inner.now()).map(|()| 0)),
             )
             .map(|_| ())

@@ -89,7 +89,7 @@ class Message:
         tag: Optional[str] = None,
         key: Optional[str] = None,
         headers: Optional[dict[str, str]] = None,
-        group: Optional[str] = None,
+        ordering_key: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         delay: Optional[_Seconds] = None,
         deliver_at: Optional[datetime.datetime] = None,
@@ -116,7 +116,7 @@ class Delivery:
     @property
     def headers(self) -> dict[str, str]: ...
     @property
-    def group(self) -> Optional[str]: ...
+    def ordering_key(self) -> Optional[str]: ...
     @property
     def attempt(self) -> int: ...
     @property
@@ -227,7 +227,7 @@ class MessageInfo:
     @property
     def headers(self) -> dict[str, str]: ...
     @property
-    def group(self) -> Optional[str]: ...
+    def ordering_key(self) -> Optional[str]: ...
     @property
     def published_at(self) -> datetime.datetime: ...
     @property
@@ -281,7 +281,7 @@ class Transaction:
         tag: Optional[str] = None,
         key: Optional[str] = None,
         headers: Optional[dict[str, str]] = None,
-        group: Optional[str] = None,
+        ordering_key: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         delay: Optional[_Seconds] = None,
         deliver_at: Optional[datetime.datetime] = None,
@@ -334,7 +334,7 @@ class Queue:
         tag: Optional[str] = None,
         key: Optional[str] = None,
         headers: Optional[dict[str, str]] = None,
-        group: Optional[str] = None,
+        ordering_key: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         delay: Optional[_Seconds] = None,
         deliver_at: Optional[datetime.datetime] = None,
@@ -375,7 +375,7 @@ class Queue:
         tag: Optional[str] = None,
         key: Optional[str] = None,
         headers: Optional[dict[str, str]] = None,
-        group: Optional[str] = None,
+        ordering_key: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         delay: Optional[_Seconds] = None,
         deliver_at: Optional[datetime.datetime] = None,

@@ -187,7 +187,7 @@ pub(crate) fn claim(
                 key: m.key,
                 payload: m.payload,
                 headers: decode_headers(m.headers)?,
-                group: c.ordering_group,
+                ordering_key: c.ordering_group,
                 attempt: (c.attempt + 1) as u32,
                 published_at: ms_to_system_time(m.published_at),
                 consumer_group: group.name.clone(),

@@ -58,7 +58,7 @@ fn exercise_every_call(dir: &std::path::Path) {
         let o = PublishOptions::new()
             .tag("a")
             .key(format!("k{}", i % 5))
-            .group(format!("og{}", i % 3))
+            .ordering_key(format!("og{}", i % 3))
             .idempotency_key(format!("i{i}"))
             .header("h", "v");
         q.publish("t", format!("{i}"), o).unwrap();

@@ -32,7 +32,7 @@ pub(crate) fn ack(conn: &Connection, d: &Delivery, now: i64) -> Result<()> {
     if changed == 0 {
         return Err(lease_lost(d));
     }
-    if let Some(og) = &d.group {
+    if let Some(og) = &d.ordering_key {
         unblock_next(conn, d.group_id, og)?;
     }
     Ok(())
@@ -101,7 +101,7 @@ pub(crate) fn nack(
         reason
     ])?;
     if outcome == NackOutcome::Dead
-        && let Some(og) = &d.group
+        && let Some(og) = &d.ordering_key
     {
         unblock_next(conn, d.group_id, og)?;
     }

@@ -31,7 +31,7 @@ class Delivery internal constructor(private val r: Received) {
     val headers: Map<String, String> get() = r.headers
 
     /** The ordering group of the message (not the consumer group). */
-    val group: String? get() = r.group
+    val orderingKey: String? get() = r.orderingKey
 
     /** 1 for the first delivery, 2 for the first retry, ... */
     val attempt: Int get() = r.attempt.toInt()

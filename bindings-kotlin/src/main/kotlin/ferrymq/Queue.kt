@@ -122,12 +122,12 @@ class Queue private constructor(
         tag: String? = null,
         key: String? = null,
         headers: Map<String, String> = emptyMap(),
-        group: String? = null,
+        orderingKey: String? = null,
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
     ): Long {
-        val args = publishArgs(tag, key, headers, group, idempotencyKey, delay, deliverAt)
+        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
         return Fast.publish(this, fast, topic, payload, args)
     }
 
@@ -138,11 +138,11 @@ class Queue private constructor(
         tag: String? = null,
         key: String? = null,
         headers: Map<String, String> = emptyMap(),
-        group: String? = null,
+        orderingKey: String? = null,
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
-    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, group, idempotencyKey, delay, deliverAt)
+    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
 
     /** Publishes every message in one commit: all or none. */
     suspend fun publishBatch(messages: List<Message>): List<Long> {
@@ -237,12 +237,12 @@ class Queue private constructor(
         tag: String? = null,
         key: String? = null,
         headers: Map<String, String> = emptyMap(),
-        group: String? = null,
+        orderingKey: String? = null,
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
     ): HalfMessage {
-        val args = publishArgs(tag, key, headers, group, idempotencyKey, delay, deliverAt)
+        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
         return HalfMessage(io { ffi.prepare(topic, payload, args) }, dispatcher)
     }
 

@@ -52,7 +52,7 @@ print("published", n, flush=True)
             got.forEach {
                 assertEquals("created", it.tag)
                 assertEquals(mapOf("from" to "python"), it.headers)
-                assertEquals("account-7", it.group)
+                assertEquals("account-7", it.orderingKey)
             }
             assertEquals(0L, q.stats().groups.getValue("jvm-side").ready)
         }
