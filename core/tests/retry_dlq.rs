@@ -239,7 +239,7 @@ fn redrive_all_replays_each_letter_dead_at_its_start_once_though_they_die_again(
     let q = t.q.clone();
     let mut died_again = 0;
     let redriven =
-        t.q.redrive_observed("g", &mut |_| {
+        t.q.redrive_observed("g", &mut |_, _| {
             if died_again < 4 * DEAD {
                 died_again += kill(&q);
             }
