@@ -394,7 +394,9 @@ impl Worker {
             return false;
         }
         self.threads.drain(..).for_each(std::mem::forget);
-        self.heartbeat.take().map(std::mem::forget);
+        if let Some(h) = self.heartbeat.take() {
+            std::mem::forget(h);
+        }
         true
     }
 
