@@ -30,7 +30,7 @@ class Delivery internal constructor(private val r: Received) {
     val payload: ByteArray get() = r.payload
     val headers: Map<String, String> get() = r.headers
 
-    /** The ordering group of the message (not the consumer group). */
+    /** The ordering key of the message: deliveries with one key reach a group in order. */
     val orderingKey: String? get() = r.orderingKey
 
     /** 1 for the first delivery, 2 for the first retry, ... */
