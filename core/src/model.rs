@@ -26,7 +26,7 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// What settling needs (ids, token, ordering group) without the payload and headers,
+    /// What settling needs (ids, token, ordering key) without the payload and headers,
     /// which may be megabytes: for writes queued behind group commit.
     pub(crate) fn handle(&self) -> Delivery {
         Delivery {

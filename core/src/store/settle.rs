@@ -157,7 +157,7 @@ pub(crate) fn kill_expired(
     Ok(())
 }
 
-/// Releases the oldest blocked message of an ordering group once nothing of that group
+/// Releases the oldest blocked message of an ordering key once nothing of that key
 /// is pending or inflight any more in the consumer group.
 pub(crate) fn unblock_next(conn: &Connection, group_id: i64, ordering_group: &str) -> Result<()> {
     conn.prepare_cached(
