@@ -72,7 +72,7 @@ pub use options::{
 };
 pub use outbox::Transaction;
 pub use queue::{MAX_LIST, Queue};
-pub use retry::RetryPolicy;
+pub use retry::{AfterFailure, RetryPolicy};
 pub use rusqlite;
 /// A SQL value for `Transaction::execute`/`query` parameters and results.
 pub use rusqlite::types::Value;

@@ -230,7 +230,7 @@ impl Queue {
         delivery: &Delivery,
         reason: &str,
         delay: Option<Duration>,
-    ) -> Result<settle::NackOutcome> {
+    ) -> Result<crate::retry::AfterFailure> {
         validate_nack(delay)?;
         let reason = validate::error_text(reason);
         let inner = &self.inner;

@@ -8,6 +8,7 @@ use super::{INFLIGHT, PENDING, decode_headers};
 use crate::clock::ms_to_system_time;
 use crate::error::Result;
 use crate::model::Delivery;
+use crate::retry::AfterFailure;
 use rusqlite::{Connection, params};
 
 /// A delivery that may be claimed: its own columns only. The message's columns (the
@@ -147,11 +148,12 @@ pub(crate) fn claim(
                     "lease_expired",
                     Some("lease expired"),
                 )?;
-                if group
+                // An expired lease is redelivered at once; only whether retries are left
+                // matters here, so no jitter and no delay.
+                let next = group
                     .retry
-                    .delay_before_retry(c.attempt as u32, 0.5)
-                    .is_none()
-                {
+                    .after_failure(c.attempt as u32, Some(0), now, 0.0);
+                if next == AfterFailure::Dead {
                     settle::kill_expired(conn, c.message_id, group.id, c.attempt, now)?;
                     if let Some(og) = &c.ordering_group {
                         settle::unblock_next(conn, group.id, og)?;

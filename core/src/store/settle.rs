@@ -5,7 +5,7 @@
 use super::{ACKED, DEAD, INFLIGHT, PENDING};
 use crate::error::{Error, Result};
 use crate::model::Delivery;
-use crate::retry::RetryPolicy;
+use crate::retry::{AfterFailure, RetryPolicy};
 use rusqlite::{Connection, OptionalExtension, params};
 
 fn lease_lost(d: &Delivery) -> Error {
@@ -38,13 +38,6 @@ pub(crate) fn ack(conn: &Connection, d: &Delivery, now: i64) -> Result<()> {
     Ok(())
 }
 
-/// What a nack did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NackOutcome {
-    RetryAt(i64),
-    Dead,
-}
-
 pub(crate) fn nack(
     conn: &Connection,
     d: &Delivery,
@@ -52,7 +45,7 @@ pub(crate) fn nack(
     delay_ms: Option<i64>,
     now: i64,
     jitter_unit: f64,
-) -> Result<NackOutcome> {
+) -> Result<AfterFailure> {
     let held: Option<(i64, Option<i64>, String)> = conn
         .prepare_cached(
             "SELECT d.attempt, d.claimed_at, g.retry_policy
@@ -77,16 +70,10 @@ pub(crate) fn nack(
         "nacked",
         Some(reason),
     )?;
-    let outcome = match policy.delay_before_retry(attempt as u32, jitter_unit) {
-        None => NackOutcome::Dead,
-        Some(scheduled) => {
-            let ms = delay_ms.unwrap_or_else(|| crate::clock::duration_to_ms(scheduled));
-            NackOutcome::RetryAt(now.saturating_add(ms))
-        }
-    };
+    let outcome = policy.after_failure(attempt as u32, delay_ms, now, jitter_unit);
     let (state, due_at) = match outcome {
-        NackOutcome::RetryAt(at) => (PENDING, at),
-        NackOutcome::Dead => (DEAD, now),
+        AfterFailure::RetryAt(at) => (PENDING, at),
+        AfterFailure::Dead => (DEAD, now),
     };
     conn.prepare_cached(
         "UPDATE ferrymq_deliveries SET state = ?4, due_at = ?5, last_error = ?6, lease_token = NULL
@@ -100,7 +87,7 @@ pub(crate) fn nack(
         due_at,
         reason
     ])?;
-    if outcome == NackOutcome::Dead
+    if outcome == AfterFailure::Dead
         && let Some(og) = &d.ordering_key
     {
         unblock_next(conn, d.group_id, og)?;
