@@ -289,10 +289,14 @@ export declare class Queue {
   receive(group: string, options?: ReceiveOptions): Promise<Delivery[]>
   consume(group: string, options?: ReceiveOptions): AsyncGenerator<Delivery, void, undefined>
   /** Resolving acks; throwing or rejecting nacks with the error's message. */
-  runWorker(group: string, handler: (delivery: Delivery) => unknown, options?: WorkerOptions): Worker
+  worker(group: string, handler: (delivery: Delivery) => unknown, options?: WorkerOptions): Worker
   /** Commits when fn returns, rolls back and rethrows when it throws. fn must be synchronous. */
   transaction<T>(fn: (tx: Transaction) => T): T
   prepare(topic: string, payload: Payload, options?: PublishOptions): HalfMessage
+  /** Commits the half message `id` (a no-op if it is committed already). */
+  commitHalf(id: number): void
+  /** Rolls back the half message `id` (kept for audit until retention removes it). */
+  rollbackHalf(id: number): void
   setChecker(topic: string, checker: Checker): void
   removeChecker(topic: string): boolean
   runChecks(): Promise<number>

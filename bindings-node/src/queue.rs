@@ -290,6 +290,18 @@ impl NativeQueue {
         Ok(HalfMessage { inner })
     }
 
+    /// Commits the half message `id` (a no-op if it is committed already).
+    #[napi]
+    pub fn commit_half(&self, id: f64) -> Result<()> {
+        self.q.commit_half(convert::id(id)?).js()
+    }
+
+    /// Rolls back the half message `id` (kept for audit until retention removes it).
+    #[napi]
+    pub fn rollback_half(&self, id: f64) -> Result<()> {
+        self.q.rollback_half(convert::id(id)?).js()
+    }
+
     /// `dispatch(requestId, info)` is `index.js`'s adapter around the user's checker; it
     /// answers through `answerCheck`.
     #[napi]

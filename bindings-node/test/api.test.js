@@ -333,7 +333,7 @@ test('consume is an async iterator that ends with its signal', async () => {
   await it.return(undefined)
 })
 
-test('runWorker runs handlers with concurrency and stops', async () => {
+test('worker runs handlers with concurrency and stops', async () => {
   const { q } = clockedQueue()
   q.subscribe('g', 't')
   for (let i = 0; i < 20; i++) q.publish('t', String(i))
@@ -341,7 +341,7 @@ test('runWorker runs handlers with concurrency and stops', async () => {
   let most = 0
   /** @type {string[]} */
   const seen = []
-  const w = q.runWorker(
+  const w = q.worker(
     'g',
     async (d) => {
       running++
@@ -360,4 +360,22 @@ test('runWorker runs handlers with concurrency and stops', async () => {
   assert.equal(seen.length, 20)
   assert.equal(most, 4)
   assert.equal(q.stats().groups.g.ready + q.stats().groups.g.inflight, 0, 'every delivery was acked')
+})
+
+test('commitHalf and rollbackHalf by id, from a queue that only knows the ids', async () => {
+  const db = tempDb()
+  const q = new Queue(db)
+  q.subscribe('g', 'fund-purchase')
+  const buy = q.prepare('fund-purchase', 'buy').id
+  const sell = q.prepare('fund-purchase', 'sell').id
+  const other = new Queue(db)
+  other.commitHalf(buy)
+  other.rollbackHalf(sell)
+  assert.deepEqual((await q.receive('g', { max: 10 })).map((d) => d.messageId), [buy])
+  assert.equal(q.message(sell).state, 'rolled_back')
+  const plain = q.publish('fund-purchase', 'not a half message')
+  assert.throws(() => q.commitHalf(plain), (/** @type {any} */ e) => e.code === 'INVALID_ARGUMENT')
+  assert.throws(() => q.rollbackHalf(1e9), (/** @type {any} */ e) => e.code === 'NOT_FOUND')
+  await other.close()
+  await q.close()
 })

@@ -271,6 +271,16 @@ impl PyQueue {
         PyTransaction::new(self.q.clone())
     }
 
+    /// Commits the half message `id` (a no-op if it is committed already).
+    fn commit_half(&self, py: Python<'_>, id: i64) -> PyResult<()> {
+        py.detach(|| self.q.commit_half(id)).py_err()
+    }
+
+    /// Rolls back the half message `id` (kept for audit until retention removes it).
+    fn rollback_half(&self, py: Python<'_>, id: i64) -> PyResult<()> {
+        py.detach(|| self.q.rollback_half(id)).py_err()
+    }
+
     #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]
     #[allow(clippy::too_many_arguments)]
     fn prepare(

@@ -41,6 +41,7 @@
 
 mod clock;
 mod commit;
+mod consume;
 mod error;
 mod filter;
 mod fork;
@@ -60,6 +61,7 @@ mod wake;
 mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use consume::Consume;
 pub use error::{Error, ErrorKind, Result};
 pub use filter::TagFilter;
 pub use half::{Checker, HalfMessage};
@@ -83,6 +85,38 @@ pub use worker::{ErrorHook, Handler, Settled, Worker, WorkerOptions, call_handle
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The verbs of a queue that every language offers, under this name in Rust and Python and
+/// in camelCase in Node and Kotlin (`ack`, `nack` and `extend` are methods of a delivery
+/// there). `core/tests/surface.rs` fails when a binding lacks one.
+pub const VERBS: &[&str] = &[
+    "close",
+    "subscribe",
+    "publish",
+    "publish_batch",
+    "receive",
+    "consume",
+    "worker",
+    "ack",
+    "nack",
+    "extend",
+    "transaction",
+    "prepare",
+    "commit_half",
+    "rollback_half",
+    "set_checker",
+    "remove_checker",
+    "run_checks",
+    "half_messages",
+    "dead_letters",
+    "redrive",
+    "purge_dead_letters",
+    "stats",
+    "message",
+    "find",
+    "purge_acked",
+    "vacuum",
+];
 
 /// Limits on input, for bindings and callers that check before calling.
 pub mod limits {
