@@ -42,18 +42,21 @@
 mod clock;
 mod commit;
 mod consume;
+mod dlq;
 mod error;
 mod filter;
 mod fork;
 mod half;
 mod heartbeat;
 mod inner;
+mod inspect;
 mod model;
 mod options;
 mod outbox;
 mod publish;
 mod queue;
 mod receive;
+mod retention;
 mod retry;
 mod store;
 mod validate;
@@ -73,12 +76,12 @@ pub use options::{
     Message, Options, PublishOptions, ReceiveOptions, SubscribeOptions, Synchronous,
 };
 pub use outbox::Transaction;
-pub use queue::{MAX_LIST, Queue};
+pub use queue::Queue;
 pub use retry::{AfterFailure, RetryPolicy};
 pub use rusqlite;
 /// A SQL value for `Transaction::execute`/`query` parameters and results.
 pub use rusqlite::types::Value;
-pub use validate::seconds;
+pub use validate::{MAX_LIST, seconds};
 pub use worker::{ErrorHook, Handler, Settled, Worker, WorkerOptions, call_handler};
 
 /// The README's Rust example, compiled and run as a doctest.

@@ -205,3 +205,19 @@ fn write_one(
     }
     Ok((id, true))
 }
+
+/// Every message of a batch, before any is written; the error names the message.
+pub(crate) fn validate_batch(inner: &Inner, messages: &[Message]) -> Result<()> {
+    if messages.len() > validate::MAX_BATCH {
+        return Err(Error::invalid(format!(
+            "a batch holds at most {} messages, got {}",
+            validate::MAX_BATCH,
+            messages.len()
+        )));
+    }
+    for (i, m) in messages.iter().enumerate() {
+        validate(inner, &m.topic, &m.payload, &m.options)
+            .map_err(|e| Error::invalid(format!("message {i} of the batch: {e}")))?;
+    }
+    Ok(())
+}

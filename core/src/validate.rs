@@ -178,6 +178,27 @@ pub fn error_text(reason: &str) -> String {
     format!("{}...", &reason[..end])
 }
 
+/// Most rows returned by one listing call.
+pub const MAX_LIST: usize = 10_000;
+
+/// A listing's `limit`: at least 1, at most `MAX_LIST`, so one call never loads a table.
+pub(crate) fn limit(limit: usize) -> Result<()> {
+    if limit == 0 || limit > MAX_LIST {
+        return Err(Error::invalid(format!(
+            "limit must be between 1 and {MAX_LIST}, got {limit}"
+        )));
+    }
+    Ok(())
+}
+
+/// A nack's own delay, if it has one.
+pub(crate) fn nack_delay(delay: Option<Duration>) -> Result<()> {
+    if let Some(d) = delay {
+        bounded_duration("nack delay", d)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
