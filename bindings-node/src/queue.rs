@@ -350,7 +350,8 @@ impl NativeQueue {
         state: Option<String>,
         limit: Option<f64>,
     ) -> Result<Vec<MessageInfo>> {
-        let limit = convert::opt_count("limit", limit)?.unwrap_or(1000);
+        let limit =
+            convert::opt_count("limit", limit)?.unwrap_or(ferrymq::defaults::HALF_MESSAGES_LIMIT);
         let state = state
             .as_deref()
             .map(str::parse::<MessageState>)
@@ -362,7 +363,8 @@ impl NativeQueue {
 
     #[napi]
     pub fn dead_letters(&self, group: String, limit: Option<f64>) -> Result<Vec<DeadLetter>> {
-        let limit = convert::opt_count("limit", limit)?.unwrap_or(100);
+        let limit =
+            convert::opt_count("limit", limit)?.unwrap_or(ferrymq::defaults::DEAD_LETTERS_LIMIT);
         let ds = self.q.dead_letters(&group, limit).js()?;
         Ok(ds.into_iter().map(views::dead_letter).collect())
     }
@@ -408,7 +410,7 @@ impl NativeQueue {
         older_than_ms: Option<f64>,
     ) -> Result<PromiseRaw<'env, i64>> {
         let older = convert::opt_ms("olderThanMs", older_than_ms)?
-            .unwrap_or(std::time::Duration::from_secs(7 * 86_400));
+            .unwrap_or(ferrymq::defaults::PURGE_ACKED_OLDER_THAN);
         let q = self.q.clone();
         promise(env, async move {
             let n = napi::bindgen_prelude::spawn_blocking(move || q.purge_acked(older))

@@ -331,22 +331,33 @@ impl PyQueue {
     }
 
     /// Half messages still undecided or rolled back; `state` "half" or "rolled_back".
-    #[pyo3(signature = (state=None, limit=Int(1000)), text_signature = "($self, state=None, limit=1000)")]
+    #[pyo3(signature = (state=None, limit=None))]
     fn half_messages(
         &self,
         py: Python<'_>,
         state: Option<&str>,
-        limit: Int,
+        limit: Option<Int>,
     ) -> PyResult<Vec<PyMessageInfo>> {
-        let limit: usize = limit.get("limit")?;
+        let limit = match limit {
+            Some(n) => n.get("limit")?,
+            None => ferrymq::defaults::HALF_MESSAGES_LIMIT,
+        };
         let state = state.map(str::parse::<MessageState>).transpose().py_err()?;
         let ms = py.detach(|| self.q.half_messages(state, limit)).py_err()?;
         ms.into_iter().map(|m| views::message_info(py, m)).collect()
     }
 
-    #[pyo3(signature = (group, limit=Int(100)), text_signature = "($self, group, limit=100)")]
-    fn dead_letters(&self, py: Python<'_>, group: &str, limit: Int) -> PyResult<Vec<PyDeadLetter>> {
-        let limit: usize = limit.get("limit")?;
+    #[pyo3(signature = (group, limit=None))]
+    fn dead_letters(
+        &self,
+        py: Python<'_>,
+        group: &str,
+        limit: Option<Int>,
+    ) -> PyResult<Vec<PyDeadLetter>> {
+        let limit = match limit {
+            Some(n) => n.get("limit")?,
+            None => ferrymq::defaults::DEAD_LETTERS_LIMIT,
+        };
         let ds = py.detach(|| self.q.dead_letters(group, limit)).py_err()?;
         ds.into_iter().map(|d| views::dead_letter(py, d)).collect()
     }
@@ -389,7 +400,7 @@ impl PyQueue {
     #[pyo3(signature = (older_than=None))]
     fn purge_acked(&self, py: Python<'_>, older_than: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
         let older_than = convert::opt_seconds("older_than", older_than)?
-            .unwrap_or(std::time::Duration::from_secs(7 * 86_400));
+            .unwrap_or(ferrymq::defaults::PURGE_ACKED_OLDER_THAN);
         py.detach(|| self.q.purge_acked(older_than)).py_err()
     }
 

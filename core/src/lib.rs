@@ -134,4 +134,12 @@ pub mod defaults {
     pub use crate::retry::{
         EXPONENTIAL_INITIAL, EXPONENTIAL_JITTER, EXPONENTIAL_MAX_DELAY, EXPONENTIAL_MAX_RETRIES,
     };
+    use std::time::Duration;
+
+    /// `half_messages` without a limit.
+    pub const HALF_MESSAGES_LIMIT: usize = 1000;
+    /// `dead_letters` without a limit.
+    pub const DEAD_LETTERS_LIMIT: usize = 100;
+    /// `purge_acked` without an age: a week, so an operator can still look a message up.
+    pub const PURGE_ACKED_OLDER_THAN: Duration = Duration::from_secs(7 * 86_400);
 }
