@@ -20,14 +20,15 @@ class FerrymqError extends Error {
   }
 }
 
-// The native module reports its errors as "CODE: message". napi's own errors carry a
-// status as their code: a value of the wrong JS type ("StringExpected", "InvalidArg", ...)
-// is bad input; any other status is a failure inside the addon.
+// The native module throws errors whose `code` is the kind (set in src/errors.rs). napi's
+// own errors, thrown before our code runs, carry napi's status as their code: a value of
+// the wrong JS type ("StringExpected", "InvalidArg", ...) is bad input; any other status is
+// a failure inside the addon.
 function convertError(e) {
   if (e instanceof FerrymqError || !(e instanceof Error)) return e
-  const m = /^([A-Z_]+): ([\s\S]*)$/.exec(e.message)
-  if (m !== null && ERROR_CODES.includes(m[1])) return new FerrymqError(m[1], m[2])
-  const status = typeof e.code === 'string' ? e.code : ''
+  const code = /** @type {{ code?: unknown }} */ (e).code
+  const status = typeof code === 'string' ? code : ''
+  if (ERROR_CODES.includes(status)) return new FerrymqError(status, e.message)
   if (status === 'InvalidArg' || status.endsWith('Expected')) {
     return new FerrymqError('INVALID_ARGUMENT', `invalid argument: ${e.message}`)
   }

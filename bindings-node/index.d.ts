@@ -56,8 +56,8 @@ export interface PublishOptions {
   /** Business key for lookup with find() (an order id). */
   key?: string
   headers?: Record<string, string>
-  /** Ordering key: messages of one group are delivered strictly in order. */
-  group?: string
+  /** Ordering key: messages with one key reach each consumer group strictly in order. */
+  orderingKey?: string
   /** A repeated key (per topic, within the window) returns the first id and adds nothing. */
   idempotencyKey?: string
   delayMs?: number
@@ -112,7 +112,7 @@ export declare class Delivery {
   readonly key: string | null
   readonly payload: Buffer
   readonly headers: Record<string, string>
-  readonly group: string | null
+  readonly orderingKey: string | null
   /** 1 on the first delivery, 2 on the first retry, ... */
   readonly attempt: number
   /** The consumer group this delivery belongs to. */
@@ -225,7 +225,7 @@ export interface MessageInfo {
   key: string | null
   payload: Buffer
   headers: Record<string, string>
-  group: string | null
+  orderingKey: string | null
   publishedAt: Date
   deliverAt: Date
   state: MessageState
@@ -289,10 +289,14 @@ export declare class Queue {
   receive(group: string, options?: ReceiveOptions): Promise<Delivery[]>
   consume(group: string, options?: ReceiveOptions): AsyncGenerator<Delivery, void, undefined>
   /** Resolving acks; throwing or rejecting nacks with the error's message. */
-  runWorker(group: string, handler: (delivery: Delivery) => unknown, options?: WorkerOptions): Worker
+  worker(group: string, handler: (delivery: Delivery) => unknown, options?: WorkerOptions): Worker
   /** Commits when fn returns, rolls back and rethrows when it throws. fn must be synchronous. */
   transaction<T>(fn: (tx: Transaction) => T): T
   prepare(topic: string, payload: Payload, options?: PublishOptions): HalfMessage
+  /** Commits the half message `id` (a no-op if it is committed already). */
+  commitHalf(id: number): void
+  /** Rolls back the half message `id` (kept for audit until retention removes it). */
+  rollbackHalf(id: number): void
   setChecker(topic: string, checker: Checker): void
   removeChecker(topic: string): boolean
   runChecks(): Promise<number>

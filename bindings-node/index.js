@@ -67,7 +67,7 @@ function instantMs(t, what) {
   throw invalid(`${what} must be a Date or milliseconds since the epoch, not ${describe(t)}`)
 }
 
-const PUBLISH_OPTS = ['tag', 'key', 'headers', 'group', 'idempotencyKey', 'delayMs', 'deliverAt']
+const PUBLISH_OPTS = ['tag', 'key', 'headers', 'orderingKey', 'idempotencyKey', 'delayMs', 'deliverAt']
 
 function publishOptions(opts) {
   if (opts === undefined) return undefined
@@ -131,7 +131,7 @@ function messageInfo(m) {
     key: m.key ?? null,
     payload: m.payload,
     headers: m.headers,
-    group: m.group ?? null,
+    orderingKey: m.orderingKey ?? null,
     publishedAt: date(m.publishedAtMs),
     deliverAt: date(m.deliverAtMs),
     state: m.state,
@@ -282,7 +282,7 @@ class Transaction {
   }
 }
 
-/** Runs an async handler over a consumer group; see Queue#runWorker. */
+/** Runs an async handler over a consumer group; see Queue#worker. */
 class Worker {
   #abort
   constructor(abort, done) {
@@ -436,12 +436,12 @@ class Queue {
    * Awaits `handler(delivery)` for every delivery on `concurrency` loops: resolving acks,
    * throwing or rejecting nacks with the error's message (the core decides retry or dead).
    */
-  runWorker(group, handler, opts) {
+  worker(group, handler, opts) {
     if (typeof handler !== 'function') throw invalid('handler must be a function')
     const { concurrency = 1, signal, ...rest } = options(
       opts,
       ['concurrency', ...RECEIVE_OPTS],
-      'runWorker options',
+      'worker options',
     )
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw invalid(`concurrency must be a whole number >= 1, got ${concurrency}`)
@@ -510,6 +510,16 @@ class Queue {
   prepare(topic, body, opts) {
     const o = publishOptions(opts)
     return call(() => this.#q.prepare(topic, payload(body), o))
+  }
+
+  /** Commits the half message `id` (a no-op if it is committed already). */
+  commitHalf(id) {
+    call(() => this.#q.commitHalf(id))
+  }
+
+  /** Rolls back the half message `id` (kept for audit until retention removes it). */
+  rollbackHalf(id) {
+    call(() => this.#q.rollbackHalf(id))
   }
 
   /**

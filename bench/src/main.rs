@@ -2,20 +2,22 @@
 //! against the targets of docs/DESIGN.md ("Performance targets").
 //!
 //! ```text
-//! cargo run --release -p ferrymq-bench -- [--quick] [--only W1,W1x8,W2,W3,W4,W5]
-//!                                         [--retained N] [--repeat N]
+//! cargo run --release -p ferrymq-bench -- [--quick] [--only W1,W1x8,W2,W3,W4,W5,DLQ]
+//!                                         [--retained N] [--dead N] [--repeat N]
 //! ```
 //!
 //! Each measurement runs in a child process of its own (this binary re-executed with a
 //! hidden subcommand, see `child`), on a fresh file in a fresh temp dir, and reports its
 //! peak RSS. Modules: `job` (what one child runs), `workloads` (the ferrymq side),
 //! `baseline` (the bare-rusqlite side), `latency` (W4, both sides), `report` (rows,
-//! targets, the markdown table).
+//! targets, the markdown table), `redrive` (DLQ: a redrive of a large dead-letter queue
+//! beside a publisher; ferrymq only, a table of its own).
 
 mod baseline;
 mod child;
 mod job;
 mod latency;
+mod redrive;
 mod report;
 mod workloads;
 
@@ -27,24 +29,28 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 const USAGE: &str = "\
-usage: ferrymq-bench [--quick] [--only W1,W1x8,W2,W3,W4,W5] [--retained N] [--repeat N]
+usage: ferrymq-bench [--quick] [--only W1,W1x8,W2,W3,W4,W5,DLQ] [--retained N] [--dead N]
+                     [--repeat N]
 
-  --quick        every count about 10x smaller (CI); W5 keeps 20,000 retained messages
+  --quick        every count about 10x smaller (CI); W5 keeps 20,000 retained messages,
+                 DLQ redrives 20,000 dead letters
   --only LIST    run only these workloads (comma-separated)
   --retained N   acked messages kept in the file for W5 (default 1,000,000; quick 20,000)
+  --dead N       dead letters redriven in DLQ (default 1,000,000; quick 20,000)
   --repeat N     run every measurement N times and keep the best (default 1)
 
 environment:
   FERRYMQ_BENCH_SYNC=full     synchronous=FULL for ferrymq and the baseline (default normal)
   FERRYMQ_BENCH_THREADS=N     publishing threads in W1x8 (default 8)";
 
-const GROUPS: [&str; 6] = ["W1", "W1x8", "W2", "W3", "W4", "W5"];
+const GROUPS: [&str; 7] = ["W1", "W1x8", "W2", "W3", "W4", "W5", "DLQ"];
 
 #[derive(Debug, Default)]
 struct Args {
     quick: bool,
     only: Option<Vec<String>>,
     retained: Option<u64>,
+    dead: Option<u64>,
     repeat: u32,
     help: bool,
 }
@@ -76,6 +82,7 @@ fn parse_args(args: &[String]) -> BoxResult<Args> {
                 a.only = Some(only);
             }
             "--retained" => a.retained = Some(value("--retained")?.replace('_', "").parse()?),
+            "--dead" => a.dead = Some(value("--dead")?.replace('_', "").parse()?),
             "--repeat" => a.repeat = value("--repeat")?.parse::<u32>()?.max(1),
             "-h" | "--help" => a.help = true,
             other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
@@ -105,6 +112,39 @@ fn counts(a: &Args) -> Counts {
     Counts {
         retained: a.retained.unwrap_or(c.retained),
         ..c
+    }
+}
+
+/// Dead letters redriven in DLQ.
+fn dead_count(a: &Args) -> u64 {
+    a.dead.unwrap_or(if a.quick { 20_000 } else { 1_000_000 })
+}
+
+/// DLQ, when selected: one run (the redrive empties what it measures), its own table.
+fn run_dlq(a: &Args) -> Option<String> {
+    if a.only
+        .as_ref()
+        .is_some_and(|o| !o.iter().any(|g| g == "DLQ"))
+    {
+        return None;
+    }
+    let n = dead_count(a);
+    eprint!(
+        "[DLQ] redrive of {} dead letters beside a publisher ... ",
+        report::thousands(n)
+    );
+    match redrive::run_child(n) {
+        Ok(r) => {
+            eprintln!(
+                "{:.2} s, longest hold {:.2} ms",
+                r.redrive_secs, r.longest_hold_ms
+            );
+            Some(redrive::table(&r, n))
+        }
+        Err(e) => {
+            eprintln!("FAILED: {e}");
+            Some(String::new())
+        }
     }
 }
 
@@ -188,10 +228,23 @@ fn run_parent(args: &[String]) -> BoxResult<bool> {
             }
         }
     }
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let dlq = run_dlq(&a);
+    all_ok &= dlq.as_ref().is_none_or(|t| !t.is_empty());
     if cfg!(debug_assertions) {
         println!("**Debug build: these numbers mean nothing; run with --release.**\n");
     }
+    if !rows.is_empty() {
+        print_table(&a, &rows, &results);
+    }
+    if let Some(t) = dlq.filter(|t| !t.is_empty()) {
+        println!("\n{t}");
+    }
+    println!("\nTotal time {:.1} s.", started.elapsed().as_secs_f64());
+    Ok(all_ok)
+}
+
+fn print_table(a: &Args, rows: &[report::Row], results: &HashMap<Job, Measured>) {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "## ferrymq vs bare rusqlite ({} run{})\n",
         if a.quick { "quick" } else { "full" },
@@ -207,7 +260,7 @@ fn run_parent(args: &[String]) -> BoxResult<bool> {
         rusqlite::version(),
         workloads::synchronous().to_uppercase()
     );
-    print!("{}", report::table(&rows, &results));
+    print!("{}", report::table(rows, results));
     println!(
         "\n- ratio = ferrymq / baseline in every row: for rates (ops/s) higher is better, for \
          latencies (µs) lower is better.\n\
@@ -245,8 +298,6 @@ fn run_parent(args: &[String]) -> BoxResult<bool> {
             );
         }
     }
-    println!("\nTotal time {:.1} s.", started.elapsed().as_secs_f64());
-    Ok(all_ok)
 }
 
 fn run_child(args: &[String]) -> BoxResult<bool> {
@@ -260,6 +311,7 @@ fn main() -> ExitCode {
     let outcome = match args.first().map(String::as_str) {
         Some(child::RUN) => run_child(&args[1..]),
         Some(child::W4_CONSUMER) => latency::consumer_main(&args[1..]).map(|()| true),
+        Some(redrive::RUN) => redrive::child_main(&args[1..]).map(|()| true),
         _ => run_parent(&args),
     };
     match outcome {
@@ -282,9 +334,16 @@ mod tests {
 
     #[test]
     fn arguments_parse() {
-        let a = parse_args(&args("--quick --only w1,W4 --retained 1_000 --repeat 3")).unwrap();
+        let a = parse_args(&args(
+            "--quick --only w1,W4,dlq --retained 1_000 --dead 2_000 --repeat 3",
+        ))
+        .unwrap();
         assert!(a.quick);
-        assert_eq!(a.only, Some(vec!["W1".to_owned(), "W4".to_owned()]));
+        assert_eq!(
+            a.only,
+            Some(vec!["W1".to_owned(), "W4".to_owned(), "DLQ".to_owned()])
+        );
+        assert_eq!(dead_count(&a), 2000);
         assert_eq!(counts(&a).retained, 1000);
         assert_eq!(a.repeat, 3);
         assert!(parse_args(&args("--only W9")).is_err());

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 /// One delivery as it crosses to Kotlin in one call: the data, and the handle that
 /// settles it. The payload and headers move into the record; the handle keeps what
-/// settling needs (ids, lease token, ordering group).
+/// settling needs (ids, lease token, ordering key).
 #[derive(uniffi::Record)]
 pub struct Received {
     /// The id of an `FfiDelivery` in a registry (see `crate::handles`), owned by the
@@ -24,8 +24,8 @@ pub struct Received {
     pub key: Option<String>,
     pub payload: Vec<u8>,
     pub headers: HashMap<String, String>,
-    /// The ordering group of the message (not the consumer group).
-    pub group: Option<String>,
+    /// The ordering key of the message (not the consumer group).
+    pub ordering_key: Option<String>,
     pub attempt: u32,
     pub published_at: SystemTime,
     pub consumer_group: String,
@@ -41,7 +41,7 @@ pub fn received(q: &Queue, mut d: Delivery) -> Received {
         key: d.key.clone(),
         payload,
         headers,
-        group: d.group.clone(),
+        ordering_key: d.ordering_key.clone(),
         attempt: d.attempt,
         published_at: d.published_at,
         consumer_group: d.consumer_group.clone(),

@@ -343,16 +343,22 @@ impl FfiQueue {
     pub fn half_messages(
         &self,
         state: Option<MessageState>,
-        limit: i64,
+        limit: Option<i64>,
     ) -> FfiResult<Vec<MessageInfo>> {
-        let ms = self
-            .q
-            .half_messages(state.map(Into::into), int("limit", limit)?)?;
+        let limit = match limit {
+            Some(n) => int("limit", n)?,
+            None => ferrymq::defaults::HALF_MESSAGES_LIMIT,
+        };
+        let ms = self.q.half_messages(state.map(Into::into), limit)?;
         Ok(ms.into_iter().map(Into::into).collect())
     }
 
-    pub fn dead_letters(&self, group: String, limit: i64) -> FfiResult<Vec<DeadLetter>> {
-        let ds = self.q.dead_letters(&group, int("limit", limit)?)?;
+    pub fn dead_letters(&self, group: String, limit: Option<i64>) -> FfiResult<Vec<DeadLetter>> {
+        let limit = match limit {
+            Some(n) => int("limit", n)?,
+            None => ferrymq::defaults::DEAD_LETTERS_LIMIT,
+        };
+        let ds = self.q.dead_letters(&group, limit)?;
         Ok(ds.into_iter().map(Into::into).collect())
     }
 
@@ -382,10 +388,10 @@ impl FfiQueue {
         Ok(ms.into_iter().map(Into::into).collect())
     }
 
-    pub fn purge_acked(&self, older_than_secs: f64) -> FfiResult<i64> {
-        Ok(count(
-            self.q.purge_acked(secs("older_than", older_than_secs)?)?,
-        ))
+    pub fn purge_acked(&self, older_than_secs: Option<f64>) -> FfiResult<i64> {
+        let older_than = opt_secs("older_than", older_than_secs)?
+            .unwrap_or(ferrymq::defaults::PURGE_ACKED_OLDER_THAN);
+        Ok(count(self.q.purge_acked(older_than)?))
     }
 
     pub fn vacuum(&self, pages: Option<i64>) -> FfiResult<i64> {

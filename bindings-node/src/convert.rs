@@ -1,7 +1,7 @@
 //! JS values to core types: payloads, milliseconds, counts, ids, SQL values, publish
 //! options. A value out of range is an INVALID_ARGUMENT error naming the argument.
 
-use crate::errors::{OrJs, invalid};
+use crate::errors::{OrJs, Result, invalid};
 use ferrymq::{Message, PublishOptions, Value};
 use napi::bindgen_prelude::{BigInt, Buffer, Either, Either5, Either6, Null};
 use napi_derive::napi;
@@ -18,33 +18,33 @@ pub fn payload(p: &Payload) -> &[u8] {
     }
 }
 
-pub fn ms(what: &str, v: f64) -> napi::Result<Duration> {
+pub fn ms(what: &str, v: f64) -> Result<Duration> {
     ferrymq::seconds(what, v / 1000.0).js()
 }
 
-pub fn opt_ms(what: &str, v: Option<f64>) -> napi::Result<Option<Duration>> {
+pub fn opt_ms(what: &str, v: Option<f64>) -> Result<Option<Duration>> {
     v.map(|v| ms(what, v)).transpose()
 }
 
 /// A whole number in the range of `T`; JS numbers are doubles, so 1.5 or NaN is refused
 /// here instead of being truncated.
-pub fn count<T: TryFrom<i64>>(what: &str, v: f64) -> napi::Result<T> {
+pub fn count<T: TryFrom<i64>>(what: &str, v: f64) -> Result<T> {
     if v.fract() != 0.0 || !v.is_finite() || v.abs() > 9_007_199_254_740_991.0 {
         return Err(invalid(format!("{what} must be a whole number, got {v}")));
     }
     T::try_from(v as i64).map_err(|_| invalid(format!("{what} is out of range: {v}")))
 }
 
-pub fn opt_count<T: TryFrom<i64>>(what: &str, v: Option<f64>) -> napi::Result<Option<T>> {
+pub fn opt_count<T: TryFrom<i64>>(what: &str, v: Option<f64>) -> Result<Option<T>> {
     v.map(|v| count(what, v)).transpose()
 }
 
-pub fn id(v: f64) -> napi::Result<i64> {
+pub fn id(v: f64) -> Result<i64> {
     count("message id", v)
 }
 
 /// Milliseconds since the epoch (a `Date` is converted by `index.js`).
-pub fn instant(what: &str, ms_since_epoch: f64) -> napi::Result<SystemTime> {
+pub fn instant(what: &str, ms_since_epoch: f64) -> Result<SystemTime> {
     // The largest time a JS Date can hold.
     const MAX_DATE_MS: f64 = 8.64e15;
     if !ms_since_epoch.is_finite() || !(0.0..=MAX_DATE_MS).contains(&ms_since_epoch) {
@@ -67,19 +67,19 @@ pub struct PublishOpts {
     pub tag: Option<String>,
     pub key: Option<String>,
     pub headers: Option<HashMap<String, String>>,
-    pub group: Option<String>,
+    pub ordering_key: Option<String>,
     pub idempotency_key: Option<String>,
     pub delay_ms: Option<f64>,
     /// Milliseconds since the epoch.
     pub deliver_at_ms: Option<f64>,
 }
 
-pub fn publish_options(o: Option<PublishOpts>) -> napi::Result<PublishOptions> {
+pub fn publish_options(o: Option<PublishOpts>) -> Result<PublishOptions> {
     let mut out = PublishOptions::new();
     let Some(o) = o else { return Ok(out) };
     out.tag = o.tag;
     out.key = o.key;
-    out.group = o.group;
+    out.ordering_key = o.ordering_key;
     out.idempotency_key = o.idempotency_key;
     out.headers = o.headers.unwrap_or_default().into_iter().collect();
     out.delay = opt_ms("delayMs", o.delay_ms)?;
@@ -97,7 +97,7 @@ pub struct BatchMessage {
     pub options: Option<PublishOpts>,
 }
 
-pub fn messages(batch: Vec<BatchMessage>) -> napi::Result<Vec<Message>> {
+pub fn messages(batch: Vec<BatchMessage>) -> Result<Vec<Message>> {
     batch
         .into_iter()
         .map(|m| {
@@ -112,7 +112,7 @@ pub fn messages(batch: Vec<BatchMessage>) -> napi::Result<Vec<Message>> {
 /// `index.js` maps `undefined` to null and booleans to 0/1.
 pub type SqlParam = Either5<Null, f64, BigInt, String, Buffer>;
 
-pub fn sql_params(params: Option<Vec<SqlParam>>) -> napi::Result<Vec<Value>> {
+pub fn sql_params(params: Option<Vec<SqlParam>>) -> Result<Vec<Value>> {
     params
         .unwrap_or_default()
         .into_iter()

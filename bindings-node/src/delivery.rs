@@ -1,7 +1,7 @@
 //! `Delivery` (one leased message), `HalfMessage` and `RetryPolicy`.
 
 use crate::convert::{self, epoch_ms, opt_ms};
-use crate::errors::OrJs;
+use crate::errors::{OrJs, Result};
 use ferrymq::Queue;
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
@@ -59,8 +59,8 @@ impl Delivery {
         self.read(|d| d.headers.clone().into_iter().collect())
     }
     #[napi(getter)]
-    pub fn group(&self) -> Option<String> {
-        self.read(|d| d.group.clone())
+    pub fn ordering_key(&self) -> Option<String> {
+        self.read(|d| d.ordering_key.clone())
     }
     #[napi(getter)]
     pub fn attempt(&self) -> u32 {
@@ -80,19 +80,19 @@ impl Delivery {
     }
 
     #[napi]
-    pub fn ack(&self) -> napi::Result<()> {
+    pub fn ack(&self) -> Result<()> {
         self.read(|d| self.q.ack(d)).js()
     }
 
     #[napi]
-    pub fn nack(&self, reason: Option<String>, opts: Option<NackOpts>) -> napi::Result<()> {
+    pub fn nack(&self, reason: Option<String>, opts: Option<NackOpts>) -> Result<()> {
         let delay = opt_ms("delayMs", opts.and_then(|o| o.delay_ms))?;
         self.read(|d| self.q.nack(d, reason.as_deref().unwrap_or(""), delay))
             .js()
     }
 
     #[napi]
-    pub fn extend(&self, lease_ms: f64) -> napi::Result<()> {
+    pub fn extend(&self, lease_ms: f64) -> Result<()> {
         let lease = convert::ms("leaseMs", lease_ms)?;
         let mut d = self.d.lock().unwrap_or_else(|e| e.into_inner());
         self.q.extend(&mut d, lease).js()
@@ -101,7 +101,7 @@ impl Delivery {
     /// Acks when `error` is null, nacks with it otherwise (retry or dead is the core's
     /// decision). A lost lease is reported, not thrown.
     #[napi]
-    pub fn settle(&self, error: Option<String>) -> napi::Result<&'static str> {
+    pub fn settle(&self, error: Option<String>) -> Result<&'static str> {
         let outcome = match error {
             None => Ok(()),
             Some(e) => Err(e),
@@ -124,11 +124,11 @@ impl HalfMessage {
         self.inner.id
     }
     #[napi]
-    pub fn commit(&self) -> napi::Result<()> {
+    pub fn commit(&self) -> Result<()> {
         self.inner.commit().js()
     }
     #[napi]
-    pub fn rollback(&self) -> napi::Result<()> {
+    pub fn rollback(&self) -> Result<()> {
         self.inner.rollback().js()
     }
 }
@@ -167,17 +167,17 @@ impl RetryPolicy {
         }
     }
     #[napi(factory)]
-    pub fn fixed(delays_ms: Vec<f64>) -> napi::Result<Self> {
+    pub fn fixed(delays_ms: Vec<f64>) -> Result<Self> {
         let delays = delays_ms
             .into_iter()
             .map(|d| convert::ms("retry delay", d))
-            .collect::<napi::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(RetryPolicy {
             inner: ferrymq::RetryPolicy::fixed(delays).js()?,
         })
     }
     #[napi(factory)]
-    pub fn exponential(opts: Option<ExponentialOpts>) -> napi::Result<Self> {
+    pub fn exponential(opts: Option<ExponentialOpts>) -> Result<Self> {
         let o = opts.unwrap_or(ExponentialOpts {
             initial_ms: None,
             max_delay_ms: None,

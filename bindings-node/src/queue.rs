@@ -4,7 +4,7 @@
 use crate::checker::{self, Bridge, Dispatch};
 use crate::convert::{self, BatchMessage, Payload, PublishOpts};
 use crate::delivery::{Delivery, HalfMessage, RetryPolicy};
-use crate::errors::{OrJs, internal, to_js};
+use crate::errors::{OrJs, Result, internal, promise, to_js};
 use crate::testing::ManualClock;
 use crate::tx::Transaction;
 use crate::views::{self, DeadLetter, MessageInfo, Stats};
@@ -82,7 +82,7 @@ pub struct NativeQueue {
     checks: Arc<Bridge>,
 }
 
-fn receive_options(o: Option<ReceiveOpts>) -> napi::Result<ReceiveOptions> {
+fn receive_options(o: Option<ReceiveOpts>) -> Result<ReceiveOptions> {
     let mut out = ReceiveOptions::new();
     let Some(o) = o else { return Ok(out) };
     if let Some(m) = convert::opt_count("max", o.max)? {
@@ -97,11 +97,11 @@ fn receive_options(o: Option<ReceiveOpts>) -> napi::Result<ReceiveOptions> {
     Ok(out)
 }
 
-fn options(o: Option<QueueOpts>) -> napi::Result<Options> {
+fn options(o: Option<QueueOpts>) -> Result<Options> {
     let mut out = Options::default();
     let Some(o) = o else { return Ok(out) };
     if let Some(s) = o.synchronous {
-        out = out.synchronous(s.parse().js()?);
+        out = out.synchronous(s.parse::<ferrymq::Synchronous>().js()?);
     }
     if let Some(d) = convert::opt_ms("busyTimeoutMs", o.busy_timeout_ms)? {
         out = out.busy_timeout(d);
@@ -142,11 +142,7 @@ fn deliveries(q: &Queue, ds: Vec<ferrymq::Delivery>) -> Vec<Delivery> {
 #[napi]
 impl NativeQueue {
     #[napi(constructor)]
-    pub fn new(
-        path: String,
-        opts: Option<QueueOpts>,
-        clock: Option<&ManualClock>,
-    ) -> napi::Result<Self> {
+    pub fn new(path: String, opts: Option<QueueOpts>, clock: Option<&ManualClock>) -> Result<Self> {
         let mut o = options(opts)?;
         if let Some(c) = clock {
             o = o.with_manual_clock(c.inner.clone());
@@ -168,10 +164,10 @@ impl NativeQueue {
 
     /// Stops background work and closes the file; later calls fail with CLOSED.
     #[napi]
-    pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         self.checks.close();
         let q = self.q.clone();
-        env.spawn_future(async move {
+        promise(env, async move {
             napi::bindgen_prelude::spawn_blocking(move || q.close())
                 .await
                 .map_err(internal)?
@@ -186,7 +182,7 @@ impl NativeQueue {
         topic: String,
         opts: Option<SubscribeOpts>,
         retry: Option<&RetryPolicy>,
-    ) -> napi::Result<()> {
+    ) -> Result<()> {
         let mut o = SubscribeOptions::new();
         if let Some(opts) = opts {
             if let Some(t) = opts.tags {
@@ -208,7 +204,7 @@ impl NativeQueue {
         topic: String,
         payload: Payload,
         opts: Option<PublishOpts>,
-    ) -> napi::Result<i64> {
+    ) -> Result<i64> {
         let options = convert::publish_options(opts)?;
         self.q
             .publish(&topic, convert::payload(&payload), options)
@@ -223,15 +219,17 @@ impl NativeQueue {
         topic: String,
         payload: Payload,
         opts: Option<PublishOpts>,
-    ) -> napi::Result<PromiseRaw<'env, i64>> {
+    ) -> Result<PromiseRaw<'env, i64>> {
         let options = convert::publish_options(opts)?;
         let bytes = convert::payload(&payload).to_vec();
         let q = self.q.clone();
-        env.spawn_future(async move { q.publish_async(&topic, bytes, options).await.js() })
+        promise(env, async move {
+            q.publish_async(&topic, bytes, options).await.js()
+        })
     }
 
     #[napi]
-    pub fn publish_batch(&self, messages: Vec<BatchMessage>) -> napi::Result<Vec<i64>> {
+    pub fn publish_batch(&self, messages: Vec<BatchMessage>) -> Result<Vec<i64>> {
         let batch = convert::messages(messages)?;
         self.q.publish_batch(&batch).js()
     }
@@ -240,11 +238,7 @@ impl NativeQueue {
     /// short write, like `publish`, and skipping the hop to another thread and back makes
     /// a drain several times faster. `index.js` waits with `receive` only when this is empty.
     #[napi]
-    pub fn receive_now(
-        &self,
-        group: String,
-        opts: Option<ReceiveOpts>,
-    ) -> napi::Result<Vec<Delivery>> {
+    pub fn receive_now(&self, group: String, opts: Option<ReceiveOpts>) -> Result<Vec<Delivery>> {
         let o = receive_options(opts)?.wait(std::time::Duration::ZERO);
         Ok(deliveries(&self.q, self.q.receive(&group, o).js()?))
     }
@@ -257,11 +251,11 @@ impl NativeQueue {
         group: String,
         opts: Option<ReceiveOpts>,
         cancel: Option<&ReceiveCancel>,
-    ) -> napi::Result<PromiseRaw<'env, Vec<Delivery>>> {
+    ) -> Result<PromiseRaw<'env, Vec<Delivery>>> {
         let o = receive_options(opts)?;
         let q = self.q.clone();
         let cancel = cancel.map(|c| Arc::clone(&c.inner));
-        env.spawn_future(async move {
+        promise(env, async move {
             let got = match cancel {
                 None => q.receive_async(&group, o).await,
                 Some(c) => tokio::select! {
@@ -275,7 +269,7 @@ impl NativeQueue {
     }
 
     #[napi]
-    pub fn begin(&self) -> napi::Result<Transaction> {
+    pub fn begin(&self) -> Result<Transaction> {
         Ok(Transaction {
             tx: Some(self.q.begin().js()?),
         })
@@ -287,13 +281,25 @@ impl NativeQueue {
         topic: String,
         payload: Payload,
         opts: Option<PublishOpts>,
-    ) -> napi::Result<HalfMessage> {
+    ) -> Result<HalfMessage> {
         let options = convert::publish_options(opts)?;
         let inner = self
             .q
             .prepare(&topic, convert::payload(&payload), options)
             .js()?;
         Ok(HalfMessage { inner })
+    }
+
+    /// Commits the half message `id` (a no-op if it is committed already).
+    #[napi]
+    pub fn commit_half(&self, id: f64) -> Result<()> {
+        self.q.commit_half(convert::id(id)?).js()
+    }
+
+    /// Rolls back the half message `id` (kept for audit until retention removes it).
+    #[napi]
+    pub fn rollback_half(&self, id: f64) -> Result<()> {
+        self.q.rollback_half(convert::id(id)?).js()
     }
 
     /// `dispatch(requestId, info)` is `index.js`'s adapter around the user's checker; it
@@ -303,12 +309,13 @@ impl NativeQueue {
         &self,
         topic: String,
         dispatch: Function<'_, (u32, MessageInfo), Unknown<'static>>,
-    ) -> napi::Result<()> {
+    ) -> Result<()> {
         let tsfn: Dispatch = dispatch
             .build_threadsafe_function::<(u32, MessageInfo)>()
             .callee_handled::<false>()
             .weak::<true>()
-            .build()?;
+            .build()
+            .js()?;
         let cb = checker::checker(Arc::clone(&self.checks), tsfn);
         self.q.set_checker(&topic, cb).js()
     }
@@ -326,9 +333,9 @@ impl NativeQueue {
     /// Asks the checkers about due half messages now. A Promise: the checkers themselves
     /// run on the JS thread, which must stay free meanwhile.
     #[napi]
-    pub fn run_checks<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, u32>> {
+    pub fn run_checks<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, u32>> {
         let q = self.q.clone();
-        env.spawn_future(async move {
+        promise(env, async move {
             let n = napi::bindgen_prelude::spawn_blocking(move || q.run_checks())
                 .await
                 .map_err(internal)?
@@ -342,8 +349,9 @@ impl NativeQueue {
         &self,
         state: Option<String>,
         limit: Option<f64>,
-    ) -> napi::Result<Vec<MessageInfo>> {
-        let limit = convert::opt_count("limit", limit)?.unwrap_or(1000);
+    ) -> Result<Vec<MessageInfo>> {
+        let limit =
+            convert::opt_count("limit", limit)?.unwrap_or(ferrymq::defaults::HALF_MESSAGES_LIMIT);
         let state = state
             .as_deref()
             .map(str::parse::<MessageState>)
@@ -354,48 +362,41 @@ impl NativeQueue {
     }
 
     #[napi]
-    pub fn dead_letters(&self, group: String, limit: Option<f64>) -> napi::Result<Vec<DeadLetter>> {
-        let limit = convert::opt_count("limit", limit)?.unwrap_or(100);
+    pub fn dead_letters(&self, group: String, limit: Option<f64>) -> Result<Vec<DeadLetter>> {
+        let limit =
+            convert::opt_count("limit", limit)?.unwrap_or(ferrymq::defaults::DEAD_LETTERS_LIMIT);
         let ds = self.q.dead_letters(&group, limit).js()?;
         Ok(ds.into_iter().map(views::dead_letter).collect())
     }
 
     #[napi]
-    pub fn redrive(&self, group: String, ids: Option<Vec<f64>>) -> napi::Result<i64> {
+    pub fn redrive(&self, group: String, ids: Option<Vec<f64>>) -> Result<i64> {
         let ids = ids
-            .map(|v| {
-                v.into_iter()
-                    .map(convert::id)
-                    .collect::<napi::Result<Vec<_>>>()
-            })
+            .map(|v| v.into_iter().map(convert::id).collect::<Result<Vec<_>>>())
             .transpose()?;
         let n = self.q.redrive(&group, ids.as_deref()).js()?;
         Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
 
     #[napi]
-    pub fn purge_dead_letters(
-        &self,
-        group: String,
-        older_than_ms: Option<f64>,
-    ) -> napi::Result<i64> {
+    pub fn purge_dead_letters(&self, group: String, older_than_ms: Option<f64>) -> Result<i64> {
         let older = convert::opt_ms("olderThanMs", older_than_ms)?;
         let n = self.q.purge_dead_letters(&group, older).js()?;
         Ok(i64::try_from(n).unwrap_or(i64::MAX))
     }
 
     #[napi]
-    pub fn stats(&self) -> napi::Result<Stats> {
+    pub fn stats(&self) -> Result<Stats> {
         Ok(views::stats(self.q.stats().js()?))
     }
 
     #[napi]
-    pub fn message(&self, id: f64) -> napi::Result<MessageInfo> {
+    pub fn message(&self, id: f64) -> Result<MessageInfo> {
         Ok(views::message_info(self.q.message(convert::id(id)?).js()?))
     }
 
     #[napi]
-    pub fn find(&self, topic: String, key: String) -> napi::Result<Vec<MessageInfo>> {
+    pub fn find(&self, topic: String, key: String) -> Result<Vec<MessageInfo>> {
         let ms = self.q.find(&topic, &key).js()?;
         Ok(ms.into_iter().map(views::message_info).collect())
     }
@@ -407,11 +408,11 @@ impl NativeQueue {
         &self,
         env: &'env Env,
         older_than_ms: Option<f64>,
-    ) -> napi::Result<PromiseRaw<'env, i64>> {
+    ) -> Result<PromiseRaw<'env, i64>> {
         let older = convert::opt_ms("olderThanMs", older_than_ms)?
-            .unwrap_or(std::time::Duration::from_secs(7 * 86_400));
+            .unwrap_or(ferrymq::defaults::PURGE_ACKED_OLDER_THAN);
         let q = self.q.clone();
-        env.spawn_future(async move {
+        promise(env, async move {
             let n = napi::bindgen_prelude::spawn_blocking(move || q.purge_acked(older))
                 .await
                 .map_err(internal)?
@@ -427,10 +428,10 @@ impl NativeQueue {
         &self,
         env: &'env Env,
         pages: Option<f64>,
-    ) -> napi::Result<PromiseRaw<'env, i64>> {
+    ) -> Result<PromiseRaw<'env, i64>> {
         let pages = convert::opt_count("pages", pages)?;
         let q = self.q.clone();
-        env.spawn_future(async move {
+        promise(env, async move {
             let n = napi::bindgen_prelude::spawn_blocking(move || q.vacuum(pages))
                 .await
                 .map_err(internal)?

@@ -1,6 +1,7 @@
 //! The test-only clock, reachable from JS only through `require('ferrymq/testing')`.
 
 use crate::convert;
+use crate::errors::Result;
 use napi_derive::napi;
 
 #[napi]
@@ -12,7 +13,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// Starts at `startMs` (milliseconds since the epoch), or at the current time.
     #[napi(constructor)]
-    pub fn new(start_ms: Option<f64>) -> napi::Result<Self> {
+    pub fn new(start_ms: Option<f64>) -> Result<Self> {
         let inner = match start_ms {
             Some(ms) => ferrymq::ManualClock::new(convert::count("startMs", ms)?),
             None => ferrymq::ManualClock::starting_now(),
@@ -21,13 +22,13 @@ impl ManualClock {
     }
 
     #[napi]
-    pub fn advance(&self, ms: f64) -> napi::Result<()> {
+    pub fn advance(&self, ms: f64) -> Result<()> {
         self.inner.advance(convert::ms("advance", ms)?);
         Ok(())
     }
 
     #[napi]
-    pub fn set(&self, ms: f64) -> napi::Result<()> {
+    pub fn set(&self, ms: f64) -> Result<()> {
         self.inner.set_ms(convert::count("ms", ms)?);
         Ok(())
     }

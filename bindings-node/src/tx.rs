@@ -3,7 +3,7 @@
 
 use crate::convert::{self, BatchMessage, Payload, PublishOpts, SqlOut, SqlParam};
 use crate::delivery::{Delivery, NackOpts};
-use crate::errors::{OrJs, invalid};
+use crate::errors::{OrJs, Result, invalid};
 use napi_derive::napi;
 
 #[napi]
@@ -12,7 +12,7 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    fn open(&mut self) -> napi::Result<&mut ferrymq::Transaction> {
+    fn open(&mut self) -> Result<&mut ferrymq::Transaction> {
         match self.tx.as_mut() {
             Some(tx) if tx.is_open() => Ok(tx),
             _ => Err(invalid(
@@ -26,7 +26,7 @@ impl Transaction {
 impl Transaction {
     /// Runs one statement with bound parameters; returns the number of rows changed.
     #[napi]
-    pub fn execute(&mut self, sql: String, params: Option<Vec<SqlParam>>) -> napi::Result<i64> {
+    pub fn execute(&mut self, sql: String, params: Option<Vec<SqlParam>>) -> Result<i64> {
         let params = convert::sql_params(params)?;
         let n = self.open()?.execute(&sql, &params).js()?;
         Ok(n as i64)
@@ -37,7 +37,7 @@ impl Transaction {
         &mut self,
         sql: String,
         params: Option<Vec<SqlParam>>,
-    ) -> napi::Result<Vec<Vec<SqlOut>>> {
+    ) -> Result<Vec<Vec<SqlOut>>> {
         let params = convert::sql_params(params)?;
         let rows = self.open()?.query(&sql, &params).js()?;
         Ok(rows
@@ -52,7 +52,7 @@ impl Transaction {
         topic: String,
         payload: Payload,
         opts: Option<PublishOpts>,
-    ) -> napi::Result<i64> {
+    ) -> Result<i64> {
         let options = convert::publish_options(opts)?;
         self.open()?
             .publish(&topic, convert::payload(&payload), options)
@@ -60,13 +60,13 @@ impl Transaction {
     }
 
     #[napi]
-    pub fn publish_batch(&mut self, messages: Vec<BatchMessage>) -> napi::Result<Vec<i64>> {
+    pub fn publish_batch(&mut self, messages: Vec<BatchMessage>) -> Result<Vec<i64>> {
         let batch = convert::messages(messages)?;
         self.open()?.publish_batch(&batch).js()
     }
 
     #[napi]
-    pub fn ack(&mut self, delivery: &Delivery) -> napi::Result<()> {
+    pub fn ack(&mut self, delivery: &Delivery) -> Result<()> {
         let tx = self.open()?;
         delivery.read(|d| tx.ack(d)).js()
     }
@@ -77,7 +77,7 @@ impl Transaction {
         delivery: &Delivery,
         reason: Option<String>,
         opts: Option<NackOpts>,
-    ) -> napi::Result<()> {
+    ) -> Result<()> {
         let delay = convert::opt_ms("delayMs", opts.and_then(|o| o.delay_ms))?;
         let tx = self.open()?;
         delivery
@@ -86,12 +86,12 @@ impl Transaction {
     }
 
     #[napi]
-    pub fn commit(&mut self) -> napi::Result<()> {
+    pub fn commit(&mut self) -> Result<()> {
         self.open()?.commit().js()
     }
 
     #[napi]
-    pub fn rollback(&mut self) -> napi::Result<()> {
+    pub fn rollback(&mut self) -> Result<()> {
         self.open()?.rollback().js()
     }
 

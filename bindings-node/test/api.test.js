@@ -21,7 +21,7 @@ test('publish with every option, receive, and the delivery fields', async () => 
     tag: 'created',
     key: 'order-42',
     headers: { traceparent: '00-abc-def-01' },
-    group: 'account-7',
+    orderingKey: 'account-7',
     idempotencyKey: 'order-42/pay',
   })
   assert.equal(typeof id, 'number')
@@ -34,7 +34,7 @@ test('publish with every option, receive, and the delivery fields', async () => 
   assert.equal(d.key, 'order-42')
   assert.deepEqual(d.payload, Buffer.from('pay 42'))
   assert.deepEqual(d.headers, { traceparent: '00-abc-def-01' })
-  assert.equal(d.group, 'account-7')
+  assert.equal(d.orderingKey, 'account-7')
   assert.equal(d.attempt, 1)
   assert.equal(d.consumerGroup, 'pc')
   assert.deepEqual(d.publishedAt, new Date(START_MS))
@@ -174,8 +174,8 @@ test('a lease that expires redelivers to the next consumer', async () => {
 test('ordered groups deliver one message of a group at a time', async () => {
   const { q } = clockedQueue()
   q.subscribe('g', 't')
-  q.publish('t', '1', { group: 'acct' })
-  q.publish('t', '2', { group: 'acct' })
+  q.publish('t', '1', { orderingKey: 'acct' })
+  q.publish('t', '2', { orderingKey: 'acct' })
   const first = await q.receive('g', { max: 10 })
   assert.deepEqual(first.map((d) => d.payload.toString()), ['1'])
   first[0].ack()
@@ -333,7 +333,7 @@ test('consume is an async iterator that ends with its signal', async () => {
   await it.return(undefined)
 })
 
-test('runWorker runs handlers with concurrency and stops', async () => {
+test('worker runs handlers with concurrency and stops', async () => {
   const { q } = clockedQueue()
   q.subscribe('g', 't')
   for (let i = 0; i < 20; i++) q.publish('t', String(i))
@@ -341,7 +341,7 @@ test('runWorker runs handlers with concurrency and stops', async () => {
   let most = 0
   /** @type {string[]} */
   const seen = []
-  const w = q.runWorker(
+  const w = q.worker(
     'g',
     async (d) => {
       running++
@@ -360,4 +360,22 @@ test('runWorker runs handlers with concurrency and stops', async () => {
   assert.equal(seen.length, 20)
   assert.equal(most, 4)
   assert.equal(q.stats().groups.g.ready + q.stats().groups.g.inflight, 0, 'every delivery was acked')
+})
+
+test('commitHalf and rollbackHalf by id, from a queue that only knows the ids', async () => {
+  const db = tempDb()
+  const q = new Queue(db)
+  q.subscribe('g', 'fund-purchase')
+  const buy = q.prepare('fund-purchase', 'buy').id
+  const sell = q.prepare('fund-purchase', 'sell').id
+  const other = new Queue(db)
+  other.commitHalf(buy)
+  other.rollbackHalf(sell)
+  assert.deepEqual((await q.receive('g', { max: 10 })).map((d) => d.messageId), [buy])
+  assert.equal(q.message(sell).state, 'rolled_back')
+  const plain = q.publish('fund-purchase', 'not a half message')
+  assert.throws(() => q.commitHalf(plain), (/** @type {any} */ e) => e.code === 'INVALID_ARGUMENT')
+  assert.throws(() => q.rollbackHalf(1e9), (/** @type {any} */ e) => e.code === 'NOT_FOUND')
+  await other.close()
+  await q.close()
 })

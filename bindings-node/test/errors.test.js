@@ -20,6 +20,26 @@ test('the error codes are the kinds of docs/DESIGN.md', () => {
   assert.equal(e.name, 'FerrymqError')
 })
 
+test('the native module sets the kind as the error code itself, sync and async', async () => {
+  // A computed path: the native layer has no types of its own for tsc to check.
+  const native = require(require('node:path').join(__dirname, '..', 'native.js'))
+  const q = new native.NativeQueue(tempDb(), undefined, undefined)
+  /** @param {string} code */
+  const structured = (code) => (/** @type {any} */ e) => e.code === code && !e.message.startsWith(code)
+  assert.throws(() => q.publish('bad topic', 'x', undefined), structured('INVALID_ARGUMENT'))
+  assert.throws(() => q.message(424242), structured('NOT_FOUND'))
+  await assert.rejects(q.publishAsync('bad topic', 'x', undefined), structured('INVALID_ARGUMENT'))
+  await q.close()
+  await assert.rejects(q.publishAsync('t', 'x', undefined), structured('CLOSED'))
+})
+
+test('a message that looks like a code is never read as one', () => {
+  const { convertError } = require(require('node:path').join(__dirname, '..', 'errors.js'))
+  const fake = Object.assign(new Error('LEASE_LOST: not really'), { code: 'GenericFailure' })
+  const e = convertError(fake)
+  assert.equal(e.code, 'STORAGE')
+})
+
 test('INVALID_ARGUMENT for bad input of every shape, and nothing changes', async () => {
   const { q } = clockedQueue()
   q.subscribe('g', 't')
@@ -57,8 +77,8 @@ test('INVALID_ARGUMENT for bad input of every shape, and nothing changes', async
     () => q.redrive('g', { ids: [0.5] }),
     () => q.transaction(/** @type {any} */ (null)),
     () => q.setChecker('t', /** @type {any} */ ('commit')),
-    () => q.runWorker('g', /** @type {any} */ (null)),
-    () => q.runWorker('g', async () => {}, { concurrency: 0 }),
+    () => q.worker('g', /** @type {any} */ (null)),
+    () => q.worker('g', async () => {}, { concurrency: 0 }),
     () => new Queue(tempDb(), /** @type {any} */ ({ synchronous: 'sometimes' })),
     () => new Queue(tempDb(), /** @type {any} */ ({ testClock: {} })),
     () => new ManualClock(0).advance(-1),

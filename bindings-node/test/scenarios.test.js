@@ -20,7 +20,7 @@ function publishOptions(s) {
   if (s.tag !== undefined) o.tag = s.tag
   if (s.key !== undefined) o.key = s.key
   if (s.headers !== undefined) o.headers = s.headers
-  if (s.group !== undefined) o.group = s.group
+  if (s.ordering_key !== undefined) o.orderingKey = s.ordering_key
   if (s.idempotency_key !== undefined) o.idempotencyKey = s.idempotency_key
   if (s.delay_ms !== undefined) o.delayMs = s.delay_ms
   if (s.deliver_at_offset_ms !== undefined) o.deliverAt = new Date(START_MS + s.deliver_at_offset_ms)
@@ -52,7 +52,7 @@ function deliveryJson(d) {
     tag: d.tag,
     key: d.key,
     headers: d.headers,
-    group: d.group,
+    ordering_key: d.orderingKey,
     attempt: d.attempt,
   }
 }

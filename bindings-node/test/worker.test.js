@@ -9,7 +9,7 @@ test('thrown errors, rejections and thrown non-Errors become nacks with their te
   const { q } = clockedQueue()
   q.subscribe('g', 't', { retry: RetryPolicy.fixed([60_000]) })
   const ids = ['throw', 'reject', 'string', 'ok'].map((k) => q.publish('t', k, { key: k }))
-  const w = q.runWorker('g', (d) => {
+  const w = q.worker('g', (d) => {
     const kind = d.payload.toString()
     if (kind === 'throw') throw new TypeError('bad amount')
     if (kind === 'reject') return Promise.reject(new Error('bank said no'))
@@ -34,7 +34,7 @@ test('past the last retry a failing handler sends the message to the DLQ', async
   const { q, clock } = clockedQueue()
   q.subscribe('g', 't', { retry: RetryPolicy.fixed([10]) })
   const id = q.publish('t', 'poison')
-  const w = q.runWorker('g', () => {
+  const w = q.worker('g', () => {
     throw new Error('poison')
   }, { waitMs: 10 })
   await until(() => q.message(id).deliveries.g.attempts === 1 && q.message(id).deliveries.g.state === 'scheduled')
@@ -47,7 +47,7 @@ test('past the last retry a failing handler sends the message to the DLQ', async
 test('a worker whose queue closes ends: done rejects with CLOSED, no crash', async () => {
   const { q } = clockedQueue()
   q.subscribe('g', 't')
-  const w = q.runWorker('g', async () => {}, { waitMs: 20 })
+  const w = q.worker('g', async () => {}, { waitMs: 20 })
   await new Promise((r) => setTimeout(r, 30))
   await q.close()
   await assert.rejects(w.done, { code: 'CLOSED' })
@@ -61,7 +61,7 @@ test('an unhandled handler failure never crashes a process', async () => {
     const q = new Queue(process.argv[1])
     q.subscribe('g', 't')
     q.publish('t', 'x')
-    const w = q.runWorker('g', async () => { throw new Error('handler failed') }, { waitMs: 10 })
+    const w = q.worker('g', async () => { throw new Error('handler failed') }, { waitMs: 10 })
     setTimeout(async () => {
       await w.stop()
       console.log(q.message(1).deliveries.g.lastError)
@@ -77,7 +77,7 @@ test('a thrown value that cannot become text still nacks, and the worker goes on
   q.subscribe('g', 't', { retry: RetryPolicy.fixed([60_000]) })
   const bad = q.publish('t', 'bad')
   const good = q.publish('t', 'good')
-  const w = q.runWorker('g', (d) => {
+  const w = q.worker('g', (d) => {
     if (d.payload.toString() === 'bad') throw Object.create(null) // String() of it throws
   }, { waitMs: 20 })
   await until(() => q.message(good).deliveries.g.state === 'acked' && q.message(bad).deliveries.g.state === 'scheduled')
@@ -86,15 +86,15 @@ test('a thrown value that cannot become text still nacks, and the worker goes on
   assert.match(q.message(bad).deliveries.g.lastError ?? '', /cannot be shown as text/)
 })
 
-test('runWorker leaves the event loop free: with waitMs 0, and while draining a backlog', async () => {
+test('worker leaves the event loop free: with waitMs 0, and while draining a backlog', async () => {
   const { q } = clockedQueue()
   q.subscribe('g', 't')
-  const idle = q.runWorker('g', () => {}, { waitMs: 0 })
+  const idle = q.worker('g', () => {}, { waitMs: 0 })
   await new Promise((r) => setTimeout(r, 50)) // a starved loop would never get here
   await idle.stop()
   q.publishBatch(Array.from({ length: 3000 }, (_, i) => ({ topic: 't', payload: String(i) })))
   let handled = 0
-  const w = q.runWorker('g', () => {
+  const w = q.worker('g', () => {
     handled++
   }, { waitMs: 20 })
   const atTimer = await new Promise((r) => setTimeout(() => r(handled), 5))

@@ -135,7 +135,7 @@ impl PyQueue {
         py.detach(|| self.q.subscribe(group, topic, o)).py_err()
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, group=None, idempotency_key=None, delay=None, deliver_at=None))]
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
@@ -145,14 +145,21 @@ impl PyQueue {
         tag: Option<String>,
         key: Option<String>,
         headers: Option<&Bound<'_, PyAny>>,
-        group: Option<String>,
+        ordering_key: Option<String>,
         idempotency_key: Option<String>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<i64> {
         let payload = convert::payload("payload", payload)?;
-        let options =
-            publish_options(tag, key, headers, group, idempotency_key, delay, deliver_at)?;
+        let options = publish_options(
+            tag,
+            key,
+            headers,
+            ordering_key,
+            idempotency_key,
+            delay,
+            deliver_at,
+        )?;
         py.detach(|| self.q.publish(topic, payload, options))
             .py_err()
     }
@@ -264,7 +271,17 @@ impl PyQueue {
         PyTransaction::new(self.q.clone())
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, group=None, idempotency_key=None, delay=None, deliver_at=None))]
+    /// Commits the half message `id` (a no-op if it is committed already).
+    fn commit_half(&self, py: Python<'_>, id: i64) -> PyResult<()> {
+        py.detach(|| self.q.commit_half(id)).py_err()
+    }
+
+    /// Rolls back the half message `id` (kept for audit until retention removes it).
+    fn rollback_half(&self, py: Python<'_>, id: i64) -> PyResult<()> {
+        py.detach(|| self.q.rollback_half(id)).py_err()
+    }
+
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]
     #[allow(clippy::too_many_arguments)]
     fn prepare(
         &self,
@@ -274,14 +291,21 @@ impl PyQueue {
         tag: Option<String>,
         key: Option<String>,
         headers: Option<&Bound<'_, PyAny>>,
-        group: Option<String>,
+        ordering_key: Option<String>,
         idempotency_key: Option<String>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyHalfMessage> {
         let payload = convert::payload("payload", payload)?;
-        let options =
-            publish_options(tag, key, headers, group, idempotency_key, delay, deliver_at)?;
+        let options = publish_options(
+            tag,
+            key,
+            headers,
+            ordering_key,
+            idempotency_key,
+            delay,
+            deliver_at,
+        )?;
         let h = py
             .detach(|| self.q.prepare(topic, payload, options))
             .py_err()?;
@@ -307,22 +331,33 @@ impl PyQueue {
     }
 
     /// Half messages still undecided or rolled back; `state` "half" or "rolled_back".
-    #[pyo3(signature = (state=None, limit=Int(1000)), text_signature = "($self, state=None, limit=1000)")]
+    #[pyo3(signature = (state=None, limit=None))]
     fn half_messages(
         &self,
         py: Python<'_>,
         state: Option<&str>,
-        limit: Int,
+        limit: Option<Int>,
     ) -> PyResult<Vec<PyMessageInfo>> {
-        let limit: usize = limit.get("limit")?;
+        let limit = match limit {
+            Some(n) => n.get("limit")?,
+            None => ferrymq::defaults::HALF_MESSAGES_LIMIT,
+        };
         let state = state.map(str::parse::<MessageState>).transpose().py_err()?;
         let ms = py.detach(|| self.q.half_messages(state, limit)).py_err()?;
         ms.into_iter().map(|m| views::message_info(py, m)).collect()
     }
 
-    #[pyo3(signature = (group, limit=Int(100)), text_signature = "($self, group, limit=100)")]
-    fn dead_letters(&self, py: Python<'_>, group: &str, limit: Int) -> PyResult<Vec<PyDeadLetter>> {
-        let limit: usize = limit.get("limit")?;
+    #[pyo3(signature = (group, limit=None))]
+    fn dead_letters(
+        &self,
+        py: Python<'_>,
+        group: &str,
+        limit: Option<Int>,
+    ) -> PyResult<Vec<PyDeadLetter>> {
+        let limit = match limit {
+            Some(n) => n.get("limit")?,
+            None => ferrymq::defaults::DEAD_LETTERS_LIMIT,
+        };
         let ds = py.detach(|| self.q.dead_letters(group, limit)).py_err()?;
         ds.into_iter().map(|d| views::dead_letter(py, d)).collect()
     }
@@ -365,7 +400,7 @@ impl PyQueue {
     #[pyo3(signature = (older_than=None))]
     fn purge_acked(&self, py: Python<'_>, older_than: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
         let older_than = convert::opt_seconds("older_than", older_than)?
-            .unwrap_or(std::time::Duration::from_secs(7 * 86_400));
+            .unwrap_or(ferrymq::defaults::PURGE_ACKED_OLDER_THAN);
         py.detach(|| self.q.purge_acked(older_than)).py_err()
     }
 

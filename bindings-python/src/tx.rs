@@ -122,7 +122,7 @@ impl PyTransaction {
         PyList::new(py, tuples)
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, group=None, idempotency_key=None, delay=None, deliver_at=None))]
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
@@ -132,14 +132,21 @@ impl PyTransaction {
         tag: Option<String>,
         key: Option<String>,
         headers: Option<&Bound<'_, PyAny>>,
-        group: Option<String>,
+        ordering_key: Option<String>,
         idempotency_key: Option<String>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<i64> {
         let payload = convert::payload("payload", payload)?;
-        let options =
-            publish_options(tag, key, headers, group, idempotency_key, delay, deliver_at)?;
+        let options = publish_options(
+            tag,
+            key,
+            headers,
+            ordering_key,
+            idempotency_key,
+            delay,
+            deliver_at,
+        )?;
         self.with(py, |tx| tx.publish(&topic, &payload, options))
     }
 

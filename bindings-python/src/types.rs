@@ -15,7 +15,7 @@ pub fn publish_options(
     tag: Option<String>,
     key: Option<String>,
     headers: Option<&Bound<'_, PyAny>>,
-    group: Option<String>,
+    ordering_key: Option<String>,
     idempotency_key: Option<String>,
     delay: Option<&Bound<'_, PyAny>>,
     deliver_at: Option<&Bound<'_, PyAny>>,
@@ -24,7 +24,7 @@ pub fn publish_options(
         tag,
         key,
         headers: convert::headers(headers)?,
-        group,
+        ordering_key,
         idempotency_key,
         delay: convert::opt_seconds("delay", delay)?,
         deliver_at: deliver_at
@@ -42,7 +42,7 @@ pub struct PyMessage {
 #[pymethods]
 impl PyMessage {
     #[new]
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, group=None, idempotency_key=None, delay=None, deliver_at=None))]
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         topic: String,
@@ -50,13 +50,20 @@ impl PyMessage {
         tag: Option<String>,
         key: Option<String>,
         headers: Option<&Bound<'_, PyAny>>,
-        group: Option<String>,
+        ordering_key: Option<String>,
         idempotency_key: Option<String>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let options =
-            publish_options(tag, key, headers, group, idempotency_key, delay, deliver_at)?;
+        let options = publish_options(
+            tag,
+            key,
+            headers,
+            ordering_key,
+            idempotency_key,
+            delay,
+            deliver_at,
+        )?;
         Ok(PyMessage {
             inner: ferrymq::Message::new(topic, convert::payload("payload", payload)?)
                 .with_options(options),
@@ -245,8 +252,8 @@ impl PyDelivery {
         self.read(|d| d.headers.clone())
     }
     #[getter]
-    fn group(&self) -> Option<String> {
-        self.read(|d| d.group.clone())
+    fn ordering_key(&self) -> Option<String> {
+        self.read(|d| d.ordering_key.clone())
     }
     #[getter]
     fn attempt(&self) -> u32 {

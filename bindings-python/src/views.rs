@@ -101,7 +101,7 @@ pub struct PyMessageInfo {
     key: Option<String>,
     payload: Py<PyBytes>,
     headers: BTreeMap<String, String>,
-    group: Option<String>,
+    ordering_key: Option<String>,
     published_at: Py<PyAny>,
     deliver_at: Py<PyAny>,
     /// "half", "committed" or "rolled_back".
@@ -171,7 +171,7 @@ pub fn message_info(py: Python<'_>, m: ferrymq::MessageInfo) -> PyResult<PyMessa
         key: m.key,
         payload: PyBytes::new(py, &m.payload).unbind(),
         headers: m.headers,
-        group: m.group,
+        ordering_key: m.ordering_key,
         published_at: datetime(py, m.published_at)?.unbind(),
         deliver_at: datetime(py, m.deliver_at)?.unbind(),
         state: m.state.as_str(),

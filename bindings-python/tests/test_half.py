@@ -26,6 +26,24 @@ def test_prepare_commit_rollback(db: pathlib.Path) -> None:
     assert q.message(h2.id).state == "rolled_back"
 
 
+def test_commit_and_rollback_by_id_from_another_process_handle(db: pathlib.Path) -> None:
+    q = ferrymq.Queue(db)
+    q.subscribe("g", "fund-purchase")
+    buy, sell = q.prepare("fund-purchase", b"buy").id, q.prepare("fund-purchase", b"sell").id
+    other = ferrymq.Queue(db)  # e.g. a recovery job that only knows the ids
+    other.commit_half(buy)
+    other.rollback_half(sell)
+    assert [d.message_id for d in q.receive("g", max=10)] == [buy]
+    assert q.message(sell).state == "rolled_back"
+    plain = q.publish("fund-purchase", b"not a half message")
+    with pytest.raises(ferrymq.InvalidArgumentError):
+        q.commit_half(plain)
+    with pytest.raises(ferrymq.NotFoundError):
+        q.rollback_half(10**9)
+    other.close()
+    q.close()
+
+
 def test_the_checker_commits_rolls_back_and_counts_unknowns(db: pathlib.Path) -> None:
     # The background checker thread may answer too; assert on final states, not counts.
     q = ferrymq.Queue(db, check_after=0, check_interval=0.001, check_max=2)

@@ -21,12 +21,12 @@ def test_every_field_round_trips(q: Queue) -> None:
         tag="created",
         key="order-42",
         headers={"traceparent": "00-abc-01"},
-        group="account-7",
+        ordering_key="account-7",
         idempotency_key="order-42/pay",
     )
     (d,) = q.receive("payment-center", max=10, wait=1.0)
     assert d.message_id == mid
-    assert (d.topic, d.tag, d.key, d.group) == ("payments", "created", "order-42", "account-7")
+    assert (d.topic, d.tag, d.key, d.ordering_key) == ("payments", "created", "order-42", "account-7")
     assert d.payload == b"pay 100" and isinstance(d.payload, bytes)
     assert d.headers == {"traceparent": "00-abc-01"}
     assert d.attempt == 1 and d.consumer_group == "payment-center"

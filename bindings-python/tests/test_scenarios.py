@@ -39,7 +39,7 @@ def ms(v: Optional[float]) -> Optional[float]:
 
 
 def publish_kwargs(s: Step) -> dict[str, Any]:
-    kw: dict[str, Any] = {k: s[k] for k in ("tag", "key", "headers", "group", "idempotency_key") if k in s}
+    kw: dict[str, Any] = {k: s[k] for k in ("tag", "key", "headers", "ordering_key", "idempotency_key") if k in s}
     if "delay_ms" in s:
         kw["delay"] = s["delay_ms"] / 1000
     if "deliver_at_offset_ms" in s:
@@ -70,7 +70,7 @@ def delivery_json(d: ferrymq.Delivery) -> dict[str, Any]:
         "tag": d.tag,
         "key": d.key,
         "headers": d.headers,
-        "group": d.group,
+        "ordering_key": d.ordering_key,
         "attempt": d.attempt,
     }
 

@@ -22,6 +22,8 @@
 //! its connections there could not lock it.
 //!
 //! This module is the one piece of process-wide state in the crate: fork is process-wide.
+//! Outside unix there is no `fork()`; the registry stays, the handlers do not.
+#![cfg_attr(not(unix), allow(dead_code))]
 
 use crate::error::{Error, Result};
 use crate::inner::lock;
@@ -282,6 +284,7 @@ pub(crate) fn before_open(path: &Path) -> Result<()> {
     Ok(())
 }
 
+#[cfg(unix)]
 unsafe extern "C" {
     fn pthread_atfork(
         prepare: Option<unsafe extern "C" fn()>,
@@ -290,6 +293,11 @@ unsafe extern "C" {
     ) -> c_int;
 }
 
+/// Without `fork()` (Windows) there is nothing to prepare for.
+#[cfg(not(unix))]
+fn install_handlers() {}
+
+#[cfg(unix)]
 fn install_handlers() {
     // SAFETY: registers three functions that only touch this module's statics.
     unsafe {
@@ -298,6 +306,7 @@ fn install_handlers() {
 }
 
 /// Holds the registry across the fork and waits until no thread works inside SQLite.
+#[cfg(unix)]
 unsafe extern "C" fn prepare() {
     REGISTRY.acquire();
     if let Ok(list) = REGISTRY.list.try_lock() {
@@ -307,6 +316,7 @@ unsafe extern "C" fn prepare() {
     }
 }
 
+#[cfg(unix)]
 unsafe extern "C" fn in_parent() {
     if let Ok(list) = REGISTRY.list.try_lock() {
         for conns in list.iter() {
@@ -318,6 +328,7 @@ unsafe extern "C" fn in_parent() {
 
 /// Only flags and the registry's spin flag: the child settles its inheritance later, at
 /// its first open (the child may be a short-lived `exec` helper that never opens one).
+#[cfg(unix)]
 unsafe extern "C" fn in_child() {
     if let Ok(list) = REGISTRY.list.try_lock() {
         for conns in list.iter() {

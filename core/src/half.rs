@@ -224,14 +224,24 @@ impl HalfMessage {
     }
 }
 
+/// The producer's commit. `NotFound` for an unknown id, `InvalidArgument` for a message
+/// that is not a half message or was rolled back.
 pub(crate) fn commit(inner: &Arc<Inner>, id: i64) -> Result<()> {
-    inner
-        .write(true, |c| store::half::commit(c, id, None))
-        .map(|_| ())
+    inner.write(true, |c| {
+        if store::half::commit(c, id, None)? == Decided::Now {
+            store::half::stamp_decided(c, id, inner.now())?;
+        }
+        Ok(())
+    })
 }
 
+/// The producer's rollback. `NotFound` for an unknown id, `InvalidArgument` for a
+/// message that is not a half message or was committed.
 pub(crate) fn rollback(inner: &Arc<Inner>, id: i64) -> Result<()> {
-    inner
-        .write(false, |c| store::half::rollback(c, id, None))
-        .map(|_| ())
+    inner.write(false, |c| {
+        if store::half::rollback(c, id, None)? == Decided::Now {
+            store::half::stamp_decided(c, id, inner.now())?;
+        }
+        Ok(())
+    })
 }

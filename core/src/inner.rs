@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::ErrorKind as IoKind;
 use std::ops::Deref;
+#[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -149,13 +150,14 @@ impl Drop for PooledConn {
     }
 }
 
+/// Creates the file readable by its owner only (on unix; elsewhere with the directory's
+/// default permissions), unless it exists.
 fn create_private(path: &Path) -> Result<()> {
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    match options.open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == IoKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::Storage(format!(

@@ -41,18 +41,22 @@
 
 mod clock;
 mod commit;
+mod consume;
+mod dlq;
 mod error;
 mod filter;
 mod fork;
 mod half;
 mod heartbeat;
 mod inner;
+mod inspect;
 mod model;
 mod options;
 mod outbox;
 mod publish;
 mod queue;
 mod receive;
+mod retention;
 mod retry;
 mod store;
 mod validate;
@@ -60,6 +64,7 @@ mod wake;
 mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use consume::Consume;
 pub use error::{Error, ErrorKind, Result};
 pub use filter::TagFilter;
 pub use half::{Checker, HalfMessage};
@@ -71,18 +76,50 @@ pub use options::{
     Message, Options, PublishOptions, ReceiveOptions, SubscribeOptions, Synchronous,
 };
 pub use outbox::Transaction;
-pub use queue::{MAX_LIST, Queue};
-pub use retry::RetryPolicy;
+pub use queue::Queue;
+pub use retry::{AfterFailure, RetryPolicy};
 pub use rusqlite;
 /// A SQL value for `Transaction::execute`/`query` parameters and results.
 pub use rusqlite::types::Value;
-pub use validate::seconds;
+pub use validate::{MAX_LIST, seconds};
 pub use worker::{ErrorHook, Handler, Settled, Worker, WorkerOptions, call_handler};
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The verbs of a queue that every language offers, under this name in Rust and Python and
+/// in camelCase in Node and Kotlin (`ack`, `nack` and `extend` are methods of a delivery
+/// there). `core/tests/surface.rs` fails when a binding lacks one.
+pub const VERBS: &[&str] = &[
+    "close",
+    "subscribe",
+    "publish",
+    "publish_batch",
+    "receive",
+    "consume",
+    "worker",
+    "ack",
+    "nack",
+    "extend",
+    "transaction",
+    "prepare",
+    "commit_half",
+    "rollback_half",
+    "set_checker",
+    "remove_checker",
+    "run_checks",
+    "half_messages",
+    "dead_letters",
+    "redrive",
+    "purge_dead_letters",
+    "stats",
+    "message",
+    "find",
+    "purge_acked",
+    "vacuum",
+];
 
 /// Limits on input, for bindings and callers that check before calling.
 pub mod limits {
@@ -97,4 +134,12 @@ pub mod defaults {
     pub use crate::retry::{
         EXPONENTIAL_INITIAL, EXPONENTIAL_JITTER, EXPONENTIAL_MAX_DELAY, EXPONENTIAL_MAX_RETRIES,
     };
+    use std::time::Duration;
+
+    /// `half_messages` without a limit.
+    pub const HALF_MESSAGES_LIMIT: usize = 1000;
+    /// `dead_letters` without a limit.
+    pub const DEAD_LETTERS_LIMIT: usize = 100;
+    /// `purge_acked` without an age: a week, so an operator can still look a message up.
+    pub const PURGE_ACKED_OLDER_THAN: Duration = Duration::from_secs(7 * 86_400);
 }

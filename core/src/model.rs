@@ -13,8 +13,8 @@ pub struct Delivery {
     pub key: Option<String>,
     pub payload: Vec<u8>,
     pub headers: BTreeMap<String, String>,
-    /// The ordering group of the message (not the consumer group).
-    pub group: Option<String>,
+    /// The ordering key of the message: deliveries of one key reach a consumer group in order.
+    pub ordering_key: Option<String>,
     /// 1 for the first delivery, 2 for the first retry, ...
     pub attempt: u32,
     pub published_at: SystemTime,
@@ -26,7 +26,7 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// What settling needs (ids, token, ordering group) without the payload and headers,
+    /// What settling needs (ids, token, ordering key) without the payload and headers,
     /// which may be megabytes: for writes queued behind group commit.
     pub(crate) fn handle(&self) -> Delivery {
         Delivery {
@@ -36,7 +36,7 @@ impl Delivery {
             key: None,
             payload: Vec::new(),
             headers: BTreeMap::new(),
-            group: self.group.clone(),
+            ordering_key: self.ordering_key.clone(),
             attempt: self.attempt,
             published_at: self.published_at,
             consumer_group: self.consumer_group.clone(),
@@ -178,7 +178,7 @@ pub struct MessageInfo {
     pub key: Option<String>,
     pub payload: Vec<u8>,
     pub headers: BTreeMap<String, String>,
-    pub group: Option<String>,
+    pub ordering_key: Option<String>,
     pub published_at: SystemTime,
     pub deliver_at: SystemTime,
     pub state: MessageState,

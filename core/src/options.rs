@@ -207,8 +207,8 @@ pub struct PublishOptions {
     /// Business key for lookup with `find` (an order id).
     pub key: Option<String>,
     pub headers: BTreeMap<String, String>,
-    /// Ordering key: messages of one group reach a consumer group strictly in order.
-    pub group: Option<String>,
+    /// Messages with one ordering key reach each consumer group strictly in order.
+    pub ordering_key: Option<String>,
     pub idempotency_key: Option<String>,
     pub delay: Option<Duration>,
     pub deliver_at: Option<SystemTime>,
@@ -230,8 +230,8 @@ impl PublishOptions {
         self.headers.insert(name.into(), value.into());
         self
     }
-    pub fn group(mut self, group: impl Into<String>) -> Self {
-        self.group = Some(group.into());
+    pub fn ordering_key(mut self, key: impl Into<String>) -> Self {
+        self.ordering_key = Some(key.into());
         self
     }
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
@@ -276,8 +276,8 @@ impl Message {
         self.options = self.options.key(key);
         self
     }
-    pub fn group(mut self, group: impl Into<String>) -> Self {
-        self.options = self.options.group(group);
+    pub fn ordering_key(mut self, key: impl Into<String>) -> Self {
+        self.options = self.options.ordering_key(key);
         self
     }
 }

@@ -120,7 +120,7 @@ impl Transaction {
     }
 
     pub fn publish_batch(&mut self, messages: &[Message]) -> Result<Vec<i64>> {
-        crate::queue::validate_batch(&self.inner, messages)?;
+        publish::validate_batch(&self.inner, messages)?;
         let ids = store::all_or_nothing(&**self.live()?, |c| {
             publish::write_batch(&self.inner, c, messages)
         })?;
@@ -134,7 +134,7 @@ impl Transaction {
         store::all_or_nothing(&**self.live()?, |c| {
             settle::ack(c, delivery, self.inner.now())
         })?;
-        self.wakes |= delivery.group.is_some();
+        self.wakes |= delivery.ordering_key.is_some();
         Ok(())
     }
 
@@ -144,7 +144,7 @@ impl Transaction {
         reason: &str,
         delay: Option<Duration>,
     ) -> Result<()> {
-        crate::queue::validate_nack(delay)?;
+        crate::validate::nack_delay(delay)?;
         let reason = crate::validate::error_text(reason);
         let delay = delay.map(crate::clock::duration_to_ms);
         store::all_or_nothing(&**self.live()?, |c| {

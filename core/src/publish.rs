@@ -33,8 +33,8 @@ pub(crate) fn validate(
     if let Some(key) = &o.key {
         validate::text("key", key, validate::MAX_KEY_LEN)?;
     }
-    if let Some(group) = &o.group {
-        validate::text("group", group, validate::MAX_KEY_LEN)?;
+    if let Some(ordering_key) = &o.ordering_key {
+        validate::text("ordering_key", ordering_key, validate::MAX_KEY_LEN)?;
     }
     if let Some(k) = &o.idempotency_key {
         validate::text("idempotency_key", k, validate::MAX_KEY_LEN)?;
@@ -101,7 +101,7 @@ pub(crate) fn write_batch(
     // exactly the unordered rows between the first and the last of them.
     let mut unordered: Option<(i64, i64)> = None;
     for m in messages {
-        let fan_out = if m.options.group.is_none() {
+        let fan_out = if m.options.ordering_key.is_none() {
             FanOut::ByCaller
         } else {
             FanOut::Now
@@ -181,7 +181,7 @@ fn write_one(
             tag: o.tag.as_deref(),
             key: o.key.as_deref(),
             headers: store::encode_headers(&o.headers)?,
-            ordering_group: o.group.as_deref(),
+            ordering_group: o.ordering_key.as_deref(),
             payload,
             published_at: now,
             deliver_at,
@@ -195,7 +195,7 @@ fn write_one(
             id,
             topic_id,
             o.tag.as_deref(),
-            o.group.as_deref(),
+            o.ordering_key.as_deref(),
             deliver_at,
         )?;
     }
@@ -204,4 +204,20 @@ fn write_one(
         store::publish::remember_idempotent(conn, topic_id, k, id, expires)?;
     }
     Ok((id, true))
+}
+
+/// Every message of a batch, before any is written; the error names the message.
+pub(crate) fn validate_batch(inner: &Inner, messages: &[Message]) -> Result<()> {
+    if messages.len() > validate::MAX_BATCH {
+        return Err(Error::invalid(format!(
+            "a batch holds at most {} messages, got {}",
+            validate::MAX_BATCH,
+            messages.len()
+        )));
+    }
+    for (i, m) in messages.iter().enumerate() {
+        validate(inner, &m.topic, &m.payload, &m.options)
+            .map_err(|e| Error::invalid(format!("message {i} of the batch: {e}")))?;
+    }
+    Ok(())
 }

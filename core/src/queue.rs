@@ -1,5 +1,6 @@
 //! The `Queue` handle: a cheap clone over one queue's state. Every public call lives
-//! here and delegates to the capability modules.
+//! here, validates what is cheap to validate, and delegates to a capability module
+//! (`publish`, `receive`, `outbox`, `half`, `dlq`, `inspect`, `retention`, `worker`).
 
 use crate::clock::duration_to_ms;
 use crate::error::{Error, Result};
@@ -11,15 +12,11 @@ use crate::outbox::{self, Transaction};
 use crate::publish::{self, Visibility};
 use crate::store::{self, settle};
 use crate::validate;
+use crate::{dlq, inspect, retention};
 use crate::{filter::TagFilter, receive};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// Rows handled per transaction by bulk operations (redrive, purges).
-const CHUNK: usize = 500;
-/// Most rows returned by one listing call.
-pub const MAX_LIST: usize = 10_000;
 
 /// A durable message queue in one SQLite file. Clone it freely: clones share one set of
 /// connections. Safe to use from many threads.
@@ -39,37 +36,6 @@ impl std::fmt::Debug for Queue {
             .field("path", &self.inner.path)
             .finish()
     }
-}
-
-pub(crate) fn validate_batch(inner: &Inner, messages: &[Message]) -> Result<()> {
-    if messages.len() > validate::MAX_BATCH {
-        return Err(Error::invalid(format!(
-            "a batch holds at most {} messages, got {}",
-            validate::MAX_BATCH,
-            messages.len()
-        )));
-    }
-    for (i, m) in messages.iter().enumerate() {
-        publish::validate(inner, &m.topic, &m.payload, &m.options)
-            .map_err(|e| Error::invalid(format!("message {i} of the batch: {e}")))?;
-    }
-    Ok(())
-}
-
-pub(crate) fn validate_nack(delay: Option<Duration>) -> Result<()> {
-    if let Some(d) = delay {
-        validate::bounded_duration("nack delay", d)?;
-    }
-    Ok(())
-}
-
-fn validate_limit(limit: usize) -> Result<()> {
-    if limit == 0 || limit > MAX_LIST {
-        return Err(Error::invalid(format!(
-            "limit must be between 1 and {MAX_LIST}, got {limit}"
-        )));
-    }
-    Ok(())
 }
 
 impl Queue {
@@ -148,7 +114,7 @@ impl Queue {
 
     /// Publishes every message in one commit: all or none.
     pub fn publish_batch(&self, messages: &[Message]) -> Result<Vec<i64>> {
-        validate_batch(&self.inner, messages)?;
+        publish::validate_batch(&self.inner, messages)?;
         let inner = &self.inner;
         inner.write(true, |c| publish::write_batch(inner, c, messages))
     }
@@ -206,7 +172,7 @@ impl Queue {
         let d = delivery.handle();
         self.inner
             .write_shared(
-                delivery.group.is_some(),
+                delivery.ordering_key.is_some(),
                 Box::new(move |c, _| settle::ack(c, &d, inner.now()).map(|()| 0)),
             )
             .map(|_| ())
@@ -223,8 +189,8 @@ impl Queue {
         delivery: &Delivery,
         reason: &str,
         delay: Option<Duration>,
-    ) -> Result<settle::NackOutcome> {
-        validate_nack(delay)?;
+    ) -> Result<crate::retry::AfterFailure> {
+        validate::nack_delay(delay)?;
         let reason = validate::error_text(reason);
         let inner = &self.inner;
         inner.write(true, |c| {
@@ -353,202 +319,77 @@ impl Queue {
     }
 
     /// Half messages still undecided (`Some(Half)`), rolled back (`Some(RolledBack)`), or
-    /// both (`None`), oldest first.
+    /// both (`None`): the `limit` oldest (lowest ids) of those, oldest first. With `None`
+    /// both states are one list in id order, so an old rolled-back message comes before a
+    /// newer undecided one. Rolled-back messages stay listed until `purge_acked` removes
+    /// them after its retention period.
     pub fn half_messages(
         &self,
         state: Option<MessageState>,
         limit: usize,
     ) -> Result<Vec<MessageInfo>> {
-        validate_limit(limit)?;
-        let states = match state {
-            None => vec![store::HALF, store::ROLLED_BACK],
-            Some(MessageState::Half) => vec![store::HALF],
-            Some(MessageState::RolledBack) => vec![store::ROLLED_BACK],
-            Some(MessageState::Committed) => {
-                return Err(Error::invalid(
-                    "half_messages lists half or rolled_back messages",
-                ));
-            }
-        };
-        let now = self.inner.now();
-        self.inner.read(|c| {
-            let mut out = Vec::new();
-            for s in states {
-                for id in store::half::ids_in_state(c, s, limit - out.len())? {
-                    out.push(store::inspect::message(c, id, now)?);
-                }
-            }
-            out.sort_by_key(|m| m.id);
-            Ok(out)
-        })
+        inspect::half_messages(&self.inner, state, limit)
     }
 
     /// The group's dead letters, oldest death first.
     pub fn dead_letters(&self, group: &str, limit: usize) -> Result<Vec<DeadLetter>> {
-        validate::name("consumer group", group)?;
-        validate_limit(limit)?;
-        self.inner.read(|c| {
-            let g = store::groups::by_name(c, group)?;
-            store::dlq::list(c, g.id, limit)
-        })
+        dlq::dead_letters(&self.inner, group, limit)
     }
 
     /// Puts dead letters back in line with fresh retries: all of them (`None`) or the
-    /// given message ids. Returns how many were dead and are now replayed.
+    /// given message ids. Returns how many were dead and are now replayed. `None` covers
+    /// the letters dead when the call started, each at most once, oldest message first,
+    /// a short transaction at a time: a letter that dies again meanwhile stays dead.
     pub fn redrive(&self, group: &str, ids: Option<&[i64]>) -> Result<u64> {
-        validate::name("consumer group", group)?;
-        let group_id = self.inner.read(|c| store::groups::by_name(c, group))?.id;
-        let inner = &self.inner;
-        match ids {
-            Some(ids) => inner.write(true, |c| {
-                let mut ids = ids.to_vec();
-                ids.sort_unstable();
-                let mut n = 0;
-                for &id in &ids {
-                    n += u64::from(store::dlq::redrive_one(c, group_id, id, inner.now())?);
-                }
-                Ok(n)
-            }),
-            None => self.in_chunks(true, i64::MAX, group_id, store::dlq::redrive_one),
-        }
+        dlq::redrive(&self.inner, group, ids)
     }
 
-    /// Deletes dead letters (all, or those dead for at least `older_than`).
-    pub fn purge_dead_letters(&self, group: &str, older_than: Option<Duration>) -> Result<u64> {
-        validate::name("consumer group", group)?;
-        if let Some(d) = older_than {
-            validate::bounded_duration("older_than", d)?;
-        }
-        let group_id = self.inner.read(|c| store::groups::by_name(c, group))?.id;
-        let cutoff = older_than.map_or(i64::MAX, |d| self.inner.now() - duration_to_ms(d));
-        self.in_chunks(false, cutoff, group_id, |c, g, id, _| {
-            store::dlq::purge_one(c, g, id)
-        })
-    }
-
-    fn in_chunks(
+    /// `redrive(group, None)` that calls `between` after each of its transactions, before
+    /// the next begins, with how long that one ran from BEGIN IMMEDIATE granted to its
+    /// last statement, and to COMMIT done: for the benchmark, and for tests that act
+    /// between two transactions.
+    #[doc(hidden)]
+    pub fn redrive_observed(
         &self,
-        wake: bool,
-        cutoff: i64,
-        group_id: i64,
-        apply: impl Fn(&rusqlite::Connection, i64, i64, i64) -> Result<bool>,
+        group: &str,
+        between: &mut dyn FnMut(Duration, Duration),
     ) -> Result<u64> {
-        let inner = &self.inner;
-        let mut total = 0;
-        loop {
-            let (done, n) = inner.write(wake, |c| {
-                let ids = store::dlq::dead_ids(c, group_id, cutoff, CHUNK)?;
-                let mut n = 0;
-                for &id in &ids {
-                    n += u64::from(apply(c, group_id, id, inner.now())?);
-                }
-                Ok((ids.len() < CHUNK, n))
-            })?;
-            total += n;
-            if done {
-                return Ok(total);
-            }
-        }
+        dlq::redrive_observed(&self.inner, group, between)
+    }
+
+    /// Deletes dead letters (all, or those dead for at least `older_than`) that were
+    /// dead when the call started, a short transaction at a time.
+    pub fn purge_dead_letters(&self, group: &str, older_than: Option<Duration>) -> Result<u64> {
+        dlq::purge_dead_letters(&self.inner, group, older_than)
     }
 
     /// Counts per topic and per consumer group.
     pub fn stats(&self) -> Result<Stats> {
-        let now = self.inner.now();
-        self.inner.read(|c| {
-            let mut stats = Stats::default();
-            for (id, name) in store::inspect::topics(c)? {
-                stats
-                    .topics
-                    .insert(name, store::inspect::topic_stats(c, id)?);
-            }
-            for (id, name, topic) in store::groups::all(c)? {
-                stats
-                    .groups
-                    .insert(name, store::inspect::group_stats(c, id, topic, now)?);
-            }
-            Ok(stats)
-        })
+        inspect::stats(&self.inner)
     }
 
     /// One message with its state in every group and its attempt and check history.
     pub fn message(&self, id: i64) -> Result<MessageInfo> {
-        let now = self.inner.now();
-        self.inner.read(|c| store::inspect::message(c, id, now))
+        inspect::message(&self.inner, id)
     }
 
     /// Messages of `topic` with business key `key`, oldest first (at most 10,000).
     pub fn find(&self, topic: &str, key: &str) -> Result<Vec<MessageInfo>> {
-        validate::name("topic", topic)?;
-        validate::text("key", key, validate::MAX_KEY_LEN)?;
-        let now = self.inner.now();
-        self.inner.read(|c| {
-            let Some(topic_id) = store::publish::find_topic(c, topic)? else {
-                return Ok(Vec::new());
-            };
-            store::inspect::ids_by_key(c, topic_id, key, MAX_LIST)?
-                .into_iter()
-                .map(|id| store::inspect::message(c, id, now))
-                .collect()
-        })
+        inspect::find(&self.inner, topic, key)
     }
 
     /// Deletes messages published and acked by every group at least `older_than` ago,
+    /// half messages rolled back at least `older_than` ago (with their check history),
     /// and idempotency keys past their window. Returns how many messages went.
     pub fn purge_acked(&self, older_than: Duration) -> Result<u64> {
-        validate::bounded_duration("older_than", older_than)?;
-        let inner = &self.inner;
-        let now = inner.now();
-        let cutoff = now - duration_to_ms(older_than);
-        let mut after = 0;
-        let mut total = 0;
-        loop {
-            let chunk = inner.write(false, |c| {
-                store::purge::acked_chunk(c, after, cutoff, CHUNK)
-            })?;
-            total += chunk.deleted;
-            after = chunk.last_id;
-            if chunk.done {
-                break;
-            }
-        }
-        while inner.write(false, |c| {
-            store::purge::expired_idempotency_keys(c, now, CHUNK)
-        })? as usize
-            == CHUNK
-        {}
-        Ok(total)
+        retention::purge_acked(&self.inner, older_than)
     }
 
     /// Gives pages freed by purges back to the file system: up to `pages` of them
-    /// (`None`: every free page), in transactions of at most 4,096 pages so publishers
-    /// wait little. Returns how many pages were freed; the file shrinks by that much once
-    /// the WAL is checkpointed (tried at once; a reader in the way delays it). Works on
-    /// files ferrymq created (`auto_vacuum = INCREMENTAL`); a file created before, or a
-    /// business database ferrymq adopted, keeps its mode and this returns 0: nothing went
-    /// wrong, SQLite cannot shrink such a file except by a full `VACUUM`.
+    /// (`None`: every free page); returns how many pages were freed. Files created before
+    /// incremental auto-vacuum keep their mode and free nothing (see `retention`).
     pub fn vacuum(&self, pages: Option<u64>) -> Result<u64> {
-        const VACUUM_CHUNK: u64 = 4096;
-        if pages == Some(0) {
-            return Err(Error::invalid(
-                "pages must be at least 1 (leave it out to free every free page)",
-            ));
-        }
-        let inner = &self.inner;
-        let mut left = pages.unwrap_or(u64::MAX);
-        let mut total = 0;
-        while left > 0 {
-            let chunk = left.min(VACUUM_CHUNK);
-            let freed = inner.write(false, |c| store::schema::incremental_vacuum(c, chunk))?;
-            total += freed;
-            left -= freed.min(left);
-            if freed < chunk {
-                break;
-            }
-        }
-        if total > 0 {
-            store::schema::checkpoint(&*inner.conn()?)?;
-        }
-        Ok(total)
+        retention::vacuum(&self.inner, pages)
     }
 
     /// (transactions, writes) that went through group commit: single publishes and acks

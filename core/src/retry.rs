@@ -84,6 +84,15 @@ pub enum RetryPolicy {
     },
 }
 
+/// What follows a failed attempt (see [`RetryPolicy::after_failure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Deliverable again at this time (ms since the epoch).
+    RetryAt(i64),
+    /// Retries used up: the delivery goes to the dead-letter queue.
+    Dead,
+}
+
 impl RetryPolicy {
     pub fn rocketmq() -> Self {
         RetryPolicy::RocketMq
@@ -176,6 +185,26 @@ impl RetryPolicy {
         })
     }
 
+    /// What follows failed attempt `attempt` (1-based) at `now` (ms): a retry at a time, or
+    /// death once the retries are used up. `explicit_delay_ms` (a nack's own delay)
+    /// replaces the policy's wait but not its count; `unit` in [0, 1) drives the jitter.
+    /// The one place that decides; the store only writes what this returns.
+    pub fn after_failure(
+        &self,
+        attempt: u32,
+        explicit_delay_ms: Option<i64>,
+        now: i64,
+        unit: f64,
+    ) -> AfterFailure {
+        match self.delay_before_retry(attempt, unit) {
+            None => AfterFailure::Dead,
+            Some(wait) => {
+                let ms = explicit_delay_ms.unwrap_or_else(|| crate::clock::duration_to_ms(wait));
+                AfterFailure::RetryAt(now.saturating_add(ms))
+            }
+        }
+    }
+
     /// The stored form, one line of text in the consumer group's row.
     pub fn encode(&self) -> String {
         match self {
@@ -239,6 +268,33 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_failure_retries_on_the_schedule_then_dies() {
+        let p = RetryPolicy::fixed(vec![Duration::from_secs(1), Duration::from_secs(5)]).unwrap();
+        assert_eq!(
+            p.after_failure(1, None, 1_000, 0.5),
+            AfterFailure::RetryAt(2_000)
+        );
+        assert_eq!(
+            p.after_failure(2, None, 1_000, 0.5),
+            AfterFailure::RetryAt(6_000)
+        );
+        assert_eq!(p.after_failure(3, None, 1_000, 0.5), AfterFailure::Dead);
+        // A nack's own delay replaces the wait, not the count.
+        assert_eq!(
+            p.after_failure(1, Some(250), 1_000, 0.5),
+            AfterFailure::RetryAt(1_250)
+        );
+        assert_eq!(
+            p.after_failure(3, Some(250), 1_000, 0.5),
+            AfterFailure::Dead
+        );
+        assert_eq!(
+            p.after_failure(1, None, i64::MAX, 0.5),
+            AfterFailure::RetryAt(i64::MAX)
+        );
+    }
 
     #[test]
     fn rocketmq_schedule_is_sixteen_retries_from_10s_to_2h() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 /// Topic and consumer-group names: 1-249 chars of `[A-Za-z0-9._-]` (Kafka's rule).
 pub const MAX_NAME_LEN: usize = 249;
 pub const MAX_TAG_LEN: usize = 128;
-/// Keys, ordering groups and idempotency keys.
+/// Keys, ordering keys and idempotency keys.
 pub const MAX_KEY_LEN: usize = 1024;
 pub const MAX_HEADER_NAME_LEN: usize = 256;
 /// All header names and values of one message together.
@@ -23,7 +23,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 /// bundled build): a longer payload fails inside SQLite as a storage error.
 pub const SQLITE_MAX_LENGTH: usize = 1_000_000_000;
 /// Highest `max_payload` accepted: SQLite's limit less 1 MB for the row's other columns
-/// (headers up to 64 KiB, key, ordering group, tag, integers).
+/// (headers up to 64 KiB, key, ordering key, tag, integers).
 pub const MAX_PAYLOAD: usize = SQLITE_MAX_LENGTH - 1_000_000;
 /// Smallest `max_size` accepted: the schema alone takes about 20 pages of 4 KiB.
 pub const MIN_MAX_SIZE: u64 = 128 * 1024;
@@ -176,6 +176,27 @@ pub fn error_text(reason: &str) -> String {
         end -= 1;
     }
     format!("{}...", &reason[..end])
+}
+
+/// Most rows returned by one listing call.
+pub const MAX_LIST: usize = 10_000;
+
+/// A listing's `limit`: at least 1, at most `MAX_LIST`, so one call never loads a table.
+pub(crate) fn limit(limit: usize) -> Result<()> {
+    if limit == 0 || limit > MAX_LIST {
+        return Err(Error::invalid(format!(
+            "limit must be between 1 and {MAX_LIST}, got {limit}"
+        )));
+    }
+    Ok(())
+}
+
+/// A nack's own delay, if it has one.
+pub(crate) fn nack_delay(delay: Option<Duration>) -> Result<()> {
+    if let Some(d) = delay {
+        bounded_duration("nack delay", d)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::inner::lock;
 use crate::model::Delivery;
 use crate::options::ReceiveOptions;
 use crate::queue::Queue;
-use crate::store::settle::NackOutcome;
+use crate::retry::AfterFailure;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -160,8 +160,8 @@ impl Queue {
         let done = match outcome {
             Ok(()) => self.ack(delivery).map(|()| Settled::Acked),
             Err(reason) => self.nack_outcome(delivery, &reason, None).map(|o| match o {
-                NackOutcome::RetryAt(_) => Settled::Retrying,
-                NackOutcome::Dead => Settled::Dead,
+                AfterFailure::RetryAt(_) => Settled::Retrying,
+                AfterFailure::Dead => Settled::Dead,
             }),
         };
         match done {
@@ -394,7 +394,9 @@ impl Worker {
             return false;
         }
         self.threads.drain(..).for_each(std::mem::forget);
-        self.heartbeat.take().map(std::mem::forget);
+        if let Some(h) = self.heartbeat.take() {
+            std::mem::forget(h);
+        }
         true
     }
 

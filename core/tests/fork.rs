@@ -7,6 +7,8 @@
 //! The tests of this file run one at a time (`SERIAL`): a fork copies whatever the other
 //! tests' threads hold.
 
+#![cfg(unix)]
+
 use ferrymq::{ErrorKind, Options, PublishOptions, Queue, Resolution};
 use std::os::raw::c_int;
 use std::path::Path;

@@ -336,3 +336,146 @@ fn a_rolled_back_half_message_frees_its_idempotency_key_and_purge_takes_its_chec
         .unwrap();
     assert_eq!(orphans, 0);
 }
+
+#[test]
+fn commit_half_and_rollback_half_refuse_an_ordinary_message_and_an_unknown_id() {
+    let t = TestQueue::new();
+    t.sub("g", "t");
+    let ordinary = t.publish("t", "plain");
+    let before = t.snapshot();
+    for result in [t.q.commit_half(ordinary), t.q.rollback_half(ordinary)] {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        assert!(err.to_string().contains("not a half message"), "{err}");
+    }
+    for result in [t.q.commit_half(987_654), t.q.rollback_half(987_654)] {
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::NotFound);
+    }
+    assert_eq!(t.snapshot(), before, "a refused call changed the file");
+
+    // A committed half message: committing again is still a no-op, rolling back an error.
+    let h = t.q.prepare("t", "half", PublishOptions::new()).unwrap();
+    t.q.commit_half(h.id).unwrap();
+    t.q.commit_half(h.id).unwrap();
+    assert_eq!(
+        t.q.rollback_half(h.id).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    // One the checker committed is a half message too.
+    let checked = t.q.prepare("t", "checked", PublishOptions::new()).unwrap();
+    t.advance(Duration::from_secs(6));
+    t.q.set_checker("t", |_| Ok(Resolution::Commit)).unwrap();
+    assert_eq!(t.q.run_checks().unwrap(), 1);
+    t.q.commit_half(checked.id).unwrap();
+}
+
+#[test]
+fn half_messages_of_both_states_are_the_oldest_in_id_order() {
+    let t = TestQueue::new();
+    let mut rolled = Vec::new();
+    for i in 0..3 {
+        let h =
+            t.q.prepare("t", format!("r{i}"), PublishOptions::new())
+                .unwrap();
+        h.rollback().unwrap();
+        rolled.push(h.id);
+    }
+    let half: Vec<i64> = (0..3)
+        .map(|i| {
+            t.q.prepare("t", format!("h{i}"), PublishOptions::new())
+                .unwrap()
+                .id
+        })
+        .collect();
+    let ids = |state, limit| -> Vec<i64> {
+        t.q.half_messages(state, limit)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect()
+    };
+    assert_eq!(ids(None, 3), rolled);
+    assert_eq!(ids(None, 4), [&rolled[..], &half[..1]].concat());
+    assert_eq!(ids(None, 10), [&rolled[..], &half[..]].concat());
+    assert_eq!(ids(Some(MessageState::Half), 2), half[..2]);
+    assert_eq!(ids(Some(MessageState::RolledBack), 10), rolled);
+}
+
+fn count(t: &TestQueue, sql: &str, id: i64) -> i64 {
+    t.raw().query_row(sql, [id], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn a_rolled_back_half_message_is_kept_for_the_retention_period_then_deleted_with_its_rows() {
+    let t = TestQueue::with(Options::default().check_max(2));
+    t.sub("g", "t");
+    // Rolled back by the checker (two unknown answers), with check rows and a key.
+    let by_checker =
+        t.q.prepare("t", "a", PublishOptions::new().idempotency_key("pay-1"))
+            .unwrap();
+    let by_producer = t.q.prepare("t", "b", PublishOptions::new()).unwrap();
+    // Past the 1,024th id, so the topic count is partly folded.
+    let batch: Vec<ferrymq::Message> = (0..1100)
+        .map(|i| ferrymq::Message::new("t", format!("{i}")))
+        .collect();
+    t.q.publish_batch(&batch).unwrap();
+    t.advance(Duration::from_secs(3600));
+    t.q.set_checker("t", |_| Ok(Resolution::Unknown)).unwrap();
+    t.q.run_checks().unwrap();
+    t.advance(Duration::from_secs(60));
+    t.q.run_checks().unwrap();
+    t.q.remove_checker("t");
+    by_producer.rollback().unwrap();
+    assert_eq!(
+        t.q.message(by_checker.id).unwrap().state,
+        MessageState::RolledBack
+    );
+    t.publish("t", "newest");
+    let stats = t.q.stats().unwrap().topics["t"].clone();
+    assert_eq!((stats.messages, stats.half), (1101, 0));
+
+    // Published an hour ago, rolled back just now: kept for the retention period.
+    t.advance(Duration::from_secs(30));
+    assert_eq!(t.q.purge_acked(Duration::from_secs(90)).unwrap(), 0);
+    assert_eq!(
+        t.q.half_messages(Some(MessageState::RolledBack), 10)
+            .unwrap()
+            .len(),
+        2
+    );
+
+    t.advance(Duration::from_secs(120));
+    assert_eq!(t.q.purge_acked(Duration::from_secs(90)).unwrap(), 2);
+    for id in [by_checker.id, by_producer.id] {
+        assert_eq!(t.q.message(id).unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(
+            count(
+                &t,
+                "SELECT count(*) FROM ferrymq_checks WHERE message_id = ?1",
+                id
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &t,
+                "SELECT count(*) FROM ferrymq_idempotency WHERE message_id = ?1",
+                id
+            ),
+            0
+        );
+    }
+    assert!(t.q.half_messages(None, 10).unwrap().is_empty());
+    let after = t.q.stats().unwrap().topics["t"].clone();
+    assert_eq!((after.messages, after.half), (1101, 0));
+    // The key stays free: a retry of the rolled-back payment goes through.
+    let retry =
+        t.q.publish(
+            "t",
+            "a again",
+            PublishOptions::new().idempotency_key("pay-1"),
+        )
+        .unwrap();
+    assert!(retry > by_checker.id);
+    assert_eq!(t.q.purge_acked(Duration::from_secs(90)).unwrap(), 0);
+}

@@ -28,9 +28,9 @@ fn stats_count_each_delivery_in_exactly_one_state() {
         PublishOptions::new().delay(Duration::from_secs(300)),
     )
     .unwrap();
-    t.q.publish("t", "o1", PublishOptions::new().group("k"))
+    t.q.publish("t", "o1", PublishOptions::new().ordering_key("k"))
         .unwrap();
-    t.q.publish("t", "o2", PublishOptions::new().group("k"))
+    t.q.publish("t", "o2", PublishOptions::new().ordering_key("k"))
         .unwrap();
     let ds = t.take("g", 3);
     t.q.ack(&ds[0]).unwrap();

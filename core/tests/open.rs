@@ -332,3 +332,107 @@ fn a_read_only_directory_gives_a_typed_error_and_changes_nothing() {
     names.sort();
     assert_eq!(names, vec![std::ffi::OsString::from("q.db")]);
 }
+
+fn schema_of(path: &std::path::Path) -> Vec<(String, String, Option<String>)> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = c
+        .prepare(
+            "SELECT type, name, sql FROM sqlite_master WHERE name LIKE 'ferrymq%' ORDER BY name",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A file as ferrymq's schema version 2 left it, written with that version's migrations:
+/// an ordinary message dead in group g, a half message committed by its checker, one
+/// still undecided, one rolled back (with its key), and the newest, pending.
+fn write_version_2_file(path: &std::path::Path, group_row_from: &std::path::Path) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(include_str!("../migrations/0001_init.sql"))
+        .unwrap();
+    c.execute_batch(include_str!("../migrations/0002_counted.sql"))
+        .unwrap();
+    c.execute_batch(&format!(
+        "ATTACH '{}' AS fresh;
+         INSERT INTO ferrymq_topics (id, name) VALUES (1, 't');
+         INSERT INTO ferrymq_groups (id, name, topic_id, tag_filter, retry_policy, lease_ms, created_at)
+             SELECT 1, name, 1, tag_filter, retry_policy, lease_ms, created_at
+             FROM fresh.ferrymq_groups WHERE name = 'g';
+         DETACH fresh;
+         INSERT INTO ferrymq_subscriptions VALUES (1, '*', 1);
+         INSERT INTO ferrymq_messages (id, topic_id, state, payload, published_at, deliver_at, check_at)
+             VALUES (1, 1, 0, CAST('dead' AS BLOB), 1000, 1000, NULL), (2, 1, 0, CAST('checked' AS BLOB), 1001, 1001, NULL),
+                    (3, 1, 1, CAST('undecided' AS BLOB), 1002, 1002, 9000), (4, 1, 2, CAST('rolled back' AS BLOB), 1003, 1003, NULL),
+                    (5, 1, 0, CAST('newest' AS BLOB), 1004, 1004, NULL);
+         INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at, attempt, last_error)
+             VALUES (1, 1, 3, 1500, 1, 'poison'), (2, 1, 2, 1600, 1, NULL), (5, 1, 0, 1004, 0, NULL);
+         INSERT INTO ferrymq_checks (message_id, at, resolution) VALUES
+             (2, 1200, 'commit'), (4, 1300, 'unknown'), (4, 1400, 'rollback');
+         INSERT INTO ferrymq_idempotency VALUES (1, 'pay-4', 4, 99999999999999);
+         PRAGMA application_id = {};
+         PRAGMA user_version = 2;",
+        group_row_from.display(),
+        0x4672_7279
+    ))
+    .unwrap();
+}
+
+#[test]
+fn a_version_2_file_upgrades_to_the_fresh_schema_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh.db");
+    let q = Queue::open(&fresh, Options::default()).unwrap();
+    q.subscribe("g", "t", ferrymq::SubscribeOptions::new())
+        .unwrap();
+    q.close().unwrap();
+    let old = dir.path().join("v2.db");
+    write_version_2_file(&old, &fresh);
+
+    let q = Queue::open(&old, Options::default()).unwrap();
+    assert_eq!(schema_of(&old), schema_of(&fresh));
+    let version: i64 = rusqlite::Connection::open(&old)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+
+    let stats = q.stats().unwrap();
+    assert_eq!((stats.topics["t"].messages, stats.topics["t"].half), (3, 1));
+    assert_eq!((stats.groups["g"].dead, stats.groups["g"].ready), (1, 1));
+    let dead = q.dead_letters("g", 10).unwrap();
+    assert_eq!(
+        (dead[0].message_id, &dead[0].payload[..]),
+        (1, &b"dead"[..])
+    );
+    assert_eq!(q.message(4).unwrap().checks.len(), 2);
+    let listed: Vec<i64> = q
+        .half_messages(None, 10)
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(listed, [3, 4]);
+    // Known as half messages from version 2: the one its checker committed, and the
+    // rolled-back one; an ordinary message is not.
+    q.commit_half(2).unwrap();
+    assert_eq!(
+        q.commit_half(4).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        q.commit_half(1).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    // Version 2 did not say when message 4 was rolled back: its retention starts at the
+    // upgrade, so it stays.
+    q.purge_acked(Duration::from_secs(1)).unwrap();
+    assert_eq!(q.message(4).unwrap().payload, b"rolled back");
+    assert_eq!(q.redrive("g", None).unwrap(), 1);
+    assert_eq!(
+        q.receive("g", ReceiveOptions::new().max(10)).unwrap().len(),
+        2
+    );
+}

@@ -15,7 +15,7 @@ fn publish_in(t: &TestQueue, group: &str, n: usize) -> Vec<i64> {
             t.q.publish(
                 "t",
                 format!("{group}-{i}"),
-                PublishOptions::new().group(group),
+                PublishOptions::new().ordering_key(group),
             )
             .unwrap()
         })
@@ -128,7 +128,7 @@ fn concurrent_consumers_keep_every_group_in_order() {
             t.q.publish(
                 "t",
                 format!("{i}"),
-                PublishOptions::new().group(format!("k{g}")),
+                PublishOptions::new().ordering_key(format!("k{g}")),
             )
             .unwrap();
         }
@@ -150,7 +150,7 @@ fn concurrent_consumers_keep_every_group_in_order() {
                     }
                     idle = 0;
                     for d in ds {
-                        let group = d.group.clone().unwrap();
+                        let group = d.ordering_key.clone().unwrap();
                         assert!(
                             inflight.lock().unwrap().insert(group.clone()),
                             "two messages of {group} in flight"

@@ -17,7 +17,7 @@ fn a_published_message_arrives_with_every_field_and_is_gone_after_ack() {
         .tag("created")
         .key("order-42")
         .header("traceparent", "00-abc-01")
-        .group("account-7");
+        .ordering_key("account-7");
     let id = t.q.publish("payments", b"pay 100", opts).unwrap();
 
     let d = t.take_one("payment-center").expect("a delivery");
@@ -25,7 +25,7 @@ fn a_published_message_arrives_with_every_field_and_is_gone_after_ack() {
     assert_eq!(d.topic, "payments");
     assert_eq!(d.tag.as_deref(), Some("created"));
     assert_eq!(d.key.as_deref(), Some("order-42"));
-    assert_eq!(d.group.as_deref(), Some("account-7"));
+    assert_eq!(d.ordering_key.as_deref(), Some("account-7"));
     assert_eq!(
         d.headers.get("traceparent").map(String::as_str),
         Some("00-abc-01")
@@ -179,7 +179,7 @@ fn a_batch_writes_the_same_deliveries_as_one_publish_per_message() {
                 _ => {}
             }
             if i % 5 == 0 {
-                m = m.group(format!("og{}", i % 3));
+                m = m.ordering_key(format!("og{}", i % 3));
             }
             if i % 6 == 0 {
                 // Every third of these repeats an earlier key of the same batch.
@@ -377,9 +377,13 @@ fn bad_input_is_refused_with_a_named_problem_and_changes_nothing() {
                 .unwrap_err(),
         ),
         (
-            "group",
-            q.publish("pay", "p", PublishOptions::new().group("x".repeat(2000)))
-                .unwrap_err(),
+            "ordering_key",
+            q.publish(
+                "pay",
+                "p",
+                PublishOptions::new().ordering_key("x".repeat(2000)),
+            )
+            .unwrap_err(),
         ),
         (
             "either delay or deliver_at",
@@ -476,7 +480,7 @@ fn strings_that_look_like_sql_are_stored_as_data() {
     headers.insert(evil.to_string(), evil.to_string());
     let mut o = PublishOptions::new()
         .key(evil)
-        .group(evil)
+        .ordering_key(evil)
         .idempotency_key(evil);
     o.headers = headers.clone();
     let id = t.q.publish("pay", evil, o).unwrap();
@@ -556,7 +560,7 @@ fn many_tags_messages() -> Vec<Message> {
                 m = m.tag(format!("x{}", (i / 3) % 300));
             }
             if i % 3 == 1 {
-                m = m.group(format!("og{}", i % 4));
+                m = m.ordering_key(format!("og{}", i % 4));
             }
             m
         })
@@ -620,7 +624,7 @@ fn measure_a_batch_of_10000_over_2000_distinct_tags() {
         .map(|i| {
             Message::new("t", format!("m{i}"))
                 .tag(format!("x{}", i % 2_000))
-                .group(format!("og{i}"))
+                .ordering_key(format!("og{i}"))
         })
         .collect();
     let start = std::time::Instant::now();

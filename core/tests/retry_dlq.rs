@@ -3,7 +3,7 @@
 mod common;
 
 use common::TestQueue;
-use ferrymq::{ErrorKind, PublishOptions, RetryPolicy, SubscribeOptions};
+use ferrymq::{ErrorKind, PublishOptions, ReceiveOptions, RetryPolicy, SubscribeOptions};
 use std::time::Duration;
 
 const MS: Duration = Duration::from_millis(1);
@@ -201,4 +201,57 @@ fn a_dead_letter_in_one_group_leaves_the_other_group_alone() {
     let info = t.q.message(ids[0]).unwrap();
     assert_eq!(info.deliveries["g"].state.as_str(), "dead");
     assert_eq!(info.deliveries["healthy"].state.as_str(), "acked");
+}
+
+#[test]
+fn redrive_all_replays_each_letter_dead_at_its_start_once_though_they_die_again() {
+    let t = TestQueue::new();
+    t.sub_with(
+        "g",
+        "t",
+        SubscribeOptions::new().retry(RetryPolicy::fixed(vec![]).unwrap()),
+    );
+    const DEAD: usize = 3000;
+    let batch: Vec<ferrymq::Message> = (0..DEAD)
+        .map(|i| ferrymq::Message::new("t", format!("m{i}")))
+        .collect();
+    for chunk in batch.chunks(1000) {
+        t.q.publish_batch(chunk).unwrap();
+    }
+    let kill = |q: &ferrymq::Queue| -> usize {
+        let mut n = 0;
+        loop {
+            let ds = q.receive("g", ReceiveOptions::new().max(500)).unwrap();
+            if ds.is_empty() {
+                return n;
+            }
+            for d in &ds {
+                q.nack(d, "poison", None).unwrap();
+            }
+            n += ds.len();
+        }
+    };
+    assert_eq!(kill(&t.q), DEAD);
+
+    // A consumer that fails whatever it gets, between every two transactions of the
+    // redrive: each redriven letter dies again before the redrive goes on. Bounded, so
+    // that a redrive that chases them still ends.
+    let q = t.q.clone();
+    let mut died_again = 0;
+    let redriven =
+        t.q.redrive_observed("g", &mut |_, _| {
+            if died_again < 4 * DEAD {
+                died_again += kill(&q);
+            }
+        })
+        .unwrap();
+    assert_eq!(
+        redriven, DEAD as u64,
+        "{redriven} redriven of {DEAD} dead at the start ({died_again} died again)"
+    );
+    assert_eq!(
+        died_again, DEAD,
+        "every letter was redriven once and died again"
+    );
+    assert_eq!(t.q.stats().unwrap().groups["g"].dead, DEAD as u64);
 }

@@ -172,8 +172,8 @@ impl Runner {
                 o = o.header(k, text(v));
             }
         }
-        if let Some(v) = step.get("group") {
-            o = o.group(text(v));
+        if let Some(v) = step.get("ordering_key") {
+            o = o.ordering_key(text(v));
         }
         if let Some(v) = step.get("idempotency_key") {
             o = o.idempotency_key(text(v));
@@ -196,7 +196,7 @@ impl Runner {
             "tag": opt_str(&d.tag),
             "key": opt_str(&d.key),
             "headers": d.headers,
-            "group": opt_str(&d.group),
+            "ordering_key": opt_str(&d.ordering_key),
             "attempt": d.attempt,
         })
     }

@@ -56,7 +56,7 @@ async function pay(d) {
   h.commit()
 }
 
-const worker = q.runWorker('payment-center', pay, { concurrency: 4, waitMs: 200 })
+const worker = q.worker('payment-center', pay, { concurrency: 4, waitMs: 200 })
 console.log('payment center ready')
 process.stdin.resume()
 process.stdin.on('end', async () => {

@@ -89,7 +89,7 @@ class Message:
         tag: Optional[str] = None,
         key: Optional[str] = None,
         headers: Optional[dict[str, str]] = None,
-        group: Optional[str] = None,
+        ordering_key: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         delay: Optional[_Seconds] = None,
         deliver_at: Optional[datetime.datetime] = None,
@@ -116,7 +116,7 @@ class Delivery:
     @property
     def headers(self) -> dict[str, str]: ...
     @property
-    def group(self) -> Optional[str]: ...
+    def ordering_key(self) -> Optional[str]: ...
     @property
     def attempt(self) -> int: ...
     @property
@@ -227,7 +227,7 @@ class MessageInfo:
     @property
     def headers(self) -> dict[str, str]: ...
     @property
-    def group(self) -> Optional[str]: ...
+    def ordering_key(self) -> Optional[str]: ...
     @property
     def published_at(self) -> datetime.datetime: ...
     @property
@@ -281,7 +281,7 @@ class Transaction:
         tag: Optional[str] = None,
         key: Optional[str] = None,
         headers: Optional[dict[str, str]] = None,
-        group: Optional[str] = None,
+        ordering_key: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         delay: Optional[_Seconds] = None,
         deliver_at: Optional[datetime.datetime] = None,
@@ -334,7 +334,7 @@ class Queue:
         tag: Optional[str] = None,
         key: Optional[str] = None,
         headers: Optional[dict[str, str]] = None,
-        group: Optional[str] = None,
+        ordering_key: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         delay: Optional[_Seconds] = None,
         deliver_at: Optional[datetime.datetime] = None,
@@ -375,18 +375,20 @@ class Queue:
         tag: Optional[str] = None,
         key: Optional[str] = None,
         headers: Optional[dict[str, str]] = None,
-        group: Optional[str] = None,
+        ordering_key: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         delay: Optional[_Seconds] = None,
         deliver_at: Optional[datetime.datetime] = None,
     ) -> HalfMessage: ...
+    def commit_half(self, id: int) -> None: ...
+    def rollback_half(self, id: int) -> None: ...
     def set_checker(self, topic: str, checker: Callable[[MessageInfo], Resolution]) -> None: ...
     def remove_checker(self, topic: str) -> bool: ...
     def run_checks(self) -> int: ...
     def half_messages(
-        self, state: Optional[Literal["half", "rolled_back"]] = None, limit: int = 1000
+        self, state: Optional[Literal["half", "rolled_back"]] = None, limit: Optional[int] = None
     ) -> list[MessageInfo]: ...
-    def dead_letters(self, group: str, limit: int = 100) -> list[DeadLetter]: ...
+    def dead_letters(self, group: str, limit: Optional[int] = None) -> list[DeadLetter]: ...
     def redrive(self, group: str, ids: Optional[Sequence[int]] = None) -> int: ...
     def purge_dead_letters(self, group: str, older_than: Optional[_Seconds] = None) -> int: ...
     def stats(self) -> Stats: ...

@@ -8,28 +8,26 @@ use super::{INFLIGHT, PENDING, decode_headers};
 use crate::clock::ms_to_system_time;
 use crate::error::Result;
 use crate::model::Delivery;
+use crate::retry::AfterFailure;
 use rusqlite::{Connection, params};
 
+/// A delivery that may be claimed: its own columns only. The message's columns (the
+/// payload above all) are read once the delivery is claimed, so a claim of `max` reads
+/// `max` payloads although it looks at up to twice as many candidates.
 struct Candidate {
     message_id: i64,
     state: i64,
     attempt: i64,
     claimed_at: Option<i64>,
     due_at: i64,
-    tag: Option<String>,
-    key: Option<String>,
-    headers: Option<String>,
     ordering_group: Option<String>,
-    payload: Vec<u8>,
-    published_at: i64,
 }
 
 const CANDIDATES: &str = "
-    SELECT d.message_id, d.state, d.attempt, d.claimed_at, d.due_at,
-           m.tag, m.key, m.headers, m.ordering_group, m.payload, m.published_at
-    FROM ferrymq_deliveries d JOIN ferrymq_messages m ON m.id = d.message_id
-    WHERE d.group_id = ?1 AND d.state = ?2 AND d.due_at <= ?3
-    ORDER BY d.due_at, d.message_id LIMIT ?4";
+    SELECT message_id, state, attempt, claimed_at, due_at, ordering_group
+    FROM ferrymq_deliveries
+    WHERE group_id = ?1 AND state = ?2 AND due_at <= ?3
+    ORDER BY due_at, message_id LIMIT ?4";
 
 fn candidates(
     conn: &Connection,
@@ -47,16 +45,37 @@ fn candidates(
                 attempt: r.get(2)?,
                 claimed_at: r.get(3)?,
                 due_at: r.get(4)?,
-                tag: r.get(5)?,
-                key: r.get(6)?,
-                headers: r.get(7)?,
-                ordering_group: r.get(8)?,
-                payload: r.get(9)?,
-                published_at: r.get(10)?,
+                ordering_group: r.get(5)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+/// The message columns a delivery carries.
+struct Body {
+    tag: Option<String>,
+    key: Option<String>,
+    headers: Option<String>,
+    payload: Vec<u8>,
+    published_at: i64,
+}
+
+fn body(conn: &Connection, message_id: i64) -> Result<Body> {
+    note_payload_read();
+    Ok(conn
+        .prepare_cached(
+            "SELECT tag, key, headers, payload, published_at FROM ferrymq_messages WHERE id = ?1",
+        )?
+        .query_row([message_id], |r| {
+            Ok(Body {
+                tag: r.get(0)?,
+                key: r.get(1)?,
+                headers: r.get(2)?,
+                payload: r.get(3)?,
+                published_at: r.get(4)?,
+            })
+        })?)
 }
 
 /// Whether `claim` would find anything now; a read that takes no write lock, so idle
@@ -129,11 +148,12 @@ pub(crate) fn claim(
                     "lease_expired",
                     Some("lease expired"),
                 )?;
-                if group
+                // An expired lease is redelivered at once; only whether retries are left
+                // matters here, so no jitter and no delay.
+                let next = group
                     .retry
-                    .delay_before_retry(c.attempt as u32, 0.5)
-                    .is_none()
-                {
+                    .after_failure(c.attempt as u32, Some(0), now, 0.0);
+                if next == AfterFailure::Dead {
                     settle::kill_expired(conn, c.message_id, group.id, c.attempt, now)?;
                     if let Some(og) = &c.ordering_group {
                         settle::unblock_next(conn, group.id, og)?;
@@ -161,16 +181,17 @@ pub(crate) fn claim(
             if changed == 0 {
                 continue;
             }
+            let m = body(conn, c.message_id)?;
             out.push(Delivery {
                 message_id: c.message_id,
                 topic: group.topic.clone(),
-                tag: c.tag,
-                key: c.key,
-                payload: c.payload,
-                headers: decode_headers(c.headers)?,
-                group: c.ordering_group,
+                tag: m.tag,
+                key: m.key,
+                payload: m.payload,
+                headers: decode_headers(m.headers)?,
+                ordering_key: c.ordering_group,
                 attempt: (c.attempt + 1) as u32,
-                published_at: ms_to_system_time(c.published_at),
+                published_at: ms_to_system_time(m.published_at),
                 consumer_group: group.name.clone(),
                 lease_token: token,
                 lease_until: ms_to_system_time(lease_until),
@@ -182,4 +203,65 @@ pub(crate) fn claim(
         }
     }
     Ok(out)
+}
+
+// Test builds count the message rows whose payload a claim read, per thread.
+#[cfg(test)]
+thread_local! {
+    static PAYLOADS_READ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn note_payload_read() {
+    #[cfg(test)]
+    PAYLOADS_READ.with(|n| n.set(n.get() + 1));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{groups, schema, write_tx};
+    use crate::{ManualClock, Options, Queue, ReceiveOptions, SubscribeOptions};
+    use std::time::Duration;
+
+    #[test]
+    fn a_claim_reads_the_payloads_of_what_it_claims_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let clock = ManualClock::new(1_700_000_000_000);
+        let opts = Options::default().with_manual_clock(clock.clone());
+        let q = Queue::open(&path, opts.clone()).unwrap();
+        let lease = Duration::from_secs(10);
+        q.subscribe("g", "t", SubscribeOptions::new().lease(lease))
+            .unwrap();
+        for i in 0..10 {
+            q.publish("t", format!("{i}"), Default::default()).unwrap();
+        }
+        assert_eq!(
+            q.receive("g", ReceiveOptions::new().max(10)).unwrap().len(),
+            10
+        );
+        clock.advance(lease * 2);
+        for i in 10..20 {
+            q.publish("t", format!("{i}"), Default::default()).unwrap();
+        }
+        // Ten expired leases and ten pending deliveries are candidates; five are taken.
+        let c = schema::connect(&path, &opts).unwrap();
+        let group = groups::by_name(&c.conn, "g").unwrap();
+        let now =
+            crate::clock::duration_to_ms(q.now().duration_since(std::time::UNIX_EPOCH).unwrap());
+        PAYLOADS_READ.with(|n| n.set(0));
+        let spec = ClaimSpec {
+            group: &group,
+            max: 5,
+            lease_ms: 10_000,
+            now,
+        };
+        let got = write_tx(&c.conn, |conn| claim(conn, &spec, || 7)).unwrap();
+        assert_eq!(got.len(), 5);
+        assert_eq!(
+            PAYLOADS_READ.with(|n| n.get()),
+            5,
+            "payloads read for 5 claimed"
+        );
+    }
 }

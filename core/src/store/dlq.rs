@@ -52,21 +52,40 @@ pub(crate) fn list(conn: &Connection, group_id: i64, limit: usize) -> Result<Vec
         .collect()
 }
 
-/// Ids of up to `limit` dead deliveries of the group that died at or before `cutoff`,
-/// oldest message first: redriven in that order, an ordering group keeps its order.
-pub(crate) fn dead_ids(
+/// The highest message id among the group's dead deliveries: where a redrive or purge
+/// that starts now ends.
+pub(crate) fn last_dead_id(conn: &Connection, group_id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT max(message_id) FROM ferrymq_deliveries INDEXED BY ferrymq_deliveries_dead
+             WHERE group_id = ?1 AND state = 3",
+        )?
+        .query_row([group_id], |r| r.get(0))?)
+}
+
+/// Ids of up to `limit` dead deliveries of the group with ids in (`after`, `through`]
+/// that died at or before `cutoff`, in id order: redriven in that order, an ordering
+/// group keeps its order. Read in order from `ferrymq_deliveries_dead`, so a page costs
+/// its own rows, never a sort of every dead letter.
+pub(crate) fn dead_page(
     conn: &Connection,
     group_id: i64,
+    after: i64,
+    through: i64,
     cutoff: i64,
     limit: usize,
 ) -> Result<Vec<i64>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT message_id FROM ferrymq_deliveries
-         WHERE group_id = ?1 AND state = 3 AND due_at <= ?2
-         ORDER BY message_id LIMIT ?3",
+        "SELECT message_id FROM ferrymq_deliveries INDEXED BY ferrymq_deliveries_dead
+         WHERE group_id = ?1 AND state = 3 AND message_id > ?2 AND message_id <= ?3
+           AND due_at <= ?4
+         ORDER BY message_id LIMIT ?5",
     )?;
     let ids = stmt
-        .query_map(params![group_id, cutoff, limit as i64], |r| r.get(0))?
+        .query_map(
+            params![group_id, after, through, cutoff, limit as i64],
+            |r| r.get(0),
+        )?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
     Ok(ids)
 }

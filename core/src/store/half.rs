@@ -18,10 +18,13 @@ pub(crate) enum Decided {
     Stale,
 }
 
-fn current_state(conn: &Connection, id: i64) -> Result<Option<i64>> {
+/// The message's state and whether it was ever a half message (decided or not).
+fn current_state(conn: &Connection, id: i64) -> Result<Option<(i64, bool)>> {
     Ok(conn
-        .prepare_cached("SELECT state FROM ferrymq_messages WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
+        .prepare_cached(
+            "SELECT state, state <> 0 OR decided_at IS NOT NULL FROM ferrymq_messages WHERE id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
 }
 
@@ -31,14 +34,29 @@ fn after_miss(conn: &Connection, id: i64, wanted: i64, token: Option<i64>) -> Re
         // A checker's answer that lost to another checker, or to the producer's own
         // commit or rollback, is moot, not an error.
         Some(_) if token.is_some() => Ok(Decided::Stale),
-        Some(s) if s == wanted => Ok(Decided::Already),
-        Some(ROLLED_BACK) => Err(Error::invalid(format!(
+        Some((_, false)) => Err(Error::invalid(format!(
+            "message {id} is not a half message: it was published committed"
+        ))),
+        Some((s, true)) if s == wanted => Ok(Decided::Already),
+        Some((ROLLED_BACK, true)) => Err(Error::invalid(format!(
             "half message {id} was already rolled back; it cannot be committed"
         ))),
         Some(_) => Err(Error::invalid(format!(
-            "message {id} was already committed; it cannot be rolled back"
+            "half message {id} was already committed; it cannot be rolled back"
         ))),
     }
+}
+
+/// Records when the half message `id` was decided (committed or rolled back), in the
+/// transaction that decided it: what tells it from an ordinary message later, and when
+/// the retention of a rolled-back message starts.
+pub(crate) fn stamp_decided(conn: &Connection, id: i64, now: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE ferrymq_messages SET decided_at = ?2
+         WHERE id = ?1 AND state <> 1 AND decided_at IS NULL",
+    )?
+    .execute(params![id, now])?;
+    Ok(())
 }
 
 pub(crate) fn commit(conn: &Connection, id: i64, token: Option<i64>) -> Result<Decided> {
@@ -159,14 +177,17 @@ pub(crate) fn record_check(
         "INSERT INTO ferrymq_checks (message_id, at, resolution, error) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![id, at, resolution, error])?;
-    Ok(())
+    // The answer may have decided the message (a commit, a rollback, the last unknown).
+    stamp_decided(conn, id, at)
 }
 
-/// Ids of messages in `state` (half or rolled back), oldest first.
+/// Ids of up to `limit` messages in `state` (half or rolled back), oldest first: read in
+/// order from `ferrymq_messages_by_state`, nothing sorted.
 pub(crate) fn ids_in_state(conn: &Connection, state: i64, limit: usize) -> Result<Vec<i64>> {
     let ids = conn
         .prepare_cached(
-            "SELECT id FROM ferrymq_messages WHERE state <> 0 AND state = ?1 ORDER BY id LIMIT ?2",
+            "SELECT id FROM ferrymq_messages INDEXED BY ferrymq_messages_by_state
+             WHERE state <> 0 AND state = ?1 ORDER BY id LIMIT ?2",
         )?
         .query_map(params![state, limit as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;

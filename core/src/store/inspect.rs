@@ -249,7 +249,7 @@ pub(crate) fn message(conn: &Connection, id: i64, now: i64) -> Result<MessageInf
         key,
         payload,
         headers: decode_headers(headers)?,
-        group,
+        ordering_key: group,
         published_at: ms_to_system_time(published_at),
         deliver_at: ms_to_system_time(deliver_at),
         state: message_state(state),

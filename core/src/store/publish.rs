@@ -231,7 +231,7 @@ impl Matches {
     }
 }
 
-/// Whether the ordering group has a message pending, inflight or blocked in the group.
+/// Whether the ordering key has a message pending, inflight or blocked in the group.
 pub(crate) fn has_unfinished(
     conn: &Connection,
     group_id: i64,

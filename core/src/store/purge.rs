@@ -1,5 +1,6 @@
-//! Retention: deleting fully acked messages, a chunk per transaction so that the write
-//! lock is never held for long and memory stays flat however large the file is.
+//! Retention: deleting fully acked messages, and rolled-back half messages once their
+//! audit period is over, a chunk per transaction so that the write lock is never held
+//! for long and memory stays flat however large the file is.
 
 use super::COMMITTED;
 use crate::error::Result;
@@ -74,6 +75,38 @@ pub(crate) fn acked_chunk(
         chunk.deleted += 1;
     }
     Ok(chunk)
+}
+
+/// Deletes up to `limit` rolled-back messages rolled back at or before `cutoff`, with
+/// their check history and idempotency keys (a key whose message is gone would count as
+/// taken, yet a rolled-back message frees its key). Returns how many went. Rolled-back
+/// messages are never in the topic counts, so those stay as they are. The newest message
+/// is kept, as in `acked_chunk`.
+pub(crate) fn rolled_back_chunk(conn: &Connection, cutoff: i64, limit: usize) -> Result<u64> {
+    let ids = conn
+        .prepare_cached(
+            "SELECT id FROM ferrymq_messages INDEXED BY ferrymq_messages_rolled_back
+             WHERE state = 2 AND decided_at <= ?1
+               AND id < (SELECT max(id) FROM ferrymq_messages)
+             ORDER BY decided_at LIMIT ?2",
+        )?
+        .query_map(params![cutoff, limit as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let mut deleted = 0;
+    for id in ids {
+        let gone = conn
+            .prepare_cached("DELETE FROM ferrymq_messages WHERE id = ?1 AND state = 2")?
+            .execute([id])?;
+        if gone == 0 {
+            continue;
+        }
+        conn.prepare_cached("DELETE FROM ferrymq_checks WHERE message_id = ?1")?
+            .execute([id])?;
+        conn.prepare_cached("DELETE FROM ferrymq_idempotency WHERE message_id = ?1")?
+            .execute([id])?;
+        deleted += 1;
+    }
+    Ok(deleted)
 }
 
 pub(crate) fn expired_idempotency_keys(conn: &Connection, now: i64, limit: usize) -> Result<u64> {

@@ -29,14 +29,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub const VERSION: i32 = 2;
+pub const VERSION: i32 = 3;
 /// "Frry" in ASCII.
 pub const APPLICATION_ID: i32 = 0x4672_7279;
 
 /// Migration `i` brings a file from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_counted.sql"),
+    include_str!("../../migrations/0003_retention.sql"),
 ];
 
 /// A connection plus the switch that puts its authorizer in "caller's SQL" mode.

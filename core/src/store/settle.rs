@@ -5,7 +5,7 @@
 use super::{ACKED, DEAD, INFLIGHT, PENDING};
 use crate::error::{Error, Result};
 use crate::model::Delivery;
-use crate::retry::RetryPolicy;
+use crate::retry::{AfterFailure, RetryPolicy};
 use rusqlite::{Connection, OptionalExtension, params};
 
 fn lease_lost(d: &Delivery) -> Error {
@@ -32,17 +32,10 @@ pub(crate) fn ack(conn: &Connection, d: &Delivery, now: i64) -> Result<()> {
     if changed == 0 {
         return Err(lease_lost(d));
     }
-    if let Some(og) = &d.group {
+    if let Some(og) = &d.ordering_key {
         unblock_next(conn, d.group_id, og)?;
     }
     Ok(())
-}
-
-/// What a nack did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NackOutcome {
-    RetryAt(i64),
-    Dead,
 }
 
 pub(crate) fn nack(
@@ -52,7 +45,7 @@ pub(crate) fn nack(
     delay_ms: Option<i64>,
     now: i64,
     jitter_unit: f64,
-) -> Result<NackOutcome> {
+) -> Result<AfterFailure> {
     let held: Option<(i64, Option<i64>, String)> = conn
         .prepare_cached(
             "SELECT d.attempt, d.claimed_at, g.retry_policy
@@ -77,16 +70,10 @@ pub(crate) fn nack(
         "nacked",
         Some(reason),
     )?;
-    let outcome = match policy.delay_before_retry(attempt as u32, jitter_unit) {
-        None => NackOutcome::Dead,
-        Some(scheduled) => {
-            let ms = delay_ms.unwrap_or_else(|| crate::clock::duration_to_ms(scheduled));
-            NackOutcome::RetryAt(now.saturating_add(ms))
-        }
-    };
+    let outcome = policy.after_failure(attempt as u32, delay_ms, now, jitter_unit);
     let (state, due_at) = match outcome {
-        NackOutcome::RetryAt(at) => (PENDING, at),
-        NackOutcome::Dead => (DEAD, now),
+        AfterFailure::RetryAt(at) => (PENDING, at),
+        AfterFailure::Dead => (DEAD, now),
     };
     conn.prepare_cached(
         "UPDATE ferrymq_deliveries SET state = ?4, due_at = ?5, last_error = ?6, lease_token = NULL
@@ -100,8 +87,8 @@ pub(crate) fn nack(
         due_at,
         reason
     ])?;
-    if outcome == NackOutcome::Dead
-        && let Some(og) = &d.group
+    if outcome == AfterFailure::Dead
+        && let Some(og) = &d.ordering_key
     {
         unblock_next(conn, d.group_id, og)?;
     }
@@ -157,7 +144,7 @@ pub(crate) fn kill_expired(
     Ok(())
 }
 
-/// Releases the oldest blocked message of an ordering group once nothing of that group
+/// Releases the oldest blocked message of an ordering key once nothing of that key
 /// is pending or inflight any more in the consumer group.
 pub(crate) fn unblock_next(conn: &Connection, group_id: i64, ordering_group: &str) -> Result<()> {
     conn.prepare_cached(

@@ -30,8 +30,8 @@ class Delivery internal constructor(private val r: Received) {
     val payload: ByteArray get() = r.payload
     val headers: Map<String, String> get() = r.headers
 
-    /** The ordering group of the message (not the consumer group). */
-    val group: String? get() = r.group
+    /** The ordering key of the message: deliveries with one key reach a group in order. */
+    val orderingKey: String? get() = r.orderingKey
 
     /** 1 for the first delivery, 2 for the first retry, ... */
     val attempt: Int get() = r.attempt.toInt()

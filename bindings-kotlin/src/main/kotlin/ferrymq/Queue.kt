@@ -16,7 +16,6 @@ import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.withContext
 import java.time.Instant
 import kotlin.time.Duration
-import kotlin.time.Duration.Companion.days
 import kotlin.time.Duration.Companion.seconds
 
 /** Handles one delivery of a [Worker]: returning acks it, throwing nacks it with the exception's message. */
@@ -122,12 +121,12 @@ class Queue private constructor(
         tag: String? = null,
         key: String? = null,
         headers: Map<String, String> = emptyMap(),
-        group: String? = null,
+        orderingKey: String? = null,
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
     ): Long {
-        val args = publishArgs(tag, key, headers, group, idempotencyKey, delay, deliverAt)
+        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
         return Fast.publish(this, fast, topic, payload, args)
     }
 
@@ -138,11 +137,11 @@ class Queue private constructor(
         tag: String? = null,
         key: String? = null,
         headers: Map<String, String> = emptyMap(),
-        group: String? = null,
+        orderingKey: String? = null,
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
-    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, group, idempotencyKey, delay, deliverAt)
+    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
 
     /** Publishes every message in one commit: all or none. */
     suspend fun publishBatch(messages: List<Message>): List<Long> {
@@ -237,12 +236,12 @@ class Queue private constructor(
         tag: String? = null,
         key: String? = null,
         headers: Map<String, String> = emptyMap(),
-        group: String? = null,
+        orderingKey: String? = null,
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
     ): HalfMessage {
-        val args = publishArgs(tag, key, headers, group, idempotencyKey, delay, deliverAt)
+        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
         return HalfMessage(io { ffi.prepare(topic, payload, args) }, dispatcher)
     }
 
@@ -260,12 +259,12 @@ class Queue private constructor(
     suspend fun runChecks(): Int = io { ffi.runChecks().toInt() }
 
     /** Half messages still undecided ([MessageState.HALF]), rolled back, or both (null). */
-    suspend fun halfMessages(state: MessageState? = null, limit: Int = 1000): List<MessageInfo> =
-        io { ffi.halfMessages(state, limit.toLong()) }
+    suspend fun halfMessages(state: MessageState? = null, limit: Int? = null): List<MessageInfo> =
+        io { ffi.halfMessages(state, limit?.toLong()) }
 
     /** The group's dead letters, oldest death first. */
-    suspend fun deadLetters(group: String, limit: Int = 100): List<DeadLetter> =
-        io { ffi.deadLetters(group, limit.toLong()) }
+    suspend fun deadLetters(group: String, limit: Int? = null): List<DeadLetter> =
+        io { ffi.deadLetters(group, limit?.toLong()) }
 
     /** Replays dead letters (all, or the given message ids); returns how many. */
     suspend fun redrive(group: String, ids: List<Long>? = null): Long = io { ffi.redrive(group, ids) }
@@ -284,7 +283,7 @@ class Queue private constructor(
     suspend fun find(topic: String, key: String): List<MessageInfo> = io { ffi.find(topic, key) }
 
     /** Deletes messages acked by every group at least [olderThan] ago; returns how many. */
-    suspend fun purgeAcked(olderThan: Duration = 7.days): Long = io { ffi.purgeAcked(olderThan.secs()) }
+    suspend fun purgeAcked(olderThan: Duration? = null): Long = io { ffi.purgeAcked(olderThan.secsOrNull()) }
 
     /**
      * Gives pages freed by purges back to the file system: up to [pages] (null: all).

@@ -30,12 +30,12 @@ class Transaction internal constructor(private val ffi: FfiTransaction) {
         tag: String? = null,
         key: String? = null,
         headers: Map<String, String> = emptyMap(),
-        group: String? = null,
+        orderingKey: String? = null,
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
     ): Long = native {
-        ffi.publish(topic, payload, publishArgs(tag, key, headers, group, idempotencyKey, delay, deliverAt))
+        ffi.publish(topic, payload, publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt))
     }
 
     fun publish(
@@ -44,11 +44,11 @@ class Transaction internal constructor(private val ffi: FfiTransaction) {
         tag: String? = null,
         key: String? = null,
         headers: Map<String, String> = emptyMap(),
-        group: String? = null,
+        orderingKey: String? = null,
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
-    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, group, idempotencyKey, delay, deliverAt)
+    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
 
     fun publishBatch(messages: List<Message>): List<Long> = native { ffi.publishBatch(messages.map { it.toFfi() }) }
 

@@ -84,7 +84,7 @@ class Message(
     val tag: String? = null,
     val key: String? = null,
     val headers: Map<String, String> = emptyMap(),
-    val group: String? = null,
+    val orderingKey: String? = null,
     val idempotencyKey: String? = null,
     val delay: Duration? = null,
     val deliverAt: Instant? = null,
@@ -95,16 +95,16 @@ class Message(
         tag: String? = null,
         key: String? = null,
         headers: Map<String, String> = emptyMap(),
-        group: String? = null,
+        orderingKey: String? = null,
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
-    ) : this(topic, payload.encodeToByteArray(), tag, key, headers, group, idempotencyKey, delay, deliverAt)
+    ) : this(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
 
     internal fun toFfi() = MessageArgs(
         topic,
         payload,
-        publishArgs(tag, key, headers, group, idempotencyKey, delay, deliverAt),
+        publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt),
     )
 
     override fun toString(): String = "Message(topic=$topic, ${payload.size} bytes)"
@@ -114,8 +114,8 @@ internal fun publishArgs(
     tag: String?,
     key: String?,
     headers: Map<String, String>,
-    group: String?,
+    orderingKey: String?,
     idempotencyKey: String?,
     delay: Duration?,
     deliverAt: Instant?,
-) = PublishArgs(tag, key, headers, group, idempotencyKey, delay.secsOrNull(), deliverAt)
+) = PublishArgs(tag, key, headers, orderingKey, idempotencyKey, delay.secsOrNull(), deliverAt)

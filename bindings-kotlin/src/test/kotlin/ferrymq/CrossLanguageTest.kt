@@ -19,7 +19,7 @@ db, n = sys.argv[1], int(sys.argv[2])
 with ferrymq.Queue(db) as q:
     for i in range(n):
         q.publish("orders", f"order-{i}".encode(), tag="created", key=f"order-{i}",
-                  headers={"from": "python"}, group="account-7")
+                  headers={"from": "python"}, ordering_key="account-7")
 print("published", n, flush=True)
 """
 
@@ -46,13 +46,13 @@ print("published", n, flush=True)
             val out = proc.inputStream.bufferedReader().readText()
             assertEquals(0, proc.exitValue(), out)
             assertEquals("published $n", out.trim())
-            // Ordered by the ordering group, every field as Python set it.
+            // Ordered by the ordering key, every field as Python set it.
             assertEquals((0 until n).map { "order-$it" }, got.map { it.text() })
             assertEquals((0 until n).map { "order-$it" }, got.map { it.key })
             got.forEach {
                 assertEquals("created", it.tag)
                 assertEquals(mapOf("from" to "python"), it.headers)
-                assertEquals("account-7", it.group)
+                assertEquals("account-7", it.orderingKey)
             }
             assertEquals(0L, q.stats().groups.getValue("jvm-side").ready)
         }

@@ -22,7 +22,7 @@ class PublishReceiveTest {
                 tag = "created",
                 key = "order-42",
                 headers = mapOf("traceparent" to "00-1"),
-                group = "account-7",
+                orderingKey = "account-7",
                 idempotencyKey = "order-42/pay",
             )
             val ds = q.receive("g", max = 10, wait = 1.seconds)
@@ -34,7 +34,7 @@ class PublishReceiveTest {
             assertEquals("order-42", d.key)
             assertArrayEquals(byteArrayOf(0, 1, 2, -1), d.payload)
             assertEquals(mapOf("traceparent" to "00-1"), d.headers)
-            assertEquals("account-7", d.group)
+            assertEquals("account-7", d.orderingKey)
             assertEquals(1, d.attempt)
             assertEquals("g", d.consumerGroup)
             assertTrue(d.publishedAt.isAfter(before))

@@ -114,7 +114,7 @@ private fun deliveryJson(d: Delivery): Map<String, Any?> = mapOf(
     "tag" to d.tag,
     "key" to d.key,
     "headers" to d.headers,
-    "group" to d.group,
+    "ordering_key" to d.orderingKey,
     "attempt" to d.attempt.toLong(),
 )
 
@@ -172,7 +172,7 @@ private class Runner(queue: JSONObject) {
         tag = m.optStringOrNull("tag"),
         key = m.optStringOrNull("key"),
         headers = m.optJSONObject("headers")?.let { h -> h.keySet().associateWith { h.getString(it) } } ?: emptyMap(),
-        group = m.optStringOrNull("group"),
+        orderingKey = m.optStringOrNull("ordering_key"),
         idempotencyKey = m.optStringOrNull("idempotency_key"),
         delay = m.msOrNull("delay_ms"),
         deliverAt = m.optLongOrNull("deliver_at_offset_ms")?.let { Instant.ofEpochMilli(START_MS + it) },
@@ -189,7 +189,7 @@ private class Runner(queue: JSONObject) {
             )
             "publish" -> {
                 val m = message(s)
-                val id = q.publish(m.topic, m.payload, m.tag, m.key, m.headers, m.group, m.idempotencyKey, m.delay, m.deliverAt)
+                val id = q.publish(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt)
                 s.optStringOrNull("as")?.let { ids[it] = id }
                 if (s.has("expect_id")) assertEquals(id(s.get("expect_id")), id, "expect_id")
             }
@@ -254,7 +254,7 @@ private class Runner(queue: JSONObject) {
             "query" -> return q.transaction { tx -> tx.query(s.getString("sql"), *s.params()) }
             "prepare" -> {
                 val m = message(s)
-                val h = q.prepare(m.topic, m.payload, m.tag, m.key, m.headers, m.group, m.idempotencyKey, m.delay, m.deliverAt)
+                val h = q.prepare(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt)
                 ids[s.getString("as")] = h.id
                 halves[h.id] = h
             }
@@ -308,7 +308,7 @@ private class Runner(queue: JSONObject) {
                         "execute" -> tx.execute(t.getString("sql"), *t.params())
                         "publish" -> {
                             val m = message(t)
-                            tx.publish(m.topic, m.payload, m.tag, m.key, m.headers, m.group, m.idempotencyKey, m.delay, m.deliverAt)
+                            tx.publish(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt)
                         }
                         "ack" -> tx.ack(delivery(t.getString("delivery")))
                         "nack" -> tx.nack(delivery(t.getString("delivery")), t.optString("reason", ""))

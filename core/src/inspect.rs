@@ -1,0 +1,86 @@
+//! Looking at the file: statistics, one message, messages by key, half messages. Each is
+//! one read transaction (a consistent snapshot; no write lock).
+
+use crate::error::{Error, Result};
+use crate::inner::Inner;
+use crate::model::{MessageInfo, MessageState, Stats};
+use crate::store;
+use crate::validate;
+use std::sync::Arc;
+
+/// Counts per topic and per consumer group.
+pub(crate) fn stats(inner: &Arc<Inner>) -> Result<Stats> {
+    let now = inner.now();
+    inner.read(|c| {
+        let mut stats = Stats::default();
+        for (id, name) in store::inspect::topics(c)? {
+            stats
+                .topics
+                .insert(name, store::inspect::topic_stats(c, id)?);
+        }
+        for (id, name, topic) in store::groups::all(c)? {
+            stats
+                .groups
+                .insert(name, store::inspect::group_stats(c, id, topic, now)?);
+        }
+        Ok(stats)
+    })
+}
+
+/// One message with its state in every group and its attempt and check history.
+pub(crate) fn message(inner: &Arc<Inner>, id: i64) -> Result<MessageInfo> {
+    let now = inner.now();
+    inner.read(|c| store::inspect::message(c, id, now))
+}
+
+/// Messages of `topic` with business key `key`, oldest first (at most 10,000).
+pub(crate) fn find(inner: &Arc<Inner>, topic: &str, key: &str) -> Result<Vec<MessageInfo>> {
+    validate::name("topic", topic)?;
+    validate::text("key", key, validate::MAX_KEY_LEN)?;
+    let now = inner.now();
+    inner.read(|c| {
+        let Some(topic_id) = store::publish::find_topic(c, topic)? else {
+            return Ok(Vec::new());
+        };
+        store::inspect::ids_by_key(c, topic_id, key, validate::MAX_LIST)?
+            .into_iter()
+            .map(|id| store::inspect::message(c, id, now))
+            .collect()
+    })
+}
+
+/// Half messages still undecided (`Some(Half)`), rolled back (`Some(RolledBack)`), or
+/// both (`None`): the `limit` oldest (lowest ids) of those, oldest first. With `None`
+/// both states are one list in id order, so an old rolled-back message comes before a
+/// newer undecided one. Rolled-back messages stay listed until `purge_acked` removes
+/// them after its retention period.
+pub(crate) fn half_messages(
+    inner: &Arc<Inner>,
+    state: Option<MessageState>,
+    limit: usize,
+) -> Result<Vec<MessageInfo>> {
+    validate::limit(limit)?;
+    let states = match state {
+        None => vec![store::HALF, store::ROLLED_BACK],
+        Some(MessageState::Half) => vec![store::HALF],
+        Some(MessageState::RolledBack) => vec![store::ROLLED_BACK],
+        Some(MessageState::Committed) => {
+            return Err(Error::invalid(
+                "half_messages lists half or rolled_back messages",
+            ));
+        }
+    };
+    let now = inner.now();
+    inner.read(|c| {
+        // The `limit` oldest of the union are among the `limit` oldest of each state.
+        let mut ids = Vec::new();
+        for s in states {
+            ids.extend(store::half::ids_in_state(c, s, limit)?);
+        }
+        ids.sort_unstable();
+        ids.truncate(limit);
+        ids.into_iter()
+            .map(|id| store::inspect::message(c, id, now))
+            .collect()
+    })
+}
