@@ -9,7 +9,7 @@
 //! Runs in a child process of its own (`__redrive <n>`), on a fresh file.
 
 use crate::child::{BoxResult, peak_rss_kib};
-use crate::workloads::{GROUP, PAYLOAD_LEN, TOPIC, now_ms, open, payload};
+use crate::workloads::{GROUP, open, payload, write_rows};
 use ferrymq::{PublishOptions, Queue, SubscribeOptions};
 use rusqlite::params;
 use std::path::Path;
@@ -28,8 +28,6 @@ const PACE: Duration = Duration::from_millis(1);
 fn quiet_publishes(n: u64) -> usize {
     (n / 10).clamp(200, 3000) as usize
 }
-/// Dead letters written per transaction while preparing.
-const FILL_CHUNK: u64 = 100_000;
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Result {
@@ -258,35 +256,7 @@ fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64) {
 /// Writes `n` dead letters of the bench group: messages published a day ago, each with a
 /// dead delivery (one attempt, its error) and the failed attempt that killed it.
 fn fill_dead(path: &Path, n: u64) -> BoxResult<()> {
-    let mut c = rusqlite::Connection::open(path)?;
-    c.busy_timeout(Duration::from_secs(5))?;
-    c.pragma_update(None, "synchronous", "OFF")?;
-    let topic_id: i64 = c.query_row(
-        "SELECT id FROM ferrymq_topics WHERE name = ?1",
-        [TOPIC],
-        |r| r.get(0),
-    )?;
-    let group_id: i64 = c.query_row(
-        "SELECT id FROM ferrymq_groups WHERE name = ?1",
-        [GROUP],
-        |r| r.get(0),
-    )?;
-    let then = now_ms() - 86_400_000;
-    let mut left = n;
-    while left > 0 {
-        let k = left.min(FILL_CHUNK);
-        let tx = c.transaction()?;
-        let before: i64 = tx.query_row(
-            "SELECT coalesce(max(id), 0) FROM ferrymq_messages",
-            [],
-            |r| r.get(0),
-        )?;
-        tx.execute(
-            "INSERT INTO ferrymq_messages (topic_id, state, payload, published_at, deliver_at)
-             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?1)
-             SELECT ?2, 0, randomblob(?3), ?4, ?4 FROM n",
-            params![k as i64, topic_id, PAYLOAD_LEN as i64, then],
-        )?;
+    write_rows(path, n, &|tx, group_id, then, before| {
         tx.execute(
             "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at, attempt, last_error)
              SELECT id, ?1, 3, ?2 + id % 1000, 1, 'bench: poison' FROM ferrymq_messages WHERE id > ?3",
@@ -297,21 +267,8 @@ fn fill_dead(path: &Path, n: u64) -> BoxResult<()> {
              SELECT id, ?1, 1, ?2, ?2, 'nack', 'bench: poison' FROM ferrymq_messages WHERE id > ?3",
             params![group_id, then, before],
         )?;
-        tx.execute(
-            "UPDATE ferrymq_topics SET folded_messages = folded_messages + ?2 WHERE id = ?1",
-            params![topic_id, k as i64],
-        )?;
-        tx.execute(
-            "UPDATE ferrymq_counted SET through_id = (SELECT max(id) FROM ferrymq_messages)",
-            [],
-        )?;
-        tx.commit()?;
-        left -= k;
-    }
-    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    drop(c);
-    std::fs::File::open(path)?.sync_all()?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The markdown section of a result.

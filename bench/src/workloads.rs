@@ -211,10 +211,28 @@ fn drain(q: &Queue, n: u64) -> BoxResult<f64> {
 }
 
 /// Writes `count` published-and-acked messages of the bench group straight into
-/// ferrymq's tables (what a queue that never runs `purge_acked` accumulates), in big
-/// transactions, then checkpoints and syncs so that the timed part starts with an empty
-/// WAL and nothing of the preparation left to write.
+/// ferrymq's tables (what a queue that never runs `purge_acked` accumulates).
 fn retain(path: &Path, count: u64) -> BoxResult<()> {
+    write_rows(path, count, &|tx, group_id, then, before| {
+        tx.execute(
+            "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at, attempt, claimed_at)
+             SELECT id, ?1, 2, ?2, 1, ?2 FROM ferrymq_messages WHERE id > ?3",
+            params![group_id, then, before],
+        )?;
+        Ok(())
+    })
+}
+
+/// Writes `count` messages of the bench group, published a day ago, straight into
+/// ferrymq's tables in big transactions (untimed preparation), with the rows `rows`
+/// adds for each chunk (given the group id, the publish time and the highest message id
+/// before the chunk); then checkpoints and syncs so that the timed part starts with an
+/// empty WAL and nothing of the preparation left to write.
+pub fn write_rows(
+    path: &Path,
+    count: u64,
+    rows: &dyn Fn(&rusqlite::Transaction<'_>, i64, i64, i64) -> rusqlite::Result<()>,
+) -> BoxResult<()> {
     let mut c = rusqlite::Connection::open(path)?;
     c.busy_timeout(Duration::from_secs(5))?;
     c.pragma_update(None, "synchronous", "OFF")?;
@@ -244,11 +262,7 @@ fn retain(path: &Path, count: u64) -> BoxResult<()> {
              SELECT ?2, 0, randomblob(?3), ?4, ?4 FROM n",
             params![k as i64, topic_id, PAYLOAD_LEN as i64, then],
         )?;
-        tx.execute(
-            "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at, attempt, claimed_at)
-             SELECT id, ?1, 2, ?2, 1, ?2 FROM ferrymq_messages WHERE id > ?3",
-            params![group_id, then, before],
-        )?;
+        rows(&tx, group_id, then, before)?;
         // Counted as migration 0002 keeps counts: in the topic row, up to through_id.
         tx.execute(
             "UPDATE ferrymq_topics SET folded_messages = folded_messages + ?2 WHERE id = ?1",
