@@ -84,9 +84,14 @@ impl Transaction {
     /// on the queue's pooled connection) are refused with `InvalidArgument`.
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize> {
         let conn = self.live()?;
-        with_user_sql(&conn, || {
-            let mut stmt = conn.prepare(sql)?;
-            stmt.execute(rusqlite::params_from_iter(params.iter()))
+        // In a savepoint: a trigger refused after it was created goes with the statement.
+        store::all_or_nothing(&conn, |c| {
+            let n = with_user_sql(&conn, || {
+                let mut stmt = c.prepare(sql)?;
+                stmt.execute(rusqlite::params_from_iter(params.iter()))
+            })?;
+            store::schema::check_created_trigger(c)?;
+            Ok(n)
         })
     }
 
@@ -226,6 +231,7 @@ fn rolled_back_by_sqlite() -> Error {
 fn with_user_sql<T>(conn: &PooledConn, f: impl FnOnce() -> rusqlite::Result<T>) -> Result<T> {
     let flag = conn.user_sql();
     store::schema::take_refusal();
+    store::schema::forget_created_trigger();
     flag.store(true, Ordering::Relaxed);
     let out = f();
     flag.store(false, Ordering::Relaxed);

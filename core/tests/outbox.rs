@@ -490,3 +490,50 @@ fn business_foreign_keys_follow_the_option_and_the_queue_works_with_them_on() {
         assert!(t.q.purge_acked(Duration::ZERO).unwrap() >= 1);
     }
 }
+
+#[test]
+fn a_trigger_whose_body_touches_the_queues_tables_is_refused_and_a_business_one_is_not() {
+    let t = TestQueue::new();
+    with_orders(&t);
+    let before = t.snapshot();
+    // It would fire on inserts from any connection (the sqlite3 shell, another process),
+    // where no authorizer watches, and delete the queue's messages there.
+    let refused = t.q.transaction(|tx| {
+        tx.execute(
+            "CREATE TRIGGER wipe AFTER INSERT ON accounts BEGIN \
+             DELETE FROM ferrymq_messages; END",
+            &[],
+        )
+    });
+    let err = refused.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("wipe"), "{err}");
+    let named_ours = t.q.transaction(|tx| {
+        tx.execute(
+            "CREATE TRIGGER ferrymq_audit AFTER INSERT ON accounts BEGIN SELECT 1; END",
+            &[],
+        )
+    });
+    assert_eq!(named_ours.unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(t.snapshot(), before);
+    let triggers = t
+        .q
+        .transaction(|tx| tx.query("SELECT name FROM sqlite_schema WHERE type = 'trigger'", &[]));
+    assert_eq!(triggers.unwrap(), Vec::<Vec<Value>>::new());
+
+    // A trigger on the caller's own tables is the caller's business.
+    t.q.transaction(|tx| {
+        tx.execute("CREATE TABLE audit(id INTEGER)", &[])?;
+        tx.execute(
+            "CREATE TRIGGER audit_accounts AFTER UPDATE ON accounts BEGIN \
+             INSERT INTO audit VALUES (new.id); END",
+            &[],
+        )?;
+        tx.execute(
+            "UPDATE accounts SET balance = balance - 1 WHERE id = 7",
+            &[],
+        )
+    })
+    .unwrap();
+    assert_eq!(count(&t, "SELECT count(*) FROM audit"), 1);
+}

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::options::Options;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization, Wal};
 use rusqlite::wal::CheckpointMode;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
@@ -106,7 +106,12 @@ pub(crate) fn connect(path: &Path, opts: &Options) -> Result<Connected> {
             return Authorization::Allow;
         }
         match user_may(&ctx.action) {
-            Ok(()) => Authorization::Allow,
+            Ok(()) => {
+                if let AuthAction::CreateTrigger { trigger_name, .. } = ctx.action {
+                    CREATED_TRIGGER.set(Some(trigger_name.to_owned()));
+                }
+                Authorization::Allow
+            }
             Err(why) => {
                 REFUSED.set(Some(why));
                 Authorization::Deny
@@ -177,11 +182,43 @@ thread_local! {
     /// Why the authorizer refused the caller's statement last on this thread: SQLite
     /// reports only "not authorized", and the caller should learn what to change.
     static REFUSED: Cell<Option<&'static str>> = const { Cell::new(None) };
+    /// The trigger the caller's statement created last on this thread: its body is not
+    /// authorized when it is created, only when it fires, so it is read after the fact.
+    static CREATED_TRIGGER: Cell<Option<String>> = const { Cell::new(None) };
 }
 
 /// The reason of the last refusal on this thread, if any; clears it.
 pub(crate) fn take_refusal() -> Option<&'static str> {
     REFUSED.take()
+}
+
+/// Forgets a trigger name left by a statement that failed after creating it.
+pub(crate) fn forget_created_trigger() {
+    CREATED_TRIGGER.take();
+}
+
+/// Refuses the trigger the caller's statement just created (if it did) when its body
+/// touches ferrymq's tables: it would fire on the caller's other connections and in other
+/// processes, where no authorizer watches, and write around the queue's invariants.
+pub(crate) fn check_created_trigger(conn: &Connection) -> Result<()> {
+    let Some(name) = CREATED_TRIGGER.take() else {
+        return Ok(());
+    };
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND name = ?1",
+            [&name],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    if sql.is_some_and(|s| s.to_ascii_lowercase().contains("ferrymq_")) {
+        return Err(Error::invalid(format!(
+            "trigger {name:?} names ferrymq's own tables in its body: it would change the \
+             queue's rows from any connection, around its invariants"
+        )));
+    }
+    Ok(())
 }
 
 /// What SQL passed to `Transaction::execute`/`query` may do: anything to the caller's own
@@ -220,9 +257,18 @@ fn user_may(action: &AuthAction<'_>) -> std::result::Result<(), &'static str> {
         | A::AlterTable { table_name, .. }
         | A::CreateIndex { table_name, .. }
         | A::DropIndex { table_name, .. }
-        | A::CreateTrigger { table_name, .. }
         | A::DropTrigger { table_name, .. }
         | A::CreateTable { table_name } => refuse_ours(table_name),
+        A::CreateTrigger {
+            table_name,
+            trigger_name,
+        } => refuse_ours(table_name).and_then(|()| {
+            if ours(trigger_name) {
+                Err("trigger names starting with ferrymq_ are the queue's own")
+            } else {
+                Ok(())
+            }
+        }),
         _ => Ok(()),
     }
 }
