@@ -18,6 +18,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 TOOLS="$ROOT/target/dist-tools"
+# cargo-zigbuild keeps symlinks to its own binary (`ar`, `lib`) in the user's cache and
+# never refreshes them: a cache made by another checkout's tools points at a binary that
+# may be gone, and every C build (SQLite) then fails. The cache lives with the tools.
+export XDG_CACHE_HOME="$TOOLS/cache"
 TRIPLE=x86_64-unknown-linux-gnu
 GLIBC=2.17
 REL="$CARGO_TARGET_DIR/$TRIPLE/release"
