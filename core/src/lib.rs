@@ -58,6 +58,7 @@ mod queue;
 mod receive;
 mod retention;
 mod retry;
+pub mod sql;
 mod store;
 mod validate;
 mod wake;

@@ -5,8 +5,8 @@
 use crate::clock::{duration_to_ms, system_time_to_ms};
 use crate::error::{Error, Result};
 use crate::inner::Inner;
-use crate::options::Message;
 use crate::options::PublishOptions;
+use crate::options::{Message, Options};
 pub(crate) use crate::store::publish::Matches;
 use crate::store::{self, publish::NewMessage};
 use crate::validate;
@@ -25,8 +25,18 @@ pub(crate) fn validate(
     payload: &[u8],
     o: &PublishOptions,
 ) -> Result<()> {
+    validate_with(&inner.opts, topic, payload.len(), o)
+}
+
+/// `validate` under a queue's options, or the defaults (`sql::PublishRow`).
+pub(crate) fn validate_with(
+    opts: &Options,
+    topic: &str,
+    payload_len: usize,
+    o: &PublishOptions,
+) -> Result<()> {
     validate::name("topic", topic)?;
-    validate::payload(payload.len(), inner.opts.max_payload)?;
+    validate::payload(payload_len, opts.max_payload)?;
     if let Some(tag) = &o.tag {
         validate::tag(tag)?;
     }
