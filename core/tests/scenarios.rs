@@ -351,6 +351,7 @@ impl Runner {
                 self.q.purge_dead_letters(text(&s["group"]), None)?
             ))),
             "transaction" => self.transaction(s).map(|()| None),
+            "publish_in" | "ack_in" => self.on_own_connection(s),
             "query" => {
                 let params: Vec<Value> = s.get("params").map_or(vec![], |p| {
                     p.as_array().unwrap().iter().map(sql_value).collect()
@@ -411,6 +412,53 @@ impl Runner {
             }
             other => panic!("unknown op {other}"),
         }
+    }
+
+    /// `publish_in` / `ack_in`: on a connection of the caller's own (here rusqlite), in
+    /// its transaction, after the step's `execute` statements; committed, or rolled back
+    /// when the step says `rollback` or fails.
+    fn on_own_connection(&mut self, s: &Json) -> ferrymq::Result<Option<Json>> {
+        let mut conn = rusqlite::Connection::open(self.dir.path().join("q.db")).unwrap();
+        let tx = conn.transaction()?;
+        for e in s
+            .get("execute")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let params: Vec<Value> = e.get("params").map_or(vec![], |p| {
+                p.as_array().unwrap().iter().map(sql_value).collect()
+            });
+            tx.execute(text(&e["sql"]), rusqlite::params_from_iter(params))?;
+        }
+        let id = if text(&s["op"]) == "publish_in" {
+            let o = Self::publish_options(s)?;
+            let id = ferrymq::sql::publish_in(
+                &tx,
+                text(&s["topic"]),
+                text(&s["payload"]).as_bytes(),
+                &o,
+                Some(&self.q),
+            )?;
+            Some(id)
+        } else {
+            ferrymq::sql::ack_in(&tx, self.delivery(s), Some(&self.q))?;
+            None
+        };
+        if s.get("rollback").and_then(Json::as_bool) == Some(true) {
+            tx.rollback()?;
+            return Ok(None);
+        }
+        tx.commit()?;
+        if let Some(id) = id {
+            if let Some(name) = s.get("as") {
+                self.ids.insert(text(name).to_owned(), id);
+            }
+            if let Some(want) = s.get("expect_id") {
+                assert_eq!(id, self.id(want), "expect_id");
+            }
+        }
+        Ok(None)
     }
 
     fn transaction(&mut self, s: &Json) -> ferrymq::Result<()> {
