@@ -314,10 +314,12 @@ unsafe extern "C" fn prepare() {
             conns.prepare_fork();
         }
     }
+    crate::lock_isolation::prepare_fork();
 }
 
 #[cfg(unix)]
 unsafe extern "C" fn in_parent() {
+    crate::lock_isolation::after_fork_in_parent();
     if let Ok(list) = REGISTRY.list.try_lock() {
         for conns in list.iter() {
             conns.resume_after_fork();
@@ -330,6 +332,7 @@ unsafe extern "C" fn in_parent() {
 /// its first open (the child may be a short-lived `exec` helper that never opens one).
 #[cfg(unix)]
 unsafe extern "C" fn in_child() {
+    crate::lock_isolation::after_fork_in_child();
     if let Ok(list) = REGISTRY.list.try_lock() {
         for conns in list.iter() {
             conns.forking.store(false, SeqCst);

@@ -50,6 +50,7 @@ mod half;
 mod heartbeat;
 mod inner;
 mod inspect;
+mod lock_isolation;
 mod model;
 mod options;
 mod outbox;

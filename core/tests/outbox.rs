@@ -516,16 +516,17 @@ fn a_trigger_whose_body_touches_the_queues_tables_is_refused_and_a_business_one_
     });
     assert_eq!(named_ours.unwrap_err().kind(), ErrorKind::InvalidArgument);
     assert_eq!(t.snapshot(), before);
-    let triggers = t
-        .q
-        .transaction(|tx| {
-            tx.query(
-                "SELECT name FROM sqlite_schema WHERE type = 'trigger' ORDER BY name",
-                &[],
-            )
-        });
+    let triggers = t.q.transaction(|tx| {
+        tx.query(
+            "SELECT name FROM sqlite_schema WHERE type = 'trigger' ORDER BY name",
+            &[],
+        )
+    });
     let ours = ["ferrymq_ack_insert", "ferrymq_publish_insert"];
-    let ours: Vec<Vec<Value>> = ours.iter().map(|n| vec![Value::Text((*n).into())]).collect();
+    let ours: Vec<Vec<Value>> = ours
+        .iter()
+        .map(|n| vec![Value::Text((*n).into())])
+        .collect();
     assert_eq!(triggers.unwrap(), ours, "only the schema's own triggers");
 
     // A trigger on the caller's own tables is the caller's business.

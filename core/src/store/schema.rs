@@ -56,6 +56,7 @@ const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
 const AUTOCHECKPOINT_PAGES: i32 = 1000;
 
 pub(crate) fn connect(path: &Path, opts: &Options) -> Result<Connected> {
+    crate::lock_isolation::install();
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
