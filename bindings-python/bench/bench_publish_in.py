@@ -57,7 +57,8 @@ def queue_run(db: pathlib.Path, n: int, per_tx: int) -> float:
                 with q.transaction() as tx:
                     for _ in range(per_tx):
                         tx.publish("bench", PAYLOAD)
-        return n / (time.perf_counter() - start)
+        secs = time.perf_counter() - start
+    return n / secs
 
 
 def child(kind: str, per_tx: int, n: int) -> float:

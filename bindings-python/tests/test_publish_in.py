@@ -23,8 +23,8 @@ from ferrymq.testing import ManualClock
 from conftest import rust_binary
 
 
-def connect(db: pathlib.Path, **kw: Any) -> sqlite3.Connection:
-    return sqlite3.connect(db, timeout=30, **kw)
+def connect(db: pathlib.Path, isolation_level: Any = "") -> sqlite3.Connection:
+    return sqlite3.connect(db, timeout=30, isolation_level=isolation_level)
 
 
 @pytest.fixture
@@ -202,11 +202,11 @@ def test_a_connection_outside_a_transaction_is_refused(db: pathlib.Path, shop: f
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="sqlite3's autocommit attribute is 3.12+")
 def test_autocommit_true_is_refused_and_false_is_a_transaction(db: pathlib.Path, shop: ferrymq.Queue) -> None:
-    on = sqlite3.connect(db, autocommit=True)  # type: ignore[call-arg,unused-ignore]
+    on = sqlite3.connect(db, autocommit=True)  # type: ignore[call-overload,call-arg,unused-ignore]
     with pytest.raises(ferrymq.InvalidArgumentError, match="no transaction"):
         ferrymq.publish_in(on, "orders", b"alone")
     on.close()
-    off = sqlite3.connect(db, autocommit=False)  # type: ignore[call-arg,unused-ignore]
+    off = sqlite3.connect(db, autocommit=False)  # type: ignore[call-overload,call-arg,unused-ignore]
     ferrymq.publish_in(off, "orders", b"pep 249")
     off.rollback()
     off.close()
