@@ -5,6 +5,7 @@ mod callbacks;
 mod convert;
 mod errors;
 mod queue;
+mod sql;
 mod testing;
 mod tx;
 mod types;
@@ -32,6 +33,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<views::PyCheck>()?;
     m.add_class::<views::PyDeadLetter>()?;
     m.add_class::<testing::PyManualClock>()?;
+    sql::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -20,6 +20,13 @@ pub struct PyQueue {
     q: Queue,
 }
 
+impl PyQueue {
+    /// The core queue, for `publish_row` / `ack_row` (its limits and clock).
+    pub fn queue(&self) -> &Queue {
+        &self.q
+    }
+}
+
 fn receive_options(
     max: Int,
     wait: Option<&Bound<'_, PyAny>>,

@@ -220,7 +220,7 @@ impl PyDelivery {
     }
 
     /// Reads one field without cloning the whole delivery (its payload may be megabytes).
-    fn read<T>(&self, f: impl FnOnce(&ferrymq::Delivery) -> T) -> T {
+    pub fn read<T>(&self, f: impl FnOnce(&ferrymq::Delivery) -> T) -> T {
         f(&self.d.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }

@@ -14,12 +14,15 @@ def python_blocks(path: pathlib.Path) -> list[str]:
 
 
 def test_the_readme_example_runs(tmp_path: pathlib.Path) -> None:
-    (example,) = python_blocks(ROOT / "README.md")
+    example, orm = python_blocks(ROOT / "README.md")
     assert len(example.strip().splitlines()) <= 12
     os.chdir(tmp_path)
     r = run_python(example)
     assert r.returncode == 0, r.stderr
     assert "paid order-42" in r.stdout
+    r = run_python(orm + "\nprint([m.key for m in ferrymq.Queue('bank.db').find('payments', 'order-43')])")
+    assert r.returncode == 0, r.stderr
+    assert "['order-43']" in r.stdout
 
 
 def test_the_binding_readme_examples_run(tmp_path: pathlib.Path) -> None:

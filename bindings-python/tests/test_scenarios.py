@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import pathlib
+import sqlite3
 from typing import Any, Optional
 
 import pytest
@@ -106,6 +107,7 @@ class Runner:
         self.ids: dict[str, int] = {}
         self.deliveries: dict[str, ferrymq.Delivery] = {}
         self.halves: dict[int, ferrymq.HalfMessage] = {}
+        self.conn: Optional[sqlite3.Connection] = None
 
     def id(self, v: Any) -> int:
         if isinstance(v, str):
@@ -200,6 +202,8 @@ class Runner:
             return q.purge_dead_letters(s["group"])
         elif op == "transaction":
             self.transaction(s)
+        elif op in ("publish_in", "ack_in"):
+            self.on_own_connection(s)
         elif op == "query":
             with q.transaction() as tx:
                 return [list(r) for r in tx.query(s["sql"], s.get("params", ()))]
@@ -233,6 +237,35 @@ class Runner:
         else:
             raise AssertionError(f"unknown op {op}")
         return None
+
+    def on_own_connection(self, s: Step) -> None:
+        """publish_in / ack_in on Python's own sqlite3 connection to the queue's file: BEGIN,
+        the step's statements, the call, then COMMIT, or ROLLBACK (asked for, or failed)."""
+        conn = self.own_connection()
+        try:
+            conn.execute("BEGIN")
+            for e in s.get("execute", []):
+                conn.execute(e["sql"], e.get("params", ()))
+            if s["op"] == "publish_in":
+                mid = ferrymq.publish_in(conn, s["topic"], s["payload"], queue=self.q, **publish_kwargs(s))
+                if "as" in s:
+                    self.ids[s["as"]] = mid
+                if "expect_id" in s:
+                    assert mid == self.id(s["expect_id"]), "expect_id"
+            else:
+                ferrymq.ack_in(conn, self.deliveries[s["delivery"]], queue=self.q)
+            conn.execute("ROLLBACK" if s.get("rollback") else "COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def own_connection(self) -> sqlite3.Connection:
+        """One sqlite3 connection for the whole scenario, closed after the queue: Python's
+        SQLite and ferrymq's are two libraries in this process, and closing a connection
+        of one drops the other's POSIX locks on the file (and may take its WAL away)."""
+        if self.conn is None:
+            self.conn = sqlite3.connect(self.q.path, isolation_level=None, timeout=30)
+        return self.conn
 
     def transaction(self, s: Step) -> None:
         try:
@@ -278,3 +311,5 @@ def test_scenario(path: pathlib.Path, tmp_path: pathlib.Path) -> None:
             check_subset(r.resolve(s["expect"]), out, at)
     if not r.q.closed:
         r.q.close()
+    if r.conn is not None:
+        r.conn.close()

@@ -1,20 +1,43 @@
-"""The order service (Python): saves each order and publishes `orders/created` in one
-transaction (the outbox), then completes orders as `logistics/shipped` arrives, acking in
-the same transaction as its UPDATE (exactly-once effect).
+"""The order service (Python): saves each order with its own `sqlite3` connection and
+publishes `orders/created` with `ferrymq.publish_in` in that same transaction (the outbox
+on the service's own connection), then completes orders as `logistics/shipped` arrives,
+acking in the same transaction as its UPDATE (exactly-once effect).
 
 Usage: order_service.py DB ORDERS POISON_IDS   (POISON_IDS: comma-separated, may be empty)
 Stops when its stdin closes. Safe to SIGKILL and restart: an order and its message exist
 together or not at all, so a restart creates exactly the missing ones.
+
+The sqlite3 connection is closed before this process opens a ferrymq.Queue: Python's
+SQLite and ferrymq's are two libraries, and in one process closing a connection of one
+drops the other's POSIX locks on the file (bindings-python/README.md).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import threading
 import time
 
 import ferrymq
+
+
+def create_orders(db: str, orders: int, poison: set[int]) -> None:
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        for i in range(1, orders + 1):
+            with conn:  # commits the order and its message together, or neither
+                if conn.execute("SELECT 1 FROM orders WHERE id = ?", (i,)).fetchone():
+                    continue
+                # A poison order: an amount no payment can be made for.
+                amount = -1 if i in poison else 100 * i
+                conn.execute("INSERT INTO orders(id, amount, status) VALUES (?, ?, 'created')", (i, amount))
+                body = json.dumps({"order_id": i, "amount": amount}).encode()
+                ferrymq.publish_in(conn, "orders", body, tag="created", key=f"order-{i}")
+            time.sleep(0.01)  # orders trickle in while the rest of the pipeline works
+    finally:
+        conn.close()
 
 
 def main() -> None:
@@ -23,17 +46,8 @@ def main() -> None:
     stop = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
 
+    create_orders(db, orders, poison)
     with ferrymq.Queue(db) as q:
-        for i in range(1, orders + 1):
-            with q.transaction() as tx:
-                if tx.query("SELECT 1 FROM orders WHERE id = ?", (i,)):
-                    continue
-                # A poison order: an amount no payment can be made for.
-                amount = -1 if i in poison else 100 * i
-                tx.execute("INSERT INTO orders(id, amount, status) VALUES (?, ?, 'created')", (i, amount))
-                body = json.dumps({"order_id": i, "amount": amount}).encode()
-                tx.publish("orders", body, tag="created", key=f"order-{i}")
-            time.sleep(0.01)  # orders trickle in while the rest of the pipeline works
         print("orders created", flush=True)
 
         while not stop.is_set():

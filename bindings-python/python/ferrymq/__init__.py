@@ -36,6 +36,7 @@ from ._native import (
     __version__,
 )
 from ._native import Queue as _NativeQueue
+from ._sql import ack_in, publish_in
 
 #: Durations are seconds (int or float) or a datetime.timedelta.
 Seconds = Union[float, datetime.timedelta]
@@ -66,6 +67,8 @@ __all__ = [
     "Transaction",
     "Worker",
     "__version__",
+    "ack_in",
+    "publish_in",
 ]
 
 class Queue(_NativeQueue):

@@ -39,6 +39,13 @@ __all__ = [
     "CheckRecord",
     "DeadLetter",
     "ManualClock",
+    "PUBLISH_SQL",
+    "PUBLISHED_ID_SQL",
+    "ACK_SQL",
+    "publish_row",
+    "ack_row",
+    "host_error",
+    "no_transaction",
     "__version__",
 ]
 
@@ -405,3 +412,38 @@ class ManualClock:
     def advance(self, seconds: _Seconds) -> None: ...
     def set_ms(self, ms: int) -> None: ...
     def now_ms(self) -> int: ...
+
+# publish_in / ack_in (ferrymq._sql): the core's statements, their checked parameters and
+# its mapping of the host library's errors.
+PUBLISH_SQL: str
+PUBLISHED_ID_SQL: str
+ACK_SQL: str
+
+def publish_row(
+    topic: str,
+    payload: _Payload,
+    *,
+    tag: Optional[str] = None,
+    key: Optional[str] = None,
+    headers: Optional[dict[str, str]] = None,
+    ordering_key: Optional[str] = None,
+    idempotency_key: Optional[str] = None,
+    delay: Optional[_Seconds] = None,
+    deliver_at: Optional[datetime.datetime] = None,
+    queue: Optional[Queue] = None,
+) -> tuple[
+    str,
+    bytes,
+    Optional[str],
+    Optional[str],
+    Optional[str],
+    Optional[str],
+    Optional[str],
+    Optional[int],
+    Optional[int],
+    int,
+    Optional[int],
+]: ...
+def ack_row(delivery: Delivery, *, queue: Optional[Queue] = None) -> tuple[int, str, int, Optional[int]]: ...
+def host_error(message: str, delivery: Optional[Delivery] = None) -> FerrymqError: ...
+def no_transaction() -> InvalidArgumentError: ...

@@ -1,0 +1,119 @@
+"""publish_in / ack_in: publish and ack on the caller's own SQLite connection, in its
+transaction, so the message commits or rolls back with the caller's rows.
+
+The statements are the core's (ferrymq::sql, run by the file's schema-4 triggers) and so
+are the checks and the error kinds; this module finds the DB-API connection, refuses one
+outside a transaction, runs the statements on it and converts its errors.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sqlite3
+from typing import Any, Optional, Union
+
+from . import _native
+from ._native import Delivery, Queue
+
+_Seconds = Union[float, datetime.timedelta]
+_Payload = Union[bytes, bytearray, memoryview, str]
+
+
+def _dbapi(conn: Any) -> Any:
+    """The DB-API connection under `conn`: a sqlite3.Connection as it is; a SQLAlchemy
+    Session or Connection unwrapped (the session's connection, which joins its
+    transaction); anything else is taken to have sqlite3's shape."""
+    if isinstance(conn, sqlite3.Connection):
+        return conn
+    if type(conn).__module__.startswith("sqlalchemy"):
+        if callable(getattr(conn, "connection", None)):  # a Session: its Connection
+            conn = conn.connection()
+        pooled = conn.connection  # the pool's proxy of the DB-API connection
+        raw = getattr(pooled, "driver_connection", None)
+        return raw if raw is not None else pooled.dbapi_connection
+    return conn
+
+
+def _check_transaction(conn: Any) -> None:
+    """Refuses a connection on which the INSERT would commit on its own: outside a
+    transaction, and set not to open one before a write (sqlite3's isolation_level
+    None, or autocommit=True on Python 3.12+)."""
+    if getattr(conn, "in_transaction", True):
+        return
+    autocommit = getattr(conn, "autocommit", None)
+    if autocommit is True:
+        raise _native.no_transaction()
+    if autocommit is False:
+        return  # PEP 249 mode: a transaction is always open
+    if hasattr(conn, "isolation_level") and conn.isolation_level is None:
+        raise _native.no_transaction()
+
+
+def _errors(conn: Any) -> Any:
+    """The exception classes of the connection's library (DB-API's Connection.Error)."""
+    return getattr(conn, "Error", sqlite3.Error)
+
+
+def publish_in(
+    conn: Any,
+    topic: str,
+    payload: _Payload,
+    *,
+    tag: Optional[str] = None,
+    key: Optional[str] = None,
+    headers: Optional[dict[str, str]] = None,
+    ordering_key: Optional[str] = None,
+    idempotency_key: Optional[str] = None,
+    delay: Optional[_Seconds] = None,
+    deliver_at: Optional[datetime.datetime] = None,
+    queue: Optional[Queue] = None,
+) -> int:
+    """Publishes on `conn` (sqlite3.Connection, SQLAlchemy Connection or Session, or a
+    DB-API connection of sqlite3's shape) inside its open transaction: the message is
+    stored when that transaction commits, and vanishes if it rolls back. The options and
+    checks are `Queue.publish`'s; `queue` gives its max_payload, idempotency window and
+    clock (without it: the defaults and SQLite's clock). Returns the message id (for a
+    repeated idempotency key, the first message's)."""
+    row = _native.publish_row(
+        topic,
+        payload,
+        tag=tag,
+        key=key,
+        headers=headers,
+        ordering_key=ordering_key,
+        idempotency_key=idempotency_key,
+        delay=delay,
+        deliver_at=deliver_at,
+        queue=queue,
+    )
+    db = _dbapi(conn)
+    _check_transaction(db)
+    try:
+        cur = db.cursor()
+        try:
+            cur.execute(_native.PUBLISH_SQL, row)
+            cur.execute(_native.PUBLISHED_ID_SQL, (topic, idempotency_key))
+            (message_id,) = cur.fetchone()
+        finally:
+            cur.close()
+    except _errors(db) as e:
+        raise _native.host_error(str(e)) from e
+    return int(message_id)
+
+
+def ack_in(conn: Any, delivery: Delivery, *, queue: Optional[Queue] = None) -> None:
+    """Acks `delivery` on `conn` inside its open transaction: the ack holds when that
+    transaction commits. LeaseLostError when the delivery is no longer held (its lease
+    expired and another consumer took it, or it was settled); let it propagate out of
+    the transaction so the caller's writes roll back with it."""
+    row = _native.ack_row(delivery, queue=queue)
+    db = _dbapi(conn)
+    _check_transaction(db)
+    try:
+        cur = db.cursor()
+        try:
+            cur.execute(_native.ACK_SQL, row)
+        finally:
+            cur.close()
+    except _errors(db) as e:
+        raise _native.host_error(str(e), delivery) from e

@@ -1,0 +1,118 @@
+//! What `ferrymq.publish_in` / `ack_in` (python/ferrymq/_sql.py) need from `ferrymq::sql`:
+//! the statements' text, the validated parameters of one publish or ack, and the mapping
+//! of an error raised by Python's own SQLite library to ferrymq's exceptions. The
+//! statements run on the caller's connection, in Python; every check and every decision
+//! (validation, the queue's limits and clock, error kinds) stays in the core.
+
+use crate::convert;
+use crate::errors::{OrPy, to_py};
+use crate::queue::PyQueue;
+use crate::types::{PyDelivery, publish_options};
+use ferrymq::sql::{self, AckRow, PublishRow};
+use pyo3::exceptions::PyBaseException;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+/// The parameters of `PUBLISH_SQL`, in its order, after the same checks as
+/// `Queue.publish` (with `queue`'s max_payload, idempotency window and clock; without
+/// one, the defaults and SQLite's clock). The payload comes back as bytes.
+#[pyfunction]
+#[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, queue=None))]
+#[allow(clippy::too_many_arguments)]
+fn publish_row<'py>(
+    py: Python<'py>,
+    topic: &str,
+    payload: &Bound<'py, PyAny>,
+    tag: Option<String>,
+    key: Option<String>,
+    headers: Option<&Bound<'py, PyAny>>,
+    ordering_key: Option<String>,
+    idempotency_key: Option<String>,
+    delay: Option<&Bound<'py, PyAny>>,
+    deliver_at: Option<&Bound<'py, PyAny>>,
+    queue: Option<PyRef<'py, PyQueue>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    // bytes are bound as they are (no copy of a payload that may be megabytes).
+    let payload = match payload.cast::<PyBytes>() {
+        Ok(b) => b.clone(),
+        Err(_) => PyBytes::new(py, &convert::payload("payload", payload)?),
+    };
+    let options = publish_options(
+        tag,
+        key,
+        headers,
+        ordering_key,
+        idempotency_key,
+        delay,
+        deliver_at,
+    )?;
+    let q = queue.as_ref().map(|q| q.queue());
+    let row = PublishRow::new(topic, payload.as_bytes().len(), &options, q).py_err()?;
+    (
+        topic,
+        payload,
+        row.tag,
+        row.key,
+        row.headers,
+        row.ordering_key,
+        row.idempotency_key,
+        row.delay_ms,
+        row.deliver_at,
+        row.idempotency_window_ms,
+        row.published_at,
+    )
+        .into_pyobject(py)
+}
+
+/// The parameters of `ACK_SQL` for `delivery`, acked at `queue`'s clock (without one,
+/// SQLite's).
+#[pyfunction]
+#[pyo3(signature = (delivery, *, queue=None))]
+fn ack_row<'py>(
+    py: Python<'py>,
+    delivery: PyRef<'py, PyDelivery>,
+    queue: Option<PyRef<'py, PyQueue>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let q = queue.as_ref().map(|q| q.queue());
+    let row = delivery.read(|d| AckRow::new(d, q));
+    (
+        row.message_id,
+        row.consumer_group,
+        row.lease_token,
+        row.acked_at,
+    )
+        .into_pyobject(py)
+}
+
+/// The ferrymq exception (not raised) for the text of an error Python's SQLite library
+/// raised running one of these statements; `delivery`: the one being acked.
+#[pyfunction]
+#[pyo3(signature = (message, delivery=None))]
+fn host_error<'py>(
+    py: Python<'py>,
+    message: &str,
+    delivery: Option<PyRef<'py, PyDelivery>>,
+) -> Bound<'py, PyBaseException> {
+    let e = match delivery {
+        Some(d) => d.read(|d| sql::host_error(message, Some(d))),
+        None => sql::host_error(message, None),
+    };
+    to_py(e).into_value(py).into_bound(py)
+}
+
+/// The InvalidArgumentError (not raised) for a connection outside a transaction.
+#[pyfunction]
+fn no_transaction(py: Python<'_>) -> Bound<'_, PyBaseException> {
+    to_py(sql::no_transaction()).into_value(py).into_bound(py)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("PUBLISH_SQL", sql::PUBLISH)?;
+    m.add("PUBLISHED_ID_SQL", sql::PUBLISHED_ID)?;
+    m.add("ACK_SQL", sql::ACK)?;
+    m.add_function(wrap_pyfunction!(publish_row, m)?)?;
+    m.add_function(wrap_pyfunction!(ack_row, m)?)?;
+    m.add_function(wrap_pyfunction!(host_error, m)?)?;
+    m.add_function(wrap_pyfunction!(no_transaction, m)?)?;
+    Ok(())
+}
