@@ -7,6 +7,7 @@ mod convert;
 mod delivery;
 mod errors;
 mod queue;
+mod sql;
 mod testing;
 mod tx;
 mod views;
