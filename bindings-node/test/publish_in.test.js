@@ -276,6 +276,36 @@ test('a plain SQLite file that ferrymq never opened: NOT_FOUND', async () => {
   plain.close()
 })
 
+// Holds the file's write lock until killed.
+const LOCK_HOLDER = `
+  const Database = require('better-sqlite3')
+  const db = new Database(process.argv[1])
+  db.exec('BEGIN IMMEDIATE')
+  console.log('locked')
+  setInterval(() => {}, 1000)`
+
+test("another process holding the write lock: BUSY, the library's error as cause", async () => {
+  const { q, file, db } = setup()
+  const impatient = new Database(file, { timeout: 0 })
+  /** @type {() => void} */
+  let locked = () => {}
+  const isLocked = new Promise((/** @type {(v?: unknown) => void} */ r) => (locked = r))
+  const holder = run(LOCK_HOLDER, [file], { onLine: (l) => l === 'locked' && locked() })
+  try {
+    await isLocked
+    const e = failure(() => impatient.transaction(() => publishIn(impatient, 'orders', 'x'))())
+    assert.equal(e.code, 'BUSY', e.message)
+    assert.ok(e.cause instanceof Error && /** @type {any} */ (e.cause).code === 'SQLITE_BUSY')
+  } finally {
+    holder.child.kill()
+    await holder.done
+  }
+  assert.equal(messageCount(q), 0)
+  await q.close()
+  impatient.close()
+  db.close()
+})
+
 // Receives everything ready in `g` and prints it as JSON lines.
 const PYTHON_CONSUMER = `
 import json, sys, ferrymq
