@@ -13,8 +13,8 @@ const ERROR_CODES = Object.freeze([
 
 /** Every error ferrymq throws; `code` names its kind (see ERROR_CODES). */
 class FerrymqError extends Error {
-  constructor(code, message) {
-    super(message)
+  constructor(code, message, options) {
+    super(message, options)
     this.name = 'FerrymqError'
     this.code = code
   }

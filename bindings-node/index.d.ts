@@ -16,7 +16,7 @@ export declare const ERROR_CODES: readonly ErrorCode[]
 
 /** Every error ferrymq throws; `code` names its kind. */
 export declare class FerrymqError extends Error {
-  constructor(code: ErrorCode, message: string)
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions)
   readonly name: 'FerrymqError'
   readonly code: ErrorCode
 }
@@ -312,3 +312,56 @@ export declare class Queue {
    *  resolves to the number of pages freed (0 for files created without auto-vacuum). */
   vacuum(options?: { pages?: number | null }): Promise<number>
 }
+
+/** A prepared statement of the caller's SQLite library (better-sqlite3's Statement,
+ *  node:sqlite's StatementSync): publishIn / ackIn bind their parameters positionally. */
+export interface SqlStatement {
+  run(...params: any[]): unknown
+  get(...params: any[]): unknown
+}
+
+/**
+ * The caller's own SQLite connection on the queue's file: a better-sqlite3 `Database` or a
+ * node:sqlite `DatabaseSync`. It must be inside a transaction (better-sqlite3
+ * `inTransaction`, node:sqlite `isTransaction`; where node:sqlite has neither, a BEGIN that
+ * is rolled back at once tells).
+ */
+export interface SqlConnection {
+  prepare(sql: string): SqlStatement
+  readonly inTransaction?: boolean
+  readonly isTransaction?: boolean
+  exec?(sql: string): unknown
+}
+
+export interface PublishInOptions extends PublishOptions {
+  /** Its limits (maxPayload, idempotencyWindowMs) and clock apply; without it the
+   *  defaults and SQLite's clock. */
+  queue?: Queue
+}
+
+export interface AckInOptions {
+  /** Its clock stamps the ack; without it SQLite's clock. */
+  queue?: Queue
+}
+
+/**
+ * Publishes on `db`, inside the transaction the caller opened (e.g. in better-sqlite3's
+ * `db.transaction(() => ...)`): the message commits or rolls back with the caller's rows.
+ * Checks as publish() does; returns the message id (the first id for a repeated
+ * idempotencyKey). Outside a transaction: INVALID_ARGUMENT, nothing written. On a file
+ * no Queue has opened: NOT_FOUND. Errors of the library are FerrymqErrors with the
+ * original as `cause`.
+ */
+export declare function publishIn(
+  db: SqlConnection,
+  topic: string,
+  payload: Payload,
+  options?: PublishInOptions,
+): number
+
+/**
+ * Acks `delivery` on `db`, inside the caller's transaction: the ack commits or rolls back
+ * with the caller's rows. LEASE_LOST when the delivery is no longer held (throw it on, and
+ * the caller's transaction rolls back).
+ */
+export declare function ackIn(db: SqlConnection, delivery: Delivery, options?: AckInOptions): void

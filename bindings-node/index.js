@@ -321,9 +321,15 @@ function receiveParts(opts, what) {
   return { signal, rest }
 }
 
+/** The NativeQueue behind a Queue (for publishIn / ackIn's `queue` option). */
+let nativeQueue
+
 /** A queue in one SQLite file. */
 class Queue {
   #q
+  static {
+    nativeQueue = (q) => q.#q
+  }
   /** Opens (creating and migrating if needed) the queue file at `path`. */
   constructor(path, opts) {
     const { testClock, foreignKeys, ...o } = options(opts, QUEUE_OPTS, 'Queue options')
@@ -618,6 +624,122 @@ class Queue {
   }
 }
 
+// publishIn / ackIn: ferrymq's statements on the caller's own connection (better-sqlite3
+// or node:sqlite), in the caller's transaction. The core gives the SQL, checks and
+// converts the parameters, and maps the errors; this runs the statements.
+
+const SQL = native.sqlStatements()
+
+/** @type {WeakMap<object, Map<string, any>>} prepared statements per connection */
+const statements = new WeakMap()
+
+function statement(db, sql) {
+  let byText = statements.get(db)
+  if (byText === undefined) {
+    byText = new Map()
+    statements.set(db, byText)
+  }
+  let st = byText.get(sql)
+  if (st === undefined) {
+    st = db.prepare(sql)
+    byText.set(sql, st)
+  }
+  return st
+}
+
+function checkDb(db) {
+  if (db === null || typeof db !== 'object' || typeof db.prepare !== 'function') {
+    throw invalid(`db must be a better-sqlite3 Database or a node:sqlite DatabaseSync, not ${describe(db)}`)
+  }
+  // better-sqlite3 `open`, node:sqlite `isOpen` (where they exist)
+  if (db.open === false || db.isOpen === false) throw invalid('db is closed')
+}
+
+// better-sqlite3 says `inTransaction`, node:sqlite (22.16+) `isTransaction`. An older
+// node:sqlite says neither: BEGIN tells, failing only inside a transaction; outside one
+// it is rolled back at once, so nothing stays open or written.
+function inTransaction(db) {
+  if (typeof db.inTransaction === 'boolean') return db.inTransaction
+  if (typeof db.isTransaction === 'boolean') return db.isTransaction
+  if (typeof db.exec !== 'function') {
+    throw invalid('db must be a better-sqlite3 Database or a node:sqlite DatabaseSync (it has no exec)')
+  }
+  try {
+    db.exec('BEGIN')
+  } catch {
+    return true
+  }
+  db.exec('ROLLBACK')
+  return false
+}
+
+function requireTransaction(db) {
+  if (!inTransaction(db)) throw fromInfo(native.noTransactionError())
+}
+
+function fromInfo(info, cause) {
+  return new FerrymqError(info.code, info.message, cause === undefined ? undefined : { cause })
+}
+
+/** Runs `f`; an error of the host library becomes ferrymq's, with the original as `cause`. */
+function onConnection(f, delivery) {
+  try {
+    return f()
+  } catch (e) {
+    if (e instanceof FerrymqError) throw e
+    const text = e instanceof Error ? String(e.message) : errorText(e)
+    throw fromInfo(native.sqlError(text, delivery), e)
+  }
+}
+
+function queueOption(queue) {
+  if (queue === undefined || queue === null) return undefined
+  if (!(queue instanceof Queue)) throw invalid(`queue must be a Queue, not ${describe(queue)}`)
+  return nativeQueue(queue)
+}
+
+// better-sqlite3 returns a BigInt with safeIntegers on; ids stay below 2^53.
+function idNumber(v) {
+  return typeof v === 'bigint' ? Number(v) : v
+}
+
+/**
+ * Publishes on `db`, the caller's own SQLite connection, inside its open transaction: the
+ * message commits or rolls back with the caller's rows. Returns the message id (the first
+ * one for a repeated idempotencyKey).
+ */
+function publishIn(db, topic, body, opts) {
+  const { queue, ...rest } = options(opts, [...PUBLISH_OPTS, 'queue'], 'publishIn options')
+  const nq = queueOption(queue)
+  const p = payload(body)
+  const o = publishOptions(rest)
+  const len = typeof p === 'string' ? Buffer.byteLength(p) : p.length
+  const row = call(() => native.publishRow(topic, len, o, nq))
+  checkDb(db)
+  requireTransaction(db)
+  return onConnection(() => {
+    statement(db, SQL.publish).run(topic, p, ...row)
+    const got = statement(db, SQL.publishedId).get(topic, row[4])
+    return idNumber(Object.values(got)[0])
+  })
+}
+
+/**
+ * Acks `delivery` on `db`, inside its open transaction: the ack commits or rolls back with
+ * the caller's rows. Throws LEASE_LOST when the delivery is no longer held.
+ */
+function ackIn(db, delivery, opts) {
+  const { queue } = options(opts, ['queue'], 'ackIn options')
+  const nq = queueOption(queue)
+  if (!(delivery instanceof Delivery)) throw invalid(`delivery must be a Delivery, not ${describe(delivery)}`)
+  checkDb(db)
+  requireTransaction(db)
+  const row = call(() => native.ackRow(delivery, nq))
+  onConnection(() => {
+    statement(db, SQL.ack).run(...row)
+  }, delivery)
+}
+
 if (typeof Symbol.asyncDispose === 'symbol') {
   Queue.prototype[Symbol.asyncDispose] = function dispose() {
     return this.close()
@@ -633,3 +755,5 @@ module.exports.Delivery = Delivery
 module.exports.HalfMessage = HalfMessage
 module.exports.Transaction = Transaction
 module.exports.Worker = Worker
+module.exports.publishIn = publishIn
+module.exports.ackIn = ackIn

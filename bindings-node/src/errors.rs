@@ -5,6 +5,7 @@
 use ferrymq::{Error, ErrorKind};
 use napi::Status;
 use napi::bindgen_prelude::{Env, JsError, PromiseRaw, ToNapiValue, Unknown};
+use napi_derive::napi;
 use std::future::Future;
 
 /// An error kind's code (`LEASE_LOST`, ...): the `code` of the JS error it becomes.
@@ -25,6 +26,21 @@ fn error(kind: ErrorKind, reason: impl std::fmt::Display) -> napi::Error<Code> {
 
 pub fn to_js(e: Error) -> napi::Error<Code> {
     error(e.kind(), e)
+}
+
+/// A core error as a value, for the calls that hand an error back instead of throwing it
+/// (`index.js` makes a `FerrymqError` of it).
+#[napi(object)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
+}
+
+pub fn error_info(e: Error) -> ErrorInfo {
+    ErrorInfo {
+        code: e.kind().code().to_owned(),
+        message: e.to_string(),
+    }
 }
 
 pub fn invalid(msg: impl std::fmt::Display) -> napi::Error<Code> {

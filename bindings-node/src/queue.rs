@@ -139,6 +139,13 @@ fn deliveries(q: &Queue, ds: Vec<ferrymq::Delivery>) -> Vec<Delivery> {
         .collect()
 }
 
+impl NativeQueue {
+    /// The core queue, for `publishRow` / `ackRow` (its limits and clock).
+    pub(crate) fn queue(&self) -> &Queue {
+        &self.q
+    }
+}
+
 #[napi]
 impl NativeQueue {
     #[napi(constructor)]

@@ -39,11 +39,16 @@ test('the package README example runs', () => {
   assert.ok(fs.existsSync(path.join(dir, 'bank.db')))
 })
 
-test('the top README Node example runs', () => {
+test('the top README Node examples run: the queue, then publishIn on better-sqlite3', () => {
   const blocks = jsBlocks(path.join(ROOT, 'README.md'))
-  assert.equal(blocks.length, 1)
-  assert.ok(blocks[0].trim().split('\n').length <= 12)
-  const r = runIn(app(), 'example.mjs', blocks[0])
+  assert.equal(blocks.length, 2)
+  for (const b of blocks) assert.ok(b.trim().split('\n').length <= 12)
+  const dir = app()
+  fs.symlinkSync(path.join(PKG, 'node_modules', 'better-sqlite3'), path.join(dir, 'node_modules', 'better-sqlite3'), 'dir')
+  const r = runIn(dir, 'example.mjs', blocks[0])
   assert.equal(r.status, 0, r.stderr)
   assert.match(r.stdout, /paid order-42/)
+  const s = runIn(dir, 'publish_in.mjs', blocks[1])
+  assert.equal(s.status, 0, s.stderr)
+  assert.match(s.stdout, /published 2/)
 })

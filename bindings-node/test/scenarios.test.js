@@ -5,7 +5,8 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { Queue, RetryPolicy, FerrymqError } = require('ferrymq')
+const Database = require('better-sqlite3')
+const { Queue, RetryPolicy, FerrymqError, publishIn, ackIn } = require('ferrymq')
 const { ManualClock } = require('ferrymq/testing')
 const { tempDb, START_MS } = require('./helpers.js')
 
@@ -87,6 +88,8 @@ class Runner {
     this.deliveries = new Map()
     /** @type {Map<number, import('ferrymq').HalfMessage>} */
     this.halves = new Map()
+    /** @type {import('better-sqlite3').Database | undefined} */
+    this.conn = undefined
   }
 
   /** @param {any} v */
@@ -177,6 +180,14 @@ class Runner {
         return void this.transaction(s)
       case 'query':
         return q.transaction((tx) => tx.query(s.sql, s.params))
+      case 'publish_in':
+        return this.onConnection(s, (db) => {
+          const id = publishIn(db, s.topic, s.payload, { ...publishOptions(s), queue: q })
+          if (s.as !== undefined) this.ids.set(s.as, id)
+          if (s.expect_id !== undefined) assert.equal(id, this.id(s.expect_id), 'expect_id')
+        })
+      case 'ack_in':
+        return this.onConnection(s, (db) => ackIn(db, this.delivery(s.delivery), { queue: q }))
       case 'prepare': {
         const h = q.prepare(s.topic, s.payload, publishOptions(s))
         this.ids.set(s.as, h.id)
@@ -209,6 +220,32 @@ class Runner {
       default:
         throw new Error(`unknown op ${s.op}`)
     }
+  }
+
+  /**
+   * On the runner's better-sqlite3 connection to the queue's file: BEGIN, the step's
+   * `execute` statements, `f`, then COMMIT, or ROLLBACK when the step says so or fails.
+   *
+   * One connection for the whole scenario, closed after the queue, where the README says
+   * one per step: better-sqlite3 carries its own copy of SQLite, and a copy closing its
+   * last connection to a file deletes the WAL and -shm files that the other copy (the
+   * queue's) in this process still uses, so commits made afterwards are lost to the queue
+   * (see bindings-node/README.md, "One process, one SQLite").
+   * @param {Step} s
+   * @param {(db: import('better-sqlite3').Database) => void} f
+   */
+  onConnection(s, f) {
+    this.conn ??= new Database(this.db)
+    const db = this.conn
+    db.exec('BEGIN')
+    try {
+      for (const e of s.execute ?? []) db.prepare(e.sql).run(...(e.params ?? []))
+      f(db)
+    } catch (e) {
+      db.exec('ROLLBACK')
+      throw e
+    }
+    db.exec(s.rollback ? 'ROLLBACK' : 'COMMIT')
   }
 
   /** @param {Step} s */
@@ -250,6 +287,7 @@ for (const file of fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()
       if (s.expect !== undefined) checkSubset(r.resolve(s.expect), out, at)
     }
     if (!r.q.closed) await r.q.close()
+    r.conn?.close()
   })
 }
 

@@ -1,0 +1,96 @@
+//! `publishIn` / `ackIn`: the pieces of `ferrymq::sql` that `index.js` needs to publish
+//! and ack on the caller's own SQLite connection (better-sqlite3, node:sqlite). The
+//! statements run in JS, on that connection; here are their texts, their validated
+//! parameters, and the mapping of the host library's error text to ferrymq's kinds.
+
+use crate::convert::{self, PublishOpts};
+use crate::delivery::Delivery;
+use crate::errors::{ErrorInfo, Result, error_info};
+use crate::queue::NativeQueue;
+use ferrymq::sql::{self, AckRow, PublishRow};
+use napi::bindgen_prelude::{BigInt, Either3, Null};
+use napi_derive::napi;
+
+/// The SQL texts of `ferrymq::sql`, bound positionally.
+#[napi(object)]
+pub struct SqlStatements {
+    pub publish: String,
+    pub published_id: String,
+    pub ack: String,
+}
+
+#[napi]
+pub fn sql_statements() -> SqlStatements {
+    SqlStatements {
+        publish: sql::PUBLISH.to_owned(),
+        published_id: sql::PUBLISHED_ID.to_owned(),
+        ack: sql::ACK.to_owned(),
+    }
+}
+
+/// A parameter of those statements. Integers are BigInts: better-sqlite3 and node:sqlite
+/// bind every JS number as a REAL, which the triggers refuse where they need an integer.
+pub type SqlArg = Either3<Null, String, BigInt>;
+
+fn text(v: Option<String>) -> SqlArg {
+    v.map_or(Either3::A(Null), Either3::B)
+}
+
+fn int(v: Option<i64>) -> SqlArg {
+    v.map_or(Either3::A(Null), |n| Either3::C(BigInt::from(n)))
+}
+
+/// The parameters of PUBLISH after `topic` and `payload`, checked as `publish` checks
+/// them (with `queue`'s limits and clock when given).
+#[napi]
+pub fn publish_row(
+    topic: String,
+    payload_len: f64,
+    opts: Option<PublishOpts>,
+    queue: Option<&NativeQueue>,
+) -> Result<Vec<SqlArg>> {
+    let len = convert::count::<usize>("payload length", payload_len)?;
+    let options = convert::publish_options(opts)?;
+    let row = PublishRow::new(&topic, len, &options, queue.map(NativeQueue::queue))
+        .map_err(crate::errors::to_js)?;
+    Ok(vec![
+        text(row.tag),
+        text(row.key),
+        text(row.headers),
+        text(row.ordering_key),
+        text(row.idempotency_key),
+        int(row.delay_ms),
+        int(row.deliver_at),
+        int(Some(row.idempotency_window_ms)),
+        int(row.published_at),
+    ])
+}
+
+/// The parameters of ACK for `delivery`.
+#[napi]
+pub fn ack_row(delivery: &Delivery, queue: Option<&NativeQueue>) -> Vec<SqlArg> {
+    let row = delivery.read(|d| AckRow::new(d, queue.map(NativeQueue::queue)));
+    vec![
+        int(Some(row.message_id)),
+        text(Some(row.consumer_group)),
+        int(Some(row.lease_token)),
+        int(row.acked_at),
+    ]
+}
+
+/// The ferrymq error for the text of an error the host library threw running one of the
+/// statements (`delivery`: the one being acked).
+#[napi]
+pub fn sql_error(message: String, delivery: Option<&Delivery>) -> ErrorInfo {
+    let e = match delivery {
+        Some(d) => d.read(|d| sql::host_error(&message, Some(d))),
+        None => sql::host_error(&message, None),
+    };
+    error_info(e)
+}
+
+/// The error for a connection outside a transaction.
+#[napi]
+pub fn no_transaction_error() -> ErrorInfo {
+    error_info(sql::no_transaction())
+}
