@@ -88,8 +88,6 @@ class Runner {
     this.deliveries = new Map()
     /** @type {Map<number, import('ferrymq').HalfMessage>} */
     this.halves = new Map()
-    /** @type {import('better-sqlite3').Database | undefined} */
-    this.conn = undefined
   }
 
   /** @param {any} v */
@@ -223,29 +221,27 @@ class Runner {
   }
 
   /**
-   * On the runner's better-sqlite3 connection to the queue's file: BEGIN, the step's
-   * `execute` statements, `f`, then COMMIT, or ROLLBACK when the step says so or fails.
-   *
-   * One connection for the whole scenario, closed after the queue, where the README says
-   * one per step: better-sqlite3 carries its own copy of SQLite, and a copy closing its
-   * last connection to a file deletes the WAL and -shm files that the other copy (the
-   * queue's) in this process still uses, so commits made afterwards are lost to the queue
-   * (see bindings-node/README.md, "One process, one SQLite").
+   * On a better-sqlite3 connection to the queue's file, opened for the step: BEGIN, the
+   * step's `execute` statements, `f`, then COMMIT, or ROLLBACK when the step says so or
+   * fails, and close.
    * @param {Step} s
    * @param {(db: import('better-sqlite3').Database) => void} f
    */
   onConnection(s, f) {
-    this.conn ??= new Database(this.db)
-    const db = this.conn
-    db.exec('BEGIN')
+    const db = new Database(this.db)
     try {
-      for (const e of s.execute ?? []) db.prepare(e.sql).run(...(e.params ?? []))
-      f(db)
-    } catch (e) {
-      db.exec('ROLLBACK')
-      throw e
+      db.exec('BEGIN')
+      try {
+        for (const e of s.execute ?? []) db.prepare(e.sql).run(...(e.params ?? []))
+        f(db)
+      } catch (e) {
+        db.exec('ROLLBACK')
+        throw e
+      }
+      db.exec(s.rollback ? 'ROLLBACK' : 'COMMIT')
+    } finally {
+      db.close()
     }
-    db.exec(s.rollback ? 'ROLLBACK' : 'COMMIT')
   }
 
   /** @param {Step} s */
@@ -287,7 +283,6 @@ for (const file of fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()
       if (s.expect !== undefined) checkSubset(r.resolve(s.expect), out, at)
     }
     if (!r.q.closed) await r.q.close()
-    r.conn?.close()
   })
 }
 

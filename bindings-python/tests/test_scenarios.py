@@ -107,7 +107,6 @@ class Runner:
         self.ids: dict[str, int] = {}
         self.deliveries: dict[str, ferrymq.Delivery] = {}
         self.halves: dict[int, ferrymq.HalfMessage] = {}
-        self.conn: Optional[sqlite3.Connection] = None
 
     def id(self, v: Any) -> int:
         if isinstance(v, str):
@@ -239,9 +238,10 @@ class Runner:
         return None
 
     def on_own_connection(self, s: Step) -> None:
-        """publish_in / ack_in on Python's own sqlite3 connection to the queue's file: BEGIN,
-        the step's statements, the call, then COMMIT, or ROLLBACK (asked for, or failed)."""
-        conn = self.own_connection()
+        """publish_in / ack_in on Python's own sqlite3 connection to the queue's file, opened
+        for the step: BEGIN, the step's statements, the call, then COMMIT, or ROLLBACK (asked
+        for, or failed), and close."""
+        conn = sqlite3.connect(self.q.path, isolation_level=None, timeout=30)
         try:
             conn.execute("BEGIN")
             for e in s.get("execute", []):
@@ -258,14 +258,8 @@ class Runner:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-
-    def own_connection(self) -> sqlite3.Connection:
-        """One sqlite3 connection for the whole scenario, closed after the queue: Python's
-        SQLite and ferrymq's are two libraries in this process, and closing a connection
-        of one drops the other's POSIX locks on the file (and may take its WAL away)."""
-        if self.conn is None:
-            self.conn = sqlite3.connect(self.q.path, isolation_level=None, timeout=30)
-        return self.conn
+        finally:
+            conn.close()
 
     def transaction(self, s: Step) -> None:
         try:
@@ -311,5 +305,3 @@ def test_scenario(path: pathlib.Path, tmp_path: pathlib.Path) -> None:
             check_subset(r.resolve(s["expect"]), out, at)
     if not r.q.closed:
         r.q.close()
-    if r.conn is not None:
-        r.conn.close()

@@ -6,10 +6,6 @@ acking in the same transaction as its UPDATE (exactly-once effect).
 Usage: order_service.py DB ORDERS POISON_IDS   (POISON_IDS: comma-separated, may be empty)
 Stops when its stdin closes. Safe to SIGKILL and restart: an order and its message exist
 together or not at all, so a restart creates exactly the missing ones.
-
-The sqlite3 connection is closed before this process opens a ferrymq.Queue: Python's
-SQLite and ferrymq's are two libraries, and in one process closing a connection of one
-drops the other's POSIX locks on the file (bindings-python/README.md).
 """
 
 from __future__ import annotations
