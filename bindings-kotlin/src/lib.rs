@@ -19,6 +19,7 @@ mod error;
 mod fast;
 mod handles;
 mod queue;
+mod sql;
 mod tx;
 mod views;
 
@@ -26,5 +27,6 @@ pub use callbacks::{CheckAnswer, FfiChecker, FfiHandler};
 pub use delivery::{FfiDelivery, FfiHalfMessage, FfiReceiveSlot, FfiWorker, Received};
 pub use error::FfiError;
 pub use queue::{FfiManualClock, FfiQueue, FfiRetryPolicy};
+pub use sql::{SqlAckRow, SqlPublishRow};
 pub use tx::FfiTransaction;
 pub use views::*;

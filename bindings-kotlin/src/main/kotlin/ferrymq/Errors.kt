@@ -9,35 +9,36 @@ import ferrymq.ffi.InternalException
  */
 sealed class FerrymqException(message: String, cause: Throwable? = null) : Exception(message, cause) {
     /** Bad input; nothing was changed. */
-    class InvalidArgument(message: String) : FerrymqException(message)
+    class InvalidArgument(message: String, cause: Throwable? = null) : FerrymqException(message, cause)
 
     /** No such consumer group, message or dead letter. */
-    class NotFound(message: String) : FerrymqException(message)
+    class NotFound(message: String, cause: Throwable? = null) : FerrymqException(message, cause)
 
     /** The delivery's lease was taken over (acked, nacked, or expired and claimed again). */
-    class LeaseLost(message: String) : FerrymqException(message)
+    class LeaseLost(message: String, cause: Throwable? = null) : FerrymqException(message, cause)
 
     /** The queue was closed (or opened in a parent process before fork). */
-    class Closed(message: String) : FerrymqException(message)
+    class Closed(message: String, cause: Throwable? = null) : FerrymqException(message, cause)
 
     /** The file stayed locked past `busyTimeout`. */
-    class Busy(message: String) : FerrymqException(message)
+    class Busy(message: String, cause: Throwable? = null) : FerrymqException(message, cause)
 
     /** I/O error, disk full, corrupt, foreign or newer file. */
     class Storage(message: String, cause: Throwable? = null) : FerrymqException(message, cause)
 
     /** A callback you supplied failed. */
-    class Callback(message: String) : FerrymqException(message)
+    class Callback(message: String, cause: Throwable? = null) : FerrymqException(message, cause)
 }
 
-internal fun FfiException.toFerrymq(): FerrymqException = when (this) {
-    is FfiException.InvalidArgument -> FerrymqException.InvalidArgument(reason)
-    is FfiException.NotFound -> FerrymqException.NotFound(reason)
-    is FfiException.LeaseLost -> FerrymqException.LeaseLost(reason)
-    is FfiException.Closed -> FerrymqException.Closed(reason)
-    is FfiException.Busy -> FerrymqException.Busy(reason)
-    is FfiException.Storage -> FerrymqException.Storage(reason)
-    is FfiException.Callback -> FerrymqException.Callback(reason)
+/** [cause]: what the error was made from, when it came from outside ferrymq (a JDBC driver's exception). */
+internal fun FfiException.toFerrymq(cause: Throwable? = null): FerrymqException = when (this) {
+    is FfiException.InvalidArgument -> FerrymqException.InvalidArgument(reason, cause)
+    is FfiException.NotFound -> FerrymqException.NotFound(reason, cause)
+    is FfiException.LeaseLost -> FerrymqException.LeaseLost(reason, cause)
+    is FfiException.Closed -> FerrymqException.Closed(reason, cause)
+    is FfiException.Busy -> FerrymqException.Busy(reason, cause)
+    is FfiException.Storage -> FerrymqException.Storage(reason, cause)
+    is FfiException.Callback -> FerrymqException.Callback(reason, cause)
 }
 
 /**

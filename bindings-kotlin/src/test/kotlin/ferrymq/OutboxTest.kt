@@ -1,0 +1,289 @@
+package ferrymq
+
+import kotlinx.coroutines.runBlocking
+import org.json.JSONArray
+import org.json.JSONObject
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertInstanceOf
+import org.junit.jupiter.api.Assertions.assertNotNull
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.AfterEach
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.assertThrows
+import java.nio.file.Path
+import java.sql.Connection
+import java.sql.DriverManager
+import java.sql.SQLException
+import java.time.Instant
+import java.util.concurrent.TimeUnit
+import kotlin.time.Duration.Companion.seconds
+
+/**
+ * [Outbox.publishIn] on a connection of sqlite-jdbc (the application's own driver), in
+ * its transaction, on real files.
+ *
+ * The queue's side (creating the schema, subscribing, receiving) runs in Python
+ * processes, never in this JVM: a ferrymq [Queue] and sqlite-jdbc on one file in one
+ * process would be two copies of SQLite whose locks do not exclude each other (see
+ * [Outbox]), which `publishIn` refuses.
+ */
+class OutboxTest {
+    /** A sqlite-jdbc connection to [db] with autoCommit off: its own transaction. */
+    private fun jdbc(db: Path, autoCommit: Boolean = false): Connection =
+        DriverManager.getConnection("jdbc:sqlite:$db").also { it.autoCommit = autoCommit }
+
+    private fun Connection.run(sql: String, vararg params: Any?): Int = prepareStatement(sql).use { st ->
+        params.forEachIndexed { i, p -> st.setObject(i + 1, p) }
+        st.executeUpdate()
+    }
+
+    private fun Connection.long(sql: String): Long =
+        createStatement().use { st -> st.executeQuery(sql).use { rs -> rs.next(); rs.getLong(1) } }
+
+    private val queueSide = """
+import sys, json, ferrymq
+db, cmd, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+with ferrymq.Queue(db) as q:
+    if cmd == "subscribe":
+        for g in args:
+            q.subscribe(g, "orders")
+        out = {}
+    elif cmd == "publish":
+        out = {"id": q.publish("orders", args[0].encode(), idempotency_key=args[1])}
+    elif cmd == "drain":
+        got = []
+        while True:
+            ds = q.receive(args[0], max=100)
+            if not ds:
+                break
+            for d in ds:
+                got.append({"id": d.message_id, "payload": d.payload.decode(), "tag": d.tag,
+                            "key": d.key, "headers": d.headers, "ordering_key": d.ordering_key})
+                d.ack()
+        out = {"got": got}
+    elif cmd == "wait":
+        got = []
+        while len(got) < int(args[1]):
+            for d in q.receive(args[0], max=10, wait=0.2):
+                got.append({"id": d.message_id, "key": d.key})
+                d.ack()
+        out = {"got": got, "extra": len(q.receive(args[0], max=10))}
+    elif cmd == "messages":
+        t = q.stats().topics.get("orders")
+        out = {"messages": t.messages if t else 0}
+print(json.dumps(out), flush=True)
+"""
+
+    /** Runs [cmd] of [queueSide] in a Python process on [db]; returns its JSON answer. */
+    private fun queue(db: Path, cmd: String, vararg args: String): JSONObject {
+        val proc = ProcessBuilder(python(), "-c", queueSide, db.toString(), cmd, *args)
+            .redirectErrorStream(true)
+            .start()
+        if (!proc.waitFor(60, TimeUnit.SECONDS)) {
+            proc.destroyForcibly()
+            error("the Python side did not finish $cmd")
+        }
+        val out = proc.inputStream.bufferedReader().readText()
+        assertEquals(0, proc.exitValue(), out)
+        return JSONObject(out.trim().lines().last())
+    }
+
+    private fun drain(db: Path, group: String = "payments"): List<JSONObject> =
+        queue(db, "drain", group).getJSONArray("got").let { a -> (0 until a.length()).map { a.getJSONObject(it) } }
+
+    private fun messages(db: Path): Long = queue(db, "messages").getLong("messages")
+
+    /** A queue file with group "payments" on "orders", and a business table `orders`. */
+    private fun setup(vararg groups: String = arrayOf("payments")): Path {
+        val db = tempDb()
+        queue(db, "subscribe", *groups)
+        jdbc(db).use { c ->
+            c.run("CREATE TABLE orders(id INTEGER PRIMARY KEY, amount INTEGER)")
+            c.commit()
+        }
+        return db
+    }
+
+    @Test
+    fun `a message published in a committed transaction is stored with the caller's row`() {
+        val db = setup()
+        val id = jdbc(db).use { c ->
+            c.run("INSERT INTO orders VALUES (?, ?)", 1, 100)
+            val id = Outbox.publishIn(
+                c, "orders", "order 1", tag = "paid", key = "order-1",
+                headers = mapOf("trace" to "t1"), orderingKey = "account-7",
+            )
+            c.commit()
+            assertEquals(1L, c.long("SELECT count(*) FROM orders"))
+            id
+        }
+        val d = drain(db).single()
+        assertEquals(id, d.getLong("id"))
+        assertEquals("order 1", d.getString("payload"))
+        assertEquals("paid", d.getString("tag"))
+        assertEquals("order-1", d.getString("key"))
+        assertEquals(mapOf("trace" to "t1"), d.getJSONObject("headers").toMap())
+        assertEquals("account-7", d.getString("ordering_key"))
+    }
+
+    @Test
+    fun `a rolled back transaction leaves neither the row nor the message`() {
+        val db = setup()
+        jdbc(db).use { c ->
+            c.run("INSERT INTO orders VALUES (?, ?)", 1, 100)
+            Outbox.publishIn(c, "orders", "order 1".toByteArray(), key = "order-1")
+            c.rollback()
+            assertEquals(0L, c.long("SELECT count(*) FROM orders"))
+        }
+        assertEquals(0L, messages(db))
+        assertEquals(emptyList<JSONObject>(), drain(db))
+    }
+
+    @Test
+    fun `a repeated idempotency key returns the first id and stores one message`() {
+        val db = setup()
+        jdbc(db).use { c ->
+            val first = Outbox.publishIn(c, "orders", "pay", idempotencyKey = "order-2/pay")
+            val same = Outbox.publishIn(c, "orders", "pay again", idempotencyKey = "order-2/pay")
+            c.commit()
+            val later = Outbox.publishIn(c, "orders", "pay later", idempotencyKey = "order-2/pay")
+            c.commit()
+            assertEquals(listOf(first, first), listOf(same, later))
+        }
+        // Against a message published by a queue (in another process).
+        val byQueue = queue(db, "publish", "by queue", "order-3/pay").getLong("id")
+        val byJdbc = jdbc(db).use { c ->
+            Outbox.publishIn(c, "orders", "by jdbc", idempotencyKey = "order-3/pay").also { c.commit() }
+        }
+        assertEquals(byQueue, byJdbc)
+        assertEquals(listOf("pay", "by queue"), drain(db).map { it.getString("payload") })
+    }
+
+    @Test
+    fun `bad input gets the error kinds of Queue publish and writes nothing`() = runBlocking {
+        val db = setup()
+        val now = Instant.now()
+        val big = ByteArray(4 * 1024 * 1024 + 1)
+        val cases: List<Pair<String, (Connection?) -> Unit>> = listOf(
+            "topic" to { c -> publish(c, "or ders") },
+            "empty topic" to { c -> publish(c, "") },
+            "tag" to { c -> publish(c, "orders", tag = "a||b") },
+            "key" to { c -> publish(c, "orders", key = "") },
+            "ordering key" to { c -> publish(c, "orders", orderingKey = "a\u0000b") },
+            "idempotency key" to { c -> publish(c, "orders", idempotencyKey = "k".repeat(1025)) },
+            "header name" to { c -> publish(c, "orders", headers = mapOf("" to "v")) },
+            "payload over the default max_payload" to { c -> publish(c, "orders", payload = big) },
+            "delay and deliverAt" to { c -> publish(c, "orders", delay = 1.seconds, deliverAt = now) },
+            "negative delay" to { c -> publish(c, "orders", delay = (-1).seconds) },
+        )
+        jdbc(db).use { c ->
+            c.run("INSERT INTO orders VALUES (?, ?)", 1, 100)
+            for ((name, case) in cases) {
+                val byQueue = runCatching { case(null) }.exceptionOrNull()
+                val byJdbc = runCatching { case(c) }.exceptionOrNull()
+                assertInstanceOf(FerrymqException.InvalidArgument::class.java, byQueue, name)
+                assertNotNull(byJdbc, name)
+                assertEquals(byQueue!!::class, byJdbc!!::class, "$name: $byJdbc")
+                assertEquals(byQueue.message, byJdbc.message, name)
+            }
+            // The caller's transaction is intact: its row commits, and nothing else.
+            c.commit()
+            assertEquals(1L, c.long("SELECT count(*) FROM orders"))
+        }
+        assertEquals(0L, messages(db))
+    }
+
+    /** A queue on another file, for [Queue.publish]'s errors to compare with. */
+    private val reference = lazy { Queue.open(tempDb().toString()) }
+
+    @AfterEach
+    fun closeReference() {
+        if (reference.isInitialized()) reference.value.close()
+    }
+
+    /** [Queue.publish] on [reference] when [c] is null, else [Outbox.publishIn] on [c]. */
+    private fun publish(
+        c: Connection?,
+        topic: String,
+        payload: ByteArray = "x".toByteArray(),
+        tag: String? = null,
+        key: String? = null,
+        headers: Map<String, String> = emptyMap(),
+        orderingKey: String? = null,
+        idempotencyKey: String? = null,
+        delay: kotlin.time.Duration? = null,
+        deliverAt: Instant? = null,
+    ) {
+        if (c == null) {
+            runBlocking { reference.value.publish(topic, payload, tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt) }
+        } else {
+            Outbox.publishIn(c, topic, payload, tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
+        }
+    }
+
+    @Test
+    fun `a connection in autoCommit mode is refused before anything runs`() {
+        val db = setup()
+        jdbc(db, autoCommit = true).use { c ->
+            val e = assertThrows<FerrymqException.InvalidArgument> { Outbox.publishIn(c, "orders", "x") }
+            assertTrue(e.message!!.contains("no transaction"), e.message)
+        }
+        assertEquals(0L, messages(db))
+    }
+
+    @Test
+    fun `a SQLite file ferrymq never opened is NotFound`() {
+        val db = tempDb("plain.db")
+        jdbc(db).use { c ->
+            c.run("CREATE TABLE orders(id INTEGER PRIMARY KEY)")
+            c.run("INSERT INTO orders VALUES (1)")
+            val e = assertThrows<FerrymqException.NotFound> { Outbox.publishIn(c, "orders", "x") }
+            assertInstanceOf(SQLException::class.java, e.cause)
+            // The caller's transaction is still theirs to commit.
+            c.commit()
+            assertEquals(1L, c.long("SELECT count(*) FROM orders"))
+            assertEquals(0L, c.long("SELECT count(*) FROM sqlite_master WHERE name LIKE 'ferrymq%'"))
+        }
+    }
+
+    @Test
+    fun `a file a Queue of this process holds is refused and nothing is written`() = runBlocking {
+        val db = tempDb()
+        Queue.open(db.toString()).use { q ->
+            q.subscribe("payments", "orders")
+            jdbc(db).use { c ->
+                c.run("CREATE TABLE orders(id INTEGER PRIMARY KEY)")
+                val e = assertThrows<FerrymqException.InvalidArgument> { Outbox.publishIn(c, "orders", "x") }
+                assertTrue(e.message!!.contains("SQLite's locks"), e.message)
+                c.rollback()
+            }
+            assertEquals(0L, q.stats().topics["orders"]?.messages ?: 0L)
+        }
+    }
+
+    @Test
+    fun `a Python consumer in another process receives exactly the committed messages`() {
+        val db = setup("python-side")
+        val committed = mutableListOf<Pair<Long, String>>()
+        jdbc(db).use { c ->
+            for (i in 1..12) {
+                c.run("INSERT INTO orders VALUES (?, ?)", i, i * 10)
+                val id = Outbox.publishIn(c, "orders", "order $i", key = "order-$i")
+                if (i % 3 == 0) {
+                    c.rollback()
+                } else {
+                    c.commit()
+                    committed += id to "order-$i"
+                }
+            }
+            assertEquals(8L, c.long("SELECT count(*) FROM orders"))
+        }
+        val reply = queue(db, "wait", "python-side", committed.size.toString())
+        val got = reply.getJSONArray("got").let { a: JSONArray ->
+            (0 until a.length()).map { a.getJSONObject(it).let { m -> m.getLong("id") to m.getString("key") } }
+        }
+        assertEquals(committed, got)
+        // Nothing more: what was rolled back never shows up.
+        assertEquals(0, reply.getInt("extra"))
+    }
+}
