@@ -39,6 +39,9 @@ test('better-sqlite3 connections opened and closed beside ferrymq lose nothing',
   const setup = new Queue(db)
   setup.subscribe('g', 't', { leaseMs: 30_000 })
   await setup.close()
+  const first = new Database(db)
+  first.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY)')
+  first.close()
   let ready = 0
   const others = [0, 1].map(() =>
     run(CONSUMER, [db, String(ROUNDS)], { onLine: (l) => { if (l === 'READY') ready++ } }),
@@ -57,7 +60,7 @@ test('better-sqlite3 connections opened and closed beside ferrymq lose nothing',
         try {
           if (withOwnConnection) {
             const own = new Database(db, { timeout: 10_000 })
-            own.transaction(() => ackIn(own, d))()
+            own.transaction(() => ackIn(own, d)).immediate()
             own.close()
           } else {
             d.ack()
@@ -73,11 +76,12 @@ test('better-sqlite3 connections opened and closed beside ferrymq lose nothing',
 
   for (let i = 0; i < ROUNDS; i++) {
     const own = new Database(db, { timeout: 10_000 })
+    // BEGIN IMMEDIATE: a deferred transaction that reads first cannot wait for the write
+    // lock once another connection has committed (SQLITE_BUSY at once).
     own.transaction(() => {
-      own.exec('CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY)')
       own.prepare('INSERT INTO orders (id) VALUES (?)').run(i)
       publishIn(own, 't', 'x', { key: `order-${i}` })
-    })()
+    }).immediate()
     own.close()
     // Lets the in-process consumers' settled receives run.
     if (i % 20 === 0) await new Promise((r) => setImmediate(r))
