@@ -692,6 +692,13 @@ function onConnection(f, delivery) {
   }
 }
 
+/** With a queue: refuses a db open on another file than the queue's. */
+function checkFile(db, nq) {
+  if (nq === undefined) return
+  const file = onConnection(() => Object.values(statement(db, SQL.mainFile).get())[0])
+  call(() => native.checkFile(nq, String(file)))
+}
+
 function queueOption(queue) {
   if (queue === undefined || queue === null) return undefined
   if (!(queue instanceof Queue)) throw invalid(`queue must be a Queue, not ${describe(queue)}`)
@@ -717,6 +724,7 @@ function publishIn(db, topic, body, opts) {
   const row = call(() => native.publishRow(topic, len, o, nq))
   checkDb(db)
   requireTransaction(db)
+  checkFile(db, nq)
   return onConnection(() => {
     statement(db, SQL.publish).run(topic, p, ...row)
     const got = statement(db, SQL.publishedId).get(topic, row[4])
@@ -734,6 +742,7 @@ function ackIn(db, delivery, opts) {
   if (!(delivery instanceof Delivery)) throw invalid(`delivery must be a Delivery, not ${describe(delivery)}`)
   checkDb(db)
   requireTransaction(db)
+  checkFile(db, nq)
   const row = call(() => native.ackRow(delivery, nq))
   onConnection(() => {
     statement(db, SQL.ack).run(...row)

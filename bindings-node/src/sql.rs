@@ -17,6 +17,7 @@ pub struct SqlStatements {
     pub publish: String,
     pub published_id: String,
     pub ack: String,
+    pub main_file: String,
 }
 
 #[napi]
@@ -25,6 +26,7 @@ pub fn sql_statements() -> SqlStatements {
         publish: sql::PUBLISH.to_owned(),
         published_id: sql::PUBLISHED_ID.to_owned(),
         ack: sql::ACK.to_owned(),
+        main_file: sql::MAIN_FILE.to_owned(),
     }
 }
 
@@ -93,4 +95,10 @@ pub fn sql_error(message: String, delivery: Option<&Delivery>) -> ErrorInfo {
 #[napi]
 pub fn no_transaction_error() -> ErrorInfo {
     error_info(sql::no_transaction())
+}
+
+/// Refuses a connection whose main file (what `mainFile` read) is not `queue`'s file.
+#[napi]
+pub fn check_file(queue: &NativeQueue, main_file: String) -> Result<()> {
+    sql::check_file(queue.queue(), &main_file).map_err(crate::errors::to_js)
 }

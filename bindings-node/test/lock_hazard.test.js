@@ -104,6 +104,7 @@ test('better-sqlite3 connections opened and closed beside ferrymq lose nothing',
   await q.close()
   const check = new Database(db)
   assert.equal(check.pragma('integrity_check', { simple: true }), 'ok')
-  assert.equal(check.prepare('SELECT count(*) AS n FROM orders').get().n, ROUNDS)
+  const row = /** @type {{ n: number }} */ (check.prepare('SELECT count(*) AS n FROM orders').get())
+  assert.equal(row.n, ROUNDS)
   check.close()
 })

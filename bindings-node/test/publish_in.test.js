@@ -236,6 +236,25 @@ test('outside a transaction: INVALID_ARGUMENT, nothing written', async () => {
   db.close()
 })
 
+test("with a queue, a connection to another file: INVALID_ARGUMENT, nothing written", async () => {
+  const { q, db } = setup()
+  const other = setup()
+  const e = failure(() => other.db.transaction(() => publishIn(other.db, 'orders', 'x', { queue: q }))())
+  assert.equal(e.code, 'INVALID_ARGUMENT')
+  assert.match(e.message, /not on the queue's file/)
+  assert.equal(messageCount(other.q), 0)
+  q.publish('orders', 'y')
+  const [d] = await q.receive('g')
+  const ack = failure(() => other.db.transaction(() => ackIn(other.db, d, { queue: q }))())
+  assert.equal(ack.code, 'INVALID_ARGUMENT')
+  db.transaction(() => ackIn(db, d, { queue: q }))()
+  assert.equal(q.message(d.messageId).deliveries.g.state, 'acked')
+  await q.close()
+  await other.q.close()
+  db.close()
+  other.db.close()
+})
+
 test('not a connection, or a closed one: INVALID_ARGUMENT', async () => {
   const { q, db } = setup()
   for (const bad of [null, {}, 'q.db', q]) {

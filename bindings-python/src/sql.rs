@@ -106,10 +106,19 @@ fn no_transaction(py: Python<'_>) -> Bound<'_, PyBaseException> {
     to_py(sql::no_transaction()).into_value(py).into_bound(py)
 }
 
+/// Raises InvalidArgumentError when `main_file` (what MAIN_FILE_SQL read on the
+/// connection) is not `queue`'s file.
+#[pyfunction]
+fn check_file(queue: PyRef<'_, PyQueue>, main_file: &str) -> PyResult<()> {
+    sql::check_file(queue.queue(), main_file).py_err()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PUBLISH_SQL", sql::PUBLISH)?;
     m.add("PUBLISHED_ID_SQL", sql::PUBLISHED_ID)?;
     m.add("ACK_SQL", sql::ACK)?;
+    m.add("MAIN_FILE_SQL", sql::MAIN_FILE)?;
+    m.add_function(wrap_pyfunction!(check_file, m)?)?;
     m.add_function(wrap_pyfunction!(publish_row, m)?)?;
     m.add_function(wrap_pyfunction!(ack_row, m)?)?;
     m.add_function(wrap_pyfunction!(host_error, m)?)?;

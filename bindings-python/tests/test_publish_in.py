@@ -213,6 +213,28 @@ def test_autocommit_true_is_refused_and_false_is_a_transaction(db: pathlib.Path,
     assert messages(shop) == 0
 
 
+def test_with_a_queue_a_connection_to_another_file_is_refused(tmp_path: pathlib.Path) -> None:
+    with ferrymq.Queue(tmp_path / "a.db") as a, ferrymq.Queue(tmp_path / "b.db") as b:
+        a.subscribe("g", "t")
+        b.subscribe("g", "t")
+        conn = connect(tmp_path / "b.db")
+        with pytest.raises(ferrymq.InvalidArgumentError, match="not on the queue's file"):
+            with conn:
+                ferrymq.publish_in(conn, "t", b"x", queue=a)
+        a.publish("t", "y")
+        (d,) = a.receive("g")
+        with pytest.raises(ferrymq.InvalidArgumentError):
+            with conn:
+                ferrymq.ack_in(conn, d, queue=a)
+        conn.close()
+        assert b.stats().topics.get("t") is None or b.stats().topics["t"].messages == 0
+        own = connect(tmp_path / "a.db")
+        with own:
+            ferrymq.ack_in(own, d, queue=a)
+        own.close()
+        assert a.message(d.message_id).deliveries["g"].state == "acked"
+
+
 def test_a_file_ferrymq_never_opened_is_not_found(tmp_path: pathlib.Path) -> None:
     conn = connect(tmp_path / "plain.db")
     conn.execute("CREATE TABLE orders(id INTEGER PRIMARY KEY)")

@@ -42,6 +42,25 @@ pub const PUBLISHED_ID: &str = "SELECT coalesce(\
 pub const ACK: &str = "INSERT INTO ferrymq_ack (message_id, consumer_group, lease_token, acked_at) \
      VALUES (?, ?, ?, ?)";
 
+/// The path of the connection's main database file (empty for an in-memory one), for
+/// [`check_file`].
+pub const MAIN_FILE: &str = "SELECT file FROM pragma_database_list WHERE name = 'main'";
+
+/// Refuses a connection (whose [`MAIN_FILE`] is `main_file`) to another file than
+/// `queue`'s: its clock and limits would apply to a queue they do not belong to.
+pub fn check_file(queue: &Queue, main_file: &str) -> Result<()> {
+    let same = std::path::Path::new(main_file)
+        .canonicalize()
+        .is_ok_and(|p| p == queue.inner.real_path);
+    if same {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "the connection is open on {main_file:?}, not on the queue's file ({})",
+        queue.inner.path.display()
+    )))
+}
+
 /// The validated columns of [`PUBLISH`] after `topic` and `payload`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishRow {
@@ -179,6 +198,9 @@ pub fn publish_in(
     if conn.is_autocommit() {
         return Err(no_transaction());
     }
+    if let Some(q) = queue {
+        check_file(q, conn.path().unwrap_or(""))?;
+    }
     let run = || -> rusqlite::Result<i64> {
         conn.prepare_cached(PUBLISH)?.execute(params![
             topic,
@@ -207,6 +229,9 @@ pub fn ack_in(
 ) -> Result<()> {
     if conn.is_autocommit() {
         return Err(no_transaction());
+    }
+    if let Some(q) = queue {
+        check_file(q, conn.path().unwrap_or(""))?;
     }
     let row = AckRow::new(delivery, queue);
     conn.prepare_cached(ACK)?

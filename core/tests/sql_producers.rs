@@ -366,3 +366,29 @@ fn a_waiting_consumer_wakes_for_a_message_published_with_sql() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].message_id, id);
 }
+
+#[test]
+fn a_connection_to_another_file_than_the_queues_is_refused() {
+    let t = TestQueue::new();
+    t.sub("g", "t");
+    let other = TestQueue::new();
+    let before = other.snapshot();
+    let mut conn = other.raw();
+    let tx = conn.transaction().unwrap();
+    let err = sql::publish_in(&tx, "t", b"x", &PublishOptions::new(), Some(&t.q)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("not on the queue's file"), "{err}");
+    t.q.publish("t", "x", PublishOptions::new()).unwrap();
+    let d = t.take_one("g").unwrap();
+    let err = sql::ack_in(&tx, &d, Some(&t.q)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    tx.commit().unwrap();
+    assert_eq!(
+        other.snapshot(),
+        before,
+        "nothing written to the other file"
+    );
+    let mut mine = t.raw();
+    let tx = mine.transaction().unwrap();
+    sql::ack_in(&tx, &d, Some(&t.q)).unwrap();
+}

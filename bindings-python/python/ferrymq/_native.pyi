@@ -42,6 +42,8 @@ __all__ = [
     "PUBLISH_SQL",
     "PUBLISHED_ID_SQL",
     "ACK_SQL",
+    "MAIN_FILE_SQL",
+    "check_file",
     "publish_row",
     "ack_row",
     "host_error",
@@ -418,6 +420,9 @@ class ManualClock:
 PUBLISH_SQL: str
 PUBLISHED_ID_SQL: str
 ACK_SQL: str
+MAIN_FILE_SQL: str
+
+def check_file(queue: Queue, main_file: str) -> None: ...
 
 def publish_row(
     topic: str,

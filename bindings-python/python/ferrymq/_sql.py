@@ -49,6 +49,15 @@ def _check_transaction(conn: Any) -> None:
         raise _native.no_transaction()
 
 
+def _check_file(cur: Any, queue: Optional[Queue]) -> None:
+    """With `queue`, refuses a connection to another file (its clock and limits would
+    apply to the wrong queue)."""
+    if queue is not None:
+        cur.execute(_native.MAIN_FILE_SQL)
+        (main_file,) = cur.fetchone()
+        _native.check_file(queue, main_file)
+
+
 def _errors(conn: Any) -> Any:
     """The exception classes of the connection's library (DB-API's Connection.Error)."""
     return getattr(conn, "Error", sqlite3.Error)
@@ -91,6 +100,7 @@ def publish_in(
     try:
         cur = db.cursor()
         try:
+            _check_file(cur, queue)
             cur.execute(_native.PUBLISH_SQL, row)
             cur.execute(_native.PUBLISHED_ID_SQL, (topic, idempotency_key))
             (message_id,) = cur.fetchone()
@@ -112,6 +122,7 @@ def ack_in(conn: Any, delivery: Delivery, *, queue: Optional[Queue] = None) -> N
     try:
         cur = db.cursor()
         try:
+            _check_file(cur, queue)
             cur.execute(_native.ACK_SQL, row)
         finally:
             cur.close()
