@@ -115,6 +115,20 @@ mod linux {
     static mut REAL_OPEN: Option<OpenFn> = None;
     static mut REAL_CLOSE: Option<CloseFn> = None;
 
+    /// Installs the shims when the program or library is loaded, before any thread can
+    /// use SQLite: a connection that took a POSIX lock before them would then ask for the
+    /// next lock through them, and its own POSIX lock would refuse its OFD request
+    /// (`database is locked` on a file nobody else holds). `connect` calls `install` too,
+    /// in case a linker dropped this entry.
+    #[used]
+    #[unsafe(link_section = ".init_array")]
+    static INSTALL_AT_LOAD: extern "C" fn() = {
+        extern "C" fn at_load() {
+            install();
+        }
+        at_load
+    };
+
     /// Puts the shims into SQLite's system-call table, once, before ferrymq's first
     /// connection opens.
     pub(crate) fn install() {
