@@ -616,3 +616,15 @@ mod tests {
         assert!(c.conn.prepare("DELETE FROM ferrymq_messages").is_ok());
     }
 }
+
+/// `PRAGMA integrity_check` (its lines; `["ok"]` for a sound file), `user_version` and
+/// `application_id`, read on one connection.
+pub(crate) fn integrity(conn: &Connection) -> Result<(Vec<String>, i64, i64)> {
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let lines = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let app = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    Ok((lines, version, app))
+}
