@@ -110,6 +110,16 @@ pub(crate) fn messages_after(
     })
 }
 
+/// The highest message id of `topic` (`None` for a topic without messages): where a
+/// reader that follows only new messages starts.
+pub(crate) fn last_message_id(inner: &Arc<Inner>, topic: &str) -> Result<Option<i64>> {
+    validate::name("topic", topic)?;
+    inner.read(|c| match store::publish::find_topic(c, topic)? {
+        Some(topic_id) => store::inspect::last_id(c, topic_id),
+        None => Ok(None),
+    })
+}
+
 /// SQLite's integrity check of the whole file, with its schema version and application
 /// id. One read transaction; a large file takes a while (it reads every page).
 pub(crate) fn check_file(inner: &Arc<Inner>) -> Result<FileCheck> {

@@ -407,6 +407,11 @@ impl Queue {
         inspect::messages_after(&self.inner, topic, after, limit)
     }
 
+    /// The highest message id of `topic`, any state (`None` if it has none).
+    pub fn last_message_id(&self, topic: &str) -> Result<Option<i64>> {
+        inspect::last_message_id(&self.inner, topic)
+    }
+
     /// `PRAGMA integrity_check`, the schema version and the application id of the file.
     pub fn check_file(&self) -> Result<FileCheck> {
         inspect::check_file(&self.inner)

@@ -65,6 +65,8 @@ fn messages_after_reads_committed_messages_of_one_topic_in_id_order_and_claims_n
     );
     assert_eq!(t.snapshot(), before, "reading changed the file");
 
+    assert_eq!(t.q.last_message_id("t").unwrap(), Some(c));
+    assert_eq!(t.q.last_message_id("no-such-topic").unwrap(), None);
     half.commit().unwrap();
     let all: Vec<i64> =
         t.q.messages_after("t", 0, 100)

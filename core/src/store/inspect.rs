@@ -295,3 +295,13 @@ pub(crate) fn ids_after(
         .collect::<rusqlite::Result<Vec<i64>>>()?;
     Ok(ids)
 }
+
+/// The highest message id of a topic (any state), read backwards along the primary key.
+pub(crate) fn last_id(conn: &Connection, topic_id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM ferrymq_messages WHERE +topic_id = ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([topic_id], |r| r.get(0))
+        .optional()?)
+}
