@@ -293,7 +293,7 @@ fn tail_follows_new_messages_of_a_group_and_claims_nothing() {
     f.q.subscribe("g", "t", SubscribeOptions::new().tags("keep"))
         .unwrap();
     let before = f.publish("t", "old", PublishOptions::new().tag("keep"));
-    let mut child = command(&f.db())
+    let child = command(&f.db())
         .args([
             "--json",
             "tail",
