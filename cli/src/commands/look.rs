@@ -41,6 +41,7 @@ fn print_stats(s: &Stats, json: bool, compact: bool) -> Result<()> {
         return Ok(());
     }
     print_topics(s);
+    println!();
     print_groups(s);
     Ok(())
 }
