@@ -1,5 +1,5 @@
-//! The dead-letter queue of a consumer group: listing, redrive (replay with fresh
-//! retries) and purge. Bulk runs page by message id, cover what was dead when they
+//! The dead-letter queue of a consumer group: listing (letters, or just their ids page by
+//! page), redrive (replay with fresh retries) and purge, of all letters or given ids. Bulk runs page by message id, cover what was dead when they
 //! started, and keep each write transaction short so publishers are not held behind them.
 
 use crate::clock::duration_to_ms;
@@ -154,4 +154,41 @@ fn dead_in_chunks(
             return Ok(total);
         }
     }
+}
+
+/// Ids of the group's dead letters above `after` (that died at least `older_than` ago,
+/// if given), in id order, at most `limit`: for callers that page through a large DLQ,
+/// say to redrive it at a rate or show progress.
+pub(crate) fn dead_letter_ids(
+    inner: &Arc<Inner>,
+    group: &str,
+    after: i64,
+    older_than: Option<Duration>,
+    limit: usize,
+) -> Result<Vec<i64>> {
+    validate::name("consumer group", group)?;
+    validate::limit(limit)?;
+    if let Some(d) = older_than {
+        validate::bounded_duration("older_than", d)?;
+    }
+    let now = inner.now();
+    let cutoff = older_than.map_or(now, |d| now - duration_to_ms(d));
+    inner.read(|c| {
+        let g = store::groups::by_name(c, group)?;
+        store::dlq::dead_page(c, g.id, after, i64::MAX, cutoff, limit)
+    })
+}
+
+/// Deletes the given dead letters of the group (ids that are not dead there are
+/// skipped) in one transaction; returns how many went.
+pub(crate) fn purge_dead_letter_ids(inner: &Arc<Inner>, group: &str, ids: &[i64]) -> Result<u64> {
+    validate::name("consumer group", group)?;
+    let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
+    inner.write(false, |c| {
+        let mut n = 0;
+        for &id in ids {
+            n += u64::from(store::dlq::purge_one(c, group_id, id)?);
+        }
+        Ok(n)
+    })
 }

@@ -1,9 +1,10 @@
-//! Looking at the file: statistics, one message, messages by key, half messages. Each is
-//! one read transaction (a consistent snapshot; no write lock).
+//! Looking at the file: statistics, one message, messages by key, messages after an id
+//! (following a topic), half messages, the integrity check of the file. Each is one read
+//! transaction (a consistent snapshot; no write lock).
 
 use crate::error::{Error, Result};
 use crate::inner::Inner;
-use crate::model::{MessageInfo, MessageState, Stats};
+use crate::model::{FileCheck, MessageInfo, MessageState, Stats};
 use crate::store;
 use crate::validate;
 use std::sync::Arc;
@@ -82,5 +83,52 @@ pub(crate) fn half_messages(
         ids.into_iter()
             .map(|id| store::inspect::message(c, id, now))
             .collect()
+    })
+}
+
+/// The committed messages of `topic` with ids above `after`, oldest first, at most
+/// `limit`: how a reader follows a topic (or exports it) without claiming anything.
+/// A half message committed later keeps its lower id, so a reader already past it does
+/// not see it.
+pub(crate) fn messages_after(
+    inner: &Arc<Inner>,
+    topic: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<MessageInfo>> {
+    validate::name("topic", topic)?;
+    validate::limit(limit)?;
+    let now = inner.now();
+    inner.read(|c| {
+        let Some(topic_id) = store::publish::find_topic(c, topic)? else {
+            return Ok(Vec::new());
+        };
+        store::inspect::ids_after(c, topic_id, after, limit)?
+            .into_iter()
+            .map(|id| store::inspect::message(c, id, now))
+            .collect()
+    })
+}
+
+/// The highest message id of `topic` (`None` for a topic without messages): where a
+/// reader that follows only new messages starts.
+pub(crate) fn last_message_id(inner: &Arc<Inner>, topic: &str) -> Result<Option<i64>> {
+    validate::name("topic", topic)?;
+    inner.read(|c| match store::publish::find_topic(c, topic)? {
+        Some(topic_id) => store::inspect::last_id(c, topic_id),
+        None => Ok(None),
+    })
+}
+
+/// SQLite's integrity check of the whole file, with its schema version and application
+/// id. One read transaction; a large file takes a while (it reads every page).
+pub(crate) fn check_file(inner: &Arc<Inner>) -> Result<FileCheck> {
+    let (integrity, schema_version, application_id) = inner.read(store::schema::integrity)?;
+    Ok(FileCheck {
+        integrity,
+        schema_version,
+        expected_schema_version: i64::from(store::schema::VERSION),
+        application_id,
+        expected_application_id: i64::from(store::schema::APPLICATION_ID),
     })
 }

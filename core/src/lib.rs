@@ -72,7 +72,7 @@ pub use filter::TagFilter;
 pub use half::{Checker, HalfMessage};
 pub use model::{
     AttemptOutcome, AttemptRecord, CheckRecord, DeadLetter, Delivery, DeliveryInfo, DeliveryState,
-    GroupStats, MessageInfo, MessageState, Resolution, Stats, TopicStats,
+    FileCheck, GroupStats, MessageInfo, MessageState, Resolution, Stats, TopicStats,
 };
 pub use options::{
     Message, Options, PublishOptions, ReceiveOptions, SubscribeOptions, Synchronous,

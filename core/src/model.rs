@@ -230,3 +230,26 @@ pub struct Stats {
     pub topics: BTreeMap<String, TopicStats>,
     pub groups: BTreeMap<String, GroupStats>,
 }
+
+/// What `Queue::check_file` found: SQLite's integrity check and the file's marks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileCheck {
+    /// The lines of `PRAGMA integrity_check`: `["ok"]` for a sound file.
+    pub integrity: Vec<String>,
+    /// `PRAGMA user_version`: the schema version the file is at.
+    pub schema_version: i64,
+    /// The schema version this build writes.
+    pub expected_schema_version: i64,
+    /// `PRAGMA application_id` ("Frry", 0x46727279, for a ferrymq file).
+    pub application_id: i64,
+    pub expected_application_id: i64,
+}
+
+impl FileCheck {
+    /// Sound, at this build's schema version and marked as ferrymq's.
+    pub fn ok(&self) -> bool {
+        self.integrity == ["ok"]
+            && self.schema_version == self.expected_schema_version
+            && self.application_id == self.expected_application_id
+    }
+}

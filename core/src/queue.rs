@@ -6,7 +6,7 @@ use crate::clock::duration_to_ms;
 use crate::error::{Error, Result};
 use crate::half::{self, Checker, HalfMessage};
 use crate::inner::Inner;
-use crate::model::{DeadLetter, Delivery, MessageInfo, MessageState, Resolution, Stats};
+use crate::model::{DeadLetter, Delivery, FileCheck, MessageInfo, MessageState, Resolution, Stats};
 use crate::options::{Message, Options, PublishOptions, ReceiveOptions, SubscribeOptions};
 use crate::outbox::{self, Transaction};
 use crate::publish::{self, Visibility};
@@ -363,6 +363,24 @@ impl Queue {
         dlq::purge_dead_letters(&self.inner, group, older_than)
     }
 
+    /// Ids of the group's dead letters above message id `after` (and dead for at least
+    /// `older_than`, if given), in id order, at most `limit` (1-10,000).
+    pub fn dead_letter_ids(
+        &self,
+        group: &str,
+        after: i64,
+        older_than: Option<Duration>,
+        limit: usize,
+    ) -> Result<Vec<i64>> {
+        dlq::dead_letter_ids(&self.inner, group, after, older_than, limit)
+    }
+
+    /// Deletes the given dead letters of the group in one transaction (ids not dead
+    /// there are skipped); returns how many went.
+    pub fn purge_dead_letter_ids(&self, group: &str, ids: &[i64]) -> Result<u64> {
+        dlq::purge_dead_letter_ids(&self.inner, group, ids)
+    }
+
     /// Counts per topic and per consumer group.
     pub fn stats(&self) -> Result<Stats> {
         inspect::stats(&self.inner)
@@ -376,6 +394,27 @@ impl Queue {
     /// Messages of `topic` with business key `key`, oldest first (at most 10,000).
     pub fn find(&self, topic: &str, key: &str) -> Result<Vec<MessageInfo>> {
         inspect::find(&self.inner, topic, key)
+    }
+
+    /// Committed messages of `topic` with ids above `after`, oldest first, at most
+    /// `limit` (1-10,000). Read-only: follows a topic without claiming anything.
+    pub fn messages_after(
+        &self,
+        topic: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<MessageInfo>> {
+        inspect::messages_after(&self.inner, topic, after, limit)
+    }
+
+    /// The highest message id of `topic`, any state (`None` if it has none).
+    pub fn last_message_id(&self, topic: &str) -> Result<Option<i64>> {
+        inspect::last_message_id(&self.inner, topic)
+    }
+
+    /// `PRAGMA integrity_check`, the schema version and the application id of the file.
+    pub fn check_file(&self) -> Result<FileCheck> {
+        inspect::check_file(&self.inner)
     }
 
     /// Deletes messages published and acked by every group at least `older_than` ago,

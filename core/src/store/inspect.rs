@@ -273,3 +273,35 @@ pub(crate) fn ids_by_key(
         .collect::<rusqlite::Result<Vec<i64>>>()?;
     Ok(ids)
 }
+
+/// Ids of the committed messages of a topic above `after`, in id order, at most `limit`.
+/// Walks the primary key from `after` (the `+` keeps the planner off the topic and state
+/// indexes, which would sort the whole topic): a poll for new messages costs its rows.
+pub(crate) fn ids_after(
+    conn: &Connection,
+    topic_id: i64,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM ferrymq_messages
+         WHERE id > ?2 AND +topic_id = ?1 AND +state = ?3 ORDER BY id LIMIT ?4",
+    )?;
+    let ids = stmt
+        .query_map(
+            params![topic_id, after, super::COMMITTED, limit as i64],
+            |r| r.get(0),
+        )?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(ids)
+}
+
+/// The highest message id of a topic (any state), read backwards along the primary key.
+pub(crate) fn last_id(conn: &Connection, topic_id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM ferrymq_messages WHERE +topic_id = ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([topic_id], |r| r.get(0))
+        .optional()?)
+}

@@ -180,6 +180,18 @@ pub(crate) fn incremental_vacuum(conn: &Connection, max: u64) -> Result<u64> {
     Ok((before - free(conn)?).max(0) as u64)
 }
 
+/// `PRAGMA integrity_check` (its lines; `["ok"]` for a sound file), `user_version` and
+/// `application_id`, read on one connection.
+pub(crate) fn integrity(conn: &Connection) -> Result<(Vec<String>, i64, i64)> {
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let lines = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let app = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    Ok((lines, version, app))
+}
+
 thread_local! {
     /// Why the authorizer refused the caller's statement last on this thread: SQLite
     /// reports only "not authorized", and the caller should learn what to change.

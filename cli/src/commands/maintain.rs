@@ -1,0 +1,116 @@
+//! Half messages, retention, vacuum and the integrity check.
+
+use crate::args::Half;
+use crate::exit::{self, Failure, Result};
+use crate::output::{self, opt, paint};
+use crate::views;
+use ferrymq::{MessageState, Queue};
+use serde_json::json;
+use std::time::Duration;
+
+pub fn half(q: &Queue, json: bool, cmd: Half) -> Result<()> {
+    match cmd {
+        Half::List { state, limit } => {
+            let state = state.map(|s| s.parse::<MessageState>()).transpose()?;
+            let list = q.half_messages(state, limit)?;
+            if json {
+                output::json(&json!(list.iter().map(views::message).collect::<Vec<_>>()));
+                return Ok(());
+            }
+            let mut t = output::table(&["id", "topic", "state", "key", "prepared", "checks"]);
+            for m in &list {
+                t.add_row(vec![
+                    m.id.to_string(),
+                    m.topic.clone(),
+                    m.state.as_str().to_owned(),
+                    opt(&m.key),
+                    views::time(m.published_at),
+                    m.checks.len().to_string(),
+                ]);
+            }
+            output::print_table(&t);
+            Ok(())
+        }
+        Half::Commit { id } => {
+            q.commit_half(id)?;
+            decided(json, id, "committed");
+            Ok(())
+        }
+        Half::Rollback { id } => {
+            q.rollback_half(id)?;
+            decided(json, id, "rolled_back");
+            Ok(())
+        }
+    }
+}
+
+fn decided(json: bool, id: i64, state: &str) {
+    if json {
+        output::json(&json!({ "id": id, "state": state }));
+    } else {
+        println!("half message {id} {}", state.replace('_', " "));
+    }
+}
+
+pub fn purge_acked(q: &Queue, json: bool, older_than: Duration) -> Result<()> {
+    let n = q.purge_acked(older_than)?;
+    if json {
+        output::json(&json!({ "purged": n }));
+    } else {
+        println!("{n} messages purged");
+    }
+    Ok(())
+}
+
+pub fn vacuum(q: &Queue, json: bool, pages: Option<u64>) -> Result<()> {
+    let n = q.vacuum(pages)?;
+    if json {
+        output::json(&json!({ "pages_freed": n }));
+    } else {
+        println!("{n} pages freed");
+    }
+    Ok(())
+}
+
+pub fn check(q: &Queue, json: bool) -> Result<()> {
+    let c = q.check_file()?;
+    if json {
+        output::json(&json!({
+            "ok": c.ok(),
+            "integrity": c.integrity,
+            "schema_version": c.schema_version,
+            "expected_schema_version": c.expected_schema_version,
+            "application_id": c.application_id,
+            "expected_application_id": c.expected_application_id,
+        }));
+    } else {
+        let mut t = output::table(&["check", "found", "expected"]);
+        t.add_row(vec![
+            "integrity".into(),
+            c.integrity.join("\n"),
+            "ok".into(),
+        ]);
+        t.add_row(vec![
+            "schema version".into(),
+            c.schema_version.to_string(),
+            c.expected_schema_version.to_string(),
+        ]);
+        t.add_row(vec![
+            "application id".into(),
+            format!("{:#x}", c.application_id),
+            format!("{:#x}", c.expected_application_id),
+        ]);
+        output::print_table(&t);
+        let verdict = if c.ok() {
+            paint("ok", "32")
+        } else {
+            paint("NOT OK", "31")
+        };
+        println!("{verdict}");
+    }
+    if c.ok() {
+        Ok(())
+    } else {
+        Err(Failure::new(exit::ERROR, "the file failed its check"))
+    }
+}

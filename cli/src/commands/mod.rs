@@ -1,0 +1,107 @@
+//! Dispatch: opens the file named by `--db` and runs one command on it.
+
+mod dlq;
+mod look;
+mod maintain;
+mod transfer;
+
+use crate::args::{Cli, Command};
+use crate::exit::{self, Failure, Result};
+use ferrymq::{Options, Queue};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+pub fn run(cli: Cli) -> Result<()> {
+    let path = cli.db.ok_or_else(|| {
+        Failure::usage("the queue file is missing: give --db PATH or set FERRYMQ_DB")
+    })?;
+    let json = cli.json;
+    match cli.command {
+        Command::Stats { watch } => look::stats(&open(&path)?, json, watch),
+        Command::Topics => look::topics(&open(&path)?, json),
+        Command::Groups => look::groups(&open(&path)?, json),
+        Command::Find { topic, key } => look::find(&open(&path)?, json, &topic, &key),
+        Command::Show { id } => look::show(&open(&path)?, json, id),
+        Command::Trace { id } => look::trace(&open(&path)?, json, id),
+        Command::Tail {
+            topic,
+            group,
+            from_id,
+            interval,
+            count,
+        } => look::tail(
+            &open(&path)?,
+            json,
+            &look::Follow {
+                topic,
+                group,
+                from_id,
+                interval,
+                count,
+            },
+        ),
+        Command::Dlq(cmd) => dlq::run(&open(&path)?, json, cmd),
+        Command::Half(cmd) => maintain::half(&open(&path)?, json, cmd),
+        Command::PurgeAcked { older_than } => {
+            maintain::purge_acked(&open(&path)?, json, older_than)
+        }
+        Command::Vacuum { pages } => maintain::vacuum(&open(&path)?, json, pages),
+        Command::Check => maintain::check(&open(&path)?, json),
+        Command::Export {
+            topic,
+            from_id,
+            output,
+        } => transfer::export(&open(&path)?, json, &topic, from_id, output.as_deref()),
+        Command::Import { file, key_prefix } => {
+            let records = transfer::read(&file)?;
+            // The one command that creates a missing file: loading a fresh one is its use.
+            let q = if path.exists() {
+                open_with(&path, transfer::options())?
+            } else {
+                Queue::open(&path, transfer::options())?
+            };
+            transfer::import(&q, json, &records, &key_prefix)
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<Queue> {
+    open_with(path, Options::default())
+}
+
+/// Opens an existing file only: `Queue::open` would create a missing one, and an
+/// operator who mistyped a path should hear so instead.
+fn open_with(path: &Path, options: Options) -> Result<Queue> {
+    if !path.exists() {
+        return Err(Failure::new(
+            exit::NOT_FOUND,
+            format!("{} does not exist", path.display()),
+        ));
+    }
+    if !path.is_file() {
+        return Err(Failure::usage(format!("{} is not a file", path.display())));
+    }
+    Ok(Queue::open(path, options)?)
+}
+
+/// Asks before a destructive run: `--yes` goes ahead; on a terminal the operator
+/// answers; otherwise it is refused, since nobody can answer.
+fn confirm(question: &str, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::new(
+            exit::REFUSED,
+            format!("{question} Refused: stdin is not a terminal; add --yes to go ahead"),
+        ));
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(Failure::new(exit::REFUSED, "aborted; nothing changed")),
+    }
+}
