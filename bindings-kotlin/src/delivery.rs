@@ -73,12 +73,6 @@ impl FfiDelivery {
         DELIVERIES.len()
     }
 
-    /// The files of the queues that deliveries not released yet came from (each keeps its
-    /// queue's connections open).
-    pub fn held_files() -> Vec<std::path::PathBuf> {
-        DELIVERIES.collect(|d| Some(d.q.path().to_path_buf()))
-    }
-
     /// Drops the reference a `Received` handed out; a no-op for an unknown handle.
     pub fn release(handle: u64) {
         drop(DELIVERIES.remove(handle));

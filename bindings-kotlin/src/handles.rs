@@ -52,11 +52,6 @@ impl<T> Registry<T> {
         self.map().len()
     }
 
-    /// What every registered value gives through `get`, taken while the lock is held.
-    pub fn collect<R>(&self, get: impl Fn(&T) -> Option<R>) -> Vec<R> {
-        self.map().values().filter_map(get).collect()
-    }
-
     /// What `id` names, as `get` makes it (a clone of an `Arc`, an upgraded `Weak`) while
     /// the lock is held; `InvalidArgument` when `id` is unknown, released, or `get` gives
     /// nothing.

@@ -203,12 +203,6 @@ impl FfiQueue {
     }
 }
 
-/// The files of the queues this process holds through a handle (a Kotlin `Queue` not yet
-/// collected).
-pub fn held_files() -> Vec<std::path::PathBuf> {
-    QUEUES.collect(|w| w.upgrade().map(|q| q.q.path().to_path_buf()))
-}
-
 impl Drop for FfiQueue {
     fn drop(&mut self) {
         if let Some(&id) = self.fast.get() {

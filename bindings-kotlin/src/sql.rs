@@ -2,24 +2,17 @@
 //! connection, in its transaction. The Kotlin layer runs the statements with `java.sql`;
 //! everything it needs besides is here: the statements' text, the validated columns (the
 //! core's checks, with a queue's limits and clock when one is given), and the mapping of
-//! the driver's error text to ferrymq's error kinds. Nothing is decided in this file but
-//! [`sql_check_alone`].
+//! the driver's error text to ferrymq's error kinds. Nothing is decided in this file.
 //!
-//! Why the check: the JDBC driver carries its own copy of SQLite (sqlite-jdbc's native
-//! library), this cdylib another. SQLite's locks are POSIX advisory locks, which belong
-//! to the process: two copies of SQLite in one process do not exclude each other (a
-//! queue's write went through while a JDBC transaction held the write lock), and
-//! closing a file in one copy drops the other's locks (<https://sqlite.org/howtocorrupt.html>,
-//! 2.2.1). So the connection's file must not be open through this cdylib in the same
-//! process: `publish_in` on a file a queue of this process holds is refused, and there
-//! is no `ack_in` in the Kotlin API (its delivery always comes from such a queue).
+//! The JDBC driver carries its own copy of SQLite (sqlite-jdbc's native library), this
+//! cdylib another; on Linux the core's `lock_isolation` lets the two share a file in one
+//! process, so a Queue and the caller's connection may work on it side by side.
 
 use crate::convert::{PublishArgs, int};
 use crate::delivery::FfiDelivery;
 use crate::error::{FfiError, FfiResult};
 use crate::queue::FfiQueue;
 use ferrymq::sql;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The INSERT that publishes (see `ferrymq::sql::PUBLISH` for its parameters).
@@ -120,32 +113,4 @@ pub fn sql_host_error(message: String, delivery: Option<u64>) -> FfiResult<FfiEr
         .map(|h| FfiDelivery::get(h).map(|d| d.snapshot()))
         .transpose()?;
     Ok(sql::host_error(&message, d.as_ref()).into())
-}
-
-/// Refuses `file` (the JDBC connection's main database) when a queue of this process, or
-/// a delivery received from one, has it open (see the module header for why).
-#[uniffi::export]
-pub fn sql_check_alone(file: String) -> FfiResult<()> {
-    if file.is_empty() {
-        return Ok(()); // an in-memory or temporary database: no queue can share it
-    }
-    let target = same_file_key(Path::new(&file));
-    let mut held = crate::queue::held_files();
-    held.extend(FfiDelivery::held_files());
-    if held.iter().any(|p| same_file_key(p) == target) {
-        return Err(FfiError::invalid(format!(
-            "a ferrymq Queue of this process has {file} open: SQLite's locks do not work \
-             between the JDBC driver's SQLite and ferrymq's in one process, so publishing \
-             with SQL there could corrupt the file. Publish with Queue.publish or \
-             Queue.transaction in this process, or with Outbox.publishIn in a process \
-             without a Queue on this file"
-        )));
-    }
-    Ok(())
-}
-
-/// A path as the file system names it (symlinks and `..` resolved), or as given when it
-/// cannot be resolved.
-fn same_file_key(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }

@@ -1,11 +1,13 @@
 package ferrymq
 
-import ferrymq.ffi.sqlCheckAlone
+import ferrymq.ffi.sqlAck
+import ferrymq.ffi.sqlAckRow
 import ferrymq.ffi.sqlHostError
 import ferrymq.ffi.sqlNoTransaction
 import ferrymq.ffi.sqlPublish
 import ferrymq.ffi.sqlPublishRow
 import ferrymq.ffi.sqlPublishedId
+import java.lang.ref.Reference
 import java.sql.Connection
 import java.sql.PreparedStatement
 import java.sql.SQLException
@@ -14,37 +16,36 @@ import java.time.Instant
 import kotlin.time.Duration
 
 /**
- * Publishing on your own JDBC connection to the queue's file (sqlite-jdbc, or Exposed /
- * jOOQ on it), inside the transaction that writes your rows: the message commits and
- * rolls back with them. The file must have been opened once by [Queue.open] (which
- * creates or migrates its schema), in any process.
+ * Publishing and acking on your own JDBC connection to the queue's file (sqlite-jdbc, or
+ * Exposed / jOOQ on it), inside the transaction that writes your rows: the message and
+ * the ack commit and roll back with them. The file must have been opened once by
+ * [Queue.open] (which creates or migrates its schema), in any process.
  *
- * [publishIn] runs ferrymq's SQL (an INSERT into the view `ferrymq_publish`, whose
- * trigger does what [Queue.publish] does) with `java.sql` only; the driver is yours.
- * The connection must have `autoCommit` off: otherwise it throws
- * [FerrymqException.InvalidArgument] and runs nothing. Errors are [FerrymqException]s of
- * the same kinds as [Queue.publish], with the driver's [SQLException] as cause when it
- * raised one; a failed call changes nothing and leaves your transaction open.
+ * [publishIn] and [ackIn] run ferrymq's SQL (INSERTs into the views `ferrymq_publish`
+ * and `ferrymq_ack`, whose triggers do what [Queue.publish] and [Delivery.ack] do) with
+ * `java.sql` only; the driver is yours. The connection must have `autoCommit` off:
+ * otherwise they throw [FerrymqException.InvalidArgument] and run nothing. Errors are
+ * [FerrymqException]s of the same kinds as [Queue.publish] and [Delivery.ack], with the
+ * driver's [SQLException] as cause when it raised one; a failed call changes nothing and
+ * leaves your transaction open (roll it back after [FerrymqException.LeaseLost]).
  *
- * One process, one SQLite per file: your driver carries its own copy of SQLite and
- * ferrymq another, and SQLite's locks do not work between two copies in one process
- * (writes of one go through while the other holds the write lock; closing a connection
- * in one drops the locks of the other). So use [publishIn] in a process that has no
- * [Queue] open on the same file (a JVM service that only produces, its consumers in other
- * processes); [publishIn] refuses a file that a [Queue] of this process holds. For the
- * same reason there is no `ackIn`: a [Delivery] always comes from such a queue. A process
- * that consumes acks with [Transaction.ack] inside [Queue.transaction], which runs your
- * SQL on ferrymq's connection.
+ * Your driver carries its own copy of SQLite and ferrymq another. On Linux they may share
+ * the file in one process: ferrymq's copy locks with open file description locks and
+ * keeps its descriptors of a live database file, so your connections may open, use and
+ * close the file while a [Queue] of this process works on it. On other systems, keep the
+ * driver off the queue's file in a process that has a [Queue] open on it.
  */
 object Outbox {
     private val publishSql: String by lazy { sqlPublish() }
     private val publishedIdSql: String by lazy { sqlPublishedId() }
+    private val ackSql: String by lazy { sqlAck() }
 
     /**
      * Publishes one message in [connection]'s open transaction; returns its id (the first
-     * one's for a repeated idempotency key). The options are those of [Queue.publish]; the
-     * core's default limits apply (`maxPayload` 4 MiB, idempotency window 24 h), and
-     * SQLite's clock.
+     * one's for a repeated idempotency key). The options are those of [Queue.publish].
+     * [queue] (any [Queue] on the file) gives its `maxPayload`, idempotency window and
+     * clock; without it the core's defaults apply (`maxPayload` 4 MiB, idempotency window
+     * 24 h), and SQLite's clock.
      */
     fun publishIn(
         connection: Connection,
@@ -57,12 +58,12 @@ object Outbox {
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
+        queue: Queue? = null,
     ): Long {
         val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
-        val row = native { sqlPublishRow(topic, payload.size.toLong(), args, null) }
-        return jdbc {
+        val row = native { sqlPublishRow(topic, payload.size.toLong(), args, queue?.ffi) }
+        return jdbc(null) {
             requireTransaction(connection)
-            requireAlone(connection)
             connection.prepareStatement(publishSql).use { st ->
                 st.setString(1, topic)
                 st.setBytes(2, payload)
@@ -100,34 +101,52 @@ object Outbox {
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
+        queue: Queue? = null,
     ): Long = publishIn(
         connection, topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay,
-        deliverAt,
+        deliverAt, queue,
     )
+
+    /**
+     * Acks [delivery] in [connection]'s open transaction: the ack holds when that
+     * transaction commits. [FerrymqException.LeaseLost] when the delivery is no longer
+     * held (acked or nacked already, or its lease expired and it was received again):
+     * roll your transaction back then, as another consumer has the message. [queue] gives
+     * the queue's clock for the ack's time; without it, SQLite's clock.
+     */
+    fun ackIn(connection: Connection, delivery: Delivery, queue: Queue? = null) {
+        try {
+            jdbc(delivery) {
+                requireTransaction(connection)
+                val row = native { sqlAckRow(delivery.raw.toULong(), queue?.ffi) }
+                connection.prepareStatement(ackSql).use { st ->
+                    st.setLong(1, row.messageId)
+                    st.setString(2, row.consumerGroup)
+                    st.setLong(3, row.leaseToken)
+                    st.setInteger(4, row.ackedAt)
+                    st.executeUpdate()
+                }
+            }
+        } finally {
+            // The handle must outlive the calls that use it (the Cleaner releases it).
+            Reference.reachabilityFence(delivery)
+        }
+    }
 
     /** Refuses a connection that would commit each statement on its own, apart from the caller's rows. */
     private fun requireTransaction(connection: Connection) {
         if (connection.autoCommit) throw sqlNoTransaction().toFerrymq()
     }
 
-    /** Refuses a file that ferrymq's SQLite has open in this process (see the class doc). */
-    private fun requireAlone(connection: Connection) {
-        val file = connection.createStatement().use { st ->
-            st.executeQuery("PRAGMA database_list").use { rs ->
-                var main = ""
-                while (rs.next()) if (rs.getString("name") == "main") main = rs.getString("file") ?: ""
-                main
-            }
-        }
-        native { sqlCheckAlone(file) }
-    }
-
-    /** Runs JDBC calls; the driver's errors become ferrymq's kinds (core's mapping), the original kept as cause. */
-    private inline fun <T> jdbc(block: () -> T): T =
+    /**
+     * Runs JDBC calls; the driver's errors become ferrymq's kinds (core's mapping, which
+     * needs the [delivery] acked to name a lost lease), the original kept as cause.
+     */
+    private inline fun <T> jdbc(delivery: Delivery?, block: () -> T): T =
         try {
             block()
         } catch (e: SQLException) {
-            throw native { sqlHostError(e.message ?: e.toString(), null) }.toFerrymq(e)
+            throw native { sqlHostError(e.message ?: e.toString(), delivery?.raw?.toULong()) }.toFerrymq(e)
         }
 }
 

@@ -43,7 +43,8 @@ fun interface Checker {
  * [FerrymqException.Closed].
  */
 class Queue private constructor(
-    private val ffi: FfiQueue,
+    /** The core's queue; [Outbox] passes it for its clock and limits. */
+    internal val ffi: FfiQueue,
     val dispatcher: CoroutineDispatcher,
 ) : AutoCloseable {
     /** The handle of the hot calls ([Fast]): valid while [ffi] lives, needs no release. */

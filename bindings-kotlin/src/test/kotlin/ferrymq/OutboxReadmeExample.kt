@@ -20,4 +20,18 @@ fun placeOrder(path: String): Long = DriverManager.getConnection("jdbc:sqlite:$p
         throw e
     }
 }
+
+fun markPaid(path: String, queue: Queue, delivery: Delivery) = DriverManager.getConnection("jdbc:sqlite:$path").use { conn ->
+    conn.autoCommit = false
+    try {
+        conn.prepareStatement("UPDATE orders SET paid = 1 WHERE id = ?").use {
+            it.setLong(1, 42); it.executeUpdate()
+        }
+        Outbox.ackIn(conn, delivery, queue = queue)           // LeaseLost: another consumer has it now
+        conn.commit()                                         // the update and the ack, or neither
+    } catch (e: Exception) {
+        conn.rollback()
+        throw e
+    }
+}
 // README-END

@@ -19,14 +19,13 @@ import java.util.concurrent.TimeUnit
 import kotlin.time.Duration.Companion.seconds
 
 /**
- * [Outbox.publishIn] on a connection of sqlite-jdbc (the application's own driver), in
- * its transaction, on real files.
- *
- * The queue's side (creating the schema, subscribing, receiving) runs in Python
- * processes, never in this JVM: a ferrymq [Queue] and sqlite-jdbc on one file in one
- * process would be two copies of SQLite whose locks do not exclude each other (see
- * [Outbox]), which `publishIn` refuses.
+ * [Outbox.publishIn] and [Outbox.ackIn] on a connection of sqlite-jdbc (the application's
+ * own driver), in its transaction, on real files: with the queue's side in Python
+ * processes, and with a [Queue] of this JVM on the same file (sqlite-jdbc's copy of
+ * SQLite beside ferrymq's, which the core's lock isolation makes safe on Linux).
  */
+private const val START_MS = 1_700_000_000_000L
+
 class OutboxTest {
     /** A sqlite-jdbc connection to [db] with autoCommit off: its own transaction. */
     private fun jdbc(db: Path, autoCommit: Boolean = false): Connection =
@@ -246,18 +245,116 @@ print(json.dumps(out), flush=True)
         }
     }
 
-    @Test
-    fun `a file a Queue of this process holds is refused and nothing is written`() = runBlocking {
-        val db = tempDb()
-        Queue.open(db.toString()).use { q ->
-            q.subscribe("payments", "orders")
-            jdbc(db).use { c ->
-                c.run("CREATE TABLE orders(id INTEGER PRIMARY KEY)")
-                val e = assertThrows<FerrymqException.InvalidArgument> { Outbox.publishIn(c, "orders", "x") }
-                assertTrue(e.message!!.contains("SQLite's locks"), e.message)
-                c.rollback()
+    /** A queue of this JVM on a fresh file, on a manual clock, with "payments" on "orders" and a table `orders`. */
+    private class Local(lease: kotlin.time.Duration = 30.seconds, maxPayload: Int? = null) : AutoCloseable {
+        val clock = ferrymq.testing.ManualClock(START_MS)
+        val db: Path = tempDb()
+        val q = Queue.open(db.toString(), testClock = clock, maxPayload = maxPayload)
+
+        init {
+            runBlocking { q.subscribe("payments", "orders", lease = lease) }
+            DriverManager.getConnection("jdbc:sqlite:$db").use { c ->
+                c.createStatement().use { it.executeUpdate("CREATE TABLE orders(id INTEGER PRIMARY KEY, amount INTEGER)") }
             }
-            assertEquals(0L, q.stats().topics["orders"]?.messages ?: 0L)
+        }
+
+        fun state(id: Long) = runBlocking { q.message(id).deliveries.getValue("payments").state }
+
+        override fun close() = q.close()
+    }
+
+    /** Publishes "order [n]" by the queue and inserts its row; returns the delivery received. */
+    private fun Local.order(n: Int): Delivery = runBlocking {
+        q.publish("orders", "order $n", key = "order-$n")
+        jdbc(db).use { c -> c.run("INSERT INTO orders VALUES (?, ?)", n, 100); c.commit() }
+        q.receive("payments").single()
+    }
+
+    @Test
+    fun `ackIn commits with the caller's UPDATE, beside a Queue of this JVM`(): Unit = Local().use { l ->
+        val d = l.order(1)
+        jdbc(l.db).use { c ->
+            c.run("UPDATE orders SET amount = 0 WHERE id = ?", 1)
+            Outbox.ackIn(c, d, queue = l.q)
+            // Not acked until the caller commits.
+            assertEquals(DeliveryState.INFLIGHT, l.state(d.messageId))
+            c.commit()
+            assertEquals(0L, c.long("SELECT amount FROM orders WHERE id = 1"))
+        }
+        assertEquals(DeliveryState.ACKED, l.state(d.messageId))
+        // The queue's clock is the ack's time.
+        val attempt = runBlocking { l.q.message(d.messageId) }.deliveries.getValue("payments").history.single()
+        assertEquals(Instant.ofEpochMilli(START_MS), attempt.endedAt)
+        runBlocking { assertEquals(emptyList<Delivery>(), l.q.receive("payments")) }
+    }
+
+    @Test
+    fun `ackIn rolled back leaves the delivery in flight and the row unchanged`(): Unit = Local().use { l ->
+        val d = l.order(1)
+        jdbc(l.db).use { c ->
+            c.run("UPDATE orders SET amount = 0 WHERE id = ?", 1)
+            Outbox.ackIn(c, d, queue = l.q)
+            c.rollback()
+            assertEquals(100L, c.long("SELECT amount FROM orders WHERE id = 1"))
+        }
+        assertEquals(DeliveryState.INFLIGHT, l.state(d.messageId))
+        // Still held: the queue's own ack settles it.
+        runBlocking { d.ack() }
+        assertEquals(DeliveryState.ACKED, l.state(d.messageId))
+    }
+
+    @Test
+    fun `ackIn of a lost lease is LeaseLost and the caller rolls back`(): Unit = Local(lease = 1.seconds).use { l ->
+        val stale = l.order(1)
+        l.clock.advance(2.seconds)
+        val again = runBlocking { l.q.receive("payments").single() }
+        assertEquals(2, again.attempt)
+        jdbc(l.db).use { c ->
+            c.run("UPDATE orders SET amount = -1 WHERE id = ?", 1)
+            val e = assertThrows<FerrymqException.LeaseLost> { Outbox.ackIn(c, stale, queue = l.q) }
+            assertInstanceOf(SQLException::class.java, e.cause)
+            c.rollback()
+            assertEquals(100L, c.long("SELECT amount FROM orders WHERE id = 1"))
+        }
+        // The consumer that holds it now acks it, in its own transaction.
+        jdbc(l.db).use { c ->
+            Outbox.ackIn(c, again, queue = l.q)
+            c.commit()
+        }
+        assertEquals(DeliveryState.ACKED, l.state(again.messageId))
+        // And once acked, acking again is LeaseLost too.
+        jdbc(l.db).use { c -> assertThrows<FerrymqException.LeaseLost> { Outbox.ackIn(c, again) } }
+    }
+
+    @Test
+    fun `ackIn on an autoCommit connection is refused before anything runs`(): Unit = Local().use { l ->
+        val d = l.order(1)
+        jdbc(l.db, autoCommit = true).use { c ->
+            val e = assertThrows<FerrymqException.InvalidArgument> { Outbox.ackIn(c, d, queue = l.q) }
+            assertTrue(e.message!!.contains("no transaction"), e.message)
+        }
+        assertEquals(DeliveryState.INFLIGHT, l.state(d.messageId))
+    }
+
+    @Test
+    fun `publishIn with a queue uses its clock and limits`(): Unit = Local(maxPayload = 16).use { l ->
+        val id = jdbc(l.db).use { c ->
+            val id = Outbox.publishIn(c, "orders", "order 1", key = "order-1", delay = 1.seconds, queue = l.q)
+            // The queue's max_payload, not the default 4 MiB.
+            val e = assertThrows<FerrymqException.InvalidArgument> {
+                Outbox.publishIn(c, "orders", "x".repeat(17), queue = l.q)
+            }
+            assertTrue(e.message!!.contains("16"), e.message)
+            c.commit()
+            id
+        }
+        runBlocking {
+            // Published at the queue's (manual) clock, and delayed from it.
+            assertEquals(Instant.ofEpochMilli(START_MS), l.q.message(id).publishedAt)
+            assertEquals(Instant.ofEpochMilli(START_MS + 1000), l.q.message(id).deliverAt)
+            assertEquals(emptyList<Delivery>(), l.q.receive("payments"))
+            l.clock.advance(1.seconds)
+            assertEquals(listOf(id), l.q.receive("payments").map { it.messageId })
         }
     }
 
@@ -286,4 +383,68 @@ print(json.dumps(out), flush=True)
         // Nothing more: what was rolled back never shows up.
         assertEquals(0, reply.getInt("extra"))
     }
+
+    @Test
+    fun `sqlite-jdbc connections opened and closed beside a Queue of this JVM lose nothing`() {
+        // 2,000 connections of sqlite-jdbc's own SQLite each publish with publishIn and
+        // close (closing descriptors of the file, which used to drop ferrymq's locks)
+        // while this JVM's Queue receives and acks on another thread.
+        val rounds = 2_000
+        val db = tempDb()
+        val q = Queue.open(db.toString())
+        runBlocking { q.subscribe("g", "t", lease = 30.seconds) }
+        jdbc(db).use { c ->
+            c.run("CREATE TABLE orders(id INTEGER PRIMARY KEY)")
+            c.commit()
+        }
+        val acked = java.util.concurrent.ConcurrentHashMap<String, Int>()
+        val failure = java.util.concurrent.atomic.AtomicReference<Throwable>()
+        val consumer = Thread {
+            try {
+                runBlocking {
+                    while (acked.size < rounds && failure.get() == null) {
+                        for (d in q.receive("g", max = 8, wait = 0.1.seconds)) {
+                            d.ack()
+                            acked.merge(d.key!!, 1, Int::plus)
+                        }
+                    }
+                }
+            } catch (e: Throwable) {
+                failure.set(e)
+            }
+        }
+        consumer.start()
+        try {
+            for (i in 0 until rounds) {
+                if (failure.get() != null) break
+                lockedJdbc(db).use { c ->
+                    c.run("INSERT INTO orders(id) VALUES (?)", i)
+                    Outbox.publishIn(c, "t", "x", key = "order-$i")
+                    c.commit()
+                }
+            }
+        } catch (e: Throwable) {
+            failure.compareAndSet(null, e)
+        }
+        consumer.join()
+        failure.get()?.let { throw AssertionError("a side failed: $it", it) }
+        assertEquals((0 until rounds).map { "order-$it" }.toSet(), acked.keys)
+        assertEquals(emptyMap<String, Int>(), acked.filterValues { it != 1 }, "acked more than once")
+        runBlocking { assertEquals(0L, q.stats().groups.getValue("g").ready) }
+        q.close()
+        jdbc(db).use { c ->
+            c.createStatement().use { st ->
+                st.executeQuery("PRAGMA integrity_check").use { rs -> rs.next(); assertEquals("ok", rs.getString(1)) }
+            }
+            assertEquals(rounds.toLong(), c.long("SELECT count(*) FROM orders"))
+        }
+    }
+
+    /**
+     * A connection that waits for the write lock (sqlite-jdbc's default is 3 s) while the
+     * Queue on the same file writes.
+     */
+    private fun lockedJdbc(db: Path): Connection =
+        DriverManager.getConnection("jdbc:sqlite:$db", java.util.Properties().apply { setProperty("busy_timeout", "30000") })
+            .also { it.autoCommit = false }
 }

@@ -7,13 +7,14 @@ import org.json.JSONObject
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Assertions.fail
-import org.junit.jupiter.api.Assumptions
 import org.junit.jupiter.api.DynamicTest
 import org.junit.jupiter.api.TestFactory
 import java.math.BigDecimal
 import java.math.BigInteger
 import java.nio.file.Files
 import java.nio.file.Path
+import java.sql.Connection
+import java.sql.DriverManager
 import java.time.Instant
 import kotlin.io.path.name
 import kotlin.io.path.readText
@@ -252,14 +253,18 @@ private class Runner(queue: JSONObject) {
             }
             "purge_dead_letters" -> return q.purgeDeadLetters(s.getString("group"))
             "transaction" -> transaction(s)
-            // These run the statements on a connection of the language's own SQLite library
-            // beside the runner's queue, in one process. On the JVM that is sqlite-jdbc's
-            // copy of SQLite beside ferrymq's, whose locks do not exclude each other (see
-            // Outbox): the scenario would corrupt its file, so it is reported as skipped.
-            // OutboxTest covers publishIn with the queue in other processes.
-            "publish_in", "ack_in" -> Assumptions.abort<Unit>(
-                "$op needs sqlite-jdbc and ferrymq's SQLite on one file in one process, which SQLite's locks do not cover",
-            )
+            "publish_in" -> {
+                val m = message(s)
+                val id = onOwnConnection(s) { c ->
+                    Outbox.publishIn(c, m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt, queue = q)
+                }
+                s.optStringOrNull("as")?.let { ids[it] = id }
+                if (s.has("expect_id")) assertEquals(id(s.get("expect_id")), id, "expect_id")
+            }
+            "ack_in" -> {
+                val d = delivery(s.getString("delivery"))
+                onOwnConnection(s) { c -> Outbox.ackIn(c, d, queue = q) }
+            }
             "query" -> return q.transaction { tx -> tx.query(s.getString("sql"), *s.params()) }
             "prepare" -> {
                 val m = message(s)
@@ -306,6 +311,34 @@ private class Runner(queue: JSONObject) {
         }
         return null
     }
+
+    /**
+     * [block] on a sqlite-jdbc connection of its own to the queue's file (beside the
+     * runner's queue, in this JVM), after the step's `execute` statements, in one
+     * transaction: committed, or rolled back when the step says `rollback` or fails; then
+     * the connection is closed.
+     */
+    fun <T> onOwnConnection(s: JSONObject, block: (Connection) -> T): T =
+        DriverManager.getConnection("jdbc:sqlite:$db").use { c ->
+            c.autoCommit = false
+            val out = try {
+                s.optJSONArray("execute")?.let { a ->
+                    for (i in 0 until a.length()) {
+                        val e = a.getJSONObject(i)
+                        c.prepareStatement(e.getString("sql")).use { st ->
+                            e.params().forEachIndexed { n, p -> st.setObject(n + 1, p) }
+                            st.execute()
+                        }
+                    }
+                }
+                block(c)
+            } catch (e: Throwable) {
+                c.rollback()
+                throw e
+            }
+            if (s.optBoolean("rollback")) c.rollback() else c.commit()
+            out
+        }
 
     suspend fun transaction(s: JSONObject) {
         try {
