@@ -129,8 +129,8 @@ pub const VERBS: &[&str] = &[
 /// Limits on input, for bindings and callers that check before calling.
 pub mod limits {
     pub use crate::validate::{
-        MAX_BATCH, MAX_DURATION, MAX_FLOW_LIMIT, MAX_HEADERS_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_PAYLOAD,
-        MAX_RECEIVE, MAX_TAG_LEN, MIN_MAX_SIZE, SQLITE_MAX_LENGTH,
+        MAX_BATCH, MAX_DURATION, MAX_FLOW_LIMIT, MAX_HEADERS_BYTES, MAX_KEY_LEN, MAX_NAME_LEN,
+        MAX_PAYLOAD, MAX_RECEIVE, MAX_TAG_LEN, MIN_MAX_SIZE, SQLITE_MAX_LENGTH,
     };
 }
 

@@ -42,7 +42,11 @@ fn a_paused_group_receives_nothing_while_messages_accumulate_and_resume_hands_th
     t.sub("other", "t");
     publish_n(&t.q, "t", 3);
     t.q.pause("g").unwrap();
-    assert!(t.q.receive("g", ReceiveOptions::new().max(10)).unwrap().is_empty());
+    assert!(
+        t.q.receive("g", ReceiveOptions::new().max(10))
+            .unwrap()
+            .is_empty()
+    );
     publish_n(&t.q, "t", 2);
     let stats = t.q.stats().unwrap();
     assert!(stats.groups["g"].paused);
@@ -57,7 +61,12 @@ fn a_paused_group_receives_nothing_while_messages_accumulate_and_resume_hands_th
     );
     // A second queue on the file (another handle, as another process would) sees it.
     let other = t.reopen();
-    assert!(other.receive("g", ReceiveOptions::new().max(10)).unwrap().is_empty());
+    assert!(
+        other
+            .receive("g", ReceiveOptions::new().max(10))
+            .unwrap()
+            .is_empty()
+    );
     t.q.pause("g").unwrap(); // pausing twice is fine
     t.q.resume("g").unwrap();
     assert!(!t.q.stats().unwrap().groups["g"].paused);
@@ -138,7 +147,8 @@ fn waiting_receiver() {
 
 #[test]
 fn a_pause_in_one_process_holds_another_processs_waiting_receive_until_resumed() {
-    const TEST: &str = "a_pause_in_one_process_holds_another_processs_waiting_receive_until_resumed";
+    const TEST: &str =
+        "a_pause_in_one_process_holds_another_processs_waiting_receive_until_resumed";
     if child_role(|_| waiting_receiver()) {
         return;
     }
@@ -147,7 +157,11 @@ fn a_pause_in_one_process_holds_another_processs_waiting_receive_until_resumed()
     let q = Queue::open(&path, Options::default()).unwrap();
     q.subscribe("g", "t", SubscribeOptions::new()).unwrap();
     q.pause("g").unwrap();
-    let mut child = spawn_child(TEST, "receiver", &[("FERRYMQ_DB", path.display().to_string())]);
+    let mut child = spawn_child(
+        TEST,
+        "receiver",
+        &[("FERRYMQ_DB", path.display().to_string())],
+    );
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut next = || loop {
         let line = lines.next().unwrap().unwrap();
@@ -158,7 +172,8 @@ fn a_pause_in_one_process_holds_another_processs_waiting_receive_until_resumed()
     let mut delays = Vec::new();
     for i in 0..20 {
         // Paused, so the message waits although the other process's receive is waiting.
-        q.publish("t", format!("m{i}"), PublishOptions::new()).unwrap();
+        q.publish("t", format!("m{i}"), PublishOptions::new())
+            .unwrap();
         assert_eq!(next(), format!("READY {i}"));
         std::thread::sleep(Duration::from_millis(30));
         let resumed_at = mono_us();
@@ -190,9 +205,17 @@ fn max_inflight_caps_what_receives_hand_out_until_something_is_settled() {
     publish_n(&t.q, "t", 10);
     assert_eq!(t.take("g", 10).len(), 3);
     let second = t.reopen();
-    assert!(second.receive("g", ReceiveOptions::new().max(10)).unwrap().is_empty());
+    assert!(
+        second
+            .receive("g", ReceiveOptions::new().max(10))
+            .unwrap()
+            .is_empty()
+    );
     let stats = t.q.stats().unwrap();
-    assert_eq!((stats.groups["g"].inflight, stats.groups["g"].ready), (3, 7));
+    assert_eq!(
+        (stats.groups["g"].inflight, stats.groups["g"].ready),
+        (3, 7)
+    );
     assert!(t.take("g", 1).is_empty());
 }
 
@@ -200,7 +223,11 @@ fn max_inflight_caps_what_receives_hand_out_until_something_is_settled() {
 fn settling_frees_slots_and_an_expired_lease_is_taken_over_within_the_limit() {
     let t = TestQueue::new();
     let lease = Duration::from_secs(10);
-    t.sub_with("g", "t", SubscribeOptions::new().max_inflight(2).lease(lease));
+    t.sub_with(
+        "g",
+        "t",
+        SubscribeOptions::new().max_inflight(2).lease(lease),
+    );
     publish_n(&t.q, "t", 5);
     let held = t.take("g", 10);
     assert_eq!(held.len(), 2);
@@ -324,7 +351,13 @@ fn eight_processes_with_max_inflight_3_never_have_more_than_3_inflight() {
     let batch: Vec<Message> = (0..n).map(|i| Message::new("t", format!("m{i}"))).collect();
     q.publish_batch(&batch).unwrap();
     let children: Vec<_> = (0..8)
-        .map(|_| spawn_child(TEST, "worker", &[("FERRYMQ_DB", path.display().to_string())]))
+        .map(|_| {
+            spawn_child(
+                TEST,
+                "worker",
+                &[("FERRYMQ_DB", path.display().to_string())],
+            )
+        })
         .collect();
     let mut acked = 0;
     let mut highest_seen = 0;
@@ -376,15 +409,23 @@ fn a_publish_past_max_ready_fails_with_full_and_writes_nothing() {
     assert_eq!(t.snapshot(), before);
     // Scheduled messages count as waiting too; inflight ones do not.
     let d = t.take("g", 1);
-    t.q.publish("t", "later", PublishOptions::new().delay(Duration::from_secs(60)))
-        .unwrap();
+    t.q.publish(
+        "t",
+        "later",
+        PublishOptions::new().delay(Duration::from_secs(60)),
+    )
+    .unwrap();
     assert_eq!(
-        t.q.publish("t", "x", PublishOptions::new()).unwrap_err().kind(),
+        t.q.publish("t", "x", PublishOptions::new())
+            .unwrap_err()
+            .kind(),
         ErrorKind::Full
     );
     t.q.ack(&d[0]).unwrap();
     assert_eq!(
-        t.q.publish("t", "x", PublishOptions::new()).unwrap_err().kind(),
+        t.q.publish("t", "x", PublishOptions::new())
+            .unwrap_err()
+            .kind(),
         ErrorKind::Full
     );
     t.take("g", 1);
@@ -395,10 +436,9 @@ fn a_publish_past_max_ready_fails_with_full_and_writes_nothing() {
 fn a_repeated_idempotency_key_is_not_full_and_other_groups_and_tags_are_not_held() {
     let t = full_queue(1);
     t.sub_with("blue", "t", SubscribeOptions::new().tags("blue"));
-    let first = t
-        .q
-        .publish("t", "a", PublishOptions::new().idempotency_key("k"))
-        .unwrap();
+    let first =
+        t.q.publish("t", "a", PublishOptions::new().idempotency_key("k"))
+            .unwrap();
     // Nothing would be written: the first id comes back.
     assert_eq!(
         t.q.publish("t", "a", PublishOptions::new().idempotency_key("k"))
@@ -416,9 +456,7 @@ fn a_repeated_idempotency_key_is_not_full_and_other_groups_and_tags_are_not_held
     t.sub("h", "u");
     t.q.publish("u", "c", PublishOptions::new()).unwrap();
     // A queue handle without the limit is bound by none (the limit is the handle's).
-    t.reopen()
-        .publish("t", "d", PublishOptions::new())
-        .unwrap();
+    t.reopen().publish("t", "d", PublishOptions::new()).unwrap();
 }
 
 #[test]
@@ -427,9 +465,7 @@ fn a_batch_past_max_ready_fails_whole_and_a_transaction_with_a_full_publish_roll
     t.sub_with("ordered", "t", SubscribeOptions::new());
     publish_n(&t.q, "t", 2);
     let before = t.snapshot();
-    let batch: Vec<Message> = (0..3)
-        .map(|i| Message::new("t", format!("b{i}")))
-        .collect();
+    let batch: Vec<Message> = (0..3).map(|i| Message::new("t", format!("b{i}"))).collect();
     assert_eq!(
         t.q.publish_batch(&batch).unwrap_err().kind(),
         ErrorKind::Full
@@ -448,9 +484,8 @@ fn a_batch_past_max_ready_fails_whole_and_a_transaction_with_a_full_publish_roll
     let t = full_queue(1);
     publish_n(&t.q, "t", 1);
     let before = t.snapshot();
-    let err = t
-        .q
-        .transaction(|tx| {
+    let err =
+        t.q.transaction(|tx| {
             tx.execute("CREATE TABLE IF NOT EXISTS orders (id INTEGER)", &[])?;
             tx.execute("INSERT INTO orders VALUES (1)", &[])?;
             tx.publish("t", "x", PublishOptions::new())?;
@@ -470,7 +505,9 @@ fn a_batch_past_max_ready_fails_whole_and_a_transaction_with_a_full_publish_roll
     assert_eq!(t.snapshot(), before);
     // So is a half message.
     assert_eq!(
-        t.q.prepare("t", "h", PublishOptions::new()).unwrap_err().kind(),
+        t.q.prepare("t", "h", PublishOptions::new())
+            .unwrap_err()
+            .kind(),
         ErrorKind::Full
     );
     assert_eq!(t.snapshot(), before);
@@ -507,15 +544,18 @@ fn a_full_publish_in_a_shared_commit_fails_alone() {
     let stats = q.stats().unwrap();
     assert_eq!(stats.groups["g"].ready, 50);
     assert_eq!(stats.topics["free"].messages, 200);
-    assert!(q.group_commit_counts().1 > q.group_commit_counts().0, "no commit was shared");
+    assert!(
+        q.group_commit_counts().1 > q.group_commit_counts().0,
+        "no commit was shared"
+    );
 }
 
 #[test]
 fn max_ready_out_of_range_is_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     for n in [0, 1_000_001] {
-        let err = Queue::open(dir.path().join("q.db"), Options::default().max_ready(n))
-            .unwrap_err();
+        let err =
+            Queue::open(dir.path().join("q.db"), Options::default().max_ready(n)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         assert!(err.to_string().contains("max_ready"), "{err}");
     }

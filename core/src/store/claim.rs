@@ -136,7 +136,9 @@ fn inflight_room(conn: &Connection, group: &GroupRow) -> Result<usize> {
         return Ok(usize::MAX);
     };
     let inflight: i64 = conn
-        .prepare_cached("SELECT count(*) FROM ferrymq_deliveries WHERE group_id = ?1 AND state = 1")?
+        .prepare_cached(
+            "SELECT count(*) FROM ferrymq_deliveries WHERE group_id = ?1 AND state = 1",
+        )?
         .query_row([group.id], |r| r.get(0))?;
     Ok(usize::try_from(limit - inflight).unwrap_or(0))
 }

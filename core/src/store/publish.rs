@@ -266,7 +266,8 @@ pub(crate) fn refuse_if_full(
     )?;
     for &group_id in groups {
         let cap = i64::try_from(allowed.saturating_add(1)).unwrap_or(i64::MAX);
-        let waiting: i64 = count.query_row(params![group_id, PENDING, BLOCKED, cap], |r| r.get(0))?;
+        let waiting: i64 =
+            count.query_row(params![group_id, PENDING, BLOCKED, cap], |r| r.get(0))?;
         if waiting > cap - 1 {
             let name: String = conn
                 .prepare_cached("SELECT name FROM ferrymq_groups WHERE id = ?1")?
