@@ -266,7 +266,9 @@ class Runner {
 
 for (const file of fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()) {
   const scenario = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8'))
-  test(`scenario ${file}: ${scenario.name}`, async () => {
+  // A scenario may name the languages that run it (see its README).
+  const skip = scenario.languages !== undefined && !scenario.languages.includes('node')
+  test(`scenario ${file}: ${scenario.name}`, { skip }, async () => {
     const r = new Runner(scenario.queue ?? {})
     for (const [i, s] of scenario.steps.entries()) {
       const at = `${file} step ${i} (${s.op})`

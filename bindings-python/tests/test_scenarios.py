@@ -291,6 +291,8 @@ def test_every_scenario_file_is_here() -> None:
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_scenario(path: pathlib.Path, tmp_path: pathlib.Path) -> None:
     scenario = json.loads(path.read_text())
+    if "python" not in scenario.get("languages", ["python"]):
+        pytest.skip("this scenario names the languages that run it; Python is not among them yet")
     r = Runner(tmp_path, scenario.get("queue", {}))
     for i, s in enumerate(scenario["steps"]):
         at = f"{path.name} step {i} ({s['op']})"

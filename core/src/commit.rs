@@ -230,11 +230,11 @@ fn lead(inner: &Arc<Inner>, batch: Vec<Queued>) -> Vec<Result<i64>> {
 }
 
 /// Jobs keep one rule instead of paying for a savepoint each: they either fail before
-/// writing anything, with an error of the caller's own (a lost lease, bad input), or they
-/// fail with a storage error, which fails the whole batch.
+/// writing anything, with an error of the caller's own (a lost lease, bad input, a full
+/// group), or they fail with a storage error, which fails the whole batch.
 fn fails_cleanly(e: &Error) -> bool {
     matches!(
         e.kind(),
-        ErrorKind::LeaseLost | ErrorKind::InvalidArgument | ErrorKind::NotFound
+        ErrorKind::LeaseLost | ErrorKind::InvalidArgument | ErrorKind::NotFound | ErrorKind::Full
     )
 }

@@ -32,6 +32,10 @@ pub enum Error {
     /// A callback supplied by the caller failed (returned an error or panicked).
     #[error("callback failed: {0}")]
     Callback(String),
+    /// A publish was refused because a consumer group it goes to already has
+    /// `Options::max_ready` messages waiting; nothing was written.
+    #[error("full: {0}")]
+    Full(String),
 }
 
 /// The stable taxonomy of [`Error`], shared by every binding.
@@ -45,6 +49,7 @@ pub enum ErrorKind {
     Busy,
     Storage,
     Callback,
+    Full,
 }
 
 impl ErrorKind {
@@ -58,6 +63,7 @@ impl ErrorKind {
             ErrorKind::Busy => "BUSY",
             ErrorKind::Storage => "STORAGE",
             ErrorKind::Callback => "CALLBACK",
+            ErrorKind::Full => "FULL",
         }
     }
 }
@@ -78,6 +84,7 @@ impl Error {
             Error::Busy(_) => ErrorKind::Busy,
             Error::Storage(_) => ErrorKind::Storage,
             Error::Callback(_) => ErrorKind::Callback,
+            Error::Full(_) => ErrorKind::Full,
         }
     }
 
@@ -193,6 +200,7 @@ mod tests {
     #[test]
     fn codes_are_stable() {
         assert_eq!(ErrorKind::LeaseLost.code(), "LEASE_LOST");
+        assert_eq!(Error::Full("x".into()).kind().code(), "FULL");
         assert_eq!(
             Error::Closed("x".into()).kind().to_string(),
             "CLOSED".to_string()

@@ -3,8 +3,11 @@
 //! Topics, tags and consumer groups (fan-out between groups, competing consumers inside
 //! one), deliveries under a lease, retries on RocketMQ's schedule (or Alipay's, WeChat
 //! Pay's, exponential, or your own) into a per-group dead-letter queue, idempotency keys,
-//! delayed and ordered messages, the transactional outbox, and RocketMQ-style half
-//! messages with check-back.
+//! delayed and ordered messages, the transactional outbox, RocketMQ-style half
+//! messages with check-back, and flow control: pausing a consumer group
+//! (`Queue::pause`/`resume`), a group's limit on deliveries in flight over every process
+//! (`SubscribeOptions::max_inflight`), and backpressure on publishers
+//! (`Options::max_ready`, error kind `Full`).
 //!
 //! ```
 //! use ferrymq::{Queue, Options, SubscribeOptions, PublishOptions, ReceiveOptions, RetryPolicy};
@@ -126,8 +129,8 @@ pub const VERBS: &[&str] = &[
 /// Limits on input, for bindings and callers that check before calling.
 pub mod limits {
     pub use crate::validate::{
-        MAX_BATCH, MAX_DURATION, MAX_HEADERS_BYTES, MAX_KEY_LEN, MAX_NAME_LEN, MAX_PAYLOAD,
-        MAX_RECEIVE, MAX_TAG_LEN, MIN_MAX_SIZE, SQLITE_MAX_LENGTH,
+        MAX_BATCH, MAX_DURATION, MAX_FLOW_LIMIT, MAX_HEADERS_BYTES, MAX_KEY_LEN, MAX_NAME_LEN,
+        MAX_PAYLOAD, MAX_RECEIVE, MAX_TAG_LEN, MIN_MAX_SIZE, SQLITE_MAX_LENGTH,
     };
 }
 

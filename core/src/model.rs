@@ -223,6 +223,8 @@ pub struct GroupStats {
     pub dead: u64,
     /// How long the oldest ready delivery has been ready.
     pub oldest_ready_age: Option<Duration>,
+    /// Whether `pause` holds the group: its receives return nothing until `resume`.
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

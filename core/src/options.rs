@@ -74,6 +74,16 @@ pub struct Options {
     /// (`SQLITE_DEFAULT_FOREIGN_KEYS=1`); SQLite's own default elsewhere is off. The
     /// `ferrymq_*` tables have no foreign keys, so this changes nothing for the queue.
     pub foreign_keys: Option<bool>,
+    /// Backpressure (`None`: none): a publish through this queue whose message would go
+    /// to a consumer group that already has this many deliveries waiting (ready,
+    /// scheduled or retrying; inflight ones do not count) fails with `Full` and writes
+    /// nothing. 1 to `limits::MAX_FLOW_LIMIT`. The waiting rows are counted in the file,
+    /// so every process's consumers and producers count; but the limit itself is this
+    /// queue's setting, like `max_size`: other processes (and SQL producers through the
+    /// `ferrymq_publish` view) are bound only by their own. A check costs a count of up
+    /// to this many index entries per matching group, so keep it to what a group may
+    /// really fall behind by.
+    pub max_ready: Option<u64>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -90,6 +100,7 @@ impl Default for Options {
             poll_interval: Duration::from_millis(2),
             max_size: None,
             foreign_keys: None,
+            max_ready: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -133,6 +144,10 @@ impl Options {
         self.max_size = Some(bytes);
         self
     }
+    pub fn max_ready(mut self, n: u64) -> Self {
+        self.max_ready = Some(n);
+        self
+    }
     pub fn foreign_keys(mut self, on: bool) -> Self {
         self.foreign_keys = Some(on);
         self
@@ -158,6 +173,9 @@ impl Options {
         if let Some(bytes) = self.max_size {
             validate::max_size(bytes)?;
         }
+        if let Some(n) = self.max_ready {
+            validate::flow_limit("max_ready", n)?;
+        }
         Ok(())
     }
 }
@@ -170,6 +188,10 @@ pub struct SubscribeOptions {
     pub retry: RetryPolicy,
     /// Default lease of a delivery when `receive` names none.
     pub lease: Duration,
+    /// At most this many deliveries of the group inflight at once, over every process
+    /// (`None`: no limit); 1 to `limits::MAX_FLOW_LIMIT`. A receive that would pass it
+    /// gets fewer deliveries, or none until one is settled or its lease runs out.
+    pub max_inflight: Option<u64>,
 }
 
 impl Default for SubscribeOptions {
@@ -178,6 +200,7 @@ impl Default for SubscribeOptions {
             tags: "*".into(),
             retry: RetryPolicy::default(),
             lease: Duration::from_secs(30),
+            max_inflight: None,
         }
     }
 }
@@ -196,6 +219,10 @@ impl SubscribeOptions {
     }
     pub fn lease(mut self, d: Duration) -> Self {
         self.lease = d;
+        self
+    }
+    pub fn max_inflight(mut self, n: u64) -> Self {
+        self.max_inflight = Some(n);
         self
     }
 }

@@ -11,6 +11,7 @@ pub(crate) use crate::store::publish::Matches;
 use crate::store::{self, publish::NewMessage};
 use crate::validate;
 use rusqlite::Connection;
+use std::collections::BTreeSet;
 
 /// Stored as committed (deliverable) or half (invisible until committed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,8 @@ pub(crate) fn write_batch(
 ) -> Result<Vec<i64>> {
     let mut matches = Matches::default();
     let mut ids = Vec::with_capacity(messages.len());
+    // Groups the batch wrote to, checked against max_ready once every row is in.
+    let mut touched = BTreeSet::new();
     // Ids of one transaction grow one by one, so the batch's new unordered messages are
     // exactly the unordered rows between the first and the last of them.
     let mut unordered: Option<(i64, i64)> = None;
@@ -123,6 +126,7 @@ pub(crate) fn write_batch(
             (&m.topic, &m.payload, &m.options),
             Visibility::Committed,
             fan_out,
+            Some(&mut touched),
         )?;
         if new && fan_out == FanOut::ByCaller {
             unordered = Some(unordered.map_or((id, id), |(first, _)| (first, id)));
@@ -131,6 +135,11 @@ pub(crate) fn write_batch(
     }
     if let Some((first, last)) = unordered {
         store::publish::fan_out_range(conn, first, last)?;
+    }
+    if let Some(limit) = inner.opts.max_ready {
+        // The caller's transaction (or savepoint) undoes the batch on this error.
+        let groups: Vec<i64> = touched.into_iter().collect();
+        store::publish::refuse_if_full(conn, &groups, limit, limit)?;
     }
     Ok(ids)
 }
@@ -156,10 +165,12 @@ pub(crate) fn write(
     visibility: Visibility,
 ) -> Result<i64> {
     let message = (topic, payload, o);
-    write_one(inner, conn, matches, message, visibility, FanOut::Now).map(|(id, _)| id)
+    write_one(inner, conn, matches, message, visibility, FanOut::Now, None).map(|(id, _)| id)
 }
 
 /// `write`, also saying whether the message is new (false: an idempotent repeat).
+/// Under `max_ready`, a message is refused with `Full` before anything is written, or,
+/// with `touched` (a batch), its groups are noted there for the batch to check at its end.
 fn write_one(
     inner: &Inner,
     conn: &Connection,
@@ -167,6 +178,7 @@ fn write_one(
     (topic, payload, o): (&str, &[u8], &PublishOptions),
     visibility: Visibility,
     fan_out: FanOut,
+    touched: Option<&mut BTreeSet<i64>>,
 ) -> Result<(i64, bool)> {
     let now = inner.now();
     let topic_id = inner.topic_id(conn, topic)?;
@@ -174,6 +186,15 @@ fn write_one(
         && let Some(first) = store::publish::find_idempotent(conn, topic_id, k, now)?
     {
         return Ok((first, false));
+    }
+    if let Some(limit) = inner.opts.max_ready {
+        // Nothing is written yet (a new topic's row at most, and a new topic has no
+        // groups to be full), so a shared commit's other writes go on without this one.
+        let groups = matches.groups(conn, topic_id, o.tag.as_deref())?;
+        match touched {
+            Some(set) => set.extend(groups.iter().copied()),
+            None => store::publish::refuse_if_full(conn, groups, limit - 1, limit)?,
+        }
     }
     let deliver_at = deliver_at(o, now);
     let (state, check_at) = match visibility {

@@ -69,6 +69,9 @@ impl Queue {
         validate::name("topic", topic)?;
         let filter = TagFilter::parse(&options.tags)?;
         validate::lease(options.lease)?;
+        if let Some(n) = options.max_inflight {
+            validate::flow_limit("max_inflight", n)?;
+        }
         let inner = &self.inner;
         inner.write(false, |c| {
             let topic_id = inner.topic_id(c, topic)?;
@@ -79,9 +82,32 @@ impl Queue {
                 filter: &filter,
                 retry: &options.retry,
                 lease_ms: duration_to_ms(options.lease),
+                // flow_limit keeps it within i64.
+                max_inflight: options.max_inflight.map(|n| n as i64),
             };
             store::groups::subscribe(c, &sub, inner.now())
         })
+    }
+
+    /// Stops handing out the group's deliveries, in every process on the file: receives
+    /// return nothing (a waiting one keeps waiting) until `resume`. Messages keep
+    /// arriving; deliveries already handed out keep their leases. `NotFound` for an
+    /// unknown group.
+    pub fn pause(&self, group: &str) -> Result<()> {
+        self.set_paused(group, true)
+    }
+
+    /// Hands out the group's deliveries again after `pause`; waiting receives in every
+    /// process pick them up (in other processes within about `poll_interval`).
+    pub fn resume(&self, group: &str) -> Result<()> {
+        self.set_paused(group, false)
+    }
+
+    fn set_paused(&self, group: &str, paused: bool) -> Result<()> {
+        validate::name("consumer group", group)?;
+        // Wakes this process's waiting receives; others see the commit's data_version.
+        self.inner
+            .write(!paused, |c| store::groups::set_paused(c, group, paused))
     }
 
     /// Publishes one message durably; returns its id (for a repeated idempotency key,

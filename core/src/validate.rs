@@ -25,6 +25,10 @@ pub const SQLITE_MAX_LENGTH: usize = 1_000_000_000;
 /// Highest `max_payload` accepted: SQLite's limit less 1 MB for the row's other columns
 /// (headers up to 64 KiB, key, ordering key, tag, integers).
 pub const MAX_PAYLOAD: usize = SQLITE_MAX_LENGTH - 1_000_000;
+/// Highest `SubscribeOptions::max_inflight` and `Options::max_ready`: a claim counts the
+/// group's inflight rows and a publish its waiting ones (up to the limit) through an index
+/// range, so a limit stays a count SQLite does in well under a second.
+pub const MAX_FLOW_LIMIT: u64 = 1_000_000;
 /// Smallest `max_size` accepted: the schema alone takes about 20 pages of 4 KiB.
 pub const MIN_MAX_SIZE: u64 = 128 * 1024;
 
@@ -110,6 +114,17 @@ pub fn max_size(bytes: u64) -> Result<()> {
         return Err(Error::invalid(format!(
             "max_size must be between {MIN_MAX_SIZE} and {} bytes, got {bytes}",
             i64::MAX
+        )));
+    }
+    Ok(())
+}
+
+/// `max_inflight` and `max_ready`: 1 to `MAX_FLOW_LIMIT` (`None` means no limit, so 0
+/// would only be a way to stop a group or topic, which `pause` says better).
+pub fn flow_limit(what: &str, n: u64) -> Result<()> {
+    if n == 0 || n > MAX_FLOW_LIMIT {
+        return Err(Error::invalid(format!(
+            "{what} must be between 1 and {MAX_FLOW_LIMIT}, got {n}"
         )));
     }
     Ok(())

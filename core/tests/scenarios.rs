@@ -114,6 +114,9 @@ impl Runner {
         if let Some(v) = queue.get("check_max") {
             o = o.check_max(v.as_u64().unwrap() as u32);
         }
+        if let Some(v) = queue.get("max_ready") {
+            o = o.max_ready(v.as_u64().unwrap());
+        }
         let q = Queue::open(dir.path().join("q.db"), o).unwrap();
         Runner {
             q,
@@ -216,6 +219,9 @@ impl Runner {
                 if let Some(v) = s.get("retry") {
                     o = o.retry(retry(v)?);
                 }
+                if let Some(v) = s.get("max_inflight") {
+                    o = o.max_inflight(v.as_u64().unwrap());
+                }
                 self.q.subscribe(text(&s["group"]), text(&s["topic"]), o)?;
                 Ok(None)
             }
@@ -282,6 +288,8 @@ impl Runner {
                 self.clock.advance(ms(&s["ms"]));
                 Ok(None)
             }
+            "pause" => self.q.pause(text(&s["group"])).map(|()| None),
+            "resume" => self.q.resume(text(&s["group"])).map(|()| None),
             "stats" => {
                 let st = self.q.stats()?;
                 let topics: Map<String, Json> = st
@@ -296,7 +304,8 @@ impl Runner {
                         (
                             k.clone(),
                             json!({"topic": g.topic, "ready": g.ready, "scheduled": g.scheduled,
-                                   "inflight": g.inflight, "retrying": g.retrying, "dead": g.dead}),
+                                   "inflight": g.inflight, "retrying": g.retrying, "dead": g.dead,
+                                   "paused": g.paused}),
                         )
                     })
                     .collect();
@@ -503,6 +512,12 @@ impl Runner {
 
 fn run(path: &Path) {
     let scenario: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    // A scenario may name the languages whose runners run it (see the README).
+    if let Some(Json::Array(langs)) = scenario.get("languages")
+        && !langs.iter().any(|l| l == "rust")
+    {
+        return;
+    }
     let mut r = Runner::new(scenario.get("queue").unwrap_or(&json!({})));
     for (i, s) in scenario["steps"].as_array().unwrap().iter().enumerate() {
         let at = format!("{} step {i} ({})", path.display(), s["op"]);

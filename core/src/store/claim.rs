@@ -1,6 +1,12 @@
 //! Handing out deliveries: pending ones that are due, and inflight ones whose lease
 //! expired (a consumer crashed or stalled). An expired lease counts as a failed attempt;
 //! past the policy's last retry the delivery goes dead instead of out again.
+//!
+//! Flow control (migration 0005) is read from the group's row, which every statement
+//! here reads anyway: a paused group has nothing claimable and no next due time, and a
+//! group with `max_inflight` gets pending deliveries only while fewer than that many are
+//! inflight (counted in the write transaction, so exactly, over every process). Taking
+//! over an expired lease keeps the count where it was, so it is never held back.
 
 use super::groups::GroupRow;
 use super::settle;
@@ -9,7 +15,7 @@ use crate::clock::ms_to_system_time;
 use crate::error::Result;
 use crate::model::Delivery;
 use crate::retry::AfterFailure;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// A delivery that may be claimed: its own columns only. The message's columns (the
 /// payload above all) are read once the delivery is claimed, so a claim of `max` reads
@@ -79,29 +85,62 @@ fn body(conn: &Connection, message_id: i64) -> Result<Body> {
 }
 
 /// Whether `claim` would find anything now; a read that takes no write lock, so idle
-/// receivers never queue behind publishers.
+/// receivers never queue behind publishers. The group's row comes with it (one
+/// statement): paused, nothing; at `max_inflight`, only expired leases. The inflight
+/// count runs only for a group that has a limit.
 pub(crate) fn has_claimable(conn: &Connection, group_id: i64, now: i64) -> Result<bool> {
     Ok(conn
         .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM ferrymq_deliveries
-                            WHERE group_id = ?1 AND state = 0 AND due_at <= ?2)
+            "SELECT g.paused = 0 AND (
+                 (EXISTS (SELECT 1 FROM ferrymq_deliveries
+                          WHERE group_id = ?1 AND state = 0 AND due_at <= ?2)
+                  AND (g.max_inflight IS NULL
+                       OR (SELECT count(*) FROM ferrymq_deliveries
+                           WHERE group_id = ?1 AND state = 1) < g.max_inflight))
                  OR EXISTS (SELECT 1 FROM ferrymq_deliveries
-                            WHERE group_id = ?1 AND state = 1 AND due_at <= ?2)",
+                            WHERE group_id = ?1 AND state = 1 AND due_at <= ?2))
+             FROM ferrymq_groups g WHERE g.id = ?1",
         )?
-        .query_row(params![group_id, now], |r| r.get(0))?)
+        .query_row(params![group_id, now], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
-/// The earliest time something of the group becomes claimable, if anything is waiting.
+/// The earliest time something of the group becomes claimable, if anything is waiting:
+/// nothing while it is paused, and only the first lease end while it is at
+/// `max_inflight` (a settle frees a slot with a commit, which a waiting receive sees).
 pub(crate) fn next_due(conn: &Connection, group_id: i64) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached(
-            "SELECT min(coalesce(p, i), coalesce(i, p)) FROM (
+            "SELECT CASE WHEN g.paused <> 0 THEN NULL
+                         WHEN g.max_inflight IS NOT NULL
+                              AND (SELECT count(*) FROM ferrymq_deliveries
+                                   WHERE group_id = ?1 AND state = 1) >= g.max_inflight
+                         THEN x.i
+                         ELSE min(coalesce(x.p, x.i), coalesce(x.i, x.p)) END
+             FROM ferrymq_groups g, (
                  SELECT (SELECT min(due_at) FROM ferrymq_deliveries
                          WHERE group_id = ?1 AND state = 0) AS p,
                         (SELECT min(due_at) FROM ferrymq_deliveries
-                         WHERE group_id = ?1 AND state = 1) AS i)",
+                         WHERE group_id = ?1 AND state = 1) AS i) x
+             WHERE g.id = ?1",
         )?
-        .query_row([group_id], |r| r.get::<_, Option<i64>>(0))?)
+        .query_row([group_id], |r| r.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// How many more deliveries the group may have inflight (`usize::MAX`: no limit).
+fn inflight_room(conn: &Connection, group: &GroupRow) -> Result<usize> {
+    let Some(limit) = group.max_inflight else {
+        return Ok(usize::MAX);
+    };
+    let inflight: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM ferrymq_deliveries WHERE group_id = ?1 AND state = 1",
+        )?
+        .query_row([group.id], |r| r.get(0))?;
+    Ok(usize::try_from(limit - inflight).unwrap_or(0))
 }
 
 pub(crate) struct ClaimSpec<'a> {
@@ -125,9 +164,15 @@ pub(crate) fn claim(
     } = *spec;
     let lease_until = now.saturating_add(lease_ms);
     let mut out = Vec::new();
+    if group.paused {
+        return Ok(out);
+    }
+    // Pending deliveries this claim may still make inflight; an expired lease taken over
+    // stays inflight (no change), and one that goes dead frees a slot.
+    let mut room = inflight_room(conn, group)?;
     loop {
         let want = max - out.len();
-        let mut found = candidates(conn, group.id, PENDING, now, want)?;
+        let mut found = candidates(conn, group.id, PENDING, now, want.min(room))?;
         found.extend(candidates(conn, group.id, INFLIGHT, now, want)?);
         found.sort_by_key(|c| (c.due_at, c.message_id));
         found.truncate(want);
@@ -155,6 +200,7 @@ pub(crate) fn claim(
                     .after_failure(c.attempt as u32, Some(0), now, 0.0);
                 if next == AfterFailure::Dead {
                     settle::kill_expired(conn, c.message_id, group.id, c.attempt, now)?;
+                    room = room.saturating_add(1);
                     if let Some(og) = &c.ordering_group {
                         settle::unblock_next(conn, group.id, og)?;
                     }
@@ -180,6 +226,9 @@ pub(crate) fn claim(
                 ])?;
             if changed == 0 {
                 continue;
+            }
+            if c.state == PENDING {
+                room -= 1;
             }
             let m = body(conn, c.message_id)?;
             out.push(Delivery {

@@ -1,4 +1,6 @@
-//! Consumer groups and their subscription rows.
+//! Consumer groups and their subscription rows, and their flow control: `paused` and
+//! `max_inflight` live in the group's row (migration 0005), so every process's claim
+//! reads them with the row it reads anyway.
 
 use crate::error::{Error, Result};
 use crate::filter::TagFilter;
@@ -12,6 +14,8 @@ pub(crate) struct GroupRow {
     pub topic: String,
     pub retry: RetryPolicy,
     pub lease_ms: i64,
+    pub paused: bool,
+    pub max_inflight: Option<i64>,
 }
 
 pub(crate) struct Subscription<'a> {
@@ -21,6 +25,7 @@ pub(crate) struct Subscription<'a> {
     pub filter: &'a TagFilter,
     pub retry: &'a RetryPolicy,
     pub lease_ms: i64,
+    pub max_inflight: Option<i64>,
 }
 
 /// Creates the group or updates its settings. A group follows one topic for life.
@@ -43,14 +48,16 @@ pub(crate) fn subscribe(conn: &Connection, s: &Subscription<'_>, now: i64) -> Re
         }
         Some((id, _)) => {
             conn.prepare_cached(
-                "UPDATE ferrymq_groups SET tag_filter = ?2, retry_policy = ?3, lease_ms = ?4
+                "UPDATE ferrymq_groups SET tag_filter = ?2, retry_policy = ?3, lease_ms = ?4,
+                     max_inflight = ?5
                  WHERE id = ?1",
             )?
             .execute(params![
                 id,
                 s.filter.to_string(),
                 s.retry.encode(),
-                s.lease_ms
+                s.lease_ms,
+                s.max_inflight
             ])?;
             conn.prepare_cached("DELETE FROM ferrymq_subscriptions WHERE group_id = ?1")?
                 .execute([id])?;
@@ -58,8 +65,9 @@ pub(crate) fn subscribe(conn: &Connection, s: &Subscription<'_>, now: i64) -> Re
         }
         None => {
             conn.prepare_cached(
-                "INSERT INTO ferrymq_groups (name, topic_id, tag_filter, retry_policy, lease_ms, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO ferrymq_groups (name, topic_id, tag_filter, retry_policy, lease_ms,
+                     created_at, max_inflight)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 s.group,
@@ -67,7 +75,8 @@ pub(crate) fn subscribe(conn: &Connection, s: &Subscription<'_>, now: i64) -> Re
                 s.filter.to_string(),
                 s.retry.encode(),
                 s.lease_ms,
-                now
+                now,
+                s.max_inflight
             ])?;
             conn.last_insert_rowid()
         }
@@ -84,20 +93,23 @@ pub(crate) fn subscribe(conn: &Connection, s: &Subscription<'_>, now: i64) -> Re
 pub(crate) fn by_name(conn: &Connection, name: &str) -> Result<GroupRow> {
     let row = conn
         .prepare_cached(
-            "SELECT g.id, t.name, g.retry_policy, g.lease_ms
+            "SELECT g.id, t.name, g.retry_policy, g.lease_ms, g.paused, g.max_inflight
              FROM ferrymq_groups g JOIN ferrymq_topics t ON t.id = g.topic_id
              WHERE g.name = ?1",
         )?
         .query_row([name], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
+                (
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ),
+                (r.get::<_, bool>(4)?, r.get::<_, Option<i64>>(5)?),
             ))
         })
         .optional()?;
-    let Some((id, topic, retry, lease_ms)) = row else {
+    let Some(((id, topic, retry, lease_ms), (paused, max_inflight))) = row else {
         return Err(Error::NotFound(format!(
             "consumer group {name:?} does not exist; call subscribe first"
         )));
@@ -108,7 +120,34 @@ pub(crate) fn by_name(conn: &Connection, name: &str) -> Result<GroupRow> {
         topic,
         retry: RetryPolicy::decode(&retry)?,
         lease_ms,
+        paused,
+        max_inflight,
     })
+}
+
+/// Pauses (`true`) or resumes the group; pausing a paused group changes nothing.
+pub(crate) fn set_paused(conn: &Connection, name: &str, paused: bool) -> Result<()> {
+    let changed = conn
+        .prepare_cached("UPDATE ferrymq_groups SET paused = ?2 WHERE name = ?1 AND paused <> ?2")?
+        .execute(params![name, paused])?;
+    if changed == 0 {
+        let exists: bool = conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM ferrymq_groups WHERE name = ?1)")?
+            .query_row([name], |r| r.get(0))?;
+        if !exists {
+            return Err(Error::NotFound(format!(
+                "consumer group {name:?} does not exist; call subscribe first"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the group is paused.
+pub(crate) fn is_paused(conn: &Connection, group_id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT paused FROM ferrymq_groups WHERE id = ?1")?
+        .query_row([group_id], |r| r.get(0))?)
 }
 
 /// `(id, name, topic)` of every group, by name.

@@ -64,6 +64,7 @@ pub(crate) fn group_stats(
     let blocked = count(conn, state_count, params![group_id, BLOCKED])?;
     let dead = count(conn, state_count, params![group_id, DEAD])?;
     let oldest = [oldest_pending, oldest_expired].into_iter().flatten().min();
+    let paused = super::groups::is_paused(conn, group_id)?;
     Ok(GroupStats {
         topic,
         ready: ready_pending + expired,
@@ -73,6 +74,7 @@ pub(crate) fn group_stats(
         dead,
         oldest_ready_age: oldest
             .map(|t| Duration::from_millis(now.saturating_sub(t).max(0) as u64)),
+        paused,
     })
 }
 

@@ -43,7 +43,9 @@ fn exercise_every_call(dir: &std::path::Path) {
     let clock = ManualClock::new(1_700_000_000_000);
     let q = Queue::open(
         dir.join("plans.db"),
-        Options::default().with_manual_clock(clock.clone()),
+        Options::default()
+            .with_manual_clock(clock.clone())
+            .max_ready(1_000_000),
     )
     .unwrap();
     let policy = RetryPolicy::fixed(vec![Duration::ZERO]).unwrap();
@@ -53,7 +55,8 @@ fn exercise_every_call(dir: &std::path::Path) {
         SubscribeOptions::new().tags("a || b").retry(policy),
     )
     .unwrap();
-    q.subscribe("all", "t", SubscribeOptions::new()).unwrap();
+    q.subscribe("all", "t", SubscribeOptions::new().max_inflight(1_000))
+        .unwrap();
     for i in 0..50 {
         let o = PublishOptions::new()
             .tag("a")
@@ -93,7 +96,10 @@ fn exercise_every_call(dir: &std::path::Path) {
     q.purge_dead_letters("g", Some(Duration::from_secs(1)))
         .unwrap();
     q.purge_dead_letters("g", None).unwrap();
+    q.pause("all").unwrap();
+    q.receive("all", ReceiveOptions::new()).unwrap();
     q.stats().unwrap();
+    q.resume("all").unwrap();
     q.message(3).unwrap();
     q.find("t", "k1").unwrap();
     q.transaction(|tx| {

@@ -2,7 +2,7 @@
 //! delivery row per matching consumer group.
 
 use super::{BLOCKED, PENDING};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
@@ -198,7 +198,12 @@ pub(crate) struct Matches {
 }
 
 impl Matches {
-    fn groups(&mut self, conn: &Connection, topic_id: i64, tag: Option<&str>) -> Result<&[i64]> {
+    pub(crate) fn groups(
+        &mut self,
+        conn: &Connection,
+        topic_id: i64,
+        tag: Option<&str>,
+    ) -> Result<&[i64]> {
         let known = match tag {
             None => self.untagged.contains_key(&topic_id),
             Some(t) => self
@@ -243,4 +248,35 @@ pub(crate) fn has_unfinished(
                             WHERE group_id = ?1 AND ordering_group = ?2 AND state IN (0, 1, 4))",
         )?
         .query_row(params![group_id, ordering_group], |r| r.get(0))?)
+}
+
+/// Backpressure (`Options::max_ready`): fails with `Full` when one of `groups` has more
+/// than `allowed` deliveries waiting (pending or blocked: ready, scheduled, retrying).
+/// Counts at most `allowed + 1` entries of `ferrymq_deliveries_due` per group, inside
+/// the write transaction, so every process's rows count.
+pub(crate) fn refuse_if_full(
+    conn: &Connection,
+    groups: &[i64],
+    allowed: u64,
+    limit: u64,
+) -> Result<()> {
+    let mut count = conn.prepare_cached(
+        "SELECT count(*) FROM (SELECT 1 FROM ferrymq_deliveries
+                               WHERE group_id = ?1 AND state IN (?2, ?3) LIMIT ?4)",
+    )?;
+    for &group_id in groups {
+        let cap = i64::try_from(allowed.saturating_add(1)).unwrap_or(i64::MAX);
+        let waiting: i64 =
+            count.query_row(params![group_id, PENDING, BLOCKED, cap], |r| r.get(0))?;
+        if waiting > cap - 1 {
+            let name: String = conn
+                .prepare_cached("SELECT name FROM ferrymq_groups WHERE id = ?1")?
+                .query_row([group_id], |r| r.get(0))?;
+            return Err(Error::Full(format!(
+                "consumer group {name:?} already has {limit} messages waiting (max_ready); \
+                 nothing was published: retry once its consumers catch up"
+            )));
+        }
+    }
+    Ok(())
 }
