@@ -54,6 +54,12 @@ create_exception!(
     FerrymqError,
     "A callback you supplied failed."
 );
+create_exception!(
+    ferrymq,
+    FullError,
+    FerrymqError,
+    "A consumer group already has max_ready messages waiting; nothing was written."
+);
 
 pub fn to_py(e: Error) -> PyErr {
     let text = e.to_string();
@@ -65,6 +71,11 @@ pub fn to_py(e: Error) -> PyErr {
         ErrorKind::Busy => BusyError::new_err(text),
         ErrorKind::Storage => StorageError::new_err(text),
         ErrorKind::Callback => CallbackError::new_err(text),
+        ErrorKind::Full => FullError::new_err(text),
+        // `ErrorKind` is `#[non_exhaustive]`, so outside the core this arm is required
+        // and a new kind cannot be a compile error here: it lands on the base class until
+        // it gets its own (tests/test_scenarios.py checks that every code the scenario
+        // format lists has its own class).
         _ => FerrymqError::new_err(text),
     }
 }
@@ -97,5 +108,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BusyError", py.get_type::<BusyError>())?;
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("CallbackError", py.get_type::<CallbackError>())?;
+    m.add("FullError", py.get_type::<FullError>())?;
     Ok(())
 }

@@ -45,7 +45,7 @@ fn receive_options(
 #[pymethods]
 impl PyQueue {
     #[new]
-    #[pyo3(signature = (path, *, synchronous="normal", busy_timeout=None, max_payload=None, idempotency_window=None, check_after=None, check_interval=None, check_max=None, poll_interval=None, max_size=None, foreign_keys=None, test_clock=None))]
+    #[pyo3(signature = (path, *, synchronous="normal", busy_timeout=None, max_payload=None, idempotency_window=None, check_after=None, check_interval=None, check_max=None, poll_interval=None, max_size=None, max_ready=None, foreign_keys=None, test_clock=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -59,6 +59,7 @@ impl PyQueue {
         check_max: Option<&Bound<'_, PyAny>>,
         poll_interval: Option<&Bound<'_, PyAny>>,
         max_size: Option<&Bound<'_, PyAny>>,
+        max_ready: Option<&Bound<'_, PyAny>>,
         foreign_keys: Option<bool>,
         test_clock: Option<PyRef<'_, PyManualClock>>,
     ) -> PyResult<Self> {
@@ -86,6 +87,9 @@ impl PyQueue {
         }
         if let Some(bytes) = convert::opt_int("max_size", max_size)? {
             o = o.max_size(bytes);
+        }
+        if let Some(n) = convert::opt_int("max_ready", max_ready)? {
+            o = o.max_ready(n);
         }
         if let Some(on) = foreign_keys {
             o = o.foreign_keys(on);
@@ -122,7 +126,8 @@ impl PyQueue {
         py.detach(|| self.q.close()).py_err()
     }
 
-    #[pyo3(signature = (group, topic, *, tags="*", retry=None, lease=None))]
+    #[pyo3(signature = (group, topic, *, tags="*", retry=None, lease=None, max_inflight=None))]
+    #[allow(clippy::too_many_arguments)]
     fn subscribe(
         &self,
         py: Python<'_>,
@@ -131,6 +136,7 @@ impl PyQueue {
         tags: &str,
         retry: Option<PyRef<'_, PyRetryPolicy>>,
         lease: Option<&Bound<'_, PyAny>>,
+        max_inflight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let mut o = SubscribeOptions::new().tags(tags);
         if let Some(r) = retry {
@@ -139,7 +145,20 @@ impl PyQueue {
         if let Some(l) = convert::opt_seconds("lease", lease)? {
             o = o.lease(l);
         }
+        if let Some(n) = convert::opt_int("max_inflight", max_inflight)? {
+            o = o.max_inflight(n);
+        }
         py.detach(|| self.q.subscribe(group, topic, o)).py_err()
+    }
+
+    /// Stops handing out the group's deliveries in every process until `resume`.
+    fn pause(&self, py: Python<'_>, group: &str) -> PyResult<()> {
+        py.detach(|| self.q.pause(group)).py_err()
+    }
+
+    /// Hands out the group's deliveries again after `pause`.
+    fn resume(&self, py: Python<'_>, group: &str) -> PyResult<()> {
+        py.detach(|| self.q.resume(group)).py_err()
     }
 
     #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]

@@ -23,6 +23,7 @@ pub struct PyGroupStats {
     dead: u64,
     /// Seconds, or None when nothing is ready.
     oldest_ready_age: Option<f64>,
+    paused: bool,
 }
 
 #[pyclass(name = "Stats", module = "ferrymq", frozen, get_all)]
@@ -60,6 +61,7 @@ pub fn stats(py: Python<'_>, s: ferrymq::Stats) -> PyResult<PyStats> {
                 retrying: g.retrying,
                 dead: g.dead,
                 oldest_ready_age: g.oldest_ready_age.map(|d| d.as_secs_f64()),
+                paused: g.paused,
             };
             Ok((k, Py::new(py, v)?))
         })

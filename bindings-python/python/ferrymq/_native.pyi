@@ -22,6 +22,7 @@ __all__ = [
     "BusyError",
     "StorageError",
     "CallbackError",
+    "FullError",
     "Queue",
     "Transaction",
     "Message",
@@ -59,6 +60,7 @@ class ClosedError(FerrymqError): ...
 class BusyError(FerrymqError): ...
 class StorageError(FerrymqError): ...
 class CallbackError(FerrymqError): ...
+class FullError(FerrymqError): ...
 
 @final
 class Resolution:
@@ -180,6 +182,8 @@ class GroupStats:
     def dead(self) -> int: ...
     @property
     def oldest_ready_age(self) -> Optional[float]: ...
+    @property
+    def paused(self) -> bool: ...
 
 @final
 class Stats:
@@ -316,6 +320,7 @@ class Queue:
         check_max: Optional[int] = None,
         poll_interval: Optional[_Seconds] = None,
         max_size: Optional[int] = None,
+        max_ready: Optional[int] = None,
         foreign_keys: Optional[bool] = None,
         test_clock: Optional[ManualClock] = None,
     ) -> Self: ...
@@ -334,7 +339,10 @@ class Queue:
         tags: str = "*",
         retry: Optional[RetryPolicy] = None,
         lease: Optional[_Seconds] = None,
+        max_inflight: Optional[int] = None,
     ) -> None: ...
+    def pause(self, group: str) -> None: ...
+    def resume(self, group: str) -> None: ...
     def publish(
         self,
         topic: str,
