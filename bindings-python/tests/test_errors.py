@@ -23,6 +23,7 @@ def test_the_hierarchy() -> None:
         ferrymq.BusyError,
         ferrymq.StorageError,
         ferrymq.CallbackError,
+        ferrymq.FullError,
     ]:
         assert issubclass(cls, ferrymq.FerrymqError)
     assert issubclass(ferrymq.FerrymqError, Exception)
