@@ -9,6 +9,7 @@ const ERROR_CODES = Object.freeze([
   'BUSY',
   'STORAGE',
   'CALLBACK',
+  'FULL',
 ])
 
 /** Every error ferrymq throws; `code` names its kind (see ERROR_CODES). */

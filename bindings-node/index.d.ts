@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'BUSY'
   | 'STORAGE'
   | 'CALLBACK'
+  /** A publish would pass the queue's maxReady for a consumer group; nothing was written. */
+  | 'FULL'
 
 export declare const ERROR_CODES: readonly ErrorCode[]
 
@@ -46,6 +48,10 @@ export interface QueueOptions {
   /** SQLite's foreign_keys on the queue's connections (what FOREIGN KEY clauses of
    *  business tables obey in `tx.execute`); left out: the build's default, on. */
   foreignKeys?: boolean | null
+  /** Backpressure: a publish (batch, transaction, half message) whose message would go to a
+   *  consumer group that already has this many waiting (ready or scheduled) fails with
+   *  FULL and writes nothing. 1 to 1,000,000; a limit of this handle only. Default none. */
+  maxReady?: number
   /** Test only: a ManualClock from 'ferrymq/testing'. */
   testClock?: import('./testing').ManualClock
 }
@@ -77,6 +83,9 @@ export interface SubscribeOptions {
   retry?: RetryPolicy
   /** Lease of each delivery (default 30000). */
   leaseMs?: number
+  /** Most deliveries of the group in flight at once, across all processes (1 to
+   *  1,000,000). Subscribing again without it lifts the limit. */
+  maxInflight?: number
 }
 
 export interface ReceiveOptions {
@@ -261,6 +270,8 @@ export interface GroupStats {
   dead: number
   /** Age of the oldest ready message, or null when none is ready. */
   oldestReadyAgeMs: number | null
+  /** Paused with pause(): its receives hand out nothing until resume(). */
+  paused: boolean
 }
 
 export interface Stats {
@@ -280,6 +291,12 @@ export declare class Queue {
   close(): Promise<void>
   /** Creates or updates a consumer group (idempotent). */
   subscribe(group: string, topic: string, options?: SubscribeOptions): void
+  /** Holds the group's deliveries, in every process, until resume(); its messages keep
+   *  accumulating and deliveries already out can still be settled. NOT_FOUND for an
+   *  unknown group. Pausing twice is fine. */
+  pause(group: string): void
+  /** Lets the group's receives hand out messages again. Resuming twice is fine. */
+  resume(group: string): void
   /** Durable when it returns; returns the message id. */
   publish(topic: string, payload: Payload, options?: PublishOptions): number
   /** publish off the event loop. */

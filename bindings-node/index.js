@@ -311,6 +311,7 @@ const QUEUE_OPTS = [
   'pollIntervalMs',
   'maxSize',
   'foreignKeys',
+  'maxReady',
   'testClock',
 ]
 const RECEIVE_OPTS = ['max', 'waitMs', 'leaseMs', 'signal']
@@ -362,9 +363,19 @@ class Queue {
 
   /** Creates or updates the consumer group `group` on `topic` (idempotent). */
   subscribe(group, topic, opts) {
-    const { retry, ...o } = options(opts, ['tags', 'retry', 'leaseMs'], 'subscribe options')
+    const { retry, ...o } = options(opts, ['tags', 'retry', 'leaseMs', 'maxInflight'], 'subscribe options')
     if (retry !== undefined && !(retry instanceof RetryPolicy)) throw invalid('retry must be a RetryPolicy')
     call(() => this.#q.subscribe(group, topic, o, retry?.[NATIVE]))
+  }
+
+  /** Holds the group's deliveries, in every process, until resume(); its messages keep accumulating. */
+  pause(group) {
+    call(() => this.#q.pause(group))
+  }
+
+  /** Lets the paused group's receives hand out messages again (waiting ones included). */
+  resume(group) {
+    call(() => this.#q.resume(group))
   }
 
   /** Durable when it returns; the message id (or the first id for a repeated idempotencyKey). */

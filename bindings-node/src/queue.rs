@@ -28,12 +28,14 @@ pub struct QueueOpts {
     pub poll_interval_ms: Option<f64>,
     pub max_size: Option<f64>,
     pub foreign_keys: Option<bool>,
+    pub max_ready: Option<f64>,
 }
 
 #[napi(object)]
 pub struct SubscribeOpts {
     pub tags: Option<String>,
     pub lease_ms: Option<f64>,
+    pub max_inflight: Option<f64>,
 }
 
 #[napi(object)]
@@ -130,6 +132,9 @@ fn options(o: Option<QueueOpts>) -> Result<Options> {
     if let Some(on) = o.foreign_keys {
         out = out.foreign_keys(on);
     }
+    if let Some(n) = convert::opt_count("maxReady", o.max_ready)? {
+        out = out.max_ready(n);
+    }
     Ok(out)
 }
 
@@ -198,11 +203,25 @@ impl NativeQueue {
             if let Some(l) = convert::opt_ms("leaseMs", opts.lease_ms)? {
                 o = o.lease(l);
             }
+            if let Some(n) = convert::opt_count("maxInflight", opts.max_inflight)? {
+                o = o.max_inflight(n);
+            }
         }
         if let Some(r) = retry {
             o = o.retry(r.inner.clone());
         }
         self.q.subscribe(&group, &topic, o).js()
+    }
+
+    /// Holds the group's deliveries (in every process) until `resume`.
+    #[napi]
+    pub fn pause(&self, group: String) -> Result<()> {
+        self.q.pause(&group).js()
+    }
+
+    #[napi]
+    pub fn resume(&self, group: String) -> Result<()> {
+        self.q.resume(&group).js()
     }
 
     #[napi]

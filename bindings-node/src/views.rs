@@ -77,6 +77,7 @@ pub struct GroupStats {
     pub retrying: i64,
     pub dead: i64,
     pub oldest_ready_age_ms: Option<f64>,
+    pub paused: bool,
 }
 
 #[napi(object)]
@@ -184,6 +185,7 @@ pub fn stats(s: ferrymq::Stats) -> Stats {
                         retrying: clamp(g.retrying),
                         dead: clamp(g.dead),
                         oldest_ready_age_ms: g.oldest_ready_age.map(|d| d.as_millis() as f64),
+                        paused: g.paused,
                     },
                 )
             })

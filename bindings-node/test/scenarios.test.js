@@ -81,6 +81,7 @@ class Runner {
       checkAfterMs: queue.check_after_ms,
       checkIntervalMs: queue.check_interval_ms,
       checkMax: queue.check_max,
+      maxReady: queue.max_ready,
     })
     /** @type {Map<string, number>} */
     this.ids = new Map()
@@ -125,8 +126,13 @@ class Runner {
         return void q.subscribe(s.group, s.topic, {
           tags: s.tags,
           leaseMs: s.lease_ms,
+          maxInflight: s.max_inflight,
           retry: s.retry === undefined ? undefined : retry(s.retry),
         })
+      case 'pause':
+        return void q.pause(s.group)
+      case 'resume':
+        return void q.resume(s.group)
       case 'publish': {
         const id = q.publish(s.topic, s.payload, publishOptions(s))
         if (s.as !== undefined) this.ids.set(s.as, id)
