@@ -7,13 +7,31 @@ use ferrymq::ErrorKind;
 
 #[derive(Debug, uniffi::Error)]
 pub enum FfiError {
-    InvalidArgument { reason: String },
-    NotFound { reason: String },
-    LeaseLost { reason: String },
-    Closed { reason: String },
-    Busy { reason: String },
-    Storage { reason: String },
-    Callback { reason: String },
+    InvalidArgument {
+        reason: String,
+    },
+    NotFound {
+        reason: String,
+    },
+    LeaseLost {
+        reason: String,
+    },
+    Closed {
+        reason: String,
+    },
+    Busy {
+        reason: String,
+    },
+    Storage {
+        reason: String,
+    },
+    Callback {
+        reason: String,
+    },
+    /// Last so that the earlier variants keep their index in uniffi's wire format.
+    Full {
+        reason: String,
+    },
 }
 
 impl FfiError {
@@ -31,7 +49,8 @@ impl FfiError {
             | FfiError::Closed { reason }
             | FfiError::Busy { reason }
             | FfiError::Storage { reason }
-            | FfiError::Callback { reason } => reason,
+            | FfiError::Callback { reason }
+            | FfiError::Full { reason } => reason,
         }
     }
 }
@@ -54,6 +73,7 @@ impl From<ferrymq::Error> for FfiError {
             ErrorKind::Closed => FfiError::Closed { reason },
             ErrorKind::Busy => FfiError::Busy { reason },
             ErrorKind::Callback => FfiError::Callback { reason },
+            ErrorKind::Full => FfiError::Full { reason },
             // Storage, and any kind a newer core adds, until this binding names it.
             _ => FfiError::Storage { reason },
         }

@@ -27,6 +27,8 @@ pub struct OpenArgs {
     pub max_size: Option<i64>,
     #[uniffi(default = None)]
     pub foreign_keys: Option<bool>,
+    #[uniffi(default = None)]
+    pub max_ready: Option<i64>,
 }
 
 impl OpenArgs {
@@ -61,6 +63,9 @@ impl OpenArgs {
         }
         if let Some(on) = self.foreign_keys {
             o = o.foreign_keys(on);
+        }
+        if let Some(n) = self.max_ready {
+            o = o.max_ready(int("max_ready", n)?);
         }
         Ok(o)
     }
@@ -265,6 +270,7 @@ impl FfiQueue {
         tags: Option<String>,
         retry: Option<Arc<FfiRetryPolicy>>,
         lease_secs: Option<f64>,
+        max_inflight: Option<i64>,
     ) -> FfiResult<()> {
         let mut o = SubscribeOptions::new();
         if let Some(t) = tags {
@@ -276,7 +282,18 @@ impl FfiQueue {
         if let Some(l) = opt_secs("lease", lease_secs)? {
             o = o.lease(l);
         }
+        if let Some(n) = max_inflight {
+            o = o.max_inflight(int("max_inflight", n)?);
+        }
         Ok(self.q.subscribe(&group, &topic, o)?)
+    }
+
+    pub fn pause(&self, group: String) -> FfiResult<()> {
+        Ok(self.q.pause(&group)?)
+    }
+
+    pub fn resume(&self, group: String) -> FfiResult<()> {
+        Ok(self.q.resume(&group)?)
     }
 
     // `publish`, and `receive` with no wait, are the structure-free calls of `crate::fast`.

@@ -242,6 +242,8 @@ pub struct GroupStats {
     pub dead: i64,
     /// Milliseconds; the Kotlin layer adds `oldestReadyAge: kotlin.time.Duration?`.
     pub oldest_ready_age_ms: Option<i64>,
+    /// Set by `pause`: receives of the group claim nothing until `resume`.
+    pub paused: bool,
 }
 
 #[derive(uniffi::Record)]
@@ -276,6 +278,7 @@ impl From<ferrymq::Stats> for Stats {
                         retrying: count(g.retrying),
                         dead: count(g.dead),
                         oldest_ready_age_ms: g.oldest_ready_age.map(|d| count(d.as_millis())),
+                        paused: g.paused,
                     };
                     (k, v)
                 })

@@ -28,6 +28,12 @@ sealed class FerrymqException(message: String, cause: Throwable? = null) : Excep
 
     /** A callback you supplied failed. */
     class Callback(message: String, cause: Throwable? = null) : FerrymqException(message, cause)
+
+    /**
+     * A publish (or prepare) would take a consumer group past the queue's `maxReady`
+     * waiting messages; nothing was written. Retry once the group has caught up.
+     */
+    class Full(message: String, cause: Throwable? = null) : FerrymqException(message, cause)
 }
 
 /** [cause]: what the error was made from, when it came from outside ferrymq (a JDBC driver's exception). */
@@ -39,6 +45,7 @@ internal fun FfiException.toFerrymq(cause: Throwable? = null): FerrymqException 
     is FfiException.Busy -> FerrymqException.Busy(reason, cause)
     is FfiException.Storage -> FerrymqException.Storage(reason, cause)
     is FfiException.Callback -> FerrymqException.Callback(reason, cause)
+    is FfiException.Full -> FerrymqException.Full(reason, cause)
 }
 
 /**

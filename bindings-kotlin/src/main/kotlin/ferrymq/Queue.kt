@@ -55,8 +55,12 @@ class Queue private constructor(
          * Opens (creating and migrating if needed) the queue in [path]. Options left null
          * keep the core's defaults. [foreignKeys] is SQLite's `foreign_keys` on the queue's
          * connections, which FOREIGN KEY clauses of business tables obey in
-         * [Transaction.execute] (null: the build's default, on). [testClock] is for tests
-         * only: a clock that moves only when told (see [ManualClock]).
+         * [Transaction.execute] (null: the build's default, on). [maxReady] (1 to
+         * 1,000,000) makes a publish whose message would go to a consumer group that
+         * already has that many waiting (ready, scheduled or retrying; not inflight) fail
+         * with [FerrymqException.Full], writing nothing; it is this queue's own limit, not
+         * the file's. [testClock] is for tests only: a clock that moves only when told
+         * (see [ManualClock]).
          */
         fun open(
             path: String,
@@ -70,6 +74,7 @@ class Queue private constructor(
             pollInterval: Duration? = null,
             maxSize: Long? = null,
             foreignKeys: Boolean? = null,
+            maxReady: Long? = null,
             dispatcher: CoroutineDispatcher = Dispatchers.IO,
             testClock: ManualClock? = null,
         ): Queue {
@@ -84,6 +89,7 @@ class Queue private constructor(
                 pollIntervalSecs = pollInterval.secsOrNull(),
                 maxSize = maxSize,
                 foreignKeys = foreignKeys,
+                maxReady = maxReady,
             )
             return Queue(native { FfiQueue.open(path, args, testClock?.ffi) }, dispatcher)
         }
@@ -106,14 +112,30 @@ class Queue private constructor(
     /** [close] without blocking the caller's thread. */
     suspend fun shutdown(): Unit = io { ffi.closeQueue() }
 
-    /** Creates consumer group [group] on [topic], or updates its settings. */
+    /**
+     * Creates consumer group [group] on [topic], or updates its settings. [maxInflight]
+     * (1 to 1,000,000) caps the group's deliveries in flight across every process:
+     * receives hand out fewer, or none, until one is settled or its lease runs out.
+     * Subscribing again without it lifts the cap.
+     */
     suspend fun subscribe(
         group: String,
         topic: String,
         tags: String = "*",
         retry: RetryPolicy? = null,
         lease: Duration? = null,
-    ): Unit = io { ffi.subscribe(group, topic, tags, retry?.ffi, lease.secsOrNull()) }
+        maxInflight: Int? = null,
+    ): Unit = io { ffi.subscribe(group, topic, tags, retry?.ffi, lease.secsOrNull(), maxInflight?.toLong()) }
+
+    /**
+     * Stops handing out [group]'s messages (in every process on the file) until [resume];
+     * its messages keep accumulating, and deliveries already out can still be settled.
+     * Pausing twice is fine; an unknown group is [FerrymqException.NotFound].
+     */
+    suspend fun pause(group: String): Unit = io { ffi.pause(group) }
+
+    /** Hands out [group]'s messages again after [pause]; a waiting receive gets them. */
+    suspend fun resume(group: String): Unit = io { ffi.resume(group) }
 
     /** Publishes one message durably; returns its id (the first one's for a repeated idempotency key). */
     suspend fun publish(

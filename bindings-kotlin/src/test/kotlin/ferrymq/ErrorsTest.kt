@@ -154,6 +154,7 @@ class ErrorsTest {
             FfiException.Busy("e") to FerrymqException.Busy::class,
             FfiException.Storage("f") to FerrymqException.Storage::class,
             FfiException.Callback("g") to FerrymqException.Callback::class,
+            FfiException.Full("h") to FerrymqException.Full::class,
         )
         for ((ffi, kind) in cases) {
             val e = ffi.toFerrymq()

@@ -7,6 +7,7 @@ import org.json.JSONObject
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Assertions.fail
+import org.junit.jupiter.api.Assumptions
 import org.junit.jupiter.api.DynamicTest
 import org.junit.jupiter.api.TestFactory
 import java.math.BigDecimal
@@ -80,6 +81,7 @@ private fun code(e: FerrymqException): String = when (e) {
     is FerrymqException.Busy -> "BUSY"
     is FerrymqException.Storage -> "STORAGE"
     is FerrymqException.Callback -> "CALLBACK"
+    is FerrymqException.Full -> "FULL"
 }
 
 /** A JSON value as plain Kotlin: Map, List, Long, Double, String, Boolean or null. */
@@ -96,6 +98,12 @@ private fun plain(v: Any?): Any? = when (v) {
 }
 
 private fun JSONObject.optLongOrNull(k: String): Long? = if (has(k) && !isNull(k)) getLong(k) else null
+
+/**
+ * A count from a scenario for an `Int` parameter. Out of `Int`'s range it stays out of
+ * range (never wraps into it), so the core still refuses it.
+ */
+private fun intArg(n: Long): Int = n.coerceIn(Int.MIN_VALUE.toLong(), Int.MAX_VALUE.toLong()).toInt()
 
 private fun JSONObject.optStringOrNull(k: String): String? = if (has(k) && !isNull(k)) getString(k) else null
 
@@ -153,6 +161,7 @@ private class Runner(queue: JSONObject) {
         checkAfter = queue.msOrNull("check_after_ms"),
         checkInterval = queue.msOrNull("check_interval_ms"),
         checkMax = queue.optLongOrNull("check_max")?.toInt(),
+        maxReady = queue.optLongOrNull("max_ready"),
     )
     val ids = mutableMapOf<String, Long>()
     val deliveries = mutableMapOf<String, Delivery>()
@@ -196,7 +205,10 @@ private class Runner(queue: JSONObject) {
                 tags = s.optStringOrNull("tags") ?: "*",
                 retry = s.optJSONObject("retry")?.let(::retry),
                 lease = s.msOrNull("lease_ms"),
+                maxInflight = s.optLongOrNull("max_inflight")?.let(::intArg),
             )
+            "pause" -> q.pause(s.getString("group"))
+            "resume" -> q.resume(s.getString("group"))
             "publish" -> {
                 val m = message(s)
                 val id = q.publish(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt)
@@ -231,6 +243,7 @@ private class Runner(queue: JSONObject) {
                             "inflight" to g.inflight,
                             "retrying" to g.retrying,
                             "dead" to g.dead,
+                            "paused" to g.paused,
                         )
                     },
                 )
