@@ -124,6 +124,8 @@ pub const VERBS: &[&str] = &[
     "find",
     "purge_acked",
     "vacuum",
+    "pause",
+    "resume",
 ];
 
 /// Limits on input, for bindings and callers that check before calling.
