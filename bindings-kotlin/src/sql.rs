@@ -33,6 +33,18 @@ pub fn sql_ack() -> String {
     sql::ACK.to_owned()
 }
 
+/// The SELECT of the connection's main file (`ferrymq::sql::MAIN_FILE`).
+#[uniffi::export]
+pub fn sql_main_file() -> String {
+    sql::MAIN_FILE.to_owned()
+}
+
+/// Refuses a connection whose main file (what `sql_main_file` read) is not `queue`'s.
+#[uniffi::export]
+pub fn sql_check_file(queue: Arc<FfiQueue>, main_file: String) -> FfiResult<()> {
+    Ok(sql::check_file(&queue.q, &main_file)?)
+}
+
 /// `ferrymq::sql::PublishRow`: the parameters of the publish INSERT after topic and payload.
 #[derive(uniffi::Record)]
 pub struct SqlPublishRow {

@@ -2,7 +2,9 @@ package ferrymq
 
 import ferrymq.ffi.sqlAck
 import ferrymq.ffi.sqlAckRow
+import ferrymq.ffi.sqlCheckFile
 import ferrymq.ffi.sqlHostError
+import ferrymq.ffi.sqlMainFile
 import ferrymq.ffi.sqlNoTransaction
 import ferrymq.ffi.sqlPublish
 import ferrymq.ffi.sqlPublishRow
@@ -39,6 +41,7 @@ object Outbox {
     private val publishSql: String by lazy { sqlPublish() }
     private val publishedIdSql: String by lazy { sqlPublishedId() }
     private val ackSql: String by lazy { sqlAck() }
+    private val mainFileSql: String by lazy { sqlMainFile() }
 
     /**
      * Publishes one message in [connection]'s open transaction; returns its id (the first
@@ -64,6 +67,7 @@ object Outbox {
         val row = native { sqlPublishRow(topic, payload.size.toLong(), args, queue?.ffi) }
         return jdbc(null) {
             requireTransaction(connection)
+            requireSameFile(connection, queue)
             connection.prepareStatement(publishSql).use { st ->
                 st.setString(1, topic)
                 st.setBytes(2, payload)
@@ -118,6 +122,7 @@ object Outbox {
         try {
             jdbc(delivery) {
                 requireTransaction(connection)
+                requireSameFile(connection, queue)
                 val row = native { sqlAckRow(delivery.raw.toULong(), queue?.ffi) }
                 connection.prepareStatement(ackSql).use { st ->
                     st.setLong(1, row.messageId)
@@ -136,6 +141,15 @@ object Outbox {
     /** Refuses a connection that would commit each statement on its own, apart from the caller's rows. */
     private fun requireTransaction(connection: Connection) {
         if (connection.autoCommit) throw sqlNoTransaction().toFerrymq()
+    }
+
+    /** With a [queue], refuses a connection to another file (its clock and limits would apply there). */
+    private fun requireSameFile(connection: Connection, queue: Queue?) {
+        if (queue == null) return
+        val file = connection.prepareStatement(mainFileSql).use { st ->
+            st.executeQuery().use { rs -> if (rs.next()) rs.getString(1) ?: "" else "" }
+        }
+        native { sqlCheckFile(queue.ffi, file) }
     }
 
     /**

@@ -337,6 +337,28 @@ print(json.dumps(out), flush=True)
     }
 
     @Test
+    fun `with a queue, a connection to another file is refused and nothing is written`(): Unit = Local().use { l ->
+        Local().use { other ->
+            val d = l.order(1)
+            jdbc(other.db).use { c ->
+                val e = assertThrows<FerrymqException.InvalidArgument> {
+                    Outbox.publishIn(c, "orders", "x", queue = l.q)
+                }
+                assertTrue(e.message!!.contains("not on the queue's file"), e.message)
+                assertThrows<FerrymqException.InvalidArgument> { Outbox.ackIn(c, d, queue = l.q) }
+                c.commit()
+                assertEquals(0L, c.long("SELECT count(*) FROM ferrymq_messages"))
+            }
+            assertEquals(DeliveryState.INFLIGHT, l.state(d.messageId))
+            jdbc(l.db).use { c ->
+                Outbox.ackIn(c, d, queue = l.q)
+                c.commit()
+            }
+            assertEquals(DeliveryState.ACKED, l.state(d.messageId))
+        }
+    }
+
+    @Test
     fun `publishIn with a queue uses its clock and limits`(): Unit = Local(maxPayload = 16).use { l ->
         val id = jdbc(l.db).use { c ->
             val id = Outbox.publishIn(c, "orders", "order 1", key = "order-1", delay = 1.seconds, queue = l.q)
