@@ -207,6 +207,13 @@ impl Inner {
         }))
     }
 
+    /// Whether `path` (a connection's file) names this queue's file.
+    pub fn is_file(&self, path: &str) -> bool {
+        std::path::Path::new(path)
+            .canonicalize()
+            .is_ok_and(|p| p == self.real_path)
+    }
+
     pub fn now(&self) -> i64 {
         self.opts.clock.now_ms()
     }

@@ -247,10 +247,7 @@ pub(crate) fn check_foreign(inner: &Inner, conn: &rusqlite::Connection) -> Resul
             "no transaction is open on this connection; begin one (BEGIN IMMEDIATE) first",
         ));
     }
-    let same = conn
-        .path()
-        .and_then(|p| std::path::Path::new(p).canonicalize().ok())
-        .is_some_and(|p| p == inner.real_path);
+    let same = conn.path().is_some_and(|p| inner.is_file(p));
     if !same {
         return Err(Error::invalid(format!(
             "the connection is not open on this queue's file ({})",

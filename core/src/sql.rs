@@ -49,10 +49,7 @@ pub const MAIN_FILE: &str = "SELECT file FROM pragma_database_list WHERE name = 
 /// Refuses a connection (whose [`MAIN_FILE`] is `main_file`) to another file than
 /// `queue`'s: its clock and limits would apply to a queue they do not belong to.
 pub fn check_file(queue: &Queue, main_file: &str) -> Result<()> {
-    let same = std::path::Path::new(main_file)
-        .canonicalize()
-        .is_ok_and(|p| p == queue.inner.real_path);
-    if same {
+    if queue.inner.is_file(main_file) {
         return Ok(());
     }
     Err(Error::invalid(format!(
