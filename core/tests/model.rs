@@ -1,7 +1,7 @@
 //! Hostile input against a model: arbitrary sequences of publish / receive / ack / nack /
-//! extend / clock steps and junk calls with arbitrary strings, checked after every step
-//! against a small in-memory model of the semantics. No panic, no error outside the
-//! documented kinds, and every receive, settle and stats equal to the model's.
+//! extend / pause / resume / clock steps and junk calls with arbitrary strings, checked
+//! after every step against a small in-memory model of the semantics. No panic, no error
+//! outside the documented kinds, and every receive, settle and stats equal to the model's.
 //!
 //! CI runs a fixed seed; `FERRYMQ_MODEL_CASES=5000 cargo test -p ferrymq --test model`
 //! runs more cases (`PROPTEST_RNG_SEED` picks another seed).
@@ -47,6 +47,11 @@ enum Op {
     Advance {
         ms: u64,
     },
+    /// Pause (or resume) a group: its receives get nothing until it is resumed.
+    Pause {
+        group: usize,
+        on: bool,
+    },
     Junk {
         name: String,
         tag: String,
@@ -67,6 +72,7 @@ fn op() -> impl Strategy<Value = Op> {
         // Exact retry delays and +-1 ms, so that boundaries get hit, not just crossed.
         3 => prop_oneof![0u64..4_000, Just(1), Just(999), Just(1_000), Just(1_001), Just(1_999), Just(2_000)]
             .prop_map(|ms| Op::Advance { ms }),
+        1 => (0usize..2, any::<bool>()).prop_map(|(group, on)| Op::Pause { group, on }),
         1 => (".{0,300}", ".{0,40}", ".{0,40}", ".{0,40}").prop_map(|(name, tag, filter, header)| Op::Junk { name, tag, filter, header }),
     ]
 }
@@ -92,10 +98,14 @@ struct Model {
     now: i64,
     /// Per group: message id -> delivery.
     groups: [BTreeMap<i64, Row>; 2],
+    paused: [bool; 2],
 }
 
 impl Model {
     fn claim(&mut self, g: usize, max: usize, lease: i64) -> Vec<i64> {
+        if self.paused[g] {
+            return Vec::new();
+        }
         let now = self.now;
         let mut due: Vec<(i64, i64)> = self.groups[g]
             .iter()
@@ -280,6 +290,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 t.advance(Duration::from_millis(ms));
                 m.now += ms as i64;
             }
+            Op::Pause { group, on } => {
+                let name = GROUPS[group].0;
+                if on {
+                    t.q.pause(name).unwrap();
+                } else {
+                    t.q.resume(name).unwrap();
+                }
+                m.paused[group] = on;
+            }
             Op::Junk {
                 name,
                 tag,
@@ -304,6 +323,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     t.q.find(&name, &tag).map(|_| ()),
                     t.q.dead_letters(&name, 10).map(|_| ()),
                     t.q.redrive(&name, Some(&[1, -1, i64::MAX])).map(|_| ()),
+                    t.q.pause(&name),
+                    t.q.resume(&name),
                 ];
                 for r in results {
                     if let Err(e) = r {
@@ -321,6 +342,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 "group {}",
                 name
             );
+            prop_assert_eq!(s.paused, m.paused[g], "group {} paused", name);
         }
     }
     Ok(())
