@@ -145,10 +145,12 @@ function drawChart() {
   base.setAttribute("y2", H - 10); base.setAttribute("stroke", "#ccc");
   parts.push(base);
   const legend = [];
+  // The x axis spans the samples drawn so far (at least 30), up to HISTORY.
+  const span = Math.max(30, ...[...lag.values()].map((h) => h.length));
   [...lag.entries()].forEach(([name, h], i) => {
     const colour = COLOURS[i % COLOURS.length];
     const pts = h.map((v, j) => {
-      const x = P + (W - P) * (j + HISTORY - h.length) / (HISTORY - 1);
+      const x = P + (W - P) * (j + span - h.length) / (span - 1);
       const y = (H - 10) - (H - 30) * v / max;
       return x.toFixed(1) + "," + y.toFixed(1);
     });
@@ -177,17 +179,24 @@ function messageLink(id) {
   return a;
 }
 
+let lastSearch = null; // [topic, key], searched again on every refresh
+
 async function search(ev) {
   ev.preventDefault();
-  const topic = $("#search-topic").value, key = $("#search-key").value;
+  lastSearch = [$("#search-topic").value, $("#search-key").value];
+  await runSearch();
+}
+
+async function runSearch() {
+  if (lastSearch === null) return;
+  const [topic, key] = lastSearch;
   try {
     const found = await api("/api/find?topic=" + encodeURIComponent(topic) + "&key=" + encodeURIComponent(key));
     fill("#search-results", found.map((m) => row([messageLink(m.id), m.published_at, m.tag || "-",
       m.key || "-", m.state,
       Object.entries(m.deliveries).map(([g, d]) => g + ": " + d.state).join(", "),
       m.payload_encoding === "utf8" ? m.payload.slice(0, 60) : "(binary)"])));
-    status(found.length + " message(s) with key " + JSON.stringify(key));
-  } catch (e) { status(e.message, true); }
+  } catch (e) { lastSearch = null; status(e.message, true); }
 }
 
 let timelineId = null;
@@ -204,7 +213,7 @@ async function showTimeline(id) {
       r.className = "event-" + e.event + (e.outcome ? " outcome-" + e.outcome : "");
       return r;
     }));
-  } catch (e) { status(e.message, true); }
+  } catch (e) { timelineId = null; status(e.message, true); }
 }
 
 async function refreshDlq() {
@@ -258,6 +267,7 @@ async function refresh() {
     drawOverview(await api("/api/overview"));
     await refreshDlq();
     await refreshHalf();
+    await runSearch();
     if (timelineId !== null) await showTimeline(timelineId);
     if (Date.now() > statusUntil) {
       $("#status").textContent = "updated " + new Date().toLocaleTimeString();
