@@ -248,7 +248,12 @@ pub struct Serve {
     pub allow_writes: bool,
     /// A secret every request must carry (Authorization: Bearer, or ?token= once in the
     /// browser); required to bind beyond loopback.
-    #[arg(long, env = "FERRYMQ_TOKEN", value_name = "SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FERRYMQ_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Serve /metrics (Prometheus text format) as well.
     #[arg(long)]

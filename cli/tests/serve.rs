@@ -104,6 +104,9 @@ impl Drop for Server {
     }
 }
 
+/// Header lines of a request.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 struct Reply {
     status: u16,
     head: String,
@@ -239,7 +242,7 @@ fn actions_need_the_csrf_token_json_and_the_same_origin() {
     let body = json!({ "ids": [dead[0]] }).to_string();
     let path = "/api/dlq/pay/redrive";
     let origin = format!("http://{}", s.host());
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16)> = vec![
+    let cases: Vec<(&str, Headers, u16)> = vec![
         (
             "no token",
             vec![("Content-Type", "application/json"), ("Origin", &origin)],
@@ -377,9 +380,7 @@ fn bad_input_is_a_4xx_with_a_message_and_changes_nothing() {
             r.status,
             r.body
         );
-        if r.status != 405 {
-            r.refused(r.status);
-        }
+        r.refused(r.status);
     }
     assert_eq!(f.snapshot(), before);
     assert_eq!(f.q.half_messages(None, 10).unwrap()[0].id, half);

@@ -27,6 +27,9 @@ pub fn render(q: &Queue) -> Result<String> {
     Ok(exposition(&stats, &rolled_back))
 }
 
+/// Reads one count of a group's stats.
+type GroupCount = fn(&crate::GroupStats) -> u64;
+
 /// One metric family: its HELP and TYPE lines and its samples.
 struct Family<'a> {
     out: &'a mut String,
@@ -59,7 +62,7 @@ fn escape(v: &str) -> String {
 /// a `Stats`.
 pub fn exposition(stats: &Stats, rolled_back: &BTreeMap<String, u64>) -> String {
     let mut out = String::new();
-    let gauges: [(&str, &str, fn(&crate::GroupStats) -> u64); 5] = [
+    let gauges: [(&str, &str, GroupCount); 5] = [
         (
             "ferrymq_messages_ready",
             "Deliveries of the consumer group deliverable now.",

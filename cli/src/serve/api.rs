@@ -7,12 +7,12 @@
 use super::App;
 use crate::commands::look;
 use crate::views;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
 use ferrymq::{ErrorKind, MessageState, Queue};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -76,7 +76,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
-fn query(q: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<HashMap<String, String>, ApiError> {
+fn query(
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<HashMap<String, String>, ApiError> {
     q.map(|Query(m)| m)
         .map_err(|e| ApiError::bad(format!("bad query string: {e}")))
 }
@@ -112,13 +114,16 @@ fn ids(body: &Bytes) -> Result<Vec<i64>, ApiError> {
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::bad("the body must be {\"ids\": [message ids]}"))?;
     if list.is_empty() || list.len() > MAX_IDS {
-        return Err(ApiError::bad(format!("give 1 to {MAX_IDS} ids, not {}", list.len())));
+        return Err(ApiError::bad(format!(
+            "give 1 to {MAX_IDS} ids, not {}",
+            list.len()
+        )));
     }
     list.iter()
         .map(|v| {
-            v.as_i64()
-                .filter(|&id| id > 0)
-                .ok_or_else(|| ApiError::bad(format!("{v} is not a message id (a positive integer)")))
+            v.as_i64().filter(|&id| id > 0).ok_or_else(|| {
+                ApiError::bad(format!("{v} is not a message id (a positive integer)"))
+            })
         })
         .collect()
 }
@@ -132,7 +137,11 @@ pub async fn index(State(app): State<Arc<App>>) -> Html<String> {
 }
 
 pub async fn script() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+        .into_response()
 }
 
 pub async fn style() -> Response {
@@ -141,6 +150,13 @@ pub async fn style() -> Response {
 
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such page or endpoint")
+}
+
+pub async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "wrong method: reads are GET, actions are POST",
+    )
 }
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
@@ -169,12 +185,20 @@ pub async fn overview(State(app): State<Arc<App>>) -> Answer {
     .await
 }
 
-pub async fn find(State(app): State<Arc<App>>, q: Result<Query<HashMap<String, String>>, QueryRejection>) -> Answer {
+pub async fn find(
+    State(app): State<Arc<App>>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer {
     let q = query(q)?;
-    let (topic, key) = (required(&q, "topic")?.to_owned(), required(&q, "key")?.to_owned());
+    let (topic, key) = (
+        required(&q, "topic")?.to_owned(),
+        required(&q, "key")?.to_owned(),
+    );
     blocking(&app, move |queue| {
         let found = queue.find(&topic, &key)?;
-        Ok(Json(json!(found.iter().map(views::message).collect::<Vec<_>>())))
+        Ok(Json(json!(
+            found.iter().map(views::message).collect::<Vec<_>>()
+        )))
     })
     .await
 }
@@ -197,13 +221,20 @@ pub async fn dead_letters(
     let limit = limit(&query(q)?, ferrymq::defaults::DEAD_LETTERS_LIMIT)?;
     blocking(&app, move |q| {
         let letters = q.dead_letters(&group, limit)?;
-        let v: Vec<Value> = letters.iter().map(|d| views::dead_letter(&group, d)).collect();
+        let v: Vec<Value> = letters
+            .iter()
+            .map(|d| views::dead_letter(&group, d))
+            .collect();
         Ok(Json(json!(v)))
     })
     .await
 }
 
-pub async fn redrive(State(app): State<Arc<App>>, Path(group): Path<String>, body: Bytes) -> Answer {
+pub async fn redrive(
+    State(app): State<Arc<App>>,
+    Path(group): Path<String>,
+    body: Bytes,
+) -> Answer {
     let ids = ids(&body)?;
     blocking(&app, move |q| {
         let n = q.redrive(&group, Some(&ids))?;
@@ -233,7 +264,9 @@ pub async fn half_messages(
     };
     blocking(&app, move |q| {
         let list = q.half_messages(state, limit)?;
-        Ok(Json(json!(list.iter().map(views::message).collect::<Vec<_>>())))
+        Ok(Json(json!(
+            list.iter().map(views::message).collect::<Vec<_>>()
+        )))
     })
     .await
 }

@@ -50,7 +50,10 @@ fn check(app: &App, req: &Request) -> Result<bool, ApiError> {
 }
 
 fn check_host(h: &HeaderMap, port: u16) -> Result<(), ApiError> {
-    let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let ok = ["127.0.0.1", "localhost", "[::1]"]
         .iter()
         .any(|name| host == format!("{name}:{port}") || (port == 80 && host == *name));
@@ -80,7 +83,7 @@ fn check_token(h: &HeaderMap, query: Option<&str>, token: &str) -> Result<bool, 
         .into_iter()
         .flat_map(|q| q.split('&'))
         .filter_map(|p| p.strip_prefix("token="))
-        .map(|v| percent_decode(v))
+        .map(percent_decode)
         .next();
     if bearer.is_some_and(|b| same(b, token)) || cookie.is_some_and(|c| same(c, token)) {
         return Ok(false);
@@ -101,9 +104,8 @@ fn check_write(app: &App, h: &HeaderMap) -> Result<(), ApiError> {
     }
     let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
     if let Some(origin) = h.get(header::ORIGIN) {
-        let same_origin = host.is_some_and(|host| {
-            origin.to_str().ok() == Some(format!("http://{host}").as_str())
-        });
+        let same_origin = host
+            .is_some_and(|host| origin.to_str().ok() == Some(format!("http://{host}").as_str()));
         if !same_origin {
             return forbidden("the request comes from another origin");
         }
@@ -144,7 +146,9 @@ fn percent_decode(v: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(byte)) => {
                 out.push(byte);

@@ -54,7 +54,11 @@ fn check_options(opts: &crate::args::Serve) -> Result<()> {
             "refusing to serve on {} (not loopback) without --token: anyone who reaches \
              the port could read the queue{}",
             opts.bind,
-            if opts.allow_writes { " and change it" } else { "" }
+            if opts.allow_writes {
+                " and change it"
+            } else {
+                ""
+            }
         )));
     }
     Ok(())
@@ -107,6 +111,7 @@ fn routes(app: Arc<App>) -> Router {
         .route("/api/groups/{group}/pause", post(api::pause))
         .route("/api/groups/{group}/resume", post(api::resume))
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::wrong_method)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             guard::guard,
