@@ -6,7 +6,7 @@ DEMO_DB ?= ferrymq-demo.db
 PYTHON ?= python3
 VENV := target/venv-test
 
-.PHONY: demo pipeline-deps test-pipeline test-soak kotlin-install test-kotlin bench-kotlin test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean dist test-dist check-version
+.PHONY: console-deps test-console console-screenshots demo pipeline-deps test-pipeline test-soak kotlin-install test-kotlin bench-kotlin test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean dist test-dist check-version
 
 ## The main job: the payment pipeline (examples/payment-pipeline): a Python order service,
 ## Node payment centers, a Kotlin production service and a Rust logistics service as OS
@@ -16,7 +16,7 @@ demo: pipeline-deps
 
 ## Every test: format and lint checks, the Rust suites (incl. the shared scenarios), every
 ## example, the Python, Node and Kotlin packages, and a short run of the payment pipeline.
-test: lint test-rust examples test-python test-node test-kotlin test-pipeline test-soak
+test: lint test-rust examples test-python test-node test-kotlin test-pipeline test-console test-soak
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -39,7 +39,7 @@ examples:
 python-wheel:
 	rm -rf $(VENV) target/wheels
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q maturin pytest mypy "sqlalchemy>=2,<3"
+	$(VENV)/bin/pip install -q maturin pytest mypy "sqlalchemy>=2,<3" "selenium>=4.20,<5" "prometheus_client>=0.20"
 	$(VENV)/bin/maturin build -q --release -m bindings-python/Cargo.toml -o target/wheels
 	$(VENV)/bin/pip install -q target/wheels/ferrymq-*.whl
 
@@ -50,6 +50,27 @@ test-python: python-wheel
 	cd bindings-python && ../$(VENV)/bin/pytest -q
 	cd bindings-python && ../$(VENV)/bin/mypy --strict tests bench
 	cd bindings-python && ../$(VENV)/bin/python -m mypy.stubtest ferrymq._native
+
+# `ferrymq serve` over real HTTP from Python (cli/tests/console): /metrics parsed by
+# prometheus_client against stats(), and the web console in headless Chromium (Selenium)
+# while a producer and a consumer process run. Debian's chromium and chromium-driver are
+# installed with apt when missing (as root, else through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+console-deps: python-wheel
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+test-console: console-deps
+	$(CARGO) build -q -p ferrymq-cli
+	FERRYMQ_BIN=$(CURDIR)/target/debug/ferrymq $(VENV)/bin/pytest -q cli/tests/console
+
+# The README's console screenshots (docs/images/console-*.png), from the same test.
+console-screenshots: console-deps
+	$(CARGO) build -q -p ferrymq-cli
+	FERRYMQ_BIN=$(CURDIR)/target/debug/ferrymq FERRYMQ_SCREENSHOTS=$(CURDIR)/docs/images \
+	  $(VENV)/bin/pytest -q cli/tests/console/test_console.py
 
 # The addon, built by the package's own `npm install` (release, scripts/build.js), which
 # also installs the dev tools (typescript) the type-check needs.

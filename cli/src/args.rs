@@ -94,6 +94,22 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
+    /// Stop handing out a consumer group's deliveries, in every process, until resume.
+    Pause {
+        /// The consumer group.
+        group: String,
+    },
+    /// Hand out a paused consumer group's deliveries again.
+    Resume {
+        /// The consumer group.
+        group: String,
+    },
+    /// Print the Prometheus text exposition of the file's counts (what serve --metrics
+    /// serves on /metrics).
+    Metrics,
+    /// The operators' web console (and /metrics) over HTTP, read-only unless
+    /// --allow-writes; Ctrl-C ends it.
+    Serve(Serve),
     /// The dead-letter queue of a consumer group.
     #[command(subcommand)]
     Dlq(Dlq),
@@ -213,4 +229,33 @@ pub enum Half {
     Commit { id: i64 },
     /// Discard a half message (kept for audit).
     Rollback { id: i64 },
+}
+
+#[derive(Args, Debug)]
+pub struct Serve {
+    /// The queue file (instead of --db).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The address to listen on; anything but loopback needs --token.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: std::net::IpAddr,
+    /// The port (0: any free port; the URL is printed on stdout).
+    #[arg(long, default_value_t = 7373)]
+    pub port: u16,
+    /// Allow the console's actions (redrive, purge, commit, rollback, pause, resume);
+    /// without it they answer 403.
+    #[arg(long)]
+    pub allow_writes: bool,
+    /// A secret every request must carry (Authorization: Bearer, or ?token= once in the
+    /// browser); required to bind beyond loopback.
+    #[arg(
+        long,
+        env = "FERRYMQ_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Serve /metrics (Prometheus text format) as well.
+    #[arg(long)]
+    pub metrics: bool,
 }

@@ -8,6 +8,7 @@ mod duration;
 mod exit;
 mod output;
 mod progress;
+mod serve;
 mod views;
 
 use clap::Parser;

@@ -72,6 +72,7 @@ pub fn group_stats(name: &str, g: &GroupStats) -> Value {
         "retrying": g.retrying,
         "dead": g.dead,
         "oldest_ready_age_ms": ms(g.oldest_ready_age),
+        "paused": g.paused,
     })
 }
 

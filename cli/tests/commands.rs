@@ -51,6 +51,20 @@ fn help_of_every_subcommand_is_there_and_names_its_options() {
         (&["check"], &["--db"]),
         (&["export"], &["--from-id", "--output"]),
         (&["import"], &["--key-prefix", "<FILE>"]),
+        (&["pause"], &["<GROUP>"]),
+        (&["resume"], &["<GROUP>"]),
+        (&["metrics"], &["--db"]),
+        (
+            &["serve"],
+            &[
+                "[FILE]",
+                "--bind",
+                "--port",
+                "--allow-writes",
+                "--token",
+                "--metrics",
+            ],
+        ),
     ];
     for (path, options) in cases {
         let mut args = path.to_vec();
@@ -806,4 +820,68 @@ fn export_then_import_into_a_fresh_file_is_equal_message_for_message() {
     }
     assert_eq!(q.stats().unwrap().topics["t"].messages, 1_203);
     assert!(!q.stats().unwrap().topics.contains_key("other"));
+}
+
+#[test]
+fn pause_and_resume_hold_and_release_a_group() {
+    let f = busy_file();
+    let j = f.run(&["--json", "pause", "mail"]).json();
+    assert_eq!(j, json!({"group": "mail", "paused": true}));
+    assert!(f.q.stats().unwrap().groups["mail"].paused);
+    assert!(
+        f.q.receive("mail", ReceiveOptions::new())
+            .unwrap()
+            .is_empty()
+    );
+    let groups = f.run(&["--json", "groups"]).json();
+    let mail = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "mail");
+    assert_eq!(mail.unwrap()["paused"], json!(true));
+    // Pausing twice is not an error.
+    assert_eq!(f.run(&["pause", "mail"]).code, 0);
+
+    let r = f.run(&["resume", "mail"]);
+    assert_eq!(
+        (r.code, r.stdout.trim()),
+        (0, "consumer group mail resumed")
+    );
+    assert!(!f.q.stats().unwrap().groups["mail"].paused);
+    assert_eq!(f.q.receive("mail", ReceiveOptions::new()).unwrap().len(), 1);
+
+    let before = f.snapshot();
+    let r = f.run(&["pause", "nobody"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("nobody"), "{}", r.stderr);
+    let r = f.run(&["--json", "resume", "bad name"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(f.run(&["pause"]).code, 2);
+    assert_eq!(f.snapshot(), before);
+}
+
+#[test]
+fn metrics_prints_the_exposition_of_the_file() {
+    let f = busy_file();
+    f.q.pause("mail").unwrap();
+    let r = f.run(&["metrics"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s = f.q.stats().unwrap();
+    for (name, g) in &s.groups {
+        let labels = format!("{{topic=\"{}\",consumer_group=\"{name}\"}}", g.topic);
+        for (metric, n) in [
+            ("ferrymq_messages_ready", g.ready),
+            ("ferrymq_messages_dead", g.dead),
+            ("ferrymq_messages_inflight", g.inflight),
+            ("ferrymq_group_paused", u64::from(g.paused)),
+        ] {
+            let line = format!("{metric}{labels} {n}\n");
+            assert!(r.stdout.contains(&line), "{line} in\n{}", r.stdout);
+        }
+    }
+    assert!(
+        r.stdout
+            .contains("ferrymq_half_messages{topic=\"payments\",state=\"half\"} 1\n")
+    );
 }

@@ -40,7 +40,7 @@
 //!
 //! Modules: [`Queue`] (`queue`) is the handle; `publish`, `receive`, `outbox`, `half`
 //! hold one capability each; `store` holds all SQL; `options`, `model`, `retry`, `filter`,
-//! `clock` and `validate` are pure parts.
+//! `clock` and `validate` are pure parts; [`metrics`] renders the counts for Prometheus.
 
 mod clock;
 mod commit;
@@ -54,6 +54,7 @@ mod heartbeat;
 mod inner;
 mod inspect;
 mod lock_isolation;
+pub mod metrics;
 mod model;
 mod options;
 mod outbox;

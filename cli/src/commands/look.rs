@@ -277,28 +277,31 @@ fn timeline(m: &MessageInfo) -> Vec<Event> {
     events
 }
 
+/// The `trace --json` document of a message (the console's timeline shows the same).
+pub fn trace_json(m: &MessageInfo) -> Value {
+    let v: Vec<Value> = timeline(m)
+        .iter()
+        .map(|e| {
+            json!({
+                "at": e.at.map(views::time),
+                "event": e.what,
+                "group": e.group,
+                "attempt": e.attempt,
+                "outcome": e.detail,
+                "error": e.error,
+            })
+        })
+        .collect();
+    json!({ "id": m.id, "topic": m.topic, "state": m.state.as_str(), "events": v })
+}
+
 pub fn trace(q: &Queue, json: bool, id: i64) -> Result<()> {
     let m = q.message(id)?;
-    let events = timeline(&m);
     if json {
-        let v: Vec<Value> = events
-            .iter()
-            .map(|e| {
-                json!({
-                    "at": e.at.map(views::time),
-                    "event": e.what,
-                    "group": e.group,
-                    "attempt": e.attempt,
-                    "outcome": e.detail,
-                    "error": e.error,
-                })
-            })
-            .collect();
-        output::json(
-            &json!({ "id": m.id, "topic": m.topic, "state": m.state.as_str(), "events": v }),
-        );
+        output::json(&trace_json(&m));
         return Ok(());
     }
+    let events = timeline(&m);
     let mut t = output::table(&["at", "event", "group", "attempt", "outcome", "error"]);
     for e in &events {
         t.add_row(vec![

@@ -1,4 +1,4 @@
-//! Half messages, retention, vacuum and the integrity check.
+//! Half messages, pausing groups, retention, vacuum and the integrity check.
 
 use crate::args::Half;
 use crate::exit::{self, Failure, Result};
@@ -50,6 +50,22 @@ fn decided(json: bool, id: i64, state: &str) {
     } else {
         println!("half message {id} {}", state.replace('_', " "));
     }
+}
+
+/// Pauses (`paused`) or resumes a consumer group.
+pub fn pause(q: &Queue, json: bool, group: &str, paused: bool) -> Result<()> {
+    if paused {
+        q.pause(group)?;
+    } else {
+        q.resume(group)?;
+    }
+    if json {
+        output::json(&json!({ "group": group, "paused": paused }));
+    } else {
+        let what = if paused { "paused" } else { "resumed" };
+        println!("consumer group {group} {what}");
+    }
+    Ok(())
 }
 
 pub fn purge_acked(q: &Queue, json: bool, older_than: Duration) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Dispatch: opens the file named by `--db` and runs one command on it.
 
 mod dlq;
-mod look;
+pub(crate) mod look;
 mod maintain;
 mod transfer;
 
@@ -12,7 +12,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 pub fn run(cli: Cli) -> Result<()> {
-    let path = cli.db.ok_or_else(|| {
+    // `serve FILE` names the file itself.
+    let db = match &cli.command {
+        Command::Serve(s) => s.file.clone().or(cli.db),
+        _ => cli.db,
+    };
+    let path = db.ok_or_else(|| {
         Failure::usage("the queue file is missing: give --db PATH or set FERRYMQ_DB")
     })?;
     let json = cli.json;
@@ -40,6 +45,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 count,
             },
         ),
+        Command::Pause { group } => maintain::pause(&open(&path)?, json, &group, true),
+        Command::Resume { group } => maintain::pause(&open(&path)?, json, &group, false),
+        Command::Metrics => {
+            print!("{}", ferrymq::metrics::render(&open(&path)?)?);
+            Ok(())
+        }
+        Command::Serve(opts) => crate::serve::run(open(&path)?, &opts),
         Command::Dlq(cmd) => dlq::run(&open(&path)?, json, cmd),
         Command::Half(cmd) => maintain::half(&open(&path)?, json, cmd),
         Command::PurgeAcked { older_than } => {

@@ -35,6 +35,21 @@ pub(crate) fn topic_stats(conn: &Connection, topic_id: i64) -> Result<TopicStats
     Ok(TopicStats { messages, half })
 }
 
+/// Rolled-back half messages per topic name (topics without any are absent).
+pub(crate) fn rolled_back_per_topic(c: &Connection) -> Result<BTreeMap<String, u64>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT t.name, count(*) FROM ferrymq_messages m
+         JOIN ferrymq_topics t ON t.id = m.topic_id
+         WHERE m.state <> 0 AND m.state = ?1 GROUP BY t.name",
+    )?;
+    let rows = stmt
+        .query_map([ROLLED_BACK], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?
+        .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+    Ok(rows)
+}
+
 pub(crate) fn group_stats(
     conn: &Connection,
     group_id: i64,
