@@ -172,6 +172,7 @@ impl GroupCommit {
             self.commits.fetch_add(1, Ordering::Relaxed);
             self.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
             self.last_batch.store(batch.len() as u64, Ordering::Relaxed);
+            inner.counters.batch(batch.len());
             let slots: Vec<Arc<Slot>> = batch.iter().map(|q| Arc::clone(&q.slot)).collect();
             let results =
                 catch_unwind(AssertUnwindSafe(|| lead(inner, batch))).unwrap_or_else(|_| {

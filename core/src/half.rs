@@ -8,6 +8,7 @@
 //! that dies mid-check leaves the message to be claimed again after `check_interval`.
 
 use crate::clock::duration_to_ms;
+use crate::counters::Event;
 use crate::error::{Error, Result};
 use crate::inner::{Inner, lock};
 use crate::model::{MessageInfo, Resolution};
@@ -155,7 +156,14 @@ pub(crate) fn run_checks(inner: &Arc<Inner>) -> Result<usize> {
                     .and_then(|info| {
                         let (answer, error) = ask(&*checker, &info);
                         let error = error.as_deref().map(crate::validate::error_text);
-                        answer_check(inner, id, token, answer, error.as_deref())
+                        let decided = answer_check(inner, id, token, answer, error.as_deref())?;
+                        let event = match answer {
+                            Resolution::Commit => Event::CheckCommit,
+                            Resolution::Rollback => Event::CheckRollback,
+                            Resolution::Unknown => Event::CheckUnknown,
+                        };
+                        inner.counters.add(event, &topic, "", 1);
+                        Ok(decided)
                     });
                 match outcome {
                     Ok(decided) => resolved += usize::from(decided),

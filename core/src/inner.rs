@@ -45,6 +45,7 @@ pub(crate) struct Inner {
     tx_threads: Mutex<Vec<ThreadId>>,
     pub checks: crate::half::CheckerRegistry,
     pub group_commit: crate::commit::GroupCommit,
+    pub counters: crate::counters::Counters,
 }
 
 /// A connection known to `fork`: closing it in the parent forgets it there too.
@@ -204,6 +205,7 @@ impl Inner {
             tx_threads: Mutex::new(Vec::new()),
             checks: Default::default(),
             group_commit: Default::default(),
+            counters: Default::default(),
         }))
     }
 

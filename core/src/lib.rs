@@ -45,6 +45,7 @@
 mod clock;
 mod commit;
 mod consume;
+pub mod counters;
 mod dlq;
 mod error;
 mod filter;

@@ -8,10 +8,12 @@
 //! `consumer_group`.
 //!
 //! The file keeps no running totals (published, acked, nacked, dead, redriven): it keeps
-//! rows, and counts them when asked. So every series here is a gauge of what the file
-//! holds now; rates come from `rate()` over those gauges' neighbours, or from counters a
-//! process keeps itself.
+//! rows, and counts them when asked. So the file's series are gauges of what it holds
+//! now, and the `_total` counters (and the group-commit histogram) are what the process
+//! that renders did through this handle since it opened (`counters`): each process
+//! exports its own, as with any Prometheus client, and `sum()` adds them up.
 
+use crate::counters::{BATCH_BUCKETS, Event, Snapshot};
 use crate::error::Result;
 use crate::model::Stats;
 use crate::queue::Queue;
@@ -24,7 +26,96 @@ use std::fmt::Write;
 pub fn render(q: &Queue) -> Result<String> {
     let stats = q.stats()?;
     let rolled_back = q.inner.read(store::inspect::rolled_back_per_topic)?;
-    Ok(exposition(&stats, &rolled_back))
+    let mut out = exposition(&stats, &rolled_back);
+    out += &counters_exposition(&q.inner.counters.snapshot());
+    Ok(out)
+}
+
+/// The counters of one handle (`counters::Snapshot`) in the exposition format.
+pub fn counters_exposition(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let families: [(&str, &str, &[Event]); 5] = [
+        (
+            "ferrymq_messages_published_total",
+            "Messages this process published (publish, batches, transactions; a repeated idempotency key counts again).",
+            &[Event::Published],
+        ),
+        (
+            "ferrymq_messages_acked_total",
+            "Deliveries this process acked.",
+            &[Event::Acked],
+        ),
+        (
+            "ferrymq_messages_nacked_total",
+            "Deliveries this process nacked (retried or dead-lettered).",
+            &[Event::Nacked],
+        ),
+        (
+            "ferrymq_messages_dead_lettered_total",
+            "Deliveries a nack of this process sent to the dead-letter queue.",
+            &[Event::DeadLettered],
+        ),
+        (
+            "ferrymq_messages_redriven_total",
+            "Dead letters this process put back in line.",
+            &[Event::Redriven],
+        ),
+    ];
+    for (name, help, events) in families {
+        let mut f = Family::new(&mut out, name, "counter", help);
+        for ((event, topic, group), n) in &s.events {
+            if !events.contains(event) {
+                continue;
+            }
+            match (*event, group.is_empty()) {
+                (Event::Published, _) => f.sample(name, &[("topic", topic)], n),
+                (Event::Redriven, _) => f.sample(name, &[("consumer_group", group)], n),
+                _ => f.sample(name, &[("topic", topic), ("consumer_group", group)], n),
+            }
+        }
+    }
+    let name = "ferrymq_checkbacks_total";
+    let mut f = Family::new(
+        &mut out,
+        name,
+        "counter",
+        "Answers of this process's checkers about half messages, by outcome.",
+    );
+    for ((event, topic, _), n) in &s.events {
+        let outcome = match event {
+            Event::CheckCommit => "commit",
+            Event::CheckRollback => "rollback",
+            Event::CheckUnknown => "unknown",
+            _ => continue,
+        };
+        f.sample(name, &[("topic", topic), ("outcome", outcome)], n);
+    }
+    let name = "ferrymq_group_commit_batch_size";
+    let mut f = Family::new(
+        &mut out,
+        name,
+        "histogram",
+        "Writes (single publishes and acks) per group commit of this process.",
+    );
+    let bucket = format!("{name}_bucket");
+    let mut cumulative = 0;
+    for (i, le) in BATCH_BUCKETS.iter().enumerate() {
+        cumulative += s.batches[i];
+        f.sample(&bucket, &[("le", &le.to_string())], cumulative);
+    }
+    let count: u64 = s.batches.iter().sum();
+    f.sample(&bucket, &[("le", "+Inf")], count);
+    f.sample(&format!("{name}_sum"), &[], s.batch_writes);
+    f.sample(&format!("{name}_count"), &[], count);
+    let name = "ferrymq_busy_waits_total";
+    let mut f = Family::new(
+        &mut out,
+        name,
+        "counter",
+        "Times a connection of this process waited for another's lock on a queue file.",
+    );
+    f.sample(name, &[], s.busy_waits);
+    out
 }
 
 /// Reads one count of a group's stats.
@@ -47,7 +138,11 @@ impl<'a> Family<'a> {
             .iter()
             .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
             .collect();
-        let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
+        if labels.is_empty() {
+            let _ = writeln!(self.out, "{name} {value}");
+        } else {
+            let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
+        }
     }
 }
 
@@ -186,5 +281,32 @@ mod tests {
             let name = line.split('{').next().unwrap();
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
         }
+    }
+
+    #[test]
+    fn counters_are_counters_and_the_histogram_is_cumulative() {
+        let mut s = Snapshot {
+            batches: vec![3, 1, 0, 0, 0, 0, 0, 0, 2],
+            batch_writes: 3 + 2 + 400,
+            busy_waits: 7,
+            ..Default::default()
+        };
+        s.events.insert((Event::Acked, "t".into(), "g".into()), 5);
+        s.events
+            .insert((Event::Published, "t".into(), String::new()), 9);
+        s.events
+            .insert((Event::CheckRollback, "t".into(), String::new()), 1);
+        let text = counters_exposition(&s);
+        assert!(text.contains("# TYPE ferrymq_messages_acked_total counter\n"));
+        assert!(
+            text.contains("ferrymq_messages_acked_total{topic=\"t\",consumer_group=\"g\"} 5\n")
+        );
+        assert!(text.contains("ferrymq_messages_published_total{topic=\"t\"} 9\n"));
+        assert!(text.contains("ferrymq_checkbacks_total{topic=\"t\",outcome=\"rollback\"} 1\n"));
+        assert!(text.contains("ferrymq_group_commit_batch_size_bucket{le=\"1\"} 3\n"));
+        assert!(text.contains("ferrymq_group_commit_batch_size_bucket{le=\"2\"} 4\n"));
+        assert!(text.contains("ferrymq_group_commit_batch_size_bucket{le=\"+Inf\"} 6\n"));
+        assert!(text.contains("ferrymq_group_commit_batch_size_count 6\n"));
+        assert!(text.contains("ferrymq_busy_waits_total 7\n"));
     }
 }

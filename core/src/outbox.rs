@@ -2,6 +2,7 @@
 //! the caller runs its own SQL, publishes, and acks. Commit makes all of it visible at
 //! once; anything else (an error, a panic, a drop) rolls all of it back.
 
+use crate::counters::Event;
 use crate::error::{Error, Result};
 use crate::fork;
 use crate::inner::{Active, Inner, PooledConn};
@@ -22,6 +23,8 @@ pub struct Transaction {
     thread: ThreadId,
     /// Something was published or released: wake receivers after commit.
     wakes: bool,
+    /// What to count (`counters`) once the commit succeeds.
+    events: Vec<(Event, String, String)>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -48,6 +51,7 @@ impl Transaction {
                 conn: Some(conn),
                 thread,
                 wakes: false,
+                events: Vec::new(),
             }),
             Err(e) => {
                 inner.leave_transaction(thread);
@@ -121,6 +125,8 @@ impl Transaction {
         let id =
             publish::write_in_callers_tx(&self.inner, &**self.live()?, topic, payload, &options)?;
         self.wakes = true;
+        self.events
+            .push((Event::Published, topic.to_owned(), String::new()));
         Ok(id)
     }
 
@@ -130,6 +136,11 @@ impl Transaction {
             publish::write_batch(&self.inner, c, messages)
         })?;
         self.wakes = true;
+        self.events.extend(
+            messages
+                .iter()
+                .map(|m| (Event::Published, m.topic.clone(), String::new())),
+        );
         Ok(ids)
     }
 
@@ -140,6 +151,7 @@ impl Transaction {
             settle::ack(c, delivery, self.inner.now())
         })?;
         self.wakes |= delivery.ordering_key.is_some();
+        self.events.push(settled(Event::Acked, delivery));
         Ok(())
     }
 
@@ -152,7 +164,7 @@ impl Transaction {
         crate::validate::nack_delay(delay)?;
         let reason = crate::validate::error_text(reason);
         let delay = delay.map(crate::clock::duration_to_ms);
-        store::all_or_nothing(&**self.live()?, |c| {
+        let after = store::all_or_nothing(&**self.live()?, |c| {
             settle::nack(
                 c,
                 delivery,
@@ -163,6 +175,10 @@ impl Transaction {
             )
         })?;
         self.wakes = true;
+        self.events.push(settled(Event::Nacked, delivery));
+        if after == crate::retry::AfterFailure::Dead {
+            self.events.push(settled(Event::DeadLettered, delivery));
+        }
         Ok(())
     }
 
@@ -184,6 +200,9 @@ impl Transaction {
         if self.wakes {
             self.inner.wake.bump();
         }
+        self.inner
+            .counters
+            .add_all(std::mem::take(&mut self.events));
         Ok(())
     }
 
@@ -204,6 +223,10 @@ impl Transaction {
     pub fn is_open(&self) -> bool {
         self.conn.is_some()
     }
+}
+
+fn settled(event: Event, d: &Delivery) -> (Event, String, String) {
+    (event, d.topic.clone(), d.consumer_group.clone())
 }
 
 impl Drop for Transaction {

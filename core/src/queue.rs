@@ -3,6 +3,7 @@
 //! (`publish`, `receive`, `outbox`, `half`, `dlq`, `inspect`, `retention`, `worker`).
 
 use crate::clock::duration_to_ms;
+use crate::counters::Event;
 use crate::error::{Error, Result};
 use crate::half::{self, Checker, HalfMessage};
 use crate::inner::Inner;
@@ -121,28 +122,36 @@ impl Queue {
         let payload = payload.as_ref();
         publish::validate(&self.inner, topic, payload, &options)?;
         let inner = Arc::clone(&self.inner);
-        let (topic, payload) = (topic.to_owned(), payload.to_vec());
-        self.inner.write_shared(
+        let (owned, payload) = (topic.to_owned(), payload.to_vec());
+        let id = self.inner.write_shared(
             true,
             Box::new(move |c, matches| {
                 publish::write(
                     &inner,
                     c,
                     matches,
-                    &topic,
+                    &owned,
                     &payload,
                     &options,
                     Visibility::Committed,
                 )
             }),
-        )
+        )?;
+        self.inner.counters.add(Event::Published, topic, "", 1);
+        Ok(id)
     }
 
     /// Publishes every message in one commit: all or none.
     pub fn publish_batch(&self, messages: &[Message]) -> Result<Vec<i64>> {
         publish::validate_batch(&self.inner, messages)?;
         let inner = &self.inner;
-        inner.write(true, |c| publish::write_batch(inner, c, messages))
+        let ids = inner.write(true, |c| publish::write_batch(inner, c, messages))?;
+        inner.counters.add_all(
+            messages
+                .iter()
+                .map(|m| (Event::Published, m.topic.clone(), String::new())),
+        );
+        Ok(ids)
     }
 
     /// Publishes inside a transaction the caller opened on its own connection to this
@@ -196,12 +205,13 @@ impl Queue {
     pub fn ack(&self, delivery: &Delivery) -> Result<()> {
         let inner = Arc::clone(&self.inner);
         let d = delivery.handle();
-        self.inner
-            .write_shared(
-                delivery.ordering_key.is_some(),
-                Box::new(move |c, _| settle::ack(c, &d, inner.now()).map(|()| 0)),
-            )
-            .map(|_| ())
+        self.inner.write_shared(
+            delivery.ordering_key.is_some(),
+            Box::new(move |c, _| settle::ack(c, &d, inner.now()).map(|()| 0)),
+        )?;
+        let g = &delivery.consumer_group;
+        self.inner.counters.add(Event::Acked, &delivery.topic, g, 1);
+        Ok(())
     }
 
     /// Fails the delivery: it is retried after `delay`, or the policy's next delay, and
@@ -219,7 +229,7 @@ impl Queue {
         validate::nack_delay(delay)?;
         let reason = validate::error_text(reason);
         let inner = &self.inner;
-        inner.write(true, |c| {
+        let after = inner.write(true, |c| {
             settle::nack(
                 c,
                 delivery,
@@ -228,7 +238,13 @@ impl Queue {
                 inner.now(),
                 inner.rng.unit(),
             )
-        })
+        })?;
+        let (topic, group) = (&delivery.topic, &delivery.consumer_group);
+        inner.counters.add(Event::Nacked, topic, group, 1);
+        if after == crate::retry::AfterFailure::Dead {
+            inner.counters.add(Event::DeadLettered, topic, group, 1);
+        }
+        Ok(after)
     }
 
     /// Renews the lease to `lease` from now and updates `delivery.lease_until`.
@@ -367,7 +383,9 @@ impl Queue {
     /// the letters dead when the call started, each at most once, oldest message first,
     /// a short transaction at a time: a letter that dies again meanwhile stays dead.
     pub fn redrive(&self, group: &str, ids: Option<&[i64]>) -> Result<u64> {
-        dlq::redrive(&self.inner, group, ids)
+        let n = dlq::redrive(&self.inner, group, ids)?;
+        self.inner.counters.add(Event::Redriven, "", group, n);
+        Ok(n)
     }
 
     /// `redrive(group, None)` that calls `between` after each of its transactions, before

@@ -33,10 +33,18 @@ pub(crate) fn handler(timeout: Duration) -> impl FnMut(i32) -> bool + Send + 'st
         else {
             return false;
         };
+        WAITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         std::thread::sleep(pause(tries).min(left));
         last = Instant::now();
         true
     }
+}
+
+/// Busy-handler sleeps of every connection in the process (a metric: lock contention).
+static WAITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub(crate) fn waits() -> u64 {
+    WAITS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// 50, 100, 200, 400, 800 µs, then 1 ms.
