@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     tx_threads: Mutex<Vec<ThreadId>>,
     pub checks: crate::half::CheckerRegistry,
     pub group_commit: crate::commit::GroupCommit,
+    /// The earliest schedule tick as last read (see `schedule`).
+    pub schedules: crate::schedule::DueCache,
 }
 
 /// A connection known to `fork`: closing it in the parent forgets it there too.
@@ -204,6 +206,7 @@ impl Inner {
             tx_threads: Mutex::new(Vec::new()),
             checks: Default::default(),
             group_commit: Default::default(),
+            schedules: Default::default(),
         }))
     }
 

@@ -7,7 +7,9 @@
 //! messages with check-back, and flow control: pausing a consumer group
 //! (`Queue::pause`/`resume`), a group's limit on deliveries in flight over every process
 //! (`SubscribeOptions::max_inflight`), and backpressure on publishers
-//! (`Options::max_ready`, error kind `Full`).
+//! (`Options::max_ready`, error kind `Full`), and recurring messages
+//! (`Queue::schedule` with a cron pattern or a period; fired by the processes that
+//! receive from the file).
 //!
 //! ```
 //! use ferrymq::{Queue, Options, SubscribeOptions, PublishOptions, ReceiveOptions, RetryPolicy};
@@ -39,7 +41,7 @@
 //! with `ErrorKind::Closed`, and closing or dropping them there leaves the file alone.
 //!
 //! Modules: [`Queue`] (`queue`) is the handle; `publish`, `receive`, `outbox`, `half`
-//! hold one capability each; `store` holds all SQL; `options`, `model`, `retry`, `filter`,
+//! hold one capability each (`schedule` fires recurring messages); `store` holds all SQL; `options`, `model`, `retry`, `filter`,
 //! `clock` and `validate` are pure parts.
 
 mod clock;
@@ -62,6 +64,7 @@ mod queue;
 mod receive;
 mod retention;
 mod retry;
+mod schedule;
 pub mod sql;
 mod store;
 mod validate;
@@ -83,6 +86,9 @@ pub use options::{
 pub use outbox::Transaction;
 pub use queue::Queue;
 pub use retry::{AfterFailure, RetryPolicy};
+pub use schedule::{
+    HEADER_SCHEDULE, HEADER_TICK, HEADER_TICKS, Missed, SKIP_GRACE, ScheduleInfo, ScheduleOptions,
+};
 pub use rusqlite;
 /// A SQL value for `Transaction::execute`/`query` parameters and results.
 pub use rusqlite::types::Value;
@@ -126,6 +132,9 @@ pub const VERBS: &[&str] = &[
     "vacuum",
     "pause",
     "resume",
+    "schedule",
+    "unschedule",
+    "schedules",
 ];
 
 /// Limits on input, for bindings and callers that check before calling.
