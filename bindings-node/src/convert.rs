@@ -96,10 +96,7 @@ pub fn schedule_options(o: ScheduleOpts) -> Result<ferrymq::ScheduleOptions> {
         every: opt_ms("everyMs", o.every_ms)?,
         tz: o.tz,
         repeat: opt_count("repeat", o.repeat)?,
-        start_at: o
-            .start_at_ms
-            .map(|ms| instant("startAt", ms))
-            .transpose()?,
+        start_at: o.start_at_ms.map(|ms| instant("startAt", ms)).transpose()?,
         delay: opt_ms("delayMs", o.delay_ms)?,
         tag: o.tag,
         key: o.key,

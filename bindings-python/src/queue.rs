@@ -209,7 +209,9 @@ impl PyQueue {
     /// Every schedule of the file, by name.
     fn schedules(&self, py: Python<'_>) -> PyResult<Vec<views::PyScheduleInfo>> {
         let all = py.detach(|| self.q.schedules()).py_err()?;
-        all.into_iter().map(|s| views::schedule_info(py, s)).collect()
+        all.into_iter()
+            .map(|s| views::schedule_info(py, s))
+            .collect()
     }
 
     #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]

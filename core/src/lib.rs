@@ -86,12 +86,12 @@ pub use options::{
 pub use outbox::Transaction;
 pub use queue::Queue;
 pub use retry::{AfterFailure, RetryPolicy};
-pub use schedule::{
-    HEADER_SCHEDULE, HEADER_TICK, HEADER_TICKS, Missed, SKIP_GRACE, ScheduleInfo, ScheduleOptions,
-};
 pub use rusqlite;
 /// A SQL value for `Transaction::execute`/`query` parameters and results.
 pub use rusqlite::types::Value;
+pub use schedule::{
+    HEADER_SCHEDULE, HEADER_TICK, HEADER_TICKS, Missed, SKIP_GRACE, ScheduleInfo, ScheduleOptions,
+};
 pub use validate::{MAX_LIST, seconds};
 pub use worker::{ErrorHook, Handler, Settled, Worker, WorkerOptions, call_handler};
 

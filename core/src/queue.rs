@@ -10,8 +10,8 @@ use crate::model::{DeadLetter, Delivery, FileCheck, MessageInfo, MessageState, R
 use crate::options::{Message, Options, PublishOptions, ReceiveOptions, SubscribeOptions};
 use crate::outbox::{self, Transaction};
 use crate::publish::{self, Visibility};
-use crate::store::{self, settle};
 use crate::schedule::{self, ScheduleInfo, ScheduleOptions};
+use crate::store::{self, settle};
 use crate::validate;
 use crate::{dlq, inspect, retention};
 use crate::{filter::TagFilter, receive};

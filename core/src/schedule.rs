@@ -378,7 +378,9 @@ pub(crate) fn info(row: ScheduleRow) -> Result<ScheduleInfo> {
         name: row.name,
         topic: row.topic,
         cron: row.cron,
-        every: row.every_ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        every: row
+            .every_ms
+            .map(|ms| Duration::from_millis(ms.max(0) as u64)),
         tz: row.tz,
         next_at: ms_to_system_time(row.next_at),
         fired: row.fired.max(0) as u64,
@@ -585,12 +587,21 @@ mod tests {
     fn cron_reads_its_time_zone_and_seconds() {
         // 2023-11-14T22:13:20Z is 23:13:20 in Paris (CET, UTC+1).
         let start = 1_700_000_000_000;
-        let paris = Rule::Cron(Box::new(parse_cron("0 0 * * *").unwrap()), parse_tz("Europe/Paris").unwrap());
+        let paris = Rule::Cron(
+            Box::new(parse_cron("0 0 * * *").unwrap()),
+            parse_tz("Europe/Paris").unwrap(),
+        );
         // Next local midnight: 2023-11-14T23:00:00Z.
         assert_eq!(paris.first_from(start), Some(1_700_002_800_000));
-        let every_5s = Rule::Cron(Box::new(parse_cron("*/5 * * * * *").unwrap()), chrono_tz::UTC);
+        let every_5s = Rule::Cron(
+            Box::new(parse_cron("*/5 * * * * *").unwrap()),
+            chrono_tz::UTC,
+        );
         assert_eq!(every_5s.first_from(start + 1), Some(1_700_000_005_000));
-        assert_eq!(every_5s.next_after(1_700_000_005_000), Some(1_700_000_010_000));
+        assert_eq!(
+            every_5s.next_after(1_700_000_005_000),
+            Some(1_700_000_010_000)
+        );
         assert!(parse_cron("61 * * * *").is_err());
         assert!(parse_cron("* * *").is_err());
         assert!(parse_tz("Mars/Olympus").is_err());

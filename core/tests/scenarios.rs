@@ -3,7 +3,8 @@
 
 use ferrymq::{
     Delivery, Error, ManualClock, Message, MessageState, Options, PublishOptions, Queue,
-    ReceiveOptions, Resolution, RetryPolicy, ScheduleInfo, ScheduleOptions, SubscribeOptions, Value,
+    ReceiveOptions, Resolution, RetryPolicy, ScheduleInfo, ScheduleOptions, SubscribeOptions,
+    Value,
 };
 use serde_json::{Map, Value as Json, json};
 use std::collections::HashMap;
@@ -343,7 +344,11 @@ impl Runner {
             }
             "unschedule" => self.q.unschedule(text(&s["name"])).map(|()| None),
             "schedules" => Ok(Some(Json::Array(
-                self.q.schedules()?.iter().map(Self::schedule_json).collect(),
+                self.q
+                    .schedules()?
+                    .iter()
+                    .map(Self::schedule_json)
+                    .collect(),
             ))),
             "pause" => self.q.pause(text(&s["group"])).map(|()| None),
             "resume" => self.q.resume(text(&s["group"])).map(|()| None),

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 fn run_queue() {
     let q = Queue::open(std::env::var("FERRYMQ_DB").unwrap(), Options::default()).unwrap();
     loop {
-        let wait = ReceiveOptions::new().max(10).wait(Duration::from_millis(300));
+        let wait = ReceiveOptions::new()
+            .max(10)
+            .wait(Duration::from_millis(300));
         for d in q.receive("g", wait).unwrap() {
             // A lost lease is fine: the kill test counts messages, not acks.
             let _ = q.ack(&d);
@@ -45,8 +47,12 @@ fn every_tick_gives_one_message_while_the_firing_processes_are_killed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cron.db");
     let q = Queue::open(&path, Options::default()).unwrap();
-    q.subscribe("g", "cron", SubscribeOptions::new().lease(Duration::from_secs(5)))
-        .unwrap();
+    q.subscribe(
+        "g",
+        "cron",
+        SubscribeOptions::new().lease(Duration::from_secs(5)),
+    )
+    .unwrap();
     let every_second = ScheduleOptions::new()
         .cron("* * * * * *")
         .missed(Missed::CatchUp);
@@ -107,16 +113,16 @@ fn every_tick_gives_one_message_while_the_firing_processes_are_killed() {
         .filter(|t| per_tick.get(t) != Some(&1))
         .map(|t| (t, per_tick.get(t).copied().unwrap_or(0)))
         .collect();
-    assert!(wrong.is_empty(), "ticks without exactly one message: {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "ticks without exactly one message: {wrong:?}"
+    );
     assert_eq!(
         per_tick.len(),
         expected.len(),
         "messages for ticks outside {first}..{next}: {per_tick:?}"
     );
-    eprintln!(
-        "{} ticks, {kills} kills, one message each",
-        expected.len()
-    );
+    eprintln!("{} ticks, {kills} kills, one message each", expected.len());
 }
 
 fn manual() -> (tempfile::TempDir, Queue, ManualClock) {
@@ -167,8 +173,14 @@ fn bad_schedules_are_refused_by_name_and_change_nothing() {
     let e = q.schedule("keep", "bad topic", "y", every(5)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert_eq!(q.schedules().unwrap(), before);
-    assert_eq!(q.unschedule("nope").unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(q.unschedule("").unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        q.unschedule("nope").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        q.unschedule("").unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
 }
 
 #[test]
@@ -187,7 +199,11 @@ fn a_waiting_receive_wakes_for_the_next_tick() {
     std::thread::sleep(Duration::from_millis(50));
     clock.advance(Duration::from_secs(3600));
     let got = waiter.join().unwrap();
-    assert_eq!(got.len(), 1, "the tick was not fired for the waiting receive");
+    assert_eq!(
+        got.len(),
+        1,
+        "the tick was not fired for the waiting receive"
+    );
     assert_eq!(got[0].headers["ferrymq-schedule"], "hourly");
 }
 

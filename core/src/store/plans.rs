@@ -103,9 +103,16 @@ fn exercise_every_call(dir: &std::path::Path) {
         .unwrap();
     q.schedule("s2", "t", "tick", every(500).missed(Missed::Once).repeat(3))
         .unwrap();
-    let cron = ScheduleOptions::new().cron("*/2 * * * * *").tz("Europe/Paris");
-    q.schedule("s3", "t", "tick", cron.missed(Missed::Skip).header("h", "v"))
-        .unwrap();
+    let cron = ScheduleOptions::new()
+        .cron("*/2 * * * * *")
+        .tz("Europe/Paris");
+    q.schedule(
+        "s3",
+        "t",
+        "tick",
+        cron.missed(Missed::Skip).header("h", "v"),
+    )
+    .unwrap();
     clock.advance(Duration::from_secs(5));
     q.receive("g", ReceiveOptions::new()).unwrap();
     q.schedules().unwrap();
