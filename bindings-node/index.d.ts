@@ -261,6 +261,47 @@ export interface TopicStats {
   half: number
 }
 
+/** What a tick missed while nothing fired gives (default 'once'). */
+export type MissedPolicy = 'catch_up' | 'once' | 'skip'
+
+export interface ScheduleOptions {
+  /** 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first. */
+  cron?: string
+  /** A fixed period, at least 1 ms. */
+  everyMs?: number
+  /** IANA time zone of `cron` (default 'UTC'); not with `everyMs`. */
+  tz?: string
+  /** Tick times in all, the first included; then the schedule ends. */
+  repeat?: number
+  /** No tick before this time. */
+  startAt?: Date | number
+  /** No tick before now plus this. */
+  delayMs?: number
+  tag?: string
+  key?: string
+  headers?: Record<string, string>
+  missed?: MissedPolicy
+}
+
+export interface ScheduleInfo {
+  name: string
+  topic: string
+  cron: string | null
+  everyMs: number | null
+  /** The cron pattern's time zone; null for `everyMs`. */
+  tz: string | null
+  /** The next tick not yet handled (in the past if nobody received since it came due). */
+  nextAt: Date
+  /** Tick times handled so far. */
+  fired: number
+  /** Tick times left, the next included; null: no end. */
+  repeatLeft: number | null
+  missed: MissedPolicy
+  tag: string | null
+  key: string | null
+  headers: Record<string, string>
+}
+
 export interface GroupStats {
   topic: string
   ready: number
@@ -297,6 +338,15 @@ export declare class Queue {
   pause(group: string): void
   /** Lets the group's receives hand out messages again. Resuming twice is fine. */
   resume(group: string): void
+  /** Creates schedule `name` (or replaces the one of that name, its tick count starting
+   *  over): `payload` to `topic` on every tick of `cron` or `everyMs` (exactly one).
+   *  Ticks are fired by the processes that receive from the file. INVALID_ARGUMENT for a
+   *  bad name, pattern, time zone, period or repeat. */
+  schedule(name: string, topic: string, payload: Payload, options: ScheduleOptions): void
+  /** Removes schedule `name`; NOT_FOUND if there is none. */
+  unschedule(name: string): void
+  /** Every schedule of the file, by name. */
+  schedules(): ScheduleInfo[]
   /** Durable when it returns; returns the message id. */
   publish(topic: string, payload: Payload, options?: PublishOptions): number
   /** publish off the event loop. */

@@ -77,6 +77,21 @@ function publishOptions(opts) {
   return { ...rest, deliverAtMs: instantMs(deliverAt, 'deliverAt') }
 }
 
+const SCHEDULE_OPTS = ['cron', 'everyMs', 'tz', 'repeat', 'startAt', 'delayMs', 'tag', 'key', 'headers', 'missed']
+
+function scheduleOptions(opts) {
+  const o = options(opts ?? {}, SCHEDULE_OPTS, 'schedule options')
+  if (o.startAt === undefined) return o
+  const { startAt, ...rest } = o
+  return { ...rest, startAtMs: instantMs(startAt, 'startAt') }
+}
+
+function scheduleInfo(s) {
+  const { nextAtMs, ...rest } = s
+  return { ...rest, everyMs: s.everyMs ?? null, cron: s.cron ?? null, tz: s.tz ?? null,
+    repeatLeft: s.repeatLeft ?? null, tag: s.tag ?? null, key: s.key ?? null, nextAt: date(nextAtMs) }
+}
+
 function batchMessage(m, i) {
   if (m === null || typeof m !== 'object') throw invalid(`message ${i} must be an object`)
   const { topic, payload: body, ...opts } = m
@@ -376,6 +391,22 @@ class Queue {
   /** Lets the paused group's receives hand out messages again (waiting ones included). */
   resume(group) {
     call(() => this.#q.resume(group))
+  }
+
+  /** Creates (or replaces) schedule `name`: `body` to `topic` on every tick of `cron` or `everyMs`. */
+  schedule(name, topic, body, opts) {
+    const o = scheduleOptions(opts)
+    call(() => this.#q.schedule(name, topic, payload(body), o))
+  }
+
+  /** Removes schedule `name`; NOT_FOUND if there is none. */
+  unschedule(name) {
+    call(() => this.#q.unschedule(name))
+  }
+
+  /** Every schedule of the file, by name. */
+  schedules() {
+    return call(() => this.#q.schedules()).map(scheduleInfo)
   }
 
   /** Durable when it returns; the message id (or the first id for a repeated idempotencyKey). */

@@ -82,3 +82,63 @@ impl ReceiveArgs {
         Ok(o)
     }
 }
+
+/// What a tick missed while nothing fired gives (`ferrymq::Missed`).
+#[derive(uniffi::Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Missed {
+    CatchUp,
+    Once,
+    Skip,
+}
+
+impl From<Missed> for ferrymq::Missed {
+    fn from(m: Missed) -> Self {
+        match m {
+            Missed::CatchUp => ferrymq::Missed::CatchUp,
+            Missed::Once => ferrymq::Missed::Once,
+            Missed::Skip => ferrymq::Missed::Skip,
+        }
+    }
+}
+
+impl From<ferrymq::Missed> for Missed {
+    fn from(m: ferrymq::Missed) -> Self {
+        match m {
+            ferrymq::Missed::CatchUp => Missed::CatchUp,
+            ferrymq::Missed::Once => Missed::Once,
+            ferrymq::Missed::Skip => Missed::Skip,
+        }
+    }
+}
+
+/// The options of `schedule` (exactly one of `cron` and `every_secs`).
+#[derive(uniffi::Record)]
+pub struct ScheduleArgs {
+    pub cron: Option<String>,
+    pub every_secs: Option<f64>,
+    pub tz: Option<String>,
+    pub repeat: Option<i64>,
+    pub start_at: Option<SystemTime>,
+    pub delay_secs: Option<f64>,
+    pub tag: Option<String>,
+    pub key: Option<String>,
+    pub headers: HashMap<String, String>,
+    pub missed: Missed,
+}
+
+impl ScheduleArgs {
+    pub fn into_core(self) -> FfiResult<ferrymq::ScheduleOptions> {
+        Ok(ferrymq::ScheduleOptions {
+            cron: self.cron,
+            every: opt_secs("every", self.every_secs)?,
+            tz: self.tz,
+            repeat: self.repeat.map(|n| int("repeat", n)).transpose()?,
+            start_at: self.start_at,
+            delay: opt_secs("delay", self.delay_secs)?,
+            tag: self.tag,
+            key: self.key,
+            headers: self.headers.into_iter().collect(),
+            missed: self.missed.into(),
+        })
+    }
+}

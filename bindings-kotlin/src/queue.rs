@@ -296,6 +296,25 @@ impl FfiQueue {
         Ok(self.q.resume(&group)?)
     }
 
+    pub fn schedule(
+        &self,
+        name: String,
+        topic: String,
+        payload: Vec<u8>,
+        args: convert::ScheduleArgs,
+    ) -> FfiResult<()> {
+        let o = args.into_core()?;
+        Ok(self.q.schedule(&name, &topic, payload, o)?)
+    }
+
+    pub fn unschedule(&self, name: String) -> FfiResult<()> {
+        Ok(self.q.unschedule(&name)?)
+    }
+
+    pub fn schedules(&self) -> FfiResult<Vec<crate::views::ScheduleInfo>> {
+        Ok(self.q.schedules()?.into_iter().map(Into::into).collect())
+    }
+
     // `publish`, and `receive` with no wait, are the structure-free calls of `crate::fast`.
 
     pub fn publish_batch(&self, messages: Vec<MessageArgs>) -> FfiResult<Vec<i64>> {

@@ -286,3 +286,39 @@ impl From<ferrymq::Stats> for Stats {
         }
     }
 }
+
+/// One schedule as `schedules()` lists it; the Kotlin layer adds `every: Duration?`.
+#[derive(uniffi::Record)]
+pub struct ScheduleInfo {
+    pub name: String,
+    pub topic: String,
+    pub cron: Option<String>,
+    pub every_ms: Option<i64>,
+    pub tz: Option<String>,
+    pub next_at: SystemTime,
+    pub fired: i64,
+    pub repeat_left: Option<i64>,
+    pub missed: crate::convert::Missed,
+    pub tag: Option<String>,
+    pub key: Option<String>,
+    pub headers: HashMap<String, String>,
+}
+
+impl From<ferrymq::ScheduleInfo> for ScheduleInfo {
+    fn from(s: ferrymq::ScheduleInfo) -> Self {
+        ScheduleInfo {
+            every_ms: s.every.map(|d| crate::convert::count(d.as_millis())),
+            fired: crate::convert::count(s.fired),
+            repeat_left: s.repeat_left.map(crate::convert::count),
+            missed: s.missed.into(),
+            headers: s.headers.into_iter().collect(),
+            name: s.name,
+            topic: s.topic,
+            cron: s.cron,
+            tz: s.tz,
+            next_at: s.next_at,
+            tag: s.tag,
+            key: s.key,
+        }
+    }
+}

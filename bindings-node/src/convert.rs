@@ -74,6 +74,40 @@ pub struct PublishOpts {
     pub deliver_at_ms: Option<f64>,
 }
 
+#[napi(object)]
+pub struct ScheduleOpts {
+    pub cron: Option<String>,
+    pub every_ms: Option<f64>,
+    pub tz: Option<String>,
+    pub repeat: Option<f64>,
+    /// Milliseconds since the epoch.
+    pub start_at_ms: Option<f64>,
+    pub delay_ms: Option<f64>,
+    pub tag: Option<String>,
+    pub key: Option<String>,
+    pub headers: Option<HashMap<String, String>>,
+    /// "catch_up", "once" (default) or "skip".
+    pub missed: Option<String>,
+}
+
+pub fn schedule_options(o: ScheduleOpts) -> Result<ferrymq::ScheduleOptions> {
+    Ok(ferrymq::ScheduleOptions {
+        cron: o.cron,
+        every: opt_ms("everyMs", o.every_ms)?,
+        tz: o.tz,
+        repeat: opt_count("repeat", o.repeat)?,
+        start_at: o.start_at_ms.map(|ms| instant("startAt", ms)).transpose()?,
+        delay: opt_ms("delayMs", o.delay_ms)?,
+        tag: o.tag,
+        key: o.key,
+        headers: o.headers.unwrap_or_default().into_iter().collect(),
+        missed: match o.missed {
+            Some(m) => m.parse::<ferrymq::Missed>().js()?,
+            None => ferrymq::Missed::default(),
+        },
+    })
+}
+
 pub fn publish_options(o: Option<PublishOpts>) -> Result<PublishOptions> {
     let mut out = PublishOptions::new();
     let Some(o) = o else { return Ok(out) };

@@ -224,6 +224,37 @@ impl NativeQueue {
         self.q.resume(&group).js()
     }
 
+    /// Creates (or replaces) schedule `name`.
+    #[napi]
+    pub fn schedule(
+        &self,
+        name: String,
+        topic: String,
+        payload: Payload,
+        opts: convert::ScheduleOpts,
+    ) -> Result<()> {
+        let o = convert::schedule_options(opts)?;
+        self.q
+            .schedule(&name, &topic, convert::payload(&payload), o)
+            .js()
+    }
+
+    #[napi]
+    pub fn unschedule(&self, name: String) -> Result<()> {
+        self.q.unschedule(&name).js()
+    }
+
+    #[napi]
+    pub fn schedules(&self) -> Result<Vec<views::ScheduleInfo>> {
+        Ok(self
+            .q
+            .schedules()
+            .js()?
+            .into_iter()
+            .map(views::schedule_info)
+            .collect())
+    }
+
     #[napi]
     pub fn publish(
         &self,

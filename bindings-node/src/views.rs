@@ -192,3 +192,36 @@ pub fn stats(s: ferrymq::Stats) -> Stats {
             .collect(),
     }
 }
+
+#[napi(object)]
+pub struct ScheduleInfo {
+    pub name: String,
+    pub topic: String,
+    pub cron: Option<String>,
+    pub every_ms: Option<f64>,
+    pub tz: Option<String>,
+    pub next_at_ms: f64,
+    pub fired: f64,
+    pub repeat_left: Option<f64>,
+    pub missed: String,
+    pub tag: Option<String>,
+    pub key: Option<String>,
+    pub headers: HashMap<String, String>,
+}
+
+pub fn schedule_info(s: ferrymq::ScheduleInfo) -> ScheduleInfo {
+    ScheduleInfo {
+        every_ms: s.every.map(|d| d.as_millis() as f64),
+        next_at_ms: epoch_ms(s.next_at),
+        fired: s.fired as f64,
+        repeat_left: s.repeat_left.map(|n| n as f64),
+        missed: s.missed.as_str().to_owned(),
+        headers: s.headers.into_iter().collect(),
+        name: s.name,
+        topic: s.topic,
+        cron: s.cron,
+        tz: s.tz,
+        tag: s.tag,
+        key: s.key,
+    }
+}

@@ -129,6 +129,30 @@ class Runner {
           maxInflight: s.max_inflight,
           retry: s.retry === undefined ? undefined : retry(s.retry),
         })
+      case 'schedule': {
+        /** @type {Record<string, any>} */
+        const o = {}
+        for (const [from, to] of [['cron', 'cron'], ['every_ms', 'everyMs'], ['tz', 'tz'], ['repeat', 'repeat'],
+          ['delay_ms', 'delayMs'], ['tag', 'tag'], ['key', 'key'], ['headers', 'headers'], ['missed', 'missed']]) {
+          if (s[from] !== undefined) o[to] = s[from]
+        }
+        if (s.start_at_offset_ms !== undefined) o.startAt = new Date(START_MS + s.start_at_offset_ms)
+        return void q.schedule(s.name, s.topic, s.payload, o)
+      }
+      case 'unschedule':
+        return void q.unschedule(s.name)
+      case 'schedules':
+        return q.schedules().map((x) => ({
+          name: x.name,
+          topic: x.topic,
+          cron: x.cron,
+          every_ms: x.everyMs,
+          tz: x.tz,
+          next_at_offset_ms: x.nextAt.getTime() - START_MS,
+          fired: x.fired,
+          repeat_left: x.repeatLeft,
+          missed: x.missed,
+        }))
       case 'pause':
         return void q.pause(s.group)
       case 'resume':

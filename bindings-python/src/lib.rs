@@ -27,6 +27,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<views::PyStats>()?;
     m.add_class::<views::PyTopicStats>()?;
     m.add_class::<views::PyGroupStats>()?;
+    m.add_class::<views::PyScheduleInfo>()?;
     m.add_class::<views::PyMessageInfo>()?;
     m.add_class::<views::PyDeliveryInfo>()?;
     m.add_class::<views::PyAttempt>()?;

@@ -161,6 +161,59 @@ impl PyQueue {
         py.detach(|| self.q.resume(group)).py_err()
     }
 
+    /// Creates (or replaces) schedule `name`: `payload` to `topic` on every tick of `cron`
+    /// or `every` (seconds or a timedelta).
+    #[pyo3(signature = (name, topic, payload, *, cron=None, every=None, tz=None, repeat=None, start_at=None, delay=None, tag=None, key=None, headers=None, missed="once"))]
+    #[allow(clippy::too_many_arguments)]
+    fn schedule(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        topic: &str,
+        payload: &Bound<'_, PyAny>,
+        cron: Option<String>,
+        every: Option<&Bound<'_, PyAny>>,
+        tz: Option<String>,
+        repeat: Option<&Bound<'_, PyAny>>,
+        start_at: Option<&Bound<'_, PyAny>>,
+        delay: Option<&Bound<'_, PyAny>>,
+        tag: Option<String>,
+        key: Option<String>,
+        headers: Option<&Bound<'_, PyAny>>,
+        missed: &str,
+    ) -> PyResult<()> {
+        let payload = convert::payload("payload", payload)?;
+        let o = ferrymq::ScheduleOptions {
+            cron,
+            every: convert::opt_seconds("every", every)?,
+            tz,
+            repeat: convert::opt_int("repeat", repeat)?,
+            start_at: start_at
+                .map(|t| convert::aware_datetime("start_at", t))
+                .transpose()?,
+            delay: convert::opt_seconds("delay", delay)?,
+            tag,
+            key,
+            headers: convert::headers(headers)?,
+            missed: missed.parse().py_err()?,
+        };
+        py.detach(|| self.q.schedule(name, topic, payload, o))
+            .py_err()
+    }
+
+    /// Removes schedule `name` (NotFoundError if there is none).
+    fn unschedule(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        py.detach(|| self.q.unschedule(name)).py_err()
+    }
+
+    /// Every schedule of the file, by name.
+    fn schedules(&self, py: Python<'_>) -> PyResult<Vec<views::PyScheduleInfo>> {
+        let all = py.detach(|| self.q.schedules()).py_err()?;
+        all.into_iter()
+            .map(|s| views::schedule_info(py, s))
+            .collect()
+    }
+
     #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish(

@@ -210,3 +210,48 @@ pub fn dead_letter(py: Python<'_>, d: ferrymq::DeadLetter) -> PyResult<PyDeadLet
         history: history(py, d.history)?,
     })
 }
+
+#[pyclass(name = "ScheduleInfo", module = "ferrymq", frozen, get_all)]
+pub struct PyScheduleInfo {
+    name: String,
+    topic: String,
+    cron: Option<String>,
+    /// A `datetime.timedelta`, or None for a cron schedule.
+    every: Option<Py<PyAny>>,
+    tz: Option<String>,
+    /// An aware UTC `datetime`.
+    next_at: Py<PyAny>,
+    fired: u64,
+    repeat_left: Option<u64>,
+    /// "catch_up", "once" or "skip".
+    missed: &'static str,
+    tag: Option<String>,
+    key: Option<String>,
+    headers: BTreeMap<String, String>,
+}
+
+pub fn schedule_info(py: Python<'_>, s: ferrymq::ScheduleInfo) -> PyResult<PyScheduleInfo> {
+    let every = match s.every {
+        Some(d) => {
+            let delta = py.import("datetime")?.getattr("timedelta")?;
+            let kw = pyo3::types::PyDict::new(py);
+            kw.set_item("milliseconds", d.as_millis() as u64)?;
+            Some(delta.call((), Some(&kw))?.unbind())
+        }
+        None => None,
+    };
+    Ok(PyScheduleInfo {
+        name: s.name,
+        topic: s.topic,
+        cron: s.cron,
+        every,
+        tz: s.tz,
+        next_at: datetime(py, s.next_at)?.unbind(),
+        fired: s.fired,
+        repeat_left: s.repeat_left,
+        missed: s.missed.as_str(),
+        tag: s.tag,
+        key: s.key,
+        headers: s.headers,
+    })
+}

@@ -138,6 +138,34 @@ class Runner:
                 retry=retry(s["retry"]) if "retry" in s else None,
                 max_inflight=s.get("max_inflight"),
             )
+        elif op == "schedule":
+            kw: dict[str, Any] = {k: s[k] for k in ("cron", "tz", "repeat", "tag", "key", "headers", "missed") if k in s}
+            if "every_ms" in s:
+                kw["every"] = datetime.timedelta(milliseconds=s["every_ms"])
+            if "delay_ms" in s:
+                kw["delay"] = datetime.timedelta(milliseconds=s["delay_ms"])
+            if "start_at_offset_ms" in s:
+                kw["start_at"] = datetime.datetime.fromtimestamp(
+                    (START_MS + s["start_at_offset_ms"]) / 1000, tz=datetime.timezone.utc
+                )
+            q.schedule(s["name"], s["topic"], s["payload"], **kw)
+        elif op == "unschedule":
+            q.unschedule(s["name"])
+        elif op == "schedules":
+            return [
+                {
+                    "name": x.name,
+                    "topic": x.topic,
+                    "cron": x.cron,
+                    "every_ms": None if x.every is None else round(x.every.total_seconds() * 1000),
+                    "tz": x.tz,
+                    "next_at_offset_ms": round(x.next_at.timestamp() * 1000) - START_MS,
+                    "fired": x.fired,
+                    "repeat_left": x.repeat_left,
+                    "missed": x.missed,
+                }
+                for x in q.schedules()
+            ]
         elif op == "pause":
             q.pause(s["group"])
         elif op == "resume":

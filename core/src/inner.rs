@@ -46,6 +46,8 @@ pub(crate) struct Inner {
     pub checks: crate::half::CheckerRegistry,
     pub group_commit: crate::commit::GroupCommit,
     pub counters: crate::counters::Counters,
+    /// The earliest schedule tick as last read (see `schedule`).
+    pub schedules: crate::schedule::DueCache,
 }
 
 /// A connection known to `fork`: closing it in the parent forgets it there too.
@@ -206,6 +208,7 @@ impl Inner {
             checks: Default::default(),
             group_commit: Default::default(),
             counters: Default::default(),
+            schedules: Default::default(),
         }))
     }
 

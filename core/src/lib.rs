@@ -7,7 +7,9 @@
 //! messages with check-back, and flow control: pausing a consumer group
 //! (`Queue::pause`/`resume`), a group's limit on deliveries in flight over every process
 //! (`SubscribeOptions::max_inflight`), and backpressure on publishers
-//! (`Options::max_ready`, error kind `Full`).
+//! (`Options::max_ready`, error kind `Full`), and recurring messages
+//! (`Queue::schedule` with a cron pattern or a period; fired by the processes that
+//! receive from the file).
 //!
 //! ```
 //! use ferrymq::{Queue, Options, SubscribeOptions, PublishOptions, ReceiveOptions, RetryPolicy};
@@ -39,8 +41,9 @@
 //! with `ErrorKind::Closed`, and closing or dropping them there leaves the file alone.
 //!
 //! Modules: [`Queue`] (`queue`) is the handle; `publish`, `receive`, `outbox`, `half`
-//! hold one capability each; `store` holds all SQL; `options`, `model`, `retry`, `filter`,
-//! `clock` and `validate` are pure parts; [`metrics`] renders the counts for Prometheus.
+//! hold one capability each (`schedule` fires recurring messages); `store` holds all SQL;
+//! `options`, `model`, `retry`, `filter`, `clock` and `validate` are pure parts;
+//! [`metrics`] renders the counts for Prometheus.
 
 mod clock;
 mod commit;
@@ -64,6 +67,7 @@ mod queue;
 mod receive;
 mod retention;
 mod retry;
+mod schedule;
 pub mod sql;
 mod store;
 mod validate;
@@ -88,6 +92,9 @@ pub use retry::{AfterFailure, RetryPolicy};
 pub use rusqlite;
 /// A SQL value for `Transaction::execute`/`query` parameters and results.
 pub use rusqlite::types::Value;
+pub use schedule::{
+    HEADER_SCHEDULE, HEADER_TICK, HEADER_TICKS, Missed, SKIP_GRACE, ScheduleInfo, ScheduleOptions,
+};
 pub use validate::{MAX_LIST, seconds};
 pub use worker::{ErrorHook, Handler, Settled, Worker, WorkerOptions, call_handler};
 
@@ -128,6 +135,9 @@ pub const VERBS: &[&str] = &[
     "vacuum",
     "pause",
     "resume",
+    "schedule",
+    "unschedule",
+    "schedules",
 ];
 
 /// Limits on input, for bindings and callers that check before calling.

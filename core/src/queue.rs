@@ -11,6 +11,7 @@ use crate::model::{DeadLetter, Delivery, FileCheck, MessageInfo, MessageState, R
 use crate::options::{Message, Options, PublishOptions, ReceiveOptions, SubscribeOptions};
 use crate::outbox::{self, Transaction};
 use crate::publish::{self, Visibility};
+use crate::schedule::{self, ScheduleInfo, ScheduleOptions};
 use crate::store::{self, settle};
 use crate::validate;
 use crate::{dlq, inspect, retention};
@@ -109,6 +110,43 @@ impl Queue {
         // Wakes this process's waiting receives; others see the commit's data_version.
         self.inner
             .write(!paused, |c| store::groups::set_paused(c, group, paused))
+    }
+
+    /// Creates schedule `name`, publishing `payload` to `topic` on every tick of
+    /// `options.cron` or `options.every`, or replaces the schedule of that name whole (its
+    /// tick count starts over). Ticks are fired by the processes that receive from the
+    /// file (see `ScheduleOptions` and `Missed` for what a tick publishes).
+    /// `InvalidArgument` for a bad name, pattern, time zone, period or repeat, or both or
+    /// neither of cron and every; nothing is changed then.
+    pub fn schedule(
+        &self,
+        name: &str,
+        topic: &str,
+        payload: impl AsRef<[u8]>,
+        options: ScheduleOptions,
+    ) -> Result<()> {
+        let row = schedule::prepare(&self.inner, name, topic, payload.as_ref(), &options)?;
+        let inner = &self.inner;
+        // Wakes waiting receives: a first tick due now is fired by the next claim.
+        inner.write(true, |c| store::schedules::put(c, &row, inner.now()))?;
+        inner.schedules.forget();
+        Ok(())
+    }
+
+    /// Removes schedule `name`; ticks not yet fired give nothing. `NotFound` if unknown.
+    pub fn unschedule(&self, name: &str) -> Result<()> {
+        validate::name("schedule", name)?;
+        self.inner
+            .write(false, |c| store::schedules::remove(c, name))?;
+        self.inner.schedules.forget();
+        Ok(())
+    }
+
+    /// Every schedule of the file, by name. A pure read: it fires nothing, so a tick that
+    /// came due since the last receive shows as a `next_at` in the past.
+    pub fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
+        let rows = self.inner.read(store::schedules::list)?;
+        rows.into_iter().map(schedule::info).collect()
     }
 
     /// Publishes one message durably; returns its id (for a repeated idempotency key,

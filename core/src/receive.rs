@@ -1,6 +1,8 @@
 //! Receiving: claim what is due, or wait for it without spinning. In-process commits wake
 //! waiters at once (see `wake`); commits by other processes are noticed by a cheap
 //! `PRAGMA data_version` check every `poll_interval`, and scheduled work by its due time.
+//! Every claim first fires the file's due schedule ticks (`schedule`), and a waiting
+//! receive wakes for the next one.
 
 use crate::error::{Error, Result};
 use crate::fork;
@@ -59,6 +61,8 @@ impl Receiver {
     pub fn try_claim(&mut self) -> Result<Vec<Delivery>> {
         self.inner.check_open()?;
         let conn = self.conn.activate();
+        // Due schedule ticks become messages first, so this claim may take them.
+        crate::schedule::fire_due(&self.inner, &conn)?;
         let now = self.inner.now();
         // Read before looking, so that any commit after the look changes it.
         self.data_version = data_version(&conn)?;
@@ -94,10 +98,18 @@ impl Receiver {
     /// scheduled work came due.
     pub fn worth_retrying(&mut self) -> Result<bool> {
         self.inner.check_open()?;
-        if data_version(&self.conn.activate())? != self.data_version {
+        let conn = self.conn.activate();
+        if data_version(&conn)? != self.data_version {
             return Ok(true);
         }
-        Ok(self.next_due.is_some_and(|t| t <= self.inner.now()))
+        let now = self.inner.now();
+        if self.next_due.is_some_and(|t| t <= now) {
+            return Ok(true);
+        }
+        // A schedule's tick came due: the next claim fires it.
+        self.inner
+            .schedules
+            .due(&conn, self.inner.opts.poll_interval, now)
     }
 }
 

@@ -16,6 +16,7 @@ pub(crate) mod inspect;
 mod plans;
 pub(crate) mod publish;
 pub(crate) mod purge;
+pub(crate) mod schedules;
 pub(crate) mod schema;
 pub(crate) mod settle;
 

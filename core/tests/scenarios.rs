@@ -3,7 +3,8 @@
 
 use ferrymq::{
     Delivery, Error, ManualClock, Message, MessageState, Options, PublishOptions, Queue,
-    ReceiveOptions, Resolution, RetryPolicy, SubscribeOptions, Value,
+    ReceiveOptions, Resolution, RetryPolicy, ScheduleInfo, ScheduleOptions, SubscribeOptions,
+    Value,
 };
 use serde_json::{Map, Value as Json, json};
 use std::collections::HashMap;
@@ -191,6 +192,52 @@ impl Runner {
         Ok(o)
     }
 
+    fn schedule_options(step: &Json) -> ferrymq::Result<ScheduleOptions> {
+        let mut o = ScheduleOptions::new();
+        if let Some(v) = step.get("cron") {
+            o = o.cron(text(v));
+        }
+        if let Some(v) = step.get("every_ms") {
+            o = o.every(signed_ms(v)?);
+        }
+        if let Some(v) = step.get("tz") {
+            o = o.tz(text(v));
+        }
+        if let Some(v) = step.get("repeat") {
+            o = o.repeat(v.as_u64().expect("a count"));
+        }
+        if let Some(v) = step.get("start_at_offset_ms") {
+            let at = START_MS as u64 + v.as_u64().unwrap();
+            o = o.start_at(UNIX_EPOCH + Duration::from_millis(at));
+        }
+        if let Some(v) = step.get("delay_ms") {
+            o = o.delay(signed_ms(v)?);
+        }
+        if let Some(v) = step.get("missed") {
+            o = o.missed(text(v).parse()?);
+        }
+        let p = Self::publish_options(step)?;
+        o.tag = p.tag;
+        o.key = p.key;
+        o.headers = p.headers;
+        Ok(o)
+    }
+
+    fn schedule_json(s: &ScheduleInfo) -> Json {
+        let next = s.next_at.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+        json!({
+            "name": s.name,
+            "topic": s.topic,
+            "cron": opt_str(&s.cron),
+            "every_ms": s.every.map(|d| d.as_millis() as u64),
+            "tz": opt_str(&s.tz),
+            "next_at_offset_ms": next - START_MS,
+            "fired": s.fired,
+            "repeat_left": s.repeat_left,
+            "missed": s.missed.as_str(),
+        })
+    }
+
     fn delivery_json(d: &Delivery) -> Json {
         json!({
             "message_id": d.message_id,
@@ -288,6 +335,21 @@ impl Runner {
                 self.clock.advance(ms(&s["ms"]));
                 Ok(None)
             }
+            "schedule" => {
+                let o = Self::schedule_options(s)?;
+                let name = text(&s["name"]);
+                self.q
+                    .schedule(name, text(&s["topic"]), text(&s["payload"]), o)
+                    .map(|()| None)
+            }
+            "unschedule" => self.q.unschedule(text(&s["name"])).map(|()| None),
+            "schedules" => Ok(Some(Json::Array(
+                self.q
+                    .schedules()?
+                    .iter()
+                    .map(Self::schedule_json)
+                    .collect(),
+            ))),
             "pause" => self.q.pause(text(&s["group"])).map(|()| None),
             "resume" => self.q.resume(text(&s["group"])).map(|()| None),
             "stats" => {

@@ -34,6 +34,7 @@ __all__ = [
     "Stats",
     "TopicStats",
     "GroupStats",
+    "ScheduleInfo",
     "MessageInfo",
     "DeliveryInfo",
     "AttemptRecord",
@@ -165,6 +166,33 @@ class TopicStats:
     def messages(self) -> int: ...
     @property
     def half(self) -> int: ...
+
+@final
+class ScheduleInfo:
+    @property
+    def name(self) -> str: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def cron(self) -> Optional[str]: ...
+    @property
+    def every(self) -> Optional[datetime.timedelta]: ...
+    @property
+    def tz(self) -> Optional[str]: ...
+    @property
+    def next_at(self) -> datetime.datetime: ...
+    @property
+    def fired(self) -> int: ...
+    @property
+    def repeat_left(self) -> Optional[int]: ...
+    @property
+    def missed(self) -> Literal["catch_up", "once", "skip"]: ...
+    @property
+    def tag(self) -> Optional[str]: ...
+    @property
+    def key(self) -> Optional[str]: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
 
 @final
 class GroupStats:
@@ -343,6 +371,25 @@ class Queue:
     ) -> None: ...
     def pause(self, group: str) -> None: ...
     def resume(self, group: str) -> None: ...
+    def schedule(
+        self,
+        name: str,
+        topic: str,
+        payload: _Payload,
+        *,
+        cron: Optional[str] = None,
+        every: Optional[_Seconds] = None,
+        tz: Optional[str] = None,
+        repeat: Optional[int] = None,
+        start_at: Optional[datetime.datetime] = None,
+        delay: Optional[_Seconds] = None,
+        tag: Optional[str] = None,
+        key: Optional[str] = None,
+        headers: Optional[dict[str, str]] = None,
+        missed: Literal["catch_up", "once", "skip"] = "once",
+    ) -> None: ...
+    def unschedule(self, name: str) -> None: ...
+    def schedules(self) -> list[ScheduleInfo]: ...
     def publish(
         self,
         topic: str,

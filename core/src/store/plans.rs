@@ -28,13 +28,14 @@ pub(crate) fn record(conn: &mut Connection) {
 }
 
 /// Tables that grow with traffic; the others hold one row per topic or group.
-const GROWING: [&str; 6] = [
+const GROWING: [&str; 7] = [
     "ferrymq_messages",
     "ferrymq_deliveries",
     "ferrymq_attempts",
     "ferrymq_idempotency",
     "ferrymq_checks",
     "ferrymq_subscriptions",
+    "ferrymq_schedules",
 ];
 
 fn exercise_every_call(dir: &std::path::Path) {
@@ -96,6 +97,26 @@ fn exercise_every_call(dir: &std::path::Path) {
     q.purge_dead_letters("g", Some(Duration::from_secs(1)))
         .unwrap();
     q.purge_dead_letters("g", None).unwrap();
+    // Schedules: fired by the receives below (catch_up, once, skip; one ends by repeat).
+    let every = |ms| ScheduleOptions::new().every(Duration::from_millis(ms));
+    q.schedule("s1", "t", "tick", every(1_000).missed(Missed::CatchUp))
+        .unwrap();
+    q.schedule("s2", "t", "tick", every(500).missed(Missed::Once).repeat(3))
+        .unwrap();
+    let cron = ScheduleOptions::new()
+        .cron("*/2 * * * * *")
+        .tz("Europe/Paris");
+    q.schedule(
+        "s3",
+        "t",
+        "tick",
+        cron.missed(Missed::Skip).header("h", "v"),
+    )
+    .unwrap();
+    clock.advance(Duration::from_secs(5));
+    q.receive("g", ReceiveOptions::new()).unwrap();
+    q.schedules().unwrap();
+    q.unschedule("s3").unwrap();
     q.pause("all").unwrap();
     q.receive("all", ReceiveOptions::new()).unwrap();
     q.stats().unwrap();

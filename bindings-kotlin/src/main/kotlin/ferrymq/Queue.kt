@@ -137,6 +137,56 @@ class Queue private constructor(
     /** Hands out [group]'s messages again after [pause]; a waiting receive gets them. */
     suspend fun resume(group: String): Unit = io { ffi.resume(group) }
 
+    /**
+     * Creates schedule [name] (or replaces the one of that name, its tick count starting
+     * over): [payload] to [topic] on every tick of [cron] (5 fields, or 6 with seconds
+     * first, read in the IANA zone [tz], UTC by default) or [every] (exactly one). [repeat]
+     * counts tick times, the first included; [startAt] / [delay]: no tick before. Ticks
+     * are fired by the processes that receive from the file. Bad input is
+     * [FerrymqException.InvalidArgument] and changes nothing.
+     */
+    suspend fun schedule(
+        name: String,
+        topic: String,
+        payload: ByteArray,
+        cron: String? = null,
+        every: Duration? = null,
+        tz: String? = null,
+        repeat: Long? = null,
+        startAt: Instant? = null,
+        delay: Duration? = null,
+        tag: String? = null,
+        key: String? = null,
+        headers: Map<String, String> = emptyMap(),
+        missed: Missed = Missed.ONCE,
+    ) {
+        val args = ferrymq.ffi.ScheduleArgs(cron, every.secsOrNull(), tz, repeat, startAt, delay.secsOrNull(), tag, key, headers, missed)
+        io { ffi.schedule(name, topic, payload, args) }
+    }
+
+    /** [schedule] with a UTF-8 text payload. */
+    suspend fun schedule(
+        name: String,
+        topic: String,
+        payload: String,
+        cron: String? = null,
+        every: Duration? = null,
+        tz: String? = null,
+        repeat: Long? = null,
+        startAt: Instant? = null,
+        delay: Duration? = null,
+        tag: String? = null,
+        key: String? = null,
+        headers: Map<String, String> = emptyMap(),
+        missed: Missed = Missed.ONCE,
+    ): Unit = schedule(name, topic, payload.encodeToByteArray(), cron, every, tz, repeat, startAt, delay, tag, key, headers, missed)
+
+    /** Removes schedule [name]; [FerrymqException.NotFound] if there is none. */
+    suspend fun unschedule(name: String): Unit = io { ffi.unschedule(name) }
+
+    /** Every schedule of the file, by name. */
+    suspend fun schedules(): List<ScheduleInfo> = io { ffi.schedules() }
+
     /** Publishes one message durably; returns its id (the first one's for a repeated idempotency key). */
     suspend fun publish(
         topic: String,

@@ -19,6 +19,13 @@ typealias DeliveryInfo = ferrymq.ffi.DeliveryInfo
 typealias AttemptRecord = ferrymq.ffi.AttemptRecord
 typealias CheckRecord = ferrymq.ffi.CheckRecord
 typealias DeadLetter = ferrymq.ffi.DeadLetter
+typealias ScheduleInfo = ferrymq.ffi.ScheduleInfo
+
+/** What a schedule's ticks missed while nothing fired give: CATCH_UP, ONCE (default) or SKIP. */
+typealias Missed = ferrymq.ffi.Missed
+
+/** A schedule's period; null for a cron schedule. */
+val ScheduleInfo.every: Duration? get() = everyMs?.milliseconds
 
 /** A checker's answer about a half message: COMMIT, ROLLBACK or UNKNOWN. */
 typealias Resolution = ferrymq.ffi.Resolution

@@ -103,6 +103,11 @@ private fun JSONObject.optLongOrNull(k: String): Long? = if (has(k) && !isNull(k
  * A count from a scenario for an `Int` parameter. Out of `Int`'s range it stays out of
  * range (never wraps into it), so the core still refuses it.
  */
+/** The scenario's policy name; an unknown one is refused as the other languages refuse it
+ *  (Kotlin's enum cannot hold it). */
+private fun missed(name: String): Missed = Missed.entries.firstOrNull { it.name.lowercase() == name }
+    ?: throw FerrymqException.InvalidArgument("missed must be catch_up, once or skip, got $name")
+
 private fun intArg(n: Long): Int = n.coerceIn(Int.MIN_VALUE.toLong(), Int.MAX_VALUE.toLong()).toInt()
 
 private fun JSONObject.optStringOrNull(k: String): String? = if (has(k) && !isNull(k)) getString(k) else null
@@ -207,6 +212,35 @@ private class Runner(queue: JSONObject) {
                 lease = s.msOrNull("lease_ms"),
                 maxInflight = s.optLongOrNull("max_inflight")?.let(::intArg),
             )
+            "schedule" -> q.schedule(
+                s.getString("name"),
+                s.getString("topic"),
+                s.getString("payload"),
+                cron = s.optStringOrNull("cron"),
+                every = s.msOrNull("every_ms"),
+                tz = s.optStringOrNull("tz"),
+                repeat = s.optLongOrNull("repeat"),
+                startAt = s.optLongOrNull("start_at_offset_ms")?.let { Instant.ofEpochMilli(START_MS + it) },
+                delay = s.msOrNull("delay_ms"),
+                tag = s.optStringOrNull("tag"),
+                key = s.optStringOrNull("key"),
+                headers = s.optJSONObject("headers")?.let { h -> h.keySet().associateWith { h.getString(it) } } ?: emptyMap(),
+                missed = s.optStringOrNull("missed")?.let(::missed) ?: Missed.ONCE,
+            )
+            "unschedule" -> q.unschedule(s.getString("name"))
+            "schedules" -> return q.schedules().map {
+                mapOf(
+                    "name" to it.name,
+                    "topic" to it.topic,
+                    "cron" to it.cron,
+                    "every_ms" to it.every?.inWholeMilliseconds,
+                    "tz" to it.tz,
+                    "next_at_offset_ms" to it.nextAt.toEpochMilli() - START_MS,
+                    "fired" to it.fired,
+                    "repeat_left" to it.repeatLeft,
+                    "missed" to it.missed.name.lowercase(),
+                )
+            }
             "pause" -> q.pause(s.getString("group"))
             "resume" -> q.resume(s.getString("group"))
             "publish" -> {
