@@ -104,6 +104,16 @@ pub enum Command {
         /// The consumer group.
         group: String,
     },
+    /// The recurring messages kept in the file: rule, time zone, next tick, ticks fired.
+    Schedules,
+    /// Remove a schedule: no more ticks (messages already published stay).
+    Unschedule {
+        /// The schedule's name.
+        name: String,
+        /// Do not ask (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Print the Prometheus text exposition of the file's counts (what serve --metrics
     /// serves on /metrics).
     Metrics,

@@ -3,7 +3,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use ferrymq::{AttemptRecord, DeadLetter, DeliveryInfo, GroupStats, MessageInfo, Stats};
+use ferrymq::{
+    AttemptRecord, DeadLetter, DeliveryInfo, GroupStats, MessageInfo, ScheduleInfo, Stats,
+};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -60,6 +62,38 @@ pub fn decode_payload(text: &str, encoding: &str) -> Result<Vec<u8>, String> {
 
 fn ms(d: Option<Duration>) -> Value {
     d.map_or(Value::Null, |d| json!(d.as_millis() as u64))
+}
+
+pub fn schedule(s: &ScheduleInfo) -> Value {
+    json!({
+        "name": s.name,
+        "topic": s.topic,
+        "cron": s.cron,
+        "every_ms": ms(s.every),
+        "tz": s.tz,
+        "next_at": time(s.next_at),
+        "fired": s.fired,
+        "repeat_left": s.repeat_left,
+        "missed": s.missed.as_str(),
+        "tag": s.tag,
+        "key": s.key,
+        "headers": s.headers,
+    })
+}
+
+/// `1h30m`, `250ms`: how an operator writes a period.
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    let units = [(3_600_000, "h"), (60_000, "m"), (1_000, "s"), (1, "ms")];
+    let mut left = ms;
+    let mut out = String::new();
+    for (size, unit) in units {
+        if left >= size {
+            out += &format!("{}{unit}", left / size);
+            left %= size;
+        }
+    }
+    if out.is_empty() { "0s".into() } else { out }
 }
 
 pub fn group_stats(name: &str, g: &GroupStats) -> Value {

@@ -54,6 +54,8 @@ fn help_of_every_subcommand_is_there_and_names_its_options() {
         (&["pause"], &["<GROUP>"]),
         (&["resume"], &["<GROUP>"]),
         (&["metrics"], &["--db"]),
+        (&["schedules"], &["--db"]),
+        (&["unschedule"], &["<NAME>", "--yes"]),
         (
             &["serve"],
             &[
@@ -859,6 +861,62 @@ fn pause_and_resume_hold_and_release_a_group() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_eq!(f.run(&["pause"]).code, 2);
     assert_eq!(f.snapshot(), before);
+}
+
+#[test]
+fn schedules_are_listed_and_removed_with_a_confirmation() {
+    let f = busy_file();
+    f.q.schedule(
+        "nightly",
+        "reports",
+        "run",
+        ferrymq::ScheduleOptions::new()
+            .cron("0 2 * * *")
+            .tz("Europe/Paris")
+            .repeat(3),
+    )
+    .unwrap();
+    f.q.schedule(
+        "poll",
+        "mail",
+        "tick",
+        ferrymq::ScheduleOptions::new().every(std::time::Duration::from_secs(90)),
+    )
+    .unwrap();
+    let list = f.run(&["--json", "schedules"]).json();
+    let by_name = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    let nightly = by_name("nightly");
+    assert_eq!(nightly["cron"], json!("0 2 * * *"));
+    assert_eq!(nightly["tz"], json!("Europe/Paris"));
+    assert_eq!(nightly["repeat_left"], json!(3));
+    assert_eq!(nightly["missed"], json!("once"));
+    assert_eq!(by_name("poll")["every_ms"], json!(90_000));
+    let table = f.run(&["schedules"]);
+    assert!(table.stdout.contains("every 1m30s"), "{}", table.stdout);
+    assert!(table.stdout.contains("Europe/Paris"), "{}", table.stdout);
+
+    // Destructive: refused off a terminal without --yes, and nothing changes.
+    let r = f.run(&["unschedule", "nightly"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(f.q.schedules().unwrap().len(), 2);
+    let j = f.run(&["--json", "unschedule", "nightly", "--yes"]).json();
+    assert_eq!(j, json!({"schedule": "nightly", "removed": true}));
+    let names: Vec<String> =
+        f.q.schedules()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+    assert_eq!(names, ["poll"]);
+    let r = f.run(&["unschedule", "nightly", "--yes"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
 }
 
 #[test]

@@ -1,11 +1,11 @@
-//! Half messages, pausing groups, retention, vacuum and the integrity check.
+//! Half messages, pausing groups, schedules, retention, vacuum and the integrity check.
 
 use crate::args::Half;
 use crate::exit::{self, Failure, Result};
 use crate::output::{self, opt, paint};
 use crate::views;
 use ferrymq::{MessageState, Queue};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 pub fn half(q: &Queue, json: bool, cmd: Half) -> Result<()> {
@@ -64,6 +64,53 @@ pub fn pause(q: &Queue, json: bool, group: &str, paused: bool) -> Result<()> {
     } else {
         let what = if paused { "paused" } else { "resumed" };
         println!("consumer group {group} {what}");
+    }
+    Ok(())
+}
+
+pub fn schedules(q: &Queue, json: bool) -> Result<()> {
+    let list = q.schedules()?;
+    if json {
+        output::json(&Value::Array(list.iter().map(views::schedule).collect()));
+        return Ok(());
+    }
+    let mut t = output::table(&[
+        "name",
+        "topic",
+        "rule",
+        "tz",
+        "next tick",
+        "fired",
+        "left",
+        "missed",
+    ]);
+    for s in &list {
+        let rule = match (&s.cron, s.every) {
+            (Some(cron), _) => cron.clone(),
+            (None, Some(every)) => format!("every {}", views::duration(every)),
+            (None, None) => String::new(),
+        };
+        t.add_row(vec![
+            s.name.clone(),
+            s.topic.clone(),
+            rule,
+            s.tz.clone().unwrap_or_default(),
+            views::time(s.next_at),
+            s.fired.to_string(),
+            s.repeat_left.map_or("∞".to_string(), |n| n.to_string()),
+            s.missed.as_str().to_string(),
+        ]);
+    }
+    output::print_table(&t);
+    Ok(())
+}
+
+pub fn unschedule(q: &Queue, json: bool, name: &str) -> Result<()> {
+    q.unschedule(name)?;
+    if json {
+        output::json(&json!({ "schedule": name, "removed": true }));
+    } else {
+        println!("schedule {name} removed");
     }
     Ok(())
 }

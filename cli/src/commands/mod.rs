@@ -47,6 +47,11 @@ pub fn run(cli: Cli) -> Result<()> {
         ),
         Command::Pause { group } => maintain::pause(&open(&path)?, json, &group, true),
         Command::Resume { group } => maintain::pause(&open(&path)?, json, &group, false),
+        Command::Schedules => maintain::schedules(&open(&path)?, json),
+        Command::Unschedule { name, yes } => {
+            confirm(&format!("Remove schedule {name}?"), yes)?;
+            maintain::unschedule(&open(&path)?, json, &name)
+        }
         Command::Metrics => {
             print!("{}", ferrymq::metrics::render(&open(&path)?)?);
             Ok(())
