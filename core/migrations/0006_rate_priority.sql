@@ -13,12 +13,13 @@ ALTER TABLE ferrymq_groups ADD COLUMN tokens_at INTEGER;
 
 -- Priority 0 (default) to 9: within a consumer group, ready deliveries of a higher
 -- priority are handed out first. Copied into each delivery so that a claim finds them
--- by index. The partial index holds priority > 0 rows only: a group that never uses
--- priority pays one empty lookup per claim, and its publishes write no extra entry.
+-- by index. The partial index holds pending deliveries of priority > 0 only: a group
+-- that never uses priority pays one empty lookup per claim and writes no entry, and an
+-- entry leaves the index when its delivery is claimed (acked and dead ones never stay).
 ALTER TABLE ferrymq_messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ferrymq_deliveries ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX ferrymq_deliveries_priority
-    ON ferrymq_deliveries (group_id, state, priority DESC, due_at) WHERE priority > 0;
+    ON ferrymq_deliveries (group_id, priority DESC, due_at) WHERE priority > 0 AND state = 0;
 
 -- The SQL producers' view of migration 0004 again, with a priority column (NULL: 0).
 DROP TRIGGER ferrymq_publish_insert;

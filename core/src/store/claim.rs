@@ -60,11 +60,12 @@ const CANDIDATES: &str = "
     ORDER BY due_at, message_id LIMIT ?4";
 
 /// Due pending deliveries of priority > 0, highest first (the partial index
-/// `ferrymq_deliveries_priority`).
+/// `ferrymq_deliveries_priority`, which the literal `state = 0` and `priority > 0` select;
+/// `?2`, the state `candidates` binds, goes unused).
 const PRIORITIZED: &str = "
     SELECT message_id, state, attempt, claimed_at, due_at, ordering_group, priority
     FROM ferrymq_deliveries
-    WHERE group_id = ?1 AND state = ?2 AND priority > 0 AND due_at <= ?3
+    WHERE group_id = ?1 AND state = 0 AND priority > 0 AND due_at <= ?3
     ORDER BY priority DESC, due_at, message_id LIMIT ?4";
 
 fn candidates(
