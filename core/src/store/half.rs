@@ -59,8 +59,11 @@ pub(crate) fn stamp_decided(conn: &Connection, id: i64, now: i64) -> Result<()> 
     Ok(())
 }
 
+/// What a half message's commit fans out: topic id, tag, ordering key, deliver_at, priority.
+type Committed = (i64, Option<String>, Option<String>, i64, i32);
+
 pub(crate) fn commit(conn: &Connection, id: i64, token: Option<i64>) -> Result<Decided> {
-    let row: Option<(i64, Option<String>, Option<String>, i64, i32)> = conn
+    let row: Option<Committed> = conn
         .prepare_cached(
             "UPDATE ferrymq_messages SET state = ?3, check_at = NULL, check_token = NULL
              WHERE id = ?1 AND state = 1 AND (?2 IS NULL OR check_token = ?2)
