@@ -69,6 +69,9 @@ export interface PublishOptions {
   delayMs?: number
   /** A Date or milliseconds since the epoch. */
   deliverAt?: Date | number
+  /** 0 (default) to 9: within a consumer group, higher is received first (strictly: a
+   *  steady stream of high priority holds lower ones back). One ordering key stays in order. */
+  priority?: number
 }
 
 export interface BatchMessage extends PublishOptions {
@@ -86,6 +89,12 @@ export interface SubscribeOptions {
   /** Most deliveries of the group in flight at once, across all processes (1 to
    *  1,000,000). Subscribing again without it lifts the limit. */
   maxInflight?: number
+  /** Most deliveries per second for the group, across all processes (more than 0, at most
+   *  1,000,000): a token bucket in the file. Subscribing again without it lifts the limit. */
+  rate?: number
+  /** How many the group may take at once after a quiet spell (1 to 1,000,000; only with
+   *  rate). Default: rate rounded up. */
+  burst?: number
 }
 
 export interface ReceiveOptions {
@@ -122,6 +131,8 @@ export declare class Delivery {
   readonly payload: Buffer
   readonly headers: Record<string, string>
   readonly orderingKey: string | null
+  /** 0 to 9. */
+  readonly priority: number
   /** 1 on the first delivery, 2 on the first retry, ... */
   readonly attempt: number
   /** The consumer group this delivery belongs to. */
@@ -238,6 +249,8 @@ export interface MessageInfo {
   publishedAt: Date
   deliverAt: Date
   state: MessageState
+  /** 0 to 9. */
+  priority: number
   /** Per consumer group. */
   deliveries: Record<string, DeliveryInfo>
   checks: CheckRecord[]

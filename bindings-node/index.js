@@ -67,7 +67,7 @@ function instantMs(t, what) {
   throw invalid(`${what} must be a Date or milliseconds since the epoch, not ${describe(t)}`)
 }
 
-const PUBLISH_OPTS = ['tag', 'key', 'headers', 'orderingKey', 'idempotencyKey', 'delayMs', 'deliverAt']
+const PUBLISH_OPTS = ['tag', 'key', 'headers', 'orderingKey', 'idempotencyKey', 'delayMs', 'deliverAt', 'priority']
 
 function publishOptions(opts) {
   if (opts === undefined) return undefined
@@ -150,6 +150,7 @@ function messageInfo(m) {
     publishedAt: date(m.publishedAtMs),
     deliverAt: date(m.deliverAtMs),
     state: m.state,
+    priority: m.priority,
     deliveries,
     checks: m.checks.map((c) => ({ at: date(c.atMs), resolution: c.resolution, error: c.error ?? null })),
   }
@@ -378,7 +379,7 @@ class Queue {
 
   /** Creates or updates the consumer group `group` on `topic` (idempotent). */
   subscribe(group, topic, opts) {
-    const { retry, ...o } = options(opts, ['tags', 'retry', 'leaseMs', 'maxInflight'], 'subscribe options')
+    const { retry, ...o } = options(opts, ['tags', 'retry', 'leaseMs', 'maxInflight', 'rate', 'burst'], 'subscribe options')
     if (retry !== undefined && !(retry instanceof RetryPolicy)) throw invalid('retry must be a RetryPolicy')
     call(() => this.#q.subscribe(group, topic, o, retry?.[NATIVE]))
   }

@@ -55,11 +55,30 @@ pub fn synchronous() -> String {
     std::env::var("FERRYMQ_BENCH_SYNC").unwrap_or_else(|_| "normal".into())
 }
 
+/// `FERRYMQ_BENCH_RATE=r`: the group is subscribed with rate `r` and as large a burst
+/// (1e6 never holds a drain back, so what is measured is the bucket's cost).
+fn rate() -> Option<f64> {
+    std::env::var("FERRYMQ_BENCH_RATE").ok()?.parse().ok()
+}
+
+/// `FERRYMQ_BENCH_PRIORITY=1`: message `i` is published with priority `i % 10` (what
+/// priority costs when used).
+fn priority(i: u64) -> i32 {
+    match std::env::var("FERRYMQ_BENCH_PRIORITY") {
+        Ok(v) if v == "1" => (i % 10) as i32,
+        _ => 0,
+    }
+}
+
 /// Opens (creating) the queue at `path` with the defaults and subscribes the group.
 pub fn open(path: &Path) -> BoxResult<Queue> {
     let sync: ferrymq::Synchronous = synchronous().parse()?;
     let q = Queue::open(path, Options::default().synchronous(sync))?;
-    q.subscribe(GROUP, TOPIC, SubscribeOptions::new())?;
+    let mut sub = SubscribeOptions::new();
+    if let Some(r) = rate() {
+        sub = sub.rate(r).burst(r.ceil() as u64);
+    }
+    q.subscribe(GROUP, TOPIC, sub)?;
     Ok(q)
 }
 
@@ -120,7 +139,7 @@ fn publish_range(q: &Queue, from: u64, count: u64) -> BoxResult<()> {
     let mut p = payload(from);
     for i in from..from + count {
         stamp(&mut p, i);
-        q.publish(TOPIC, &p, PublishOptions::new())?;
+        q.publish(TOPIC, &p, PublishOptions::new().priority(priority(i)))?;
     }
     Ok(())
 }
@@ -180,7 +199,12 @@ fn prefill(q: &Queue, count: u64) -> BoxResult<()> {
     let mut left = count;
     while left > 0 {
         let k = left.min(BATCH);
-        let messages: Vec<Message> = (0..k).map(|i| Message::new(TOPIC, payload(i))).collect();
+        let messages: Vec<Message> = (0..k)
+            .map(|i| {
+                let o = PublishOptions::new().priority(priority(i));
+                Message::new(TOPIC, payload(i)).with_options(o)
+            })
+            .collect();
         q.publish_batch(&messages)?;
         left -= k;
     }

@@ -33,6 +33,8 @@ pub struct PublishArgs {
     pub idempotency_key: Option<String>,
     pub delay_secs: Option<f64>,
     pub deliver_at: Option<SystemTime>,
+    /// 0 (default) to 9.
+    pub priority: Option<i32>,
 }
 
 impl PublishArgs {
@@ -45,6 +47,7 @@ impl PublishArgs {
             idempotency_key: self.idempotency_key,
             delay: opt_secs("delay", self.delay_secs)?,
             deliver_at: self.deliver_at,
+            priority: self.priority.unwrap_or(0),
         })
     }
 }

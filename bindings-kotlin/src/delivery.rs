@@ -26,6 +26,8 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     /// The ordering key of the message (not the consumer group).
     pub ordering_key: Option<String>,
+    /// 0 to 9.
+    pub priority: i32,
     pub attempt: u32,
     pub published_at: SystemTime,
     pub consumer_group: String,
@@ -42,6 +44,7 @@ pub fn received(q: &Queue, mut d: Delivery) -> Received {
         payload,
         headers,
         ordering_key: d.ordering_key.clone(),
+        priority: d.priority,
         attempt: d.attempt,
         published_at: d.published_at,
         consumer_group: d.consumer_group.clone(),

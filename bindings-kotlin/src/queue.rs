@@ -263,6 +263,7 @@ impl FfiQueue {
         self.q.now()
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn subscribe(
         &self,
         group: String,
@@ -271,6 +272,8 @@ impl FfiQueue {
         retry: Option<Arc<FfiRetryPolicy>>,
         lease_secs: Option<f64>,
         max_inflight: Option<i64>,
+        rate: Option<f64>,
+        burst: Option<i64>,
     ) -> FfiResult<()> {
         let mut o = SubscribeOptions::new();
         if let Some(t) = tags {
@@ -284,6 +287,12 @@ impl FfiQueue {
         }
         if let Some(n) = max_inflight {
             o = o.max_inflight(int("max_inflight", n)?);
+        }
+        if let Some(r) = rate {
+            o = o.rate(r);
+        }
+        if let Some(n) = burst {
+            o = o.burst(int("burst", n)?);
         }
         Ok(self.q.subscribe(&group, &topic, o)?)
     }

@@ -57,6 +57,7 @@ pub struct SqlPublishRow {
     pub deliver_at: Option<i64>,
     pub idempotency_window_ms: i64,
     pub published_at: Option<i64>,
+    pub priority: i64,
 }
 
 impl From<sql::PublishRow> for SqlPublishRow {
@@ -71,6 +72,7 @@ impl From<sql::PublishRow> for SqlPublishRow {
             deliver_at: r.deliver_at,
             idempotency_window_ms: r.idempotency_window_ms,
             published_at: r.published_at,
+            priority: r.priority,
         }
     }
 }

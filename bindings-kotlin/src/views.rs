@@ -151,6 +151,8 @@ pub struct MessageInfo {
     pub published_at: SystemTime,
     pub deliver_at: SystemTime,
     pub state: MessageState,
+    /// 0 to 9.
+    pub priority: i32,
     pub deliveries: HashMap<String, DeliveryInfo>,
     pub checks: Vec<CheckRecord>,
 }
@@ -168,6 +170,7 @@ impl From<ferrymq::MessageInfo> for MessageInfo {
             published_at: m.published_at,
             deliver_at: m.deliver_at,
             state: m.state.into(),
+            priority: m.priority,
             deliveries: m
                 .deliveries
                 .into_iter()

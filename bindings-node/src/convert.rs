@@ -35,6 +35,18 @@ pub fn count<T: TryFrom<i64>>(what: &str, v: f64) -> Result<T> {
     T::try_from(v as i64).map_err(|_| invalid(format!("{what} is out of range: {v}")))
 }
 
+/// A JS number as the core's priority, which checks the range (0 to 9); a fraction or
+/// a number past i32 is refused here with the same words.
+fn priority(v: f64) -> Result<i32> {
+    if v.fract() != 0.0 || !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&v) {
+        return Err(invalid(format!(
+            "priority must be an integer from 0 to {}, got {v}",
+            ferrymq::limits::MAX_PRIORITY
+        )));
+    }
+    Ok(v as i32)
+}
+
 pub fn opt_count<T: TryFrom<i64>>(what: &str, v: Option<f64>) -> Result<Option<T>> {
     v.map(|v| count(what, v)).transpose()
 }
@@ -72,6 +84,7 @@ pub struct PublishOpts {
     pub delay_ms: Option<f64>,
     /// Milliseconds since the epoch.
     pub deliver_at_ms: Option<f64>,
+    pub priority: Option<f64>,
 }
 
 #[napi(object)]
@@ -121,6 +134,9 @@ pub fn publish_options(o: Option<PublishOpts>) -> Result<PublishOptions> {
         .deliver_at_ms
         .map(|t| instant("deliverAt", t))
         .transpose()?;
+    if let Some(p) = o.priority {
+        out.priority = priority(p)?;
+    }
     Ok(out)
 }
 

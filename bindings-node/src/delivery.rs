@@ -63,6 +63,10 @@ impl Delivery {
         self.read(|d| d.ordering_key.clone())
     }
     #[napi(getter)]
+    pub fn priority(&self) -> i32 {
+        self.read(|d| d.priority)
+    }
+    #[napi(getter)]
     pub fn attempt(&self) -> u32 {
         self.read(|d| d.attempt)
     }

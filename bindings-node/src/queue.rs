@@ -36,6 +36,9 @@ pub struct SubscribeOpts {
     pub tags: Option<String>,
     pub lease_ms: Option<f64>,
     pub max_inflight: Option<f64>,
+    /// Deliveries per second.
+    pub rate: Option<f64>,
+    pub burst: Option<f64>,
 }
 
 #[napi(object)]
@@ -205,6 +208,12 @@ impl NativeQueue {
             }
             if let Some(n) = convert::opt_count("maxInflight", opts.max_inflight)? {
                 o = o.max_inflight(n);
+            }
+            if let Some(r) = opts.rate {
+                o = o.rate(r);
+            }
+            if let Some(n) = convert::opt_count("burst", opts.burst)? {
+                o = o.burst(n);
             }
         }
         if let Some(r) = retry {

@@ -65,6 +65,7 @@ pub fn publish_row(
         int(row.deliver_at),
         int(Some(row.idempotency_window_ms)),
         int(row.published_at),
+        int(Some(row.priority)),
     ])
 }
 

@@ -44,6 +44,7 @@ pub struct MessageInfo {
     pub published_at_ms: f64,
     pub deliver_at_ms: f64,
     pub state: String,
+    pub priority: i32,
     pub deliveries: HashMap<String, DeliveryInfo>,
     pub checks: Vec<CheckRecord>,
 }
@@ -110,6 +111,7 @@ pub fn message_info(m: ferrymq::MessageInfo) -> MessageInfo {
         published_at_ms: epoch_ms(m.published_at),
         deliver_at_ms: epoch_ms(m.deliver_at),
         state: m.state.as_str().to_owned(),
+        priority: m.priority,
         deliveries: m
             .deliveries
             .into_iter()

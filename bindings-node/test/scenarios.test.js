@@ -25,6 +25,7 @@ function publishOptions(s) {
   if (s.idempotency_key !== undefined) o.idempotencyKey = s.idempotency_key
   if (s.delay_ms !== undefined) o.delayMs = s.delay_ms
   if (s.deliver_at_offset_ms !== undefined) o.deliverAt = new Date(START_MS + s.deliver_at_offset_ms)
+  if (s.priority !== undefined) o.priority = s.priority
   return o
 }
 
@@ -55,6 +56,7 @@ function deliveryJson(d) {
     headers: d.headers,
     ordering_key: d.orderingKey,
     attempt: d.attempt,
+    priority: d.priority,
   }
 }
 
@@ -127,6 +129,8 @@ class Runner {
           tags: s.tags,
           leaseMs: s.lease_ms,
           maxInflight: s.max_inflight,
+          rate: s.rate,
+          burst: s.burst,
           retry: s.retry === undefined ? undefined : retry(s.retry),
         })
       case 'schedule': {

@@ -4,7 +4,7 @@
 use crate::errors::{OrPy, invalid};
 use ferrymq::Value;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -63,6 +63,25 @@ pub fn seconds(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
         )));
     };
     ferrymq::seconds(what, secs).py_err()
+}
+
+/// A number (int or float) the core checks the range of; anything else is an
+/// `InvalidArgumentError`.
+pub fn opt_number(what: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<f64>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    if obj.is_instance_of::<PyBool>()
+        || !(obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>())
+    {
+        return Err(invalid(format!(
+            "{what} must be a number, not {}",
+            obj.get_type().name()?
+        )));
+    }
+    obj.extract()
+        .map(Some)
+        .map_err(|_| invalid(format!("{what} is out of range")))
 }
 
 pub fn opt_seconds(what: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {

@@ -126,7 +126,7 @@ impl PyQueue {
         py.detach(|| self.q.close()).py_err()
     }
 
-    #[pyo3(signature = (group, topic, *, tags="*", retry=None, lease=None, max_inflight=None))]
+    #[pyo3(signature = (group, topic, *, tags="*", retry=None, lease=None, max_inflight=None, rate=None, burst=None))]
     #[allow(clippy::too_many_arguments)]
     fn subscribe(
         &self,
@@ -137,6 +137,8 @@ impl PyQueue {
         retry: Option<PyRef<'_, PyRetryPolicy>>,
         lease: Option<&Bound<'_, PyAny>>,
         max_inflight: Option<&Bound<'_, PyAny>>,
+        rate: Option<&Bound<'_, PyAny>>,
+        burst: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let mut o = SubscribeOptions::new().tags(tags);
         if let Some(r) = retry {
@@ -147,6 +149,12 @@ impl PyQueue {
         }
         if let Some(n) = convert::opt_int("max_inflight", max_inflight)? {
             o = o.max_inflight(n);
+        }
+        if let Some(r) = convert::opt_number("rate", rate)? {
+            o = o.rate(r);
+        }
+        if let Some(n) = convert::opt_int("burst", burst)? {
+            o = o.burst(n);
         }
         py.detach(|| self.q.subscribe(group, topic, o)).py_err()
     }
@@ -214,7 +222,7 @@ impl PyQueue {
             .collect()
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, priority=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
@@ -228,6 +236,7 @@ impl PyQueue {
         idempotency_key: Option<String>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
+        priority: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<i64> {
         let payload = convert::payload("payload", payload)?;
         let options = publish_options(
@@ -238,6 +247,7 @@ impl PyQueue {
             idempotency_key,
             delay,
             deliver_at,
+            priority,
         )?;
         py.detach(|| self.q.publish(topic, payload, options))
             .py_err()
@@ -360,7 +370,7 @@ impl PyQueue {
         py.detach(|| self.q.rollback_half(id)).py_err()
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, priority=None))]
     #[allow(clippy::too_many_arguments)]
     fn prepare(
         &self,
@@ -374,6 +384,7 @@ impl PyQueue {
         idempotency_key: Option<String>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
+        priority: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyHalfMessage> {
         let payload = convert::payload("payload", payload)?;
         let options = publish_options(
@@ -384,6 +395,7 @@ impl PyQueue {
             idempotency_key,
             delay,
             deliver_at,
+            priority,
         )?;
         let h = py
             .detach(|| self.q.prepare(topic, payload, options))

@@ -17,7 +17,7 @@ use pyo3::types::{PyBytes, PyTuple};
 /// `Queue.publish` (with `queue`'s max_payload, idempotency window and clock; without
 /// one, the defaults and SQLite's clock). The payload comes back as bytes.
 #[pyfunction]
-#[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, queue=None))]
+#[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, priority=None, queue=None))]
 #[allow(clippy::too_many_arguments)]
 fn publish_row<'py>(
     py: Python<'py>,
@@ -30,6 +30,7 @@ fn publish_row<'py>(
     idempotency_key: Option<String>,
     delay: Option<&Bound<'py, PyAny>>,
     deliver_at: Option<&Bound<'py, PyAny>>,
+    priority: Option<&Bound<'py, PyAny>>,
     queue: Option<PyRef<'py, PyQueue>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     // bytes are bound as they are (no copy of a payload that may be megabytes).
@@ -45,6 +46,7 @@ fn publish_row<'py>(
         idempotency_key,
         delay,
         deliver_at,
+        priority,
     )?;
     let q = queue.as_ref().map(|q| q.queue());
     let row = PublishRow::new(topic, payload.as_bytes().len(), &options, q).py_err()?;
@@ -60,6 +62,7 @@ fn publish_row<'py>(
         row.deliver_at,
         row.idempotency_window_ms,
         row.published_at,
+        row.priority,
     )
         .into_pyobject(py)
 }

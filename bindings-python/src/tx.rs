@@ -122,7 +122,7 @@ impl PyTransaction {
         PyList::new(py, tuples)
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, priority=None))]
     #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
@@ -136,6 +136,7 @@ impl PyTransaction {
         idempotency_key: Option<String>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
+        priority: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<i64> {
         let payload = convert::payload("payload", payload)?;
         let options = publish_options(
@@ -146,6 +147,7 @@ impl PyTransaction {
             idempotency_key,
             delay,
             deliver_at,
+            priority,
         )?;
         self.with(py, |tx| tx.publish(&topic, &payload, options))
     }

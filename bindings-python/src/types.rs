@@ -19,6 +19,7 @@ pub fn publish_options(
     idempotency_key: Option<String>,
     delay: Option<&Bound<'_, PyAny>>,
     deliver_at: Option<&Bound<'_, PyAny>>,
+    priority: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PublishOptions> {
     Ok(PublishOptions {
         tag,
@@ -31,6 +32,7 @@ pub fn publish_options(
             .filter(|d| !d.is_none())
             .map(|d| convert::aware_datetime("deliver_at", d))
             .transpose()?,
+        priority: convert::opt_int("priority", priority)?.unwrap_or(0),
     })
 }
 
@@ -42,7 +44,7 @@ pub struct PyMessage {
 #[pymethods]
 impl PyMessage {
     #[new]
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None))]
+    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, priority=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         topic: String,
@@ -54,6 +56,7 @@ impl PyMessage {
         idempotency_key: Option<String>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
+        priority: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let options = publish_options(
             tag,
@@ -63,6 +66,7 @@ impl PyMessage {
             idempotency_key,
             delay,
             deliver_at,
+            priority,
         )?;
         Ok(PyMessage {
             inner: ferrymq::Message::new(topic, convert::payload("payload", payload)?)
@@ -254,6 +258,11 @@ impl PyDelivery {
     #[getter]
     fn ordering_key(&self) -> Option<String> {
         self.read(|d| d.ordering_key.clone())
+    }
+    /// 0 to 9: higher is received first within a consumer group.
+    #[getter]
+    fn priority(&self) -> i32 {
+        self.read(|d| d.priority)
     }
     #[getter]
     fn attempt(&self) -> u32 {

@@ -108,6 +108,7 @@ pub struct PyMessageInfo {
     deliver_at: Py<PyAny>,
     /// "half", "committed" or "rolled_back".
     state: &'static str,
+    priority: i32,
     deliveries: BTreeMap<String, Py<PyDeliveryInfo>>,
     checks: Vec<Py<PyCheck>>,
 }
@@ -177,6 +178,7 @@ pub fn message_info(py: Python<'_>, m: ferrymq::MessageInfo) -> PyResult<PyMessa
         published_at: datetime(py, m.published_at)?.unbind(),
         deliver_at: datetime(py, m.deliver_at)?.unbind(),
         state: m.state.as_str(),
+        priority: m.priority,
         deliveries,
         checks,
     })

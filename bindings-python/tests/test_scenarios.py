@@ -42,7 +42,7 @@ def ms(v: Optional[float]) -> Optional[float]:
 
 
 def publish_kwargs(s: Step) -> dict[str, Any]:
-    kw: dict[str, Any] = {k: s[k] for k in ("tag", "key", "headers", "ordering_key", "idempotency_key") if k in s}
+    kw: dict[str, Any] = {k: s[k] for k in ("tag", "key", "headers", "ordering_key", "idempotency_key", "priority") if k in s}
     if "delay_ms" in s:
         kw["delay"] = s["delay_ms"] / 1000
     if "deliver_at_offset_ms" in s:
@@ -75,6 +75,7 @@ def delivery_json(d: ferrymq.Delivery) -> dict[str, Any]:
         "headers": d.headers,
         "ordering_key": d.ordering_key,
         "attempt": d.attempt,
+        "priority": d.priority,
     }
 
 
@@ -137,6 +138,8 @@ class Runner:
                 lease=ms(s.get("lease_ms")),
                 retry=retry(s["retry"]) if "retry" in s else None,
                 max_inflight=s.get("max_inflight"),
+                rate=s.get("rate"),
+                burst=s.get("burst"),
             )
         elif op == "schedule":
             kw: dict[str, Any] = {k: s[k] for k in ("cron", "tz", "repeat", "tag", "key", "headers", "missed") if k in s}

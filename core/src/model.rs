@@ -22,6 +22,8 @@ pub struct Delivery {
     /// Identifies this attempt; ack, nack and extend must present it.
     pub lease_token: i64,
     pub lease_until: SystemTime,
+    /// The message's priority, 0 to 9.
+    pub priority: i32,
     pub(crate) group_id: i64,
 }
 
@@ -42,6 +44,7 @@ impl Delivery {
             consumer_group: self.consumer_group.clone(),
             lease_token: self.lease_token,
             lease_until: self.lease_until,
+            priority: self.priority,
             group_id: self.group_id,
         }
     }
@@ -182,6 +185,8 @@ pub struct MessageInfo {
     pub published_at: SystemTime,
     pub deliver_at: SystemTime,
     pub state: MessageState,
+    /// 0 to 9 (`PublishOptions::priority`).
+    pub priority: i32,
     /// Per consumer group; empty for half messages and messages no group matched.
     pub deliveries: BTreeMap<String, DeliveryInfo>,
     /// Check-backs of a half message, oldest first.

@@ -192,6 +192,15 @@ pub struct SubscribeOptions {
     /// (`None`: no limit); 1 to `limits::MAX_FLOW_LIMIT`. A receive that would pass it
     /// gets fewer deliveries, or none until one is settled or its lease runs out.
     pub max_inflight: Option<u64>,
+    /// At most this many deliveries per second for the group, over every process
+    /// (`None`: no limit); more than 0, at most `limits::MAX_RATE`. A token bucket in the
+    /// file, refilled by the queue's clock and taken from inside the claim's write
+    /// transaction: a receive with no token left gets fewer deliveries or none, and a
+    /// waiting receive wakes when the next token is due.
+    pub rate: Option<f64>,
+    /// How many deliveries the group may take at once after a quiet spell (the bucket's
+    /// size); 1 to `limits::MAX_FLOW_LIMIT`, only with `rate`. `None`: `rate` rounded up.
+    pub burst: Option<u64>,
 }
 
 impl Default for SubscribeOptions {
@@ -201,6 +210,8 @@ impl Default for SubscribeOptions {
             retry: RetryPolicy::default(),
             lease: Duration::from_secs(30),
             max_inflight: None,
+            rate: None,
+            burst: None,
         }
     }
 }
@@ -225,6 +236,29 @@ impl SubscribeOptions {
         self.max_inflight = Some(n);
         self
     }
+    /// Deliveries per second (see the field).
+    pub fn rate(mut self, per_second: f64) -> Self {
+        self.rate = Some(per_second);
+        self
+    }
+    pub fn burst(mut self, n: u64) -> Self {
+        self.burst = Some(n);
+        self
+    }
+
+    /// The bucket's size: `burst`, or `rate` rounded up (at least 1).
+    pub(crate) fn rate_limit(&self) -> Result<Option<(f64, u64)>> {
+        let Some(rate) = self.rate else {
+            if self.burst.is_some() {
+                return Err(Error::invalid("burst needs rate (deliveries per second)"));
+            }
+            return Ok(None);
+        };
+        validate::rate(rate)?;
+        let burst = self.burst.unwrap_or((rate.ceil() as u64).max(1));
+        validate::flow_limit("burst", burst)?;
+        Ok(Some((rate, burst)))
+    }
 }
 
 /// The optional parts of a message.
@@ -239,6 +273,10 @@ pub struct PublishOptions {
     pub idempotency_key: Option<String>,
     pub delay: Option<Duration>,
     pub deliver_at: Option<SystemTime>,
+    /// 0 (the default) to 9: within a consumer group, ready messages of a higher priority
+    /// are received first (strictly: a steady stream of high priority holds back lower
+    /// ones). Messages of one ordering key stay in order whatever their priorities.
+    pub priority: i32,
 }
 
 impl PublishOptions {
@@ -271,6 +309,10 @@ impl PublishOptions {
     }
     pub fn deliver_at(mut self, t: SystemTime) -> Self {
         self.deliver_at = Some(t);
+        self
+    }
+    pub fn priority(mut self, p: i32) -> Self {
+        self.priority = p;
         self
     }
 }

@@ -51,6 +51,7 @@ pub(crate) fn validate_with(
         validate::text("idempotency_key", k, validate::MAX_KEY_LEN)?;
     }
     validate::headers(&o.headers)?;
+    validate::priority(o.priority)?;
     if let Some(d) = o.delay {
         validate::bounded_duration("delay", d)?;
     }
@@ -217,6 +218,7 @@ fn write_one(
             published_at: now,
             deliver_at,
             check_at,
+            priority: o.priority,
         },
     )?;
     if visibility == Visibility::Committed && fan_out == FanOut::Now {
@@ -227,7 +229,7 @@ fn write_one(
             topic_id,
             o.tag.as_deref(),
             o.ordering_key.as_deref(),
-            deliver_at,
+            (deliver_at, o.priority),
         )?;
     }
     if let Some(k) = &o.idempotency_key {

@@ -74,6 +74,7 @@ impl Queue {
         if let Some(n) = options.max_inflight {
             validate::flow_limit("max_inflight", n)?;
         }
+        let rate = options.rate_limit()?;
         let inner = &self.inner;
         inner.write(false, |c| {
             let topic_id = inner.topic_id(c, topic)?;
@@ -86,6 +87,8 @@ impl Queue {
                 lease_ms: duration_to_ms(options.lease),
                 // flow_limit keeps it within i64.
                 max_inflight: options.max_inflight.map(|n| n as i64),
+                // flow_limit keeps the burst within i64 too.
+                rate: rate.map(|(r, b)| (r, b as i64)),
             };
             store::groups::subscribe(c, &sub, inner.now())
         })

@@ -24,10 +24,10 @@ use rusqlite::params;
 
 /// Publishes one message: bind `topic`, `payload`, then the fields of a [`PublishRow`]
 /// in order (`tag`, `key`, `headers`, `ordering_key`, `idempotency_key`, `delay_ms`,
-/// `deliver_at`, `idempotency_window_ms`, `published_at`).
+/// `deliver_at`, `idempotency_window_ms`, `published_at`, `priority`).
 pub const PUBLISH: &str = "INSERT INTO ferrymq_publish (topic, payload, tag, key, headers, \
-     ordering_key, idempotency_key, delay_ms, deliver_at, idempotency_window_ms, published_at) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+     ordering_key, idempotency_key, delay_ms, deliver_at, idempotency_window_ms, published_at, \
+     priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// The id of the message [`PUBLISH`] just wrote (or, for a repeated idempotency key, of
 /// the first one), read in the same transaction: bind `topic`, `idempotency_key`.
@@ -72,6 +72,8 @@ pub struct PublishRow {
     pub idempotency_window_ms: i64,
     /// The queue's clock when a queue was given; `None`: SQLite's clock.
     pub published_at: Option<i64>,
+    /// 0 to 9 (schema version 7).
+    pub priority: i64,
 }
 
 impl PublishRow {
@@ -102,6 +104,7 @@ impl PublishRow {
             deliver_at: options.deliver_at.and_then(system_time_to_ms),
             idempotency_window_ms: duration_to_ms(opts.idempotency_window),
             published_at: queue.map(|q| q.inner.now()),
+            priority: i64::from(options.priority),
         })
     }
 }
@@ -210,7 +213,8 @@ pub fn publish_in(
             row.delay_ms,
             row.deliver_at,
             row.idempotency_window_ms,
-            row.published_at
+            row.published_at,
+            row.priority
         ])?;
         conn.prepare_cached(PUBLISHED_ID)?
             .query_row(params![topic, row.idempotency_key], |r| r.get(0))

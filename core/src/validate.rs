@@ -29,6 +29,10 @@ pub const MAX_PAYLOAD: usize = SQLITE_MAX_LENGTH - 1_000_000;
 /// group's inflight rows and a publish its waiting ones (up to the limit) through an index
 /// range, so a limit stays a count SQLite does in well under a second.
 pub const MAX_FLOW_LIMIT: u64 = 1_000_000;
+/// Highest `SubscribeOptions::rate` (deliveries per second) accepted.
+pub const MAX_RATE: f64 = 1_000_000.0;
+/// Highest message priority; 0 is the lowest and the default.
+pub const MAX_PRIORITY: i32 = 9;
 /// Smallest `max_size` accepted: the schema alone takes about 20 pages of 4 KiB.
 pub const MIN_MAX_SIZE: u64 = 128 * 1024;
 
@@ -125,6 +129,25 @@ pub fn flow_limit(what: &str, n: u64) -> Result<()> {
     if n == 0 || n > MAX_FLOW_LIMIT {
         return Err(Error::invalid(format!(
             "{what} must be between 1 and {MAX_FLOW_LIMIT}, got {n}"
+        )));
+    }
+    Ok(())
+}
+
+/// `SubscribeOptions::rate`: a finite number above 0, at most `MAX_RATE`.
+pub fn rate(r: f64) -> Result<()> {
+    if !(r.is_finite() && r > 0.0 && r <= MAX_RATE) {
+        return Err(Error::invalid(format!(
+            "rate must be more than 0 and at most {MAX_RATE} deliveries per second, got {r}"
+        )));
+    }
+    Ok(())
+}
+
+pub fn priority(p: i32) -> Result<()> {
+    if !(0..=MAX_PRIORITY).contains(&p) {
+        return Err(Error::invalid(format!(
+            "priority must be an integer from 0 to {MAX_PRIORITY}, got {p}"
         )));
     }
     Ok(())

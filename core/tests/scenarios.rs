@@ -189,6 +189,10 @@ impl Runner {
             let at = START_MS as u64 + v.as_u64().unwrap();
             o = o.deliver_at(UNIX_EPOCH + Duration::from_millis(at));
         }
+        if let Some(v) = step.get("priority") {
+            let p = v.as_i64().unwrap();
+            o = o.priority(i32::try_from(p).unwrap_or(i32::MAX));
+        }
         Ok(o)
     }
 
@@ -248,6 +252,7 @@ impl Runner {
             "headers": d.headers,
             "ordering_key": opt_str(&d.ordering_key),
             "attempt": d.attempt,
+            "priority": d.priority,
         })
     }
 
@@ -268,6 +273,12 @@ impl Runner {
                 }
                 if let Some(v) = s.get("max_inflight") {
                     o = o.max_inflight(v.as_u64().unwrap());
+                }
+                if let Some(v) = s.get("rate") {
+                    o = o.rate(v.as_f64().unwrap());
+                }
+                if let Some(v) = s.get("burst") {
+                    o = o.burst(v.as_u64().unwrap());
                 }
                 self.q.subscribe(text(&s["group"]), text(&s["topic"]), o)?;
                 Ok(None)

@@ -25,7 +25,7 @@ fn subscribe_all(t: &TestQueue) {
 fn messages() -> Vec<(&'static str, String, PublishOptions)> {
     let mut out = Vec::new();
     for i in 0..1100u32 {
-        let mut o = PublishOptions::new();
+        let mut o = PublishOptions::new().priority((i % 13 % 10) as i32);
         match i % 7 {
             0 => o = o.tag("paid").key(format!("order-{i}")),
             1 => {
@@ -69,7 +69,8 @@ fn queue_rows(conn: &Connection) -> Vec<Vec<String>> {
         "SELECT * FROM ferrymq_topics ORDER BY id",
         "SELECT * FROM ferrymq_counted",
         "SELECT id, topic_id, state, tag, key, ordering_group, payload, published_at, deliver_at,
-                check_at, decided_at, json_extract(headers, '$') FROM ferrymq_messages ORDER BY id",
+                check_at, decided_at, json_extract(headers, '$'), priority
+         FROM ferrymq_messages ORDER BY id",
         "SELECT * FROM ferrymq_deliveries ORDER BY message_id, group_id",
         "SELECT * FROM ferrymq_idempotency ORDER BY topic_id, idem_key",
     ]

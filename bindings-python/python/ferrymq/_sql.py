@@ -75,6 +75,7 @@ def publish_in(
     idempotency_key: Optional[str] = None,
     delay: Optional[_Seconds] = None,
     deliver_at: Optional[datetime.datetime] = None,
+    priority: Optional[int] = None,
     queue: Optional[Queue] = None,
 ) -> int:
     """Publishes on `conn` (sqlite3.Connection, SQLAlchemy Connection or Session, or a
@@ -93,6 +94,7 @@ def publish_in(
         idempotency_key=idempotency_key,
         delay=delay,
         deliver_at=deliver_at,
+        priority=priority,
         queue=queue,
     )
     db = _dbapi(conn)

@@ -7,8 +7,18 @@
 //! group with `max_inflight` gets pending deliveries only while fewer than that many are
 //! inflight (counted in the write transaction, so exactly, over every process). Taking
 //! over an expired lease keeps the count where it was, so it is never held back.
+//!
+//! A rate limit (migration 0006) is a token bucket in the group's row: a claim hands out
+//! at most as many deliveries (pending or expired) as there are whole tokens, and takes
+//! them in the same transaction; with none left, the next due time is when one is.
+//!
+//! Priority (migration 0006): pending deliveries of priority > 0 come from their own
+//! partial index, highest first, before those of priority 0, which come from the due
+//! index as before: a group that never sees a priority pays one empty index lookup.
+//! Blocked deliveries (an ordering key's later messages) are not candidates at all, so
+//! priority never reorders one ordering key.
 
-use super::groups::GroupRow;
+use super::groups::{self, GroupRow};
 use super::settle;
 use super::{INFLIGHT, PENDING, decode_headers};
 use crate::clock::ms_to_system_time;
@@ -27,22 +37,49 @@ struct Candidate {
     claimed_at: Option<i64>,
     due_at: i64,
     ordering_group: Option<String>,
+    priority: i32,
 }
 
+impl Candidate {
+    /// Claim order: higher priority first, then due time, then publish order.
+    fn rank(&self) -> (std::cmp::Reverse<i32>, i64, i64) {
+        (
+            std::cmp::Reverse(self.priority),
+            self.due_at,
+            self.message_id,
+        )
+    }
+}
+
+/// Due deliveries in a state, by due time: expired leases, and pending ones of priority
+/// 0 (those of a higher priority, taken first by `PRIORITIZED`, are skipped here).
 const CANDIDATES: &str = "
-    SELECT message_id, state, attempt, claimed_at, due_at, ordering_group
+    SELECT message_id, state, attempt, claimed_at, due_at, ordering_group, priority
     FROM ferrymq_deliveries
-    WHERE group_id = ?1 AND state = ?2 AND due_at <= ?3
+    WHERE group_id = ?1 AND state = ?2 AND due_at <= ?3 AND (?2 <> 0 OR priority = 0)
     ORDER BY due_at, message_id LIMIT ?4";
+
+/// Due pending deliveries of priority > 0, highest first (the partial index
+/// `ferrymq_deliveries_priority`, which the literal `state = 0` and `priority > 0` select;
+/// `?2`, the state `candidates` binds, goes unused).
+const PRIORITIZED: &str = "
+    SELECT message_id, state, attempt, claimed_at, due_at, ordering_group, priority
+    FROM ferrymq_deliveries
+    WHERE group_id = ?1 AND state = 0 AND priority > 0 AND due_at <= ?3
+    ORDER BY priority DESC, due_at, message_id LIMIT ?4";
 
 fn candidates(
     conn: &Connection,
+    sql: &str,
     group_id: i64,
     state: i64,
     now: i64,
     limit: usize,
 ) -> Result<Vec<Candidate>> {
-    let mut stmt = conn.prepare_cached(CANDIDATES)?;
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt
         .query_map(params![group_id, state, now, limit as i64], |r| {
             Ok(Candidate {
@@ -52,10 +89,21 @@ fn candidates(
                 claimed_at: r.get(3)?,
                 due_at: r.get(4)?,
                 ordering_group: r.get(5)?,
+                priority: r.get(6)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+/// Up to `limit` due pending deliveries in claim order: every prioritized one first; those
+/// of priority 0 only when the prioritized ones do not fill the claim, so a backlog of
+/// high priority never makes a claim walk the priority-0 index past it.
+fn pending(conn: &Connection, group_id: i64, now: i64, limit: usize) -> Result<Vec<Candidate>> {
+    let mut found = candidates(conn, PRIORITIZED, group_id, PENDING, now, limit)?;
+    let rest = limit - found.len();
+    found.extend(candidates(conn, CANDIDATES, group_id, PENDING, now, rest)?);
+    Ok(found)
 }
 
 /// The message columns a delivery carries.
@@ -89,7 +137,7 @@ fn body(conn: &Connection, message_id: i64) -> Result<Body> {
 /// statement): paused, nothing; at `max_inflight`, only expired leases. The inflight
 /// count runs only for a group that has a limit.
 pub(crate) fn has_claimable(conn: &Connection, group_id: i64, now: i64) -> Result<bool> {
-    Ok(conn
+    let row = conn
         .prepare_cached(
             "SELECT g.paused = 0 AND (
                  (EXISTS (SELECT 1 FROM ferrymq_deliveries
@@ -98,26 +146,34 @@ pub(crate) fn has_claimable(conn: &Connection, group_id: i64, now: i64) -> Resul
                        OR (SELECT count(*) FROM ferrymq_deliveries
                            WHERE group_id = ?1 AND state = 1) < g.max_inflight))
                  OR EXISTS (SELECT 1 FROM ferrymq_deliveries
-                            WHERE group_id = ?1 AND state = 1 AND due_at <= ?2))
+                            WHERE group_id = ?1 AND state = 1 AND due_at <= ?2)),
+                    g.rate, g.burst, g.tokens, g.tokens_at
              FROM ferrymq_groups g WHERE g.id = ?1",
         )?
-        .query_row(params![group_id, now], |r| r.get(0))
-        .optional()?
-        .unwrap_or(false))
+        .query_row(params![group_id, now], |r| {
+            Ok((r.get::<_, bool>(0)?, groups::bucket(r, 1)?))
+        })
+        .optional()?;
+    Ok(match row {
+        Some((found, bucket)) => found && bucket.is_none_or(|b| b.whole(now) > 0),
+        None => false,
+    })
 }
 
 /// The earliest time something of the group becomes claimable, if anything is waiting:
 /// nothing while it is paused, and only the first lease end while it is at
-/// `max_inflight` (a settle frees a slot with a commit, which a waiting receive sees).
+/// `max_inflight` (a settle frees a slot with a commit, which a waiting receive sees);
+/// under a rate limit, not before the bucket holds a token again.
 pub(crate) fn next_due(conn: &Connection, group_id: i64) -> Result<Option<i64>> {
-    Ok(conn
+    let row = conn
         .prepare_cached(
             "SELECT CASE WHEN g.paused <> 0 THEN NULL
                          WHEN g.max_inflight IS NOT NULL
                               AND (SELECT count(*) FROM ferrymq_deliveries
                                    WHERE group_id = ?1 AND state = 1) >= g.max_inflight
                          THEN x.i
-                         ELSE min(coalesce(x.p, x.i), coalesce(x.i, x.p)) END
+                         ELSE min(coalesce(x.p, x.i), coalesce(x.i, x.p)) END,
+                    g.rate, g.burst, g.tokens, g.tokens_at
              FROM ferrymq_groups g, (
                  SELECT (SELECT min(due_at) FROM ferrymq_deliveries
                          WHERE group_id = ?1 AND state = 0) AS p,
@@ -125,9 +181,15 @@ pub(crate) fn next_due(conn: &Connection, group_id: i64) -> Result<Option<i64>> 
                          WHERE group_id = ?1 AND state = 1) AS i) x
              WHERE g.id = ?1",
         )?
-        .query_row([group_id], |r| r.get::<_, Option<i64>>(0))
-        .optional()?
-        .flatten())
+        .query_row([group_id], |r| {
+            Ok((r.get::<_, Option<i64>>(0)?, groups::bucket(r, 1)?))
+        })
+        .optional()?;
+    Ok(match row {
+        Some((Some(due), Some(bucket))) => Some(due.max(bucket.next_token_at())),
+        Some((due, _)) => due,
+        None => None,
+    })
 }
 
 /// How many more deliveries the group may have inflight (`usize::MAX`: no limit).
@@ -170,11 +232,17 @@ pub(crate) fn claim(
     // Pending deliveries this claim may still make inflight; an expired lease taken over
     // stays inflight (no change), and one that goes dead frees a slot.
     let mut room = inflight_room(conn, group)?;
+    // Under a rate limit, one token per delivery handed out (pending or expired alike).
+    let tokens = group.rate.map_or(usize::MAX, |b| b.whole(now));
+    let max = max.min(tokens);
     loop {
         let want = max - out.len();
-        let mut found = candidates(conn, group.id, PENDING, now, want.min(room))?;
-        found.extend(candidates(conn, group.id, INFLIGHT, now, want)?);
-        found.sort_by_key(|c| (c.due_at, c.message_id));
+        if want == 0 {
+            break;
+        }
+        let mut found = pending(conn, group.id, now, want.min(room))?;
+        found.extend(candidates(conn, CANDIDATES, group.id, INFLIGHT, now, want)?);
+        found.sort_by_key(Candidate::rank);
         found.truncate(want);
         let exhausted = found.len() < want;
         if found.is_empty() {
@@ -244,12 +312,18 @@ pub(crate) fn claim(
                 consumer_group: group.name.clone(),
                 lease_token: token,
                 lease_until: ms_to_system_time(lease_until),
+                priority: c.priority,
                 group_id: group.id,
             });
         }
         if exhausted || out.len() >= max {
             break;
         }
+    }
+    if let Some(bucket) = &group.rate
+        && !out.is_empty()
+    {
+        groups::take_tokens(conn, group.id, bucket, out.len(), now)?;
     }
     Ok(out)
 }
@@ -312,5 +386,40 @@ mod tests {
             5,
             "payloads read for 5 claimed"
         );
+    }
+
+    #[test]
+    fn under_a_rate_limit_the_next_due_time_is_when_the_bucket_holds_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let clock = ManualClock::new(1_700_000_000_000);
+        let opts = Options::default().with_manual_clock(clock.clone());
+        let q = Queue::open(&path, opts.clone()).unwrap();
+        q.subscribe("g", "t", SubscribeOptions::new().rate(4.0).burst(1))
+            .unwrap();
+        for i in 0..3 {
+            q.publish("t", format!("{i}"), Default::default()).unwrap();
+        }
+        assert_eq!(
+            q.receive("g", ReceiveOptions::new().max(10)).unwrap().len(),
+            1
+        );
+        let c = schema::connect(&path, &opts).unwrap();
+        let id = groups::by_name(&c.conn, "g").unwrap().id;
+        let now = 1_700_000_000_000;
+        // Messages are due now, but the next token is due in 250 ms.
+        assert!(!has_claimable(&c.conn, id, now).unwrap());
+        assert_eq!(next_due(&c.conn, id).unwrap(), Some(now + 250));
+        assert!(has_claimable(&c.conn, id, now + 250).unwrap());
+        // A token is due, but nothing is waiting: no due time at all.
+        for _ in 0..2 {
+            clock.advance(Duration::from_millis(500));
+            // The bucket holds one token at most (burst 1), however long it waited.
+            assert_eq!(
+                q.receive("g", ReceiveOptions::new().max(10)).unwrap().len(),
+                1
+            );
+        }
+        assert_eq!(next_due(&c.conn, id).unwrap(), Some(now + 30_000));
     }
 }

@@ -59,19 +59,22 @@ pub(crate) fn stamp_decided(conn: &Connection, id: i64, now: i64) -> Result<()> 
     Ok(())
 }
 
+/// What a half message's commit fans out: topic id, tag, ordering key, deliver_at, priority.
+type Committed = (i64, Option<String>, Option<String>, i64, i32);
+
 pub(crate) fn commit(conn: &Connection, id: i64, token: Option<i64>) -> Result<Decided> {
-    let row: Option<(i64, Option<String>, Option<String>, i64)> = conn
+    let row: Option<Committed> = conn
         .prepare_cached(
             "UPDATE ferrymq_messages SET state = ?3, check_at = NULL, check_token = NULL
              WHERE id = ?1 AND state = 1 AND (?2 IS NULL OR check_token = ?2)
-             RETURNING topic_id, tag, ordering_group, deliver_at",
+             RETURNING topic_id, tag, ordering_group, deliver_at, priority",
         )?
         .query_row(params![id, token, COMMITTED], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
     match row {
-        Some((topic_id, tag, group, deliver_at)) => {
+        Some((topic_id, tag, group, deliver_at, priority)) => {
             count_change(conn, topic_id, id, 1)?;
             fan_out(
                 conn,
@@ -80,7 +83,7 @@ pub(crate) fn commit(conn: &Connection, id: i64, token: Option<i64>) -> Result<D
                 topic_id,
                 tag.as_deref(),
                 group.as_deref(),
-                deliver_at,
+                (deliver_at, priority),
             )?;
             Ok(Decided::Now)
         }

@@ -205,7 +205,7 @@ pub(crate) fn message(conn: &Connection, id: i64, now: i64) -> Result<MessageInf
     let row = conn
         .prepare_cached(
             "SELECT t.name, m.tag, m.key, m.payload, m.headers, m.ordering_group,
-                    m.published_at, m.deliver_at, m.state
+                    m.published_at, m.deliver_at, m.state, m.priority
              FROM ferrymq_messages m JOIN ferrymq_topics t ON t.id = m.topic_id
              WHERE m.id = ?1",
         )?
@@ -219,11 +219,21 @@ pub(crate) fn message(conn: &Connection, id: i64, now: i64) -> Result<MessageInf
                 r.get::<_, Option<String>>(5)?,
                 r.get::<_, i64>(6)?,
                 r.get::<_, i64>(7)?,
-                r.get::<_, i64>(8)?,
+                (r.get::<_, i64>(8)?, r.get::<_, i32>(9)?),
             ))
         })
         .optional()?;
-    let Some((topic, tag, key, payload, headers, group, published_at, deliver_at, state)) = row
+    let Some((
+        topic,
+        tag,
+        key,
+        payload,
+        headers,
+        group,
+        published_at,
+        deliver_at,
+        (state, priority),
+    )) = row
     else {
         return Err(Error::NotFound(format!("message {id} does not exist")));
     };
@@ -270,6 +280,7 @@ pub(crate) fn message(conn: &Connection, id: i64, now: i64) -> Result<MessageInf
         published_at: ms_to_system_time(published_at),
         deliver_at: ms_to_system_time(deliver_at),
         state: message_state(state),
+        priority,
         deliveries,
         checks: checks(conn, id)?,
     })

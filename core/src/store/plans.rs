@@ -58,6 +58,8 @@ fn exercise_every_call(dir: &std::path::Path) {
     .unwrap();
     q.subscribe("all", "t", SubscribeOptions::new().max_inflight(1_000))
         .unwrap();
+    q.subscribe("slow", "t", SubscribeOptions::new().rate(5.0).burst(2))
+        .unwrap();
     for i in 0..50 {
         let o = PublishOptions::new()
             .tag("a")
@@ -74,6 +76,14 @@ fn exercise_every_call(dir: &std::path::Path) {
     )
     .unwrap();
     q.publish_batch(&[Message::new("t", "b").tag("b")]).unwrap();
+    let urgent = PublishOptions::new().priority(7);
+    q.publish("t", "p", urgent.clone()).unwrap();
+    q.publish_batch(&[Message::new("t", "pb").with_options(urgent.clone())])
+        .unwrap();
+    q.publish("t", "po", urgent.ordering_key("og1")).unwrap();
+    q.receive("slow", ReceiveOptions::new().max(10)).unwrap();
+    q.receive("slow", ReceiveOptions::new().wait(Duration::from_millis(5)))
+        .unwrap();
     // Past the 1,024th id: the fold of the topic counts runs.
     let filler: Vec<Message> = (0..1024).map(|_| Message::new("t", "f").tag("c")).collect();
     q.publish_batch(&filler).unwrap();

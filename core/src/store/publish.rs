@@ -19,6 +19,8 @@ pub(crate) struct NewMessage<'a> {
     pub deliver_at: i64,
     /// Half messages only: when the checker is first asked.
     pub check_at: Option<i64>,
+    /// 0 to 9; copied into each delivery.
+    pub priority: i32,
 }
 
 pub(crate) fn find_topic(conn: &Connection, name: &str) -> Result<Option<i64>> {
@@ -124,8 +126,8 @@ pub(crate) fn remember_idempotent(
 pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO ferrymq_messages (topic_id, state, tag, key, headers, ordering_group,
-             payload, published_at, deliver_at, check_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             payload, published_at, deliver_at, check_at, priority)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         m.topic_id,
@@ -137,7 +139,8 @@ pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<i6
         m.payload,
         m.published_at,
         m.deliver_at,
-        m.check_at
+        m.check_at,
+        m.priority
     ])?;
     let id = conn.last_insert_rowid();
     fold_counts_if_due(conn, id)?;
@@ -155,19 +158,27 @@ pub(crate) fn fan_out(
     topic_id: i64,
     tag: Option<&str>,
     ordering_group: Option<&str>,
-    due_at: i64,
+    (due_at, priority): (i64, i32),
 ) -> Result<usize> {
     let groups = matches.groups(conn, topic_id, tag)?;
     let mut insert = conn.prepare_cached(
-        "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at, ordering_group)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at, ordering_group,
+             priority)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for &group_id in groups {
         let state = match ordering_group {
             Some(og) if has_unfinished(conn, group_id, og)? => BLOCKED,
             _ => PENDING,
         };
-        insert.execute(params![message_id, group_id, state, due_at, ordering_group])?;
+        insert.execute(params![
+            message_id,
+            group_id,
+            state,
+            due_at,
+            ordering_group,
+            priority
+        ])?;
     }
     Ok(groups.len())
 }
@@ -176,8 +187,8 @@ pub(crate) fn fan_out(
 /// statement: what `fan_out` does one message at a time.
 pub(crate) fn fan_out_range(conn: &Connection, lo: i64, hi: i64) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at)
-         SELECT m.id, s.group_id, ?3, m.deliver_at
+        "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at, priority)
+         SELECT m.id, s.group_id, ?3, m.deliver_at, m.priority
          FROM ferrymq_messages m JOIN ferrymq_subscriptions s
            ON s.topic_id = m.topic_id AND s.tag IN ('*', m.tag)
          WHERE m.id BETWEEN ?1 AND ?2 AND m.ordering_group IS NULL AND m.state = 0",

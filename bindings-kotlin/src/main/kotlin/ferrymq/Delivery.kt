@@ -33,6 +33,9 @@ class Delivery internal constructor(private val r: Received) {
     /** The ordering key of the message: deliveries with one key reach a group in order. */
     val orderingKey: String? get() = r.orderingKey
 
+    /** 0 to 9: higher is received first within the consumer group. */
+    val priority: Int get() = r.priority
+
     /** 1 for the first delivery, 2 for the first retry, ... */
     val attempt: Int get() = r.attempt.toInt()
     val publishedAt: Instant get() = r.publishedAt

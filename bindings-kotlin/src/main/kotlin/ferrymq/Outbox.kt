@@ -62,8 +62,9 @@ object Outbox {
         delay: Duration? = null,
         deliverAt: Instant? = null,
         queue: Queue? = null,
+        priority: Int? = null,
     ): Long {
-        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
+        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
         val row = native { sqlPublishRow(topic, payload.size.toLong(), args, queue?.ffi) }
         return jdbc(null) {
             requireTransaction(connection)
@@ -80,6 +81,7 @@ object Outbox {
                 st.setInteger(9, row.deliverAt)
                 st.setLong(10, row.idempotencyWindowMs)
                 st.setInteger(11, row.publishedAt)
+                st.setLong(12, row.priority)
                 st.executeUpdate()
             }
             connection.prepareStatement(publishedIdSql).use { st ->
@@ -106,9 +108,10 @@ object Outbox {
         delay: Duration? = null,
         deliverAt: Instant? = null,
         queue: Queue? = null,
+        priority: Int? = null,
     ): Long = publishIn(
         connection, topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay,
-        deliverAt, queue,
+        deliverAt, queue, priority,
     )
 
     /**

@@ -116,7 +116,11 @@ class Queue private constructor(
      * Creates consumer group [group] on [topic], or updates its settings. [maxInflight]
      * (1 to 1,000,000) caps the group's deliveries in flight across every process:
      * receives hand out fewer, or none, until one is settled or its lease runs out.
-     * Subscribing again without it lifts the cap.
+     * Subscribing again without it lifts the cap. [rate] (deliveries per second, more than
+     * 0, at most 1,000,000) limits the group across every process with a token bucket of
+     * [burst] tokens (1 to 1,000,000; default: rate rounded up): a receive with no token
+     * gets fewer or none, and a waiting one wakes when the next token is due. Subscribing
+     * again without it lifts the limit.
      */
     suspend fun subscribe(
         group: String,
@@ -125,7 +129,11 @@ class Queue private constructor(
         retry: RetryPolicy? = null,
         lease: Duration? = null,
         maxInflight: Int? = null,
-    ): Unit = io { ffi.subscribe(group, topic, tags, retry?.ffi, lease.secsOrNull(), maxInflight?.toLong()) }
+        rate: Double? = null,
+        burst: Int? = null,
+    ): Unit = io {
+        ffi.subscribe(group, topic, tags, retry?.ffi, lease.secsOrNull(), maxInflight?.toLong(), rate, burst?.toLong())
+    }
 
     /**
      * Stops handing out [group]'s messages (in every process on the file) until [resume];
@@ -198,8 +206,9 @@ class Queue private constructor(
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
+        priority: Int? = null,
     ): Long {
-        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
+        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
         return Fast.publish(this, fast, topic, payload, args)
     }
 
@@ -214,7 +223,8 @@ class Queue private constructor(
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
-    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
+        priority: Int? = null,
+    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
 
     /** Publishes every message in one commit: all or none. */
     suspend fun publishBatch(messages: List<Message>): List<Long> {
@@ -313,8 +323,9 @@ class Queue private constructor(
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
+        priority: Int? = null,
     ): HalfMessage {
-        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
+        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
         return HalfMessage(io { ffi.prepare(topic, payload, args) }, dispatcher)
     }
 

@@ -34,8 +34,9 @@ class Transaction internal constructor(private val ffi: FfiTransaction) {
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
+        priority: Int? = null,
     ): Long = native {
-        ffi.publish(topic, payload, publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt))
+        ffi.publish(topic, payload, publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority))
     }
 
     fun publish(
@@ -48,7 +49,8 @@ class Transaction internal constructor(private val ffi: FfiTransaction) {
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
-    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
+        priority: Int? = null,
+    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
 
     fun publishBatch(messages: List<Message>): List<Long> = native { ffi.publishBatch(messages.map { it.toFfi() }) }
 

@@ -95,6 +95,8 @@ class Message(
     val idempotencyKey: String? = null,
     val delay: Duration? = null,
     val deliverAt: Instant? = null,
+    /** 0 (default) to 9: higher is received first within a consumer group. */
+    val priority: Int? = null,
 ) {
     constructor(
         topic: String,
@@ -106,12 +108,13 @@ class Message(
         idempotencyKey: String? = null,
         delay: Duration? = null,
         deliverAt: Instant? = null,
-    ) : this(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
+        priority: Int? = null,
+    ) : this(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
 
     internal fun toFfi() = MessageArgs(
         topic,
         payload,
-        publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt),
+        publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority),
     )
 
     override fun toString(): String = "Message(topic=$topic, ${payload.size} bytes)"
@@ -125,4 +128,5 @@ internal fun publishArgs(
     idempotencyKey: String?,
     delay: Duration?,
     deliverAt: Instant?,
-) = PublishArgs(tag, key, headers, orderingKey, idempotencyKey, delay.secsOrNull(), deliverAt)
+    priority: Int?,
+) = PublishArgs(tag, key, headers, orderingKey, idempotencyKey, delay.secsOrNull(), deliverAt, priority)

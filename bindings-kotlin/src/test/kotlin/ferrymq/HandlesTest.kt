@@ -103,7 +103,7 @@ class HandlesTest {
                 Fast.ferrymq_kt_delivery_release(h)
             }
             for (h in listOf(0L, raw, -1L)) {
-                refused { Fast.publish(this, h, "t", byteArrayOf(1), PublishArgs(null, null, emptyMap(), null, null, null, null)) }
+                refused { Fast.publish(this, h, "t", byteArrayOf(1), PublishArgs(null, null, emptyMap(), null, null, null, null, null)) }
                 refused { Fast.receive(this, h, "g", ReceiveArgs(1, 0.0, null)) }
             }
         } finally {
@@ -112,7 +112,7 @@ class HandlesTest {
         // A queue handle outlived by its handle (the uniffi object freed): InvalidArgument too.
         ffi.closeQueue()
         ffi.close()
-        refused { Fast.publish(this, q.toLong(), "t", byteArrayOf(1), PublishArgs(null, null, emptyMap(), null, null, null, null)) }
+        refused { Fast.publish(this, q.toLong(), "t", byteArrayOf(1), PublishArgs(null, null, emptyMap(), null, null, null, null, null)) }
     }
 
     @Test

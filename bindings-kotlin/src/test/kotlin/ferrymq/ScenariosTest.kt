@@ -139,6 +139,7 @@ private fun deliveryJson(d: Delivery): Map<String, Any?> = mapOf(
     "headers" to d.headers,
     "ordering_key" to d.orderingKey,
     "attempt" to d.attempt.toLong(),
+    "priority" to d.priority.toLong(),
 )
 
 private fun retry(r: JSONObject): RetryPolicy = when (val p = r.getString("policy")) {
@@ -200,6 +201,7 @@ private class Runner(queue: JSONObject) {
         idempotencyKey = m.optStringOrNull("idempotency_key"),
         delay = m.msOrNull("delay_ms"),
         deliverAt = m.optLongOrNull("deliver_at_offset_ms")?.let { Instant.ofEpochMilli(START_MS + it) },
+        priority = m.optLongOrNull("priority")?.let(::intArg),
     )
 
     suspend fun step(s: JSONObject): Any? {
@@ -211,6 +213,8 @@ private class Runner(queue: JSONObject) {
                 retry = s.optJSONObject("retry")?.let(::retry),
                 lease = s.msOrNull("lease_ms"),
                 maxInflight = s.optLongOrNull("max_inflight")?.let(::intArg),
+                rate = if (s.has("rate")) s.getDouble("rate") else null,
+                burst = s.optLongOrNull("burst")?.let(::intArg),
             )
             "schedule" -> q.schedule(
                 s.getString("name"),
@@ -245,7 +249,7 @@ private class Runner(queue: JSONObject) {
             "resume" -> q.resume(s.getString("group"))
             "publish" -> {
                 val m = message(s)
-                val id = q.publish(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt)
+                val id = q.publish(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt, m.priority)
                 s.optStringOrNull("as")?.let { ids[it] = id }
                 if (s.has("expect_id")) assertEquals(id(s.get("expect_id")), id, "expect_id")
             }
@@ -311,7 +315,7 @@ private class Runner(queue: JSONObject) {
             "publish_in" -> {
                 val m = message(s)
                 val id = onOwnConnection(s) { c ->
-                    Outbox.publishIn(c, m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt, queue = q)
+                    Outbox.publishIn(c, m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt, queue = q, priority = m.priority)
                 }
                 s.optStringOrNull("as")?.let { ids[it] = id }
                 if (s.has("expect_id")) assertEquals(id(s.get("expect_id")), id, "expect_id")
@@ -323,7 +327,7 @@ private class Runner(queue: JSONObject) {
             "query" -> return q.transaction { tx -> tx.query(s.getString("sql"), *s.params()) }
             "prepare" -> {
                 val m = message(s)
-                val h = q.prepare(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt)
+                val h = q.prepare(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt, m.priority)
                 ids[s.getString("as")] = h.id
                 halves[h.id] = h
             }
@@ -405,7 +409,7 @@ private class Runner(queue: JSONObject) {
                         "execute" -> tx.execute(t.getString("sql"), *t.params())
                         "publish" -> {
                             val m = message(t)
-                            tx.publish(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt)
+                            tx.publish(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt, m.priority)
                         }
                         "ack" -> tx.ack(delivery(t.getString("delivery")))
                         "nack" -> tx.nack(delivery(t.getString("delivery")), t.optString("reason", ""))
