@@ -40,7 +40,8 @@
 //!
 //! Modules: [`Queue`] (`queue`) is the handle; `publish`, `receive`, `outbox`, `half`
 //! hold one capability each; `store` holds all SQL; `options`, `model`, `retry`, `filter`,
-//! `clock` and `validate` are pure parts.
+//! `clock` and `validate` are pure parts; `trace` holds the W3C trace-context headers
+//! the bindings put on messages and read back.
 
 mod clock;
 mod commit;
@@ -64,6 +65,7 @@ mod retention;
 mod retry;
 pub mod sql;
 mod store;
+pub mod trace;
 mod validate;
 mod wake;
 mod worker;
