@@ -231,3 +231,28 @@ def test_ctrl_c_ends_the_ferrymq_command(q: ferrymq.Queue, db: pathlib.Path) -> 
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_run_worker_handler_runs_in_the_consumer_span(q: ferrymq.Queue, spans: InMemorySpanExporter) -> None:
+    import asyncio
+
+    q.subscribe("g", "t")
+    with trace.get_tracer("test").start_as_current_span("producer") as producer:
+        q.publish("t", b"x")
+    seen: list[int] = []
+
+    async def main() -> None:
+        async def handler(d: ferrymq.Delivery) -> None:
+            await asyncio.sleep(0)
+            seen.append(trace.get_current_span().get_span_context().trace_id)
+            task.cancel()
+
+        task = asyncio.ensure_future(q.run_worker("g", handler, wait=0.2))
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+    assert seen == [producer.get_span_context().trace_id]
+    assert [s.name for s in spans.get_finished_spans() if s.kind == SpanKind.CONSUMER] == ["process t"]
