@@ -110,6 +110,7 @@ class Message(
     override fun toString(): String = "Message(topic=$topic, ${payload.size} bytes)"
 }
 
+/** Every publish path builds its arguments here, so each carries the current span's traceparent. */
 internal fun publishArgs(
     tag: String?,
     key: String?,
@@ -118,4 +119,4 @@ internal fun publishArgs(
     idempotencyKey: String?,
     delay: Duration?,
     deliverAt: Instant?,
-) = PublishArgs(tag, key, headers, orderingKey, idempotencyKey, delay.secsOrNull(), deliverAt)
+) = PublishArgs(tag, key, Tracing.inject(headers), orderingKey, idempotencyKey, delay.secsOrNull(), deliverAt)
