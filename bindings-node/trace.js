@@ -53,9 +53,15 @@ function ended(span, result) {
   return result
 }
 
+// Records what the handler threw and rethrows that very value: describing it must not
+// throw in its place (String() of some objects does).
 function failed(span, e) {
-  span.recordException(e)
-  span.setStatus({ code: api.SpanStatusCode.ERROR, message: e instanceof Error ? e.message : String(e) })
+  let message = 'a thrown value that cannot be shown as text'
+  try {
+    message = e instanceof Error ? e.message : String(e)
+  } catch {}
+  if (e instanceof Error || typeof e === 'string') span.recordException(e)
+  span.setStatus({ code: api.SpanStatusCode.ERROR, message })
   span.end()
   throw e
 }
