@@ -61,7 +61,9 @@ pub fn delivery_span<'py>(delivery: &Bound<'py, PyAny>) -> PyResult<Bound<'py, P
 /// The producer context in a message's headers, as (trace id, span id, flags,
 /// tracestate), or None when there is no valid `traceparent`.
 #[pyfunction]
-fn _trace_extract(headers: BTreeMap<String, String>) -> Option<(String, String, u8, Option<String>)> {
+fn _trace_extract(
+    headers: BTreeMap<String, String>,
+) -> Option<(String, String, u8, Option<String>)> {
     ferrymq::trace::extract(&headers).map(|(p, state)| (p.trace_id, p.span_id, p.flags, state))
 }
 

@@ -54,7 +54,9 @@ pub fn parse_traceparent(value: &str) -> Result<TraceParent> {
         return Err(bad("version 00 has exactly four fields"));
     }
     if !is_hex(trace_id, 32) || trace_id.bytes().all(|b| b == b'0') {
-        return Err(bad("trace id must be 32 lowercase hex digits, not all zero"));
+        return Err(bad(
+            "trace id must be 32 lowercase hex digits, not all zero",
+        ));
     }
     if !is_hex(span_id, 16) || span_id.bytes().all(|b| b == b'0') {
         return Err(bad("span id must be 16 lowercase hex digits, not all zero"));
