@@ -256,3 +256,21 @@ def test_run_worker_handler_runs_in_the_consumer_span(q: ferrymq.Queue, spans: I
     asyncio.run(main())
     assert seen == [producer.get_span_context().trace_id]
     assert [s.name for s in spans.get_finished_spans() if s.kind == SpanKind.CONSUMER] == ["process t"]
+
+
+def test_an_exception_that_cannot_be_shown_as_text_leaves_the_span_as_is(
+    q: ferrymq.Queue, spans: InMemorySpanExporter
+) -> None:
+    class Opaque(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    q.subscribe("g", "t")
+    q.publish("t", b"x")
+    d = _one(q, "g")
+    with pytest.raises(Opaque):
+        with d.span():
+            raise Opaque()
+    s = _consumer_span(spans)
+    assert s.status.status_code == trace.StatusCode.ERROR
+    assert s.status.description == "Opaque (cannot be shown as text)"

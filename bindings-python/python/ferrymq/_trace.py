@@ -67,6 +67,8 @@ def delivery_span(delivery: Any) -> Iterator[Any]:
     tracer = _otel.get_tracer("ferrymq", _native.__version__)
     with tracer.start_as_current_span(
         f"process {delivery.topic}",
+        record_exception=False,  # _failed does it: describing the exception must not raise
+        set_status_on_exception=False,
         context=parent,
         kind=_otel.SpanKind.CONSUMER,
         links=links,
@@ -80,7 +82,25 @@ def delivery_span(delivery: Any) -> Iterator[Any]:
             "messaging.ferrymq.attempt": delivery.attempt,
         },
     ) as span:
-        yield span
+        try:
+            yield span
+        except Exception as exc:
+            _failed(span, exc)
+            raise
+
+
+def _failed(span: Any, exc: Exception) -> None:
+    """Records what the block raised without raising in its place (str() of some
+    exceptions does): the caller must see its own exception."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"{type(exc).__name__} (cannot be shown as text)"
+    try:
+        span.record_exception(exc)
+    except Exception:
+        span.add_event("exception", {"exception.type": type(exc).__name__})
+    span.set_status(_otel.Status(_otel.StatusCode.ERROR, message))
 
 
 def _wrap_handler(handler: Callable[[Any], object]) -> Callable[[Any], object]:
