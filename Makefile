@@ -39,7 +39,7 @@ examples:
 python-wheel:
 	rm -rf $(VENV) target/wheels
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q maturin pytest mypy "sqlalchemy>=2,<3" "selenium>=4.20,<5" "prometheus_client>=0.20"
+	$(VENV)/bin/pip install -q maturin pytest mypy "sqlalchemy>=2,<3" "selenium>=4.20,<5" "prometheus_client>=0.20" "opentelemetry-sdk>=1.20"
 	$(VENV)/bin/maturin build -q --release -m bindings-python/Cargo.toml -o target/wheels
 	$(VENV)/bin/pip install -q target/wheels/ferrymq-*.whl
 

@@ -121,6 +121,16 @@ export interface NackOptions {
 /** What settle() did. */
 export type Settled = 'acked' | 'retrying' | 'dead' | 'lease_lost'
 
+/**
+ * The part of an @opentelemetry/api `Span` ferrymq's declarations name (the value is the
+ * whole Span; @opentelemetry/api is an optional peer dependency, so it is not imported).
+ */
+export interface TraceSpan {
+  spanContext(): { traceId: string; spanId: string; traceFlags: number }
+  setAttribute(key: string, value: string | number | boolean): unknown
+  addEvent(name: string): unknown
+}
+
 /** One message handed to one consumer group under a lease. */
 export declare class Delivery {
   private constructor()
@@ -149,6 +159,13 @@ export declare class Delivery {
   extend(leaseMs: number): void
   /** Acks when error is null, nacks with its message otherwise; a lost lease is reported. */
   settle(error?: unknown): Settled
+  /**
+   * Runs `fn` inside this attempt's OpenTelemetry consumer span ("process <topic>", kind
+   * CONSUMER, linked to the producer's `traceparent`), awaiting a returned Promise; a throw
+   * or rejection is recorded on the span. `span` is undefined without @opentelemetry/api.
+   * `queue.worker` runs every handler this way.
+   */
+  withSpan<T>(fn: (span: TraceSpan | undefined) => T): T
 }
 
 export declare class HalfMessage {

@@ -5,6 +5,7 @@
 // (Promises, async iteration, a worker of async handlers).
 
 const native = require('./native.js')
+const trace = require('./trace.js')
 
 const { ERROR_CODES, FerrymqError, call, convertError, invalid } = require('./errors.js')
 
@@ -69,7 +70,13 @@ function instantMs(t, what) {
 
 const PUBLISH_OPTS = ['tag', 'key', 'headers', 'orderingKey', 'idempotencyKey', 'delayMs', 'deliverAt', 'priority']
 
+// Every publish path (publish, publishAsync, publishBatch, Transaction, prepare,
+// publishIn) comes through here, so each carries the active span's traceparent.
 function publishOptions(opts) {
+  return trace.traced(checkedPublishOptions(opts))
+}
+
+function checkedPublishOptions(opts) {
   if (opts === undefined) return undefined
   const o = options(opts, PUBLISH_OPTS, 'publish options')
   if (o.deliverAt === undefined) return o
@@ -210,6 +217,9 @@ const Delivery = native.Delivery
   }
   proto.settle = function settle(error = null) {
     return call(() => raw.settle.call(this, error === null ? null : errorText(error)))
+  }
+  proto.withSpan = function withSpan(fn) {
+    return trace.withSpan(this, fn)
   }
 }
 
@@ -509,7 +519,7 @@ class Queue {
         const d = next.value
         let error = null
         try {
-          await handler(d)
+          await d.withSpan(() => handler(d))
         } catch (e) {
           error = errorText(e)
         }

@@ -20,6 +20,7 @@ mod fast;
 mod handles;
 mod queue;
 mod sql;
+mod trace;
 mod tx;
 mod views;
 
@@ -28,5 +29,6 @@ pub use delivery::{FfiDelivery, FfiHalfMessage, FfiReceiveSlot, FfiWorker, Recei
 pub use error::FfiError;
 pub use queue::{FfiManualClock, FfiQueue, FfiRetryPolicy};
 pub use sql::{SqlAckRow, SqlPublishRow};
+pub use trace::TraceContext;
 pub use tx::FfiTransaction;
 pub use views::*;

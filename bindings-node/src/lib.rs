@@ -12,5 +12,7 @@ mod queue;
 #[cfg_attr(test, allow(dead_code))]
 mod sql;
 mod testing;
+#[cfg_attr(test, allow(dead_code))]
+mod trace;
 mod tx;
 mod views;

@@ -7,6 +7,7 @@ mod errors;
 mod queue;
 mod sql;
 mod testing;
+mod trace;
 mod tx;
 mod types;
 mod views;
@@ -35,6 +36,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<views::PyDeadLetter>()?;
     m.add_class::<testing::PyManualClock>()?;
     sql::register(m)?;
+    trace::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

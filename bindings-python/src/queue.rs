@@ -258,7 +258,7 @@ impl PyQueue {
         py: Python<'_>,
         messages: Vec<PyRef<'_, PyMessage>>,
     ) -> PyResult<Vec<i64>> {
-        let batch: Vec<ferrymq::Message> = messages.iter().map(|m| m.inner.clone()).collect();
+        let batch = crate::trace::traced_batch(py, &messages)?;
         py.detach(|| self.q.publish_batch(&batch)).py_err()
     }
 
@@ -345,6 +345,7 @@ impl PyQueue {
             return Err(invalid("handler must be callable"));
         }
         let o = receive_options(max, wait, lease)?;
+        let handler = crate::trace::wrap_handler(py, handler)?;
         let h = callbacks::handler(self.q.clone(), handler);
         let concurrency: usize = concurrency.get("concurrency")?;
         let w = py

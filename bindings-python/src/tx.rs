@@ -157,7 +157,7 @@ impl PyTransaction {
         py: Python<'_>,
         messages: Vec<PyRef<'_, PyMessage>>,
     ) -> PyResult<Vec<i64>> {
-        let batch: Vec<ferrymq::Message> = messages.iter().map(|m| m.inner.clone()).collect();
+        let batch = crate::trace::traced_batch(py, &messages)?;
         self.with(py, |tx| tx.publish_batch(&batch))
     }
 

@@ -21,10 +21,12 @@ pub fn publish_options(
     deliver_at: Option<&Bound<'_, PyAny>>,
     priority: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PublishOptions> {
+    let mut headers_map = convert::headers(headers)?;
+    Python::attach(|py| crate::trace::inject(py, &mut headers_map))?;
     Ok(PublishOptions {
         tag,
         key,
-        headers: convert::headers(headers)?,
+        headers: headers_map,
         ordering_key,
         idempotency_key,
         delay: convert::opt_seconds("delay", delay)?,
@@ -267,6 +269,11 @@ impl PyDelivery {
     #[getter]
     fn attempt(&self) -> u32 {
         self.read(|d| d.attempt)
+    }
+    /// The consumer span of this attempt, current inside `with delivery.span():`
+    /// (OpenTelemetry; yields None without opentelemetry-api).
+    fn span<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        crate::trace::delivery_span(slf.as_any())
     }
     #[getter]
     fn consumer_group(&self) -> String {

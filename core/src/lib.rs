@@ -43,7 +43,8 @@
 //! Modules: [`Queue`] (`queue`) is the handle; `publish`, `receive`, `outbox`, `half`
 //! hold one capability each (`schedule` fires recurring messages); `store` holds all SQL;
 //! `options`, `model`, `retry`, `filter`, `clock` and `validate` are pure parts;
-//! [`metrics`] renders the counts for Prometheus.
+//! [`metrics`] renders the counts for Prometheus; `trace` holds the W3C trace-context
+//! headers the bindings put on messages and read back.
 
 mod clock;
 mod commit;
@@ -70,6 +71,7 @@ mod retry;
 mod schedule;
 pub mod sql;
 mod store;
+pub mod trace;
 mod validate;
 mod wake;
 mod worker;

@@ -24,7 +24,10 @@ fs.mkdirSync(main, { recursive: true })
 // call cargo), no dev tools.
 const fromSource = new Set(['scripts/build.js', 'Cargo.toml', 'build.rs', 'src'])
 pkg.files = pkg.files.filter((f) => !fromSource.has(f))
-for (const f of [...pkg.files, 'README.md']) fs.copyFileSync(path.join(src, f), path.join(main, f))
+for (const f of [...pkg.files, 'README.md']) {
+  fs.mkdirSync(path.dirname(path.join(main, f)), { recursive: true })
+  fs.copyFileSync(path.join(src, f), path.join(main, f))
+}
 pkg.files.push('README.md')
 delete pkg.scripts
 delete pkg.devDependencies

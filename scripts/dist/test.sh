@@ -95,6 +95,11 @@ for f in ("py.typed", "_native.pyi"):
 print("imported", ferrymq.__name__, "from", pkg)
 EOF
     mkdir -p "$venv/run" && (cd "$venv/run" && "$venv/bin/python" "$WORK/examples/readme.py")
+    # The operator command comes with the wheel (console script, linked into _native).
+    "$venv/bin/ferrymq" --help >/dev/null
+    rc=0; "$venv/bin/ferrymq" --db "$venv/run/missing.db" stats 2>/dev/null || rc=$?
+    [ "$rc" -eq 3 ] || { echo "test-dist: ferrymq on a missing file exited $rc, not 3" >&2; exit 1; }
+    echo "pip: $("$venv/bin/ferrymq" --version) runs"
 done
 PY="$venv/bin/python"
 "$PY" - <<'EOF'
@@ -126,6 +131,9 @@ q.receive("g", { max: 1 }).then(async ([d]) => {
   if (d.payload.toString() !== "from require") throw new Error("got " + d.payload)
   d.ack(); await q.close(); console.log("require(\"ferrymq\") works, FerrymqError:", typeof FerrymqError)
 })'
+# The operator command comes with the npm package (bin, linked into the addon).
+node_modules/.bin/ferrymq --help >/dev/null
+echo "npm: $(node_modules/.bin/ferrymq --version) runs"
 # Without the platform package the loader must say which platform it looked for.
 mkdir -p "$WORK/node-noaddon/node_modules" && cp -r node_modules/ferrymq "$WORK/node-noaddon/node_modules/"
 if (cd "$WORK/node-noaddon" && node -e 'require("ferrymq")' 2> err.txt); then

@@ -108,7 +108,8 @@ class Queue(_NativeQueue):
         async def one() -> None:
             async for d in self.consume(group, max=max, wait=wait, lease=lease):
                 try:
-                    await handler(d)
+                    with d.span():  # an OpenTelemetry consumer span, when installed
+                        await handler(d)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # the handler's failure becomes the nack reason

@@ -41,6 +41,15 @@ class Delivery internal constructor(private val r: Received) {
     val publishedAt: Instant get() = r.publishedAt
     val consumerGroup: String get() = r.consumerGroup
 
+    /**
+     * Runs [block] inside this attempt's OpenTelemetry consumer span ("process <topic>",
+     * kind CONSUMER, linked to the producer's `traceparent`): `Span.current()` is that span
+     * in [block], across suspensions; an exception is recorded on it and rethrown. Without
+     * opentelemetry-api on the classpath, just runs [block]. [Queue.worker] runs every
+     * handler this way.
+     */
+    suspend fun <T> withSpan(block: suspend () -> T): T = Tracing.inSpanSuspend(this, block)
+
     /** When the lease ends unless [extend]ed. */
     val leaseUntil: Instant get() = Fast.leaseUntil(this, raw)
 

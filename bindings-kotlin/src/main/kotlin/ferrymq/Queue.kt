@@ -293,8 +293,9 @@ class Queue private constructor(
     /**
      * The transactional outbox: runs [block] in one write transaction on one thread of
      * [dispatcher]; commits when it returns, rolls back (and rethrows) when it throws.
+     * The caller's current OpenTelemetry span is current in [block] too.
      */
-    suspend fun <T> transaction(block: (Transaction) -> T): T = withContext(dispatcher) {
+    suspend fun <T> transaction(block: (Transaction) -> T): T = withContext(dispatcher + Tracing.currentContext()) {
         val tx = Transaction(native { ffi.begin() })
         val value = try {
             block(tx)
@@ -385,7 +386,8 @@ private fun Throwable.reason(): String = message?.takeIf { it.isNotEmpty() } ?: 
 private class HandlerAdapter(private val handler: Handler) : FfiHandler {
     override fun handle(delivery: Received): String? =
         try {
-            handler.handle(Delivery(delivery))
+            val d = Delivery(delivery)
+            Tracing.inSpan(d) { handler.handle(d) }
             null
         } catch (e: Throwable) {
             e.reason()

@@ -120,6 +120,7 @@ class Message(
     override fun toString(): String = "Message(topic=$topic, ${payload.size} bytes)"
 }
 
+/** Every publish path builds its arguments here, so each carries the current span's traceparent. */
 internal fun publishArgs(
     tag: String?,
     key: String?,
@@ -129,4 +130,4 @@ internal fun publishArgs(
     delay: Duration?,
     deliverAt: Instant?,
     priority: Int?,
-) = PublishArgs(tag, key, headers, orderingKey, idempotencyKey, delay.secsOrNull(), deliverAt, priority)
+) = PublishArgs(tag, key, Tracing.inject(headers), orderingKey, idempotencyKey, delay.secsOrNull(), deliverAt, priority)
