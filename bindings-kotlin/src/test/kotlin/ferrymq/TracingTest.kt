@@ -113,11 +113,11 @@ class TracingTest {
     }
 
     @Test
-    fun `a JVM worker consuming what a Python producer published under a span carries its trace id`() = runBlocking {
+    fun `one Python publish under a span, consumed by a JVM and a Node worker, gives both consumer spans its trace id`() = runBlocking {
         val python = python()
         val db = tempDb().toString()
         val script = Path.of(System.getProperty("user.dir")).resolve("../tests/trace/python_producer.py").normalize()
-        val proc = ProcessBuilder(python, script.toString(), db, "orders", "kotlin").redirectErrorStream(true).start()
+        val proc = ProcessBuilder(python, script.toString(), db, "orders", "kotlin", "node").redirectErrorStream(true).start()
         check(proc.waitFor(60, TimeUnit.SECONDS)) { "the Python producer did not finish" }
         val out = proc.inputStream.bufferedReader().readText()
         assertEquals(0, proc.exitValue(), out)
@@ -137,5 +137,15 @@ class TracingTest {
             assertEquals(listOf(traceId to spanId), span.links.map { it.spanContext.traceId to it.spanContext.spanId })
             assertEquals(traceId, span.traceId)
         }
+        // The same message, for the other consumer group, in a Node process.
+        val node = Path.of(System.getProperty("user.dir")).resolve("../tests/trace/node_consumer.js").normalize()
+        val consumer = ProcessBuilder("node", node.toString(), db, "node").redirectErrorStream(true).start()
+        check(consumer.waitFor(60, TimeUnit.SECONDS)) { "the Node consumer did not finish" }
+        val got = consumer.inputStream.bufferedReader().readText()
+        assertEquals(0, consumer.exitValue(), got)
+        assertEquals(
+            """{"seen":["$traceId"],"spans":[{"name":"process orders","traceId":"$traceId","links":[["$traceId","$spanId"]]}]}""",
+            got.trim(),
+        )
     }
 }
