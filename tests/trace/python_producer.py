@@ -1,7 +1,8 @@
-"""The producer of the cross-language trace tests (bindings-node/test/trace.test.js,
-bindings-kotlin TracingTest, which also runs tests/trace/node_consumer.js on the same file): subscribes the given groups, publishes one message
-to `topic` inside a span of the OpenTelemetry SDK, and prints that span's trace id and
-span id. Usage: python_producer.py DB TOPIC GROUP...
+"""The producer of the cross-language trace tests (bindings-node/test/trace.test.js, and
+bindings-kotlin TracingTest, which also runs tests/trace/node_consumer.js on the same
+file): subscribes the given groups, publishes one message to `topic` inside a span of the
+OpenTelemetry SDK, and prints that span's trace id and span id.
+Usage: python_producer.py DB TOPIC GROUP...
 """
 
 import sys
