@@ -368,6 +368,9 @@ export declare class Queue {
   pause(group: string): void
   /** Lets the group's receives hand out messages again. Resuming twice is fine. */
   resume(group: string): void
+  /** The Prometheus text exposition (format 0.0.4): the file's gauges per topic and
+   *  consumer group, then this handle's own counters (published, acked, nacked, ...). */
+  metrics(): string
   /** Creates schedule `name` (or replaces the one of that name, its tick count starting
    *  over): `payload` to `topic` on every tick of `cron` or `everyMs` (exactly one).
    *  Ticks are fired by the processes that receive from the file. INVALID_ARGUMENT for a

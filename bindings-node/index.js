@@ -404,6 +404,11 @@ class Queue {
     call(() => this.#q.resume(group))
   }
 
+  /** The Prometheus text exposition: the file's gauges and this handle's counters. */
+  metrics() {
+    return call(() => this.#q.metrics())
+  }
+
   /** Creates (or replaces) schedule `name`: `body` to `topic` on every tick of `cron` or `everyMs`. */
   schedule(name, topic, body, opts) {
     const o = scheduleOptions(opts)

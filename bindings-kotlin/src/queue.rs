@@ -305,6 +305,10 @@ impl FfiQueue {
         Ok(self.q.resume(&group)?)
     }
 
+    pub fn metrics(&self) -> FfiResult<String> {
+        Ok(self.q.metrics()?)
+    }
+
     pub fn schedule(
         &self,
         name: String,

@@ -233,6 +233,12 @@ impl NativeQueue {
         self.q.resume(&group).js()
     }
 
+    /// The Prometheus text exposition: the file's gauges and this handle's counters.
+    #[napi]
+    pub fn metrics(&self) -> Result<String> {
+        self.q.metrics().js()
+    }
+
     /// Creates (or replaces) schedule `name`.
     #[napi]
     pub fn schedule(

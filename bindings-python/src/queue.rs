@@ -169,6 +169,11 @@ impl PyQueue {
         py.detach(|| self.q.resume(group)).py_err()
     }
 
+    /// The Prometheus text exposition: the file's gauges and this handle's counters.
+    fn metrics(&self, py: Python<'_>) -> PyResult<String> {
+        py.detach(|| self.q.metrics()).py_err()
+    }
+
     /// Creates (or replaces) schedule `name`: `payload` to `topic` on every tick of `cron`
     /// or `every` (seconds or a timedelta).
     #[pyo3(signature = (name, topic, payload, *, cron=None, every=None, tz=None, repeat=None, start_at=None, delay=None, tag=None, key=None, headers=None, missed="once"))]

@@ -58,3 +58,19 @@ def test_transaction_nack_and_explicit_finish(q: Queue) -> None:
         tx.commit()
     m = Message("t", "payload", tag="a")
     assert (m.topic, m.payload) == ("t", b"payload")
+
+
+def test_metrics_are_the_files_gauges_and_this_handles_counters(q: Queue) -> None:
+    q.subscribe("g", "orders")
+    q.publish("orders", b"a")
+    q.publish("orders", b"b")
+    (d,) = q.receive("g")
+    d.ack()
+    text = q.metrics()
+    assert "# TYPE ferrymq_messages_ready gauge" in text
+    assert 'ferrymq_messages_ready{topic="orders",consumer_group="g"} 1\n' in text
+    assert 'ferrymq_messages_published_total{topic="orders"} 2\n' in text
+    assert 'ferrymq_messages_acked_total{topic="orders",consumer_group="g"} 1\n' in text
+    # Another handle on the file sees the same gauges but counts only its own work.
+    with Queue(q.path) as other:
+        assert "ferrymq_messages_published_total{" not in other.metrics()

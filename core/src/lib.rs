@@ -140,6 +140,7 @@ pub const VERBS: &[&str] = &[
     "schedule",
     "unschedule",
     "schedules",
+    "metrics",
 ];
 
 /// Limits on input, for bindings and callers that check before calling.

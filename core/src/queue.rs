@@ -108,6 +108,12 @@ impl Queue {
         self.set_paused(group, false)
     }
 
+    /// The Prometheus text exposition: the file's gauges, then this handle's counters
+    /// (what this process did through it since it opened). See `metrics`.
+    pub fn metrics(&self) -> Result<String> {
+        crate::metrics::render(self)
+    }
+
     fn set_paused(&self, group: &str, paused: bool) -> Result<()> {
         validate::name("consumer group", group)?;
         // Wakes this process's waiting receives; others see the commit's data_version.

@@ -146,6 +146,12 @@ class Queue private constructor(
     suspend fun resume(group: String): Unit = io { ffi.resume(group) }
 
     /**
+     * The Prometheus text exposition (format 0.0.4): the file's gauges per topic and
+     * consumer group, then this handle's own counters (published, acked, nacked, ...).
+     */
+    suspend fun metrics(): String = io { ffi.metrics() }
+
+    /**
      * Creates schedule [name] (or replaces the one of that name, its tick count starting
      * over): [payload] to [topic] on every tick of [cron] (5 fields, or 6 with seconds
      * first, read in the IANA zone [tz], UTC by default) or [every] (exactly one). [repeat]

@@ -151,4 +151,20 @@ class FlowControlTest {
             assertTrue(q.stats().groups.isEmpty())
         }
     }
+
+    @Test
+    fun `metrics are the file's gauges and this handle's counters`() = runBlocking<Unit> {
+        val path = tempDb().toString()
+        queue(path).use { q ->
+            q.subscribe("g", "orders")
+            q.publishN("orders", 2)
+            q.receive("g").single().ack()
+            val text = q.metrics()
+            assertTrue(text.contains("# TYPE ferrymq_messages_ready gauge\n"), text)
+            assertTrue(text.contains("ferrymq_messages_ready{topic=\"orders\",consumer_group=\"g\"} 1\n"), text)
+            assertTrue(text.contains("ferrymq_messages_published_total{topic=\"orders\"} 2\n"), text)
+            assertTrue(text.contains("ferrymq_messages_acked_total{topic=\"orders\",consumer_group=\"g\"} 1\n"), text)
+            queue(path).use { other -> assertFalse(other.metrics().contains("ferrymq_messages_published_total{")) }
+        }
+    }
 }
