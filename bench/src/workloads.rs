@@ -70,15 +70,35 @@ fn priority(i: u64) -> i32 {
     }
 }
 
+/// A number from the environment variable `name` (flow-control knobs, like the above).
+fn knob(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
 /// Opens (creating) the queue at `path` with the defaults and subscribes the group.
+/// `FERRYMQ_BENCH_MAX_INFLIGHT=n` subscribes it with `max_inflight(n)`,
+/// `FERRYMQ_BENCH_MAX_READY=n` opens with `max_ready(n)`, and `FERRYMQ_BENCH_SCHEDULE=1`
+/// adds a schedule whose ticks never come due in a run (hourly), so that what is measured
+/// is what a schedule's presence costs a receive.
 pub fn open(path: &Path) -> BoxResult<Queue> {
     let sync: ferrymq::Synchronous = synchronous().parse()?;
-    let q = Queue::open(path, Options::default().synchronous(sync))?;
+    let mut options = Options::default().synchronous(sync);
+    if let Some(n) = knob("FERRYMQ_BENCH_MAX_READY") {
+        options = options.max_ready(n);
+    }
+    let q = Queue::open(path, options)?;
     let mut sub = SubscribeOptions::new();
     if let Some(r) = rate() {
         sub = sub.rate(r).burst(r.ceil() as u64);
     }
+    if let Some(n) = knob("FERRYMQ_BENCH_MAX_INFLIGHT") {
+        sub = sub.max_inflight(n);
+    }
     q.subscribe(GROUP, TOPIC, sub)?;
+    if knob("FERRYMQ_BENCH_SCHEDULE") == Some(1) {
+        let hourly = ferrymq::ScheduleOptions::new().every(std::time::Duration::from_secs(3_600));
+        q.schedule("bench", "bench-ticks", "tick", hourly)?;
+    }
     Ok(q)
 }
 
