@@ -110,23 +110,34 @@ fn integrity(path: &Path) -> String {
         .unwrap()
 }
 
-/// Runs `cuts()` rounds on one file; returns, per round, the confirmed publishes that
-/// the reopened file lacks (FULL must have none).
-fn run(sync: Synchronous, seed: u64) -> Vec<Vec<i64>> {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    faultvfs::install();
+/// Rounds per file: unacked messages pile up and every restore rewrites the whole file,
+/// so a long run starts a fresh file every so often to stay linear.
+const ROUNDS_PER_FILE: u64 = 500;
+
+/// A fresh file with the group subscribed, in a new temporary directory.
+fn fresh_file(sync: Synchronous, clock: &ManualClock) -> (tempfile::TempDir, std::path::PathBuf) {
     faultvfs::reset();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
+    let q = open(&path, sync, clock).unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new()).unwrap();
+    (dir, path)
+}
+
+/// Runs `cuts()` rounds, a fresh file every `ROUNDS_PER_FILE`; returns, per round, the
+/// confirmed publishes that the reopened file lacks (FULL must have none).
+fn run(sync: Synchronous, seed: u64) -> Vec<Vec<i64>> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    faultvfs::install();
     let clock = ManualClock::new(1_700_000_000_000);
-    {
-        let q = open(&path, sync, &clock).unwrap();
-        q.subscribe("g", "t", SubscribeOptions::new()).unwrap();
-    }
+    let (mut _dir, mut path) = fresh_file(sync, &clock);
     let mut rng = Rng(seed);
     let mut lost_per_round = Vec::new();
     let mut totals = Totals::default();
     for round in 0..cuts() {
+        if round > 0 && round % ROUNDS_PER_FILE == 0 {
+            (_dir, path) = fresh_file(sync, &clock);
+        }
         let context = format!("seed {seed}, round {round}");
         faultvfs::cut_power_at_write(1 + rng.below(400));
         let mut seen = Confirmed::default();
