@@ -1,7 +1,8 @@
-//! Hostile input against a model: arbitrary sequences of publish / receive / ack / nack /
-//! extend / pause / resume / clock steps and junk calls with arbitrary strings, checked
-//! after every step against a small in-memory model of the semantics. No panic, no error
-//! outside the documented kinds, and every receive, settle and stats equal to the model's.
+//! Hostile input against a model: arbitrary sequences of publish (with priorities) /
+//! receive / ack / nack / extend / pause / resume / schedule / unschedule / clock steps
+//! and junk calls with arbitrary strings, checked after every step against a small
+//! in-memory model of the semantics. No panic, no error outside the documented kinds, and
+//! every receive, settle, stats, schedule listing and schedule tick equal to the model's.
 //!
 //! CI runs a fixed seed; `FERRYMQ_MODEL_CASES=5000 cargo test -p ferrymq --test model`
 //! runs more cases (`PROPTEST_RNG_SEED` picks another seed).
@@ -10,15 +11,22 @@ mod common;
 
 use common::TestQueue;
 use ferrymq::{
-    Clock, Delivery, ErrorKind, PublishOptions, ReceiveOptions, RetryPolicy, SubscribeOptions,
+    Clock, Delivery, ErrorKind, HEADER_SCHEDULE, HEADER_TICK, HEADER_TICKS, Missed, PublishOptions,
+    ReceiveOptions, RetryPolicy, SKIP_GRACE, ScheduleOptions, SubscribeOptions,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 const RETRIES: [i64; 2] = [1_000, 2_000];
 const GROUPS: [(&str, &str); 2] = [("all", "*"), ("only-a", "a")];
+/// Two schedule names, so that one can be replaced or removed while the other runs.
+const SCHEDULES: [&str; 2] = ["s0", "s1"];
+/// Core's walk limits per firing transaction (`catch_up`, and `once`/`skip`).
+const CATCH_UP_CHUNK: usize = 1_000;
+const WALK_CHUNK: usize = 100_000;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -27,6 +35,7 @@ enum Op {
         delay_ms: u64,
         payload: Vec<u8>,
         key: String,
+        priority: i32,
     },
     Receive {
         group: usize,
@@ -52,6 +61,19 @@ enum Op {
         group: usize,
         on: bool,
     },
+    /// Create or replace a schedule (`every`, a start before or after now, maybe a
+    /// repeat count) publishing to the model's topic.
+    Schedule {
+        slot: usize,
+        every_ms: u64,
+        start_ms: Option<i64>,
+        repeat: Option<u64>,
+        missed: Missed,
+        tag: Option<&'static str>,
+    },
+    Unschedule {
+        slot: usize,
+    },
     Junk {
         name: String,
         tag: String,
@@ -62,8 +84,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (prop_oneof![Just(None), Just(Some("a")), Just(Some("b"))], 0u64..3_000, prop::collection::vec(any::<u8>(), 0..64), ".{0,12}")
-            .prop_map(|(tag, delay_ms, payload, key)| Op::Publish { tag, delay_ms, payload, key }),
+        4 => (prop_oneof![Just(None), Just(Some("a")), Just(Some("b"))], 0u64..3_000, prop::collection::vec(any::<u8>(), 0..64), ".{0,12}", prop_oneof![3 => Just(0), 1 => 1i32..=9])
+            .prop_map(|(tag, delay_ms, payload, key, priority)| Op::Publish { tag, delay_ms, payload, key, priority }),
         5 => (0usize..2, 1usize..5, prop_oneof![1u64..50, 50u64..5_000])
             .prop_map(|(group, max, lease_ms)| Op::Receive { group, max, lease_ms }),
         3 => any::<usize>().prop_map(|pick| Op::Ack { pick }),
@@ -73,6 +95,11 @@ fn op() -> impl Strategy<Value = Op> {
         3 => prop_oneof![0u64..4_000, Just(1), Just(999), Just(1_000), Just(1_001), Just(1_999), Just(2_000)]
             .prop_map(|ms| Op::Advance { ms }),
         1 => (0usize..2, any::<bool>()).prop_map(|(group, on)| Op::Pause { group, on }),
+        1 => (0usize..2, 300u64..5_000, prop::option::of(-6_000i64..3_000), prop::option::of(1u64..6),
+               prop_oneof![Just(Missed::CatchUp), Just(Missed::Once), Just(Missed::Skip)],
+               prop_oneof![Just(None), Just(Some("a")), Just(Some("b"))])
+            .prop_map(|(slot, every_ms, start_ms, repeat, missed, tag)| Op::Schedule { slot, every_ms, start_ms, repeat, missed, tag }),
+        1 => (0usize..2).prop_map(|slot| Op::Unschedule { slot }),
         1 => (".{0,300}", ".{0,40}", ".{0,40}", ".{0,40}").prop_map(|(name, tag, filter, header)| Op::Junk { name, tag, filter, header }),
     ]
 }
@@ -91,7 +118,21 @@ struct Row {
     due: i64,
     attempt: u32,
     token: i64,
+    priority: i32,
 }
+
+#[derive(Debug, Clone, PartialEq)]
+struct Sched {
+    every: i64,
+    next_at: i64,
+    left: Option<i64>,
+    fired: i64,
+    missed: Missed,
+    tag: Option<&'static str>,
+}
+
+/// Per schedule slot, the (tick, ticks) of each message a firing publishes.
+type Firing = [Vec<(i64, i64)>; 2];
 
 #[derive(Default)]
 struct Model {
@@ -99,6 +140,60 @@ struct Model {
     /// Per group: message id -> delivery.
     groups: [BTreeMap<i64, Row>; 2],
     paused: [bool; 2],
+    scheds: [Option<Sched>; 2],
+    /// The highest id of the topic's messages the model knows; later ones are ticks.
+    last_id: i64,
+}
+
+/// Fires every due schedule once, as a receive does: walks its due ticks (at most a
+/// chunk), moves it on or ends it, and returns the messages its missed policy gives.
+fn fire(scheds: &mut [Option<Sched>; 2], now: i64) -> Firing {
+    let mut out: Firing = Default::default();
+    for (slot, entry) in scheds.iter_mut().enumerate() {
+        let Some(s) = entry.as_mut() else { continue };
+        if s.next_at > now {
+            continue;
+        }
+        let chunk = if s.missed == Missed::CatchUp {
+            CATCH_UP_CHUNK
+        } else {
+            WALK_CHUNK
+        };
+        let (mut ticks, mut t, mut left) = (Vec::new(), s.next_at, s.left);
+        let next = loop {
+            ticks.push(t);
+            if let Some(l) = left.as_mut() {
+                *l -= 1;
+                if *l <= 0 {
+                    break None;
+                }
+            }
+            t += s.every;
+            if t > now || ticks.len() >= chunk {
+                break Some(t);
+            }
+        };
+        let n = ticks.len() as i64;
+        let last = *ticks.last().unwrap();
+        let caught_up = next.is_none_or(|t| t > now);
+        out[slot] = match s.missed {
+            Missed::CatchUp => ticks.iter().map(|&t| (t, 1)).collect(),
+            Missed::Once => vec![(last, n)],
+            Missed::Skip if caught_up && now - last <= SKIP_GRACE.as_millis() as i64 => {
+                vec![(last, 1)]
+            }
+            Missed::Skip => Vec::new(),
+        };
+        match next {
+            None => *entry = None,
+            Some(to) => {
+                s.next_at = to;
+                s.fired += n;
+                s.left = s.left.map(|l| l - n);
+            }
+        }
+    }
+    out
 }
 
 impl Model {
@@ -107,14 +202,16 @@ impl Model {
             return Vec::new();
         }
         let now = self.now;
-        let mut due: Vec<(i64, i64)> = self.groups[g]
+        // Every ready delivery (pending and due, or an expired lease), highest priority
+        // first, then by due time, then publish order.
+        let mut due: Vec<(Reverse<i32>, i64, i64)> = self.groups[g]
             .iter()
             .filter(|(_, r)| matches!(r.st, St::Pending | St::Inflight) && r.due <= now)
-            .map(|(id, r)| (r.due, *id))
+            .map(|(id, r)| (Reverse(r.priority), r.due, *id))
             .collect();
         due.sort();
         let mut out = Vec::new();
-        for (_, id) in due {
+        for (_, _, id) in due {
             if out.len() == max {
                 break;
             }
@@ -146,6 +243,66 @@ impl Model {
         }
         (ready, scheduled, inflight, retrying, dead)
     }
+}
+
+impl Model {
+    /// A message of the topic: a delivery in every group whose filter matches its tag.
+    fn add(&mut self, id: i64, tag: Option<&str>, due: i64, priority: i32) {
+        for (g, (_, filter)) in GROUPS.iter().enumerate() {
+            if *filter == "*" || Some(*filter) == tag {
+                self.groups[g].insert(
+                    id,
+                    Row {
+                        st: St::Pending,
+                        due,
+                        attempt: 0,
+                        token: 0,
+                        priority,
+                    },
+                );
+            }
+        }
+        self.last_id = self.last_id.max(id);
+    }
+}
+
+/// The messages a firing published (those of the topic the model does not know yet):
+/// they must be exactly the expected ticks, and become deliveries due now.
+fn discover(t: &TestQueue, m: &mut Model, expected: &Firing) -> Result<(), TestCaseError> {
+    let mut found: Firing = Default::default();
+    for info in t.q.messages_after("t", m.last_id, 10_000).unwrap() {
+        let header = |h: &str| info.headers.get(h).cloned().unwrap_or_default();
+        let slot = SCHEDULES.iter().position(|s| *s == header(HEADER_SCHEDULE));
+        prop_assert!(slot.is_some(), "message {} is no schedule's", info.id);
+        let tick: i64 = header(HEADER_TICK).parse().unwrap();
+        let ticks: i64 = header(HEADER_TICKS).parse().unwrap();
+        found[slot.unwrap()].push((tick, ticks));
+        prop_assert_eq!(info.priority, 0);
+        m.add(info.id, info.tag.as_deref(), m.now, 0);
+    }
+    prop_assert_eq!(&found, expected);
+    Ok(())
+}
+
+/// The file's schedules as the model holds them (missed policy and tag compared too).
+fn schedules_of(t: &TestQueue) -> [Option<Sched>; 2] {
+    let mut out: [Option<Sched>; 2] = Default::default();
+    for s in t.q.schedules().unwrap() {
+        let slot = SCHEDULES.iter().position(|n| *n == s.name).unwrap();
+        out[slot] = Some(Sched {
+            every: s.every.unwrap().as_millis() as i64,
+            next_at: s.next_at.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64,
+            left: s.repeat_left.map(|l| l as i64),
+            fired: s.fired as i64,
+            missed: s.missed,
+            tag: match s.tag.as_deref() {
+                Some("a") => Some("a"),
+                Some("b") => Some("b"),
+                _ => None,
+            },
+        });
+    }
+    out
 }
 
 fn documented(kind: ErrorKind) -> bool {
@@ -183,8 +340,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 delay_ms,
                 payload,
                 key,
+                priority,
             } => {
-                let mut o = PublishOptions::new().delay(Duration::from_millis(delay_ms));
+                let mut o = PublishOptions::new()
+                    .delay(Duration::from_millis(delay_ms))
+                    .priority(priority);
                 if let Some(tag) = tag {
                     o = o.tag(tag);
                 }
@@ -192,19 +352,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     o = o.key(key);
                 }
                 let id = t.q.publish("t", &payload, o).unwrap();
-                for (g, (_, filter)) in GROUPS.iter().enumerate() {
-                    if *filter == "*" || Some(*filter) == tag {
-                        m.groups[g].insert(
-                            id,
-                            Row {
-                                st: St::Pending,
-                                due: m.now + delay_ms as i64,
-                                attempt: 0,
-                                token: 0,
-                            },
-                        );
-                    }
-                }
+                m.add(id, tag, m.now + delay_ms as i64, priority);
             }
             Op::Receive {
                 group,
@@ -219,6 +367,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             .lease(Duration::from_millis(lease_ms)),
                     )
                     .unwrap();
+                // A receive fires the due schedule ticks first, so it may take them.
+                let ticks = fire(&mut m.scheds, m.now);
+                discover(&t, &mut m, &ticks)?;
                 let expected = m.claim(group, max, lease_ms as i64);
                 let ids: Vec<i64> = got.iter().map(|d| d.message_id).collect();
                 prop_assert_eq!(&ids, &expected);
@@ -299,12 +450,58 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 m.paused[group] = on;
             }
+            Op::Schedule {
+                slot,
+                every_ms,
+                start_ms,
+                repeat,
+                missed,
+                tag,
+            } => {
+                let mut o = ScheduleOptions::new()
+                    .every(Duration::from_millis(every_ms))
+                    .missed(missed);
+                o.key = Some(format!("sched-{slot}"));
+                o.tag = tag.map(str::to_owned);
+                if let Some(n) = repeat {
+                    o = o.repeat(n);
+                }
+                let first = match start_ms {
+                    Some(ms) => {
+                        o = o.start_at(UNIX_EPOCH + Duration::from_millis((m.now + ms) as u64));
+                        m.now + ms
+                    }
+                    None => m.now + every_ms as i64,
+                };
+                t.q.schedule(SCHEDULES[slot], "t", "tick", o).unwrap();
+                m.scheds[slot] = Some(Sched {
+                    every: every_ms as i64,
+                    next_at: first,
+                    left: repeat.map(|n| n as i64),
+                    fired: 0,
+                    missed,
+                    tag,
+                });
+            }
+            Op::Unschedule { slot } => match t.q.unschedule(SCHEDULES[slot]) {
+                Ok(()) => {
+                    prop_assert!(m.scheds[slot].is_some(), "unschedule of nothing succeeded");
+                    m.scheds[slot] = None;
+                }
+                Err(e) => {
+                    prop_assert!(m.scheds[slot].is_none(), "unschedule failed: {e}");
+                    prop_assert_eq!(e.kind(), ErrorKind::NotFound);
+                }
+            },
             Op::Junk {
                 name,
                 tag,
                 filter,
                 header,
             } => {
+                // A junk group subscribed here and received from fires the due ticks.
+                let mut if_fired = m.scheds.clone();
+                let ticks = fire(&mut if_fired, m.now);
                 let results = [
                     t.q.publish(&name, "x", PublishOptions::new().tag(tag.clone()))
                         .map(|_| ()),
@@ -331,6 +528,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         prop_assert!(documented(e.kind()), "undocumented error {e}");
                     }
                 }
+                let listed = schedules_of(&t);
+                if listed != m.scheds && listed == if_fired {
+                    m.scheds = if_fired;
+                    discover(&t, &mut m, &ticks)?;
+                } else {
+                    discover(&t, &mut m, &Firing::default())?;
+                }
             }
         }
         let stats = t.q.stats().unwrap();
@@ -344,6 +548,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             );
             prop_assert_eq!(s.paused, m.paused[g], "group {} paused", name);
         }
+        prop_assert_eq!(schedules_of(&t), m.scheds.clone());
     }
     Ok(())
 }

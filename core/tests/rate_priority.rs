@@ -238,6 +238,28 @@ fn an_expired_lease_of_low_priority_waits_behind_ready_high_priority() {
     assert_eq!(payloads(&t.take("g", 10)), ["high", "low"]);
 }
 
+/// Found by the model test: schema 7 took expired leases by due time only, so with
+/// more expired leases than a claim takes, one of priority 9 waited behind those of
+/// priority 0 leased before it, and even behind pending ones of priority 0.
+#[test]
+fn an_expired_lease_of_high_priority_goes_out_before_everything_of_lower_priority() {
+    let t = TestQueue::new();
+    let lease = Duration::from_secs(10);
+    t.sub_with("g", "t", SubscribeOptions::new().lease(lease));
+    for (p, prio) in [("low-1", 0), ("low-2", 0), ("high", 9)] {
+        t.q.publish("t", p, PublishOptions::new().priority(prio))
+            .unwrap();
+    }
+    // Leased in the order high, low-1, low-2: all expire at the same time.
+    assert_eq!(t.take("g", 3).len(), 3);
+    t.publish("t", "pending-low");
+    t.advance(lease * 2);
+    let first = t.take("g", 1);
+    assert_eq!(payloads(&first), ["high"]);
+    assert_eq!(first[0].attempt, 2);
+    assert_eq!(payloads(&t.take("g", 1)), ["pending-low"]);
+}
+
 #[test]
 fn priority_survives_a_half_message_commit_and_shows_in_message_info() {
     let t = TestQueue::new();

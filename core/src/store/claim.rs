@@ -12,9 +12,10 @@
 //! at most as many deliveries (pending or expired) as there are whole tokens, and takes
 //! them in the same transaction; with none left, the next due time is when one is.
 //!
-//! Priority (migration 0006): pending deliveries of priority > 0 come from their own
-//! partial index, highest first, before those of priority 0, which come from the due
-//! index as before: a group that never sees a priority pays one empty index lookup.
+//! Priority (migrations 0007 and 0008): pending deliveries and expired leases of
+//! priority > 0 come from their own partial indexes, highest first, before those of
+//! priority 0, which come from the due index as before: a group that never sees a
+//! priority pays two empty index lookups.
 //! Blocked deliveries (an ordering key's later messages) are not candidates at all, so
 //! priority never reorders one ordering key.
 
@@ -51,21 +52,29 @@ impl Candidate {
     }
 }
 
-/// Due deliveries in a state, by due time: expired leases, and pending ones of priority
-/// 0 (those of a higher priority, taken first by `PRIORITIZED`, are skipped here).
+/// Due deliveries of priority 0 in a state (pending ones, or expired leases), by due
+/// time; those of a higher priority are taken first by `PRIORITIZED_*`.
 const CANDIDATES: &str = "
     SELECT message_id, state, attempt, claimed_at, due_at, ordering_group, priority
     FROM ferrymq_deliveries
-    WHERE group_id = ?1 AND state = ?2 AND due_at <= ?3 AND (?2 <> 0 OR priority = 0)
+    WHERE group_id = ?1 AND state = ?2 AND due_at <= ?3 AND priority = 0
     ORDER BY due_at, message_id LIMIT ?4";
 
 /// Due pending deliveries of priority > 0, highest first (the partial index
 /// `ferrymq_deliveries_priority`, which the literal `state = 0` and `priority > 0` select;
 /// `?2`, the state `candidates` binds, goes unused).
-const PRIORITIZED: &str = "
+const PRIORITIZED_PENDING: &str = "
     SELECT message_id, state, attempt, claimed_at, due_at, ordering_group, priority
     FROM ferrymq_deliveries
     WHERE group_id = ?1 AND state = 0 AND priority > 0 AND due_at <= ?3
+    ORDER BY priority DESC, due_at, message_id LIMIT ?4";
+
+/// Expired leases of priority > 0, highest first (the partial index
+/// `ferrymq_deliveries_priority_leased` of migration 0008, selected the same way).
+const PRIORITIZED_LEASED: &str = "
+    SELECT message_id, state, attempt, claimed_at, due_at, ordering_group, priority
+    FROM ferrymq_deliveries
+    WHERE group_id = ?1 AND state = 1 AND priority > 0 AND due_at <= ?3
     ORDER BY priority DESC, due_at, message_id LIMIT ?4";
 
 fn candidates(
@@ -96,13 +105,25 @@ fn candidates(
     Ok(rows)
 }
 
-/// Up to `limit` due pending deliveries in claim order: every prioritized one first; those
-/// of priority 0 only when the prioritized ones do not fill the claim, so a backlog of
-/// high priority never makes a claim walk the priority-0 index past it.
-fn pending(conn: &Connection, group_id: i64, now: i64, limit: usize) -> Result<Vec<Candidate>> {
-    let mut found = candidates(conn, PRIORITIZED, group_id, PENDING, now, limit)?;
+/// Up to `limit` due deliveries in `state` (pending, or expired leases) in claim order:
+/// every prioritized one first; those of priority 0 only when the prioritized ones do
+/// not fill the claim, so a backlog of high priority never makes a claim walk the
+/// priority-0 index past it.
+fn due(
+    conn: &Connection,
+    state: i64,
+    group_id: i64,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<Candidate>> {
+    let prioritized = if state == PENDING {
+        PRIORITIZED_PENDING
+    } else {
+        PRIORITIZED_LEASED
+    };
+    let mut found = candidates(conn, prioritized, group_id, state, now, limit)?;
     let rest = limit - found.len();
-    found.extend(candidates(conn, CANDIDATES, group_id, PENDING, now, rest)?);
+    found.extend(candidates(conn, CANDIDATES, group_id, state, now, rest)?);
     Ok(found)
 }
 
@@ -240,8 +261,8 @@ pub(crate) fn claim(
         if want == 0 {
             break;
         }
-        let mut found = pending(conn, group.id, now, want.min(room))?;
-        found.extend(candidates(conn, CANDIDATES, group.id, INFLIGHT, now, want)?);
+        let mut found = due(conn, PENDING, group.id, now, want.min(room))?;
+        found.extend(due(conn, INFLIGHT, group.id, now, want)?);
         found.sort_by_key(Candidate::rank);
         found.truncate(want);
         let exhausted = found.len() < want;
