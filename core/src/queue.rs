@@ -510,7 +510,7 @@ impl Queue {
 
     /// Deletes messages published and acked by every group at least `older_than` ago,
     /// half messages rolled back at least `older_than` ago (with their check history),
-    /// and idempotency keys past their window. Returns how many messages went.
+    /// and idempotency and inbox keys past their window. Returns how many messages went.
     pub fn purge_acked(&self, older_than: Duration) -> Result<u64> {
         retention::purge_acked(&self.inner, older_than)
     }

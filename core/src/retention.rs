@@ -1,6 +1,6 @@
 //! Retention and file size: purging what is finished (acked messages, rolled-back half
-//! messages past their audit period, expired idempotency keys), a chunk per transaction,
-//! and giving free pages back to the file system.
+//! messages past their audit period, expired idempotency and inbox keys), a chunk per
+//! transaction, and giving free pages back to the file system.
 
 use crate::clock::duration_to_ms;
 use crate::error::{Error, Result};
@@ -15,7 +15,7 @@ const CHUNK: usize = 500;
 
 /// Deletes messages published and acked by every group at least `older_than` ago,
 /// half messages rolled back at least `older_than` ago (with their check history),
-/// and idempotency keys past their window. Returns how many messages went.
+/// and idempotency and inbox keys past their window. Returns how many messages went.
 pub(crate) fn purge_acked(inner: &Arc<Inner>, older_than: Duration) -> Result<u64> {
     validate::bounded_duration("older_than", older_than)?;
     let now = inner.now();
@@ -44,6 +44,7 @@ pub(crate) fn purge_acked(inner: &Arc<Inner>, older_than: Duration) -> Result<u6
     })? as usize
         == CHUNK
     {}
+    while inner.write(false, |c| store::inbox::expired_keys(c, now, CHUNK))? as usize == CHUNK {}
     Ok(total)
 }
 
