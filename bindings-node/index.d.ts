@@ -113,6 +113,11 @@ export interface WorkerOptions extends ReceiveOptions {
   concurrency?: number
 }
 
+export interface InboxOptions {
+  /** How long the key counts as seen (ms, at least 1); default 7 days. */
+  windowMs?: number
+}
+
 export interface NackOptions {
   /** Retry after this delay instead of the policy's next one. */
   delayMs?: number
@@ -220,6 +225,11 @@ export declare class Transaction {
   /** LEASE_LOST here rolls the whole transaction back (exactly-once effect). */
   ack(delivery: Delivery): void
   nack(delivery: Delivery, reason?: string, options?: NackOptions): void
+  /**
+   * The inbox: true the first time key is seen within windowMs (default a week), false
+   * for a redelivery. Remembered only if this transaction commits.
+   */
+  inbox(key: string, options?: InboxOptions): boolean
 }
 
 export declare class Worker {

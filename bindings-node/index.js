@@ -306,6 +306,14 @@ class Transaction {
     const o = options(opts, ['delayMs'], 'nack options')
     call(() => this.#tx.nack(delivery, reason, o))
   }
+  /**
+   * The inbox: true the first time `key` is seen within `windowMs` (default a week),
+   * false for a redelivery. Remembered only if this transaction commits.
+   */
+  inbox(key, opts) {
+    const o = options(opts, ['windowMs'], 'inbox options')
+    return call(() => this.#tx.inbox(key, o))
+  }
 }
 
 /** Runs an async handler over a consumer group; see Queue#worker. */
