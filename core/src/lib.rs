@@ -143,6 +143,20 @@ pub const VERBS: &[&str] = &[
     "metrics",
 ];
 
+/// The verbs of a transaction (`Transaction`, the `tx` of `q.transaction`) that every
+/// language offers, named as in [`VERBS`]; `core/tests/surface.rs` fails when a binding
+/// lacks one. (Ending it explicitly, `commit` / `rollback`, is Rust's and Python's only:
+/// Node and Kotlin end it with the callback.)
+pub const TX_VERBS: &[&str] = &[
+    "execute",
+    "query",
+    "publish",
+    "publish_batch",
+    "ack",
+    "nack",
+    "inbox",
+];
+
 /// Limits on input, for bindings and callers that check before calling.
 pub mod limits {
     pub use crate::validate::{
