@@ -190,13 +190,10 @@ impl Transaction {
     /// transaction applies each key's effect once. A key past its window counts as new
     /// again. Keys share one namespace per file: prefix them (`"alipay:" + notify_id`).
     pub fn inbox(&mut self, key: &str, window: Option<Duration>) -> Result<bool> {
-        crate::validate::text("inbox key", key, crate::validate::MAX_KEY_LEN)?;
-        let window = window.unwrap_or(crate::defaults::INBOX_WINDOW);
-        crate::validate::inbox_window(window)?;
+        let window = inbox_window(key, window)?;
         let conn = self.live()?;
-        let now = self.inner.now();
-        let expires = now.saturating_add(crate::clock::duration_to_ms(window));
-        store::all_or_nothing(&conn, |c| store::inbox::see(c, key, now, expires))
+        let (now, window) = (self.inner.now(), crate::clock::duration_to_ms(window));
+        store::all_or_nothing(&conn, |c| store::inbox::see(c, key, now, window))
     }
 
     /// Makes everything done in the transaction durable and visible at once.
@@ -240,6 +237,14 @@ impl Transaction {
     pub fn is_open(&self) -> bool {
         self.conn.is_some()
     }
+}
+
+/// Checks an inbox key and window; returns the window to use.
+pub(crate) fn inbox_window(key: &str, window: Option<Duration>) -> Result<Duration> {
+    crate::validate::text("inbox key", key, crate::validate::MAX_KEY_LEN)?;
+    let window = window.unwrap_or(crate::defaults::INBOX_WINDOW);
+    crate::validate::inbox_window(window)?;
+    Ok(window)
 }
 
 fn settled(event: Event, d: &Delivery) -> (Event, String, String) {

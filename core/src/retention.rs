@@ -152,8 +152,8 @@ mod tests {
     #[test]
     #[ignore = "a measurement; see its doc"]
     fn inbox_purge_holds_the_write_lock_briefly() {
-        let rows: i64 = std::env::var("FERRYMQ_INBOX_PURGE_ROWS")
-            .map_or(1_000_000, |v| v.parse().unwrap());
+        let rows: i64 =
+            std::env::var("FERRYMQ_INBOX_PURGE_ROWS").map_or(1_000_000, |v| v.parse().unwrap());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.db");
         let clock = ManualClock::new(1_700_000_000_000);
@@ -163,8 +163,8 @@ mod tests {
         let fill = rusqlite::Connection::open(&path).unwrap();
         fill.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-             INSERT INTO ferrymq_inbox (key, expires_at)
-             SELECT 'notify:' || lower(hex(randomblob(16))), ?2 + i FROM n",
+             INSERT INTO ferrymq_inbox (key, seen_at, expires_at)
+             SELECT 'notify:' || lower(hex(randomblob(16))), ?2, ?2 + i FROM n",
             rusqlite::params![rows, clock.now_ms()],
         )
         .unwrap();

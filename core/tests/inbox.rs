@@ -171,3 +171,66 @@ fn an_inbox_key_and_an_idempotency_key_are_separate() {
         .unwrap();
     assert!(see(&t, "k", None));
 }
+
+#[test]
+fn inbox_in_answers_on_the_callers_own_connection_in_its_transaction() {
+    let t = TestQueue::new();
+    assert!(see(&t, "seen-by-tx", None));
+    let mut conn = t.raw();
+    conn.execute_batch("CREATE TABLE paid(notify_id TEXT NOT NULL)")
+        .unwrap();
+    // With the queue (its clock and checks) and without (SQLite's clock), both ways of
+    // the library: Queue::inbox_in and sql::inbox_in.
+    for with_queue in [true, false] {
+        let key = format!("n-{with_queue}");
+        let q = with_queue.then_some(&t.q);
+        for round in 0..3 {
+            let tx = conn.transaction().unwrap();
+            let new = if with_queue {
+                t.q.inbox_in(&tx, &key, None).unwrap()
+            } else {
+                ferrymq::sql::inbox_in(&tx, &key, None, q).unwrap()
+            };
+            assert_eq!(new, round < 2, "{key} round {round}");
+            if new {
+                tx.execute("INSERT INTO paid VALUES (?1)", [&key]).unwrap();
+            }
+            // Round 0 rolls back: the key stays unseen, and round 1 takes it again.
+            if round == 0 {
+                tx.rollback().unwrap();
+            } else {
+                tx.commit().unwrap();
+            }
+        }
+        // Both ways share the table with Transaction::inbox (on the queue's clock: without
+        // a queue it is SQLite's, years after the test's manual clock).
+        let tx = conn.transaction().unwrap();
+        assert!(!ferrymq::sql::inbox_in(&tx, "seen-by-tx", None, Some(&t.q)).unwrap());
+        tx.commit().unwrap();
+    }
+    let paid: i64 = conn
+        .query_row("SELECT count(*) FROM paid", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(paid, 2);
+    assert!(!see(&t, "n-true", None) && !see(&t, "n-false", None));
+}
+
+#[test]
+fn inbox_in_refuses_bad_input_and_a_connection_outside_a_transaction() {
+    let t = TestQueue::new();
+    let conn = t.raw();
+    let err = ferrymq::sql::inbox_in(&conn, "k", None, Some(&t.q)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("no transaction"), "{err}");
+    assert_eq!(
+        t.q.inbox_in(&conn, "k", None).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    conn.execute_batch("BEGIN").unwrap();
+    for (key, window) in [("", None), ("k", Some(Duration::ZERO))] {
+        let err = ferrymq::sql::inbox_in(&conn, key, window, None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{key:?}");
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    assert_eq!(inbox_rows(&t), 0);
+}

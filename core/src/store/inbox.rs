@@ -3,18 +3,15 @@
 use crate::error::Result;
 use rusqlite::{Connection, params};
 
-/// Records `key` as seen until `expires_at`, unless it is already seen at `now`; returns
-/// true when it was not (first sight, or its earlier window has ended). One statement:
-/// the row is inserted, or taken over only while its stored window has ended
-/// (`expires_at <= now`), so two transactions can never both see it as new.
-pub(crate) fn see(conn: &Connection, key: &str, now: i64, expires_at: i64) -> Result<bool> {
+/// Records `key` as seen from `now` for `window_ms`, unless it is already seen at `now`;
+/// returns true when it was not (first sight, or its earlier window has ended). One
+/// statement ([`crate::sql::INBOX`], shared with callers on their own connection): the
+/// row is inserted, or taken over only while its stored window has ended, so two
+/// transactions can never both see it as new.
+pub(crate) fn see(conn: &Connection, key: &str, now: i64, window_ms: i64) -> Result<bool> {
     let changed = conn
-        .prepare_cached(
-            "INSERT INTO ferrymq_inbox (key, expires_at) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
-             WHERE ferrymq_inbox.expires_at <= ?3",
-        )?
-        .execute(params![key, expires_at, now])?;
+        .prepare_cached(crate::sql::INBOX)?
+        .execute(params![key, now, window_ms])?;
     Ok(changed == 1)
 }
 
