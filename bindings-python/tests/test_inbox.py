@@ -140,3 +140,45 @@ def test_duplicate_deliveries_across_sigkills_give_one_row_per_key(tmp_path: pat
         kills += run_round(tmp_path / f"round-{rounds}.db", rng, wanted - kills)
         rounds += 1
     print(f"inbox: {rounds} rounds of {KEYS * COPIES} deliveries, {kills} SIGKILLs, {KEYS} rows each")
+
+
+def test_inbox_in_answers_on_the_callers_sqlite3_connection_in_its_transaction(db: pathlib.Path) -> None:
+    import sqlite3
+
+    clock = ManualClock(1_700_000_000_000)
+    with ferrymq.Queue(db, test_clock=clock) as q:
+        assert see(q, "seen-by-tx")
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TABLE paid (notify_id TEXT NOT NULL)")
+        conn.commit()
+        # The first transaction fails after the inbox said "new": the key is not seen.
+        with pytest.raises(RuntimeError):
+            with conn:
+                assert ferrymq.inbox_in(conn, "n1", queue=q)
+                conn.execute("INSERT INTO paid VALUES ('n1')")
+                raise RuntimeError("the business write failed")
+        for expected in (True, False, False):
+            with conn:
+                new = ferrymq.inbox_in(conn, "n1", window=60, queue=q)
+                assert new == expected
+                if new:
+                    conn.execute("INSERT INTO paid VALUES ('n1')")
+        with conn:
+            assert not ferrymq.inbox_in(conn, "seen-by-tx", queue=q)
+        clock.advance(60)
+        with conn:
+            assert ferrymq.inbox_in(conn, "n1", queue=q)
+        assert conn.execute("SELECT count(*) FROM paid").fetchone() == (1,)
+        assert not see(q, "n1")
+        # Bad input and a connection set to autocommit: refused before anything runs.
+        with pytest.raises(ferrymq.InvalidArgumentError):
+            ferrymq.inbox_in(conn, "", queue=q)
+        with pytest.raises(ferrymq.InvalidArgumentError):
+            ferrymq.inbox_in(conn, "k", window=0, queue=q)
+        auto = sqlite3.connect(db, isolation_level=None)
+        with pytest.raises(ferrymq.InvalidArgumentError, match="no transaction"):
+            ferrymq.inbox_in(auto, "k", queue=q)
+        auto.close()
+        conn.close()
+        with q.transaction() as tx:
+            assert tx.query("SELECT key FROM ferrymq_inbox ORDER BY key") == [("n1",), ("seen-by-tx",)]

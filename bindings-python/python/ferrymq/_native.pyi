@@ -46,6 +46,8 @@ __all__ = [
     "PUBLISHED_ID_SQL",
     "ACK_SQL",
     "MAIN_FILE_SQL",
+    "INBOX_SQL",
+    "inbox_row",
     "check_file",
     "publish_row",
     "ack_row",
@@ -493,6 +495,7 @@ PUBLISH_SQL: str
 PUBLISHED_ID_SQL: str
 ACK_SQL: str
 MAIN_FILE_SQL: str
+INBOX_SQL: str
 
 def check_file(queue: Queue, main_file: str) -> None: ...
 
@@ -524,6 +527,7 @@ def publish_row(
     int,
 ]: ...
 def ack_row(delivery: Delivery, *, queue: Optional[Queue] = None) -> tuple[int, str, int, Optional[int]]: ...
+def inbox_row(key: str, *, window: Optional[_Seconds] = None, queue: Optional[Queue] = None) -> tuple[str, Optional[int], int]: ...
 def host_error(message: str, delivery: Optional[Delivery] = None) -> FerrymqError: ...
 def no_transaction() -> InvalidArgumentError: ...
 TRACEPARENT: str
