@@ -424,7 +424,7 @@ export declare class Queue {
 }
 
 /** A prepared statement of the caller's SQLite library (better-sqlite3's Statement,
- *  node:sqlite's StatementSync): publishIn / ackIn bind their parameters positionally. */
+ *  node:sqlite's StatementSync): publishIn / ackIn / inboxIn bind their parameters positionally. */
 export interface SqlStatement {
   run(...params: any[]): unknown
   get(...params: any[]): unknown
@@ -475,3 +475,16 @@ export declare function publishIn(
  * the caller's transaction rolls back).
  */
 export declare function ackIn(db: SqlConnection, delivery: Delivery, options?: AckInOptions): void
+
+export interface InboxInOptions extends InboxOptions {
+  /** Its clock applies; without it SQLite's clock. */
+  queue?: Queue
+}
+
+/**
+ * The inbox (`tx.inbox`) on `db`, inside the caller's transaction: true the first time
+ * `key` is seen within `windowMs` (default 7 days), false for a redelivery; the key is
+ * remembered only if the caller's transaction commits. Outside a transaction:
+ * INVALID_ARGUMENT, nothing written.
+ */
+export declare function inboxIn(db: SqlConnection, key: string, options?: InboxInOptions): boolean

@@ -690,7 +690,7 @@ class Queue {
   }
 }
 
-// publishIn / ackIn: ferrymq's statements on the caller's own connection (better-sqlite3
+// publishIn / ackIn / inboxIn: ferrymq's statements on the caller's own connection (better-sqlite3
 // or node:sqlite), in the caller's transaction. The core gives the SQL, checks and
 // converts the parameters, and maps the errors; this runs the statements.
 
@@ -815,6 +815,21 @@ function ackIn(db, delivery, opts) {
   }, delivery)
 }
 
+/**
+ * The inbox (`tx.inbox`) on `db`, inside its open transaction: true the first time `key`
+ * is seen within `windowMs` (default a week), false for a redelivery; the key is
+ * remembered only if that transaction commits.
+ */
+function inboxIn(db, key, opts) {
+  const { queue, windowMs } = options(opts, ['queue', 'windowMs'], 'inboxIn options')
+  const nq = queueOption(queue)
+  const row = call(() => native.inboxRow(key, windowMs, nq))
+  checkDb(db)
+  requireTransaction(db)
+  checkFile(db, nq)
+  return onConnection(() => Number(/** @type {any} */ (statement(db, SQL.inbox).run(...row)).changes) === 1)
+}
+
 if (typeof Symbol.asyncDispose === 'symbol') {
   Queue.prototype[Symbol.asyncDispose] = function dispose() {
     return this.close()
@@ -832,3 +847,4 @@ module.exports.Transaction = Transaction
 module.exports.Worker = Worker
 module.exports.publishIn = publishIn
 module.exports.ackIn = ackIn
+module.exports.inboxIn = inboxIn

@@ -7,7 +7,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
-const { Queue, RetryPolicy, FerrymqError } = require('ferrymq')
+const { Queue, RetryPolicy, FerrymqError, inboxIn } = require('ferrymq')
 const { tempDb, clockedQueue } = require('./helpers.js')
 
 /**
@@ -67,6 +67,58 @@ test('bad input is INVALID_ARGUMENT and changes nothing', async () => {
   })
   await q.close()
 })
+
+/** @returns {any} node:sqlite (Node 22.5+), or undefined */
+function nodeSqlite() {
+  try {
+    const name = 'node:sqlite'
+    return require(name)
+  } catch {
+    return undefined
+  }
+}
+const sqlite = nodeSqlite()
+
+test(
+  'inboxIn answers on the caller\'s node:sqlite connection, in its transaction',
+  { skip: sqlite === undefined && `node:sqlite is not in Node ${process.version}: skipped` },
+  async () => {
+    const { q, clock, db: file } = clockedQueue()
+    assert.equal(see(q, 'seen-by-tx'), true)
+    const db = new sqlite.DatabaseSync(file)
+    db.exec('CREATE TABLE paid (notify_id TEXT NOT NULL)')
+    // Rolled back after the inbox said "new": the key is not seen.
+    db.exec('BEGIN')
+    assert.equal(inboxIn(db, 'n1', { queue: q }), true)
+    db.exec("INSERT INTO paid VALUES ('n1')")
+    db.exec('ROLLBACK')
+    for (const expected of [true, false, false]) {
+      db.exec('BEGIN')
+      const isNew = inboxIn(db, 'n1', { windowMs: 60_000, queue: q })
+      assert.equal(isNew, expected)
+      if (isNew) db.exec("INSERT INTO paid VALUES ('n1')")
+      db.exec('COMMIT')
+    }
+    db.exec('BEGIN')
+    assert.equal(inboxIn(db, 'seen-by-tx', { queue: q }), false)
+    db.exec('COMMIT')
+    clock.advance(60_000)
+    db.exec('BEGIN')
+    assert.equal(inboxIn(db, 'n1', { queue: q }), true)
+    for (const [key, opts] of /** @type {[any, any][]} */ ([['', {}], ['k', { windowMs: 0 }], ['k', { window: 1 }]])) {
+      assert.throws(() => inboxIn(db, key, { ...opts, queue: q }), (e) => e instanceof FerrymqError && e.code === 'INVALID_ARGUMENT')
+    }
+    db.exec('COMMIT')
+    assert.throws(
+      () => inboxIn(db, 'k', { queue: q }),
+      (e) => e instanceof FerrymqError && e.code === 'INVALID_ARGUMENT' && /no transaction/.test(e.message),
+    )
+    assert.equal(db.prepare('SELECT count(*) AS n FROM paid').get().n, 1)
+    db.close()
+    assert.equal(see(q, 'n1'), false)
+    await q.close()
+  },
+)
 
 const WORKER = `
   const { Queue, FerrymqError } = require('ferrymq')
