@@ -8,6 +8,7 @@ import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.assertThrows
 import java.io.File
+import java.sql.DriverManager
 import java.nio.file.Path
 import java.util.concurrent.TimeUnit
 import kotlin.random.Random
@@ -95,6 +96,44 @@ class InboxTest {
                 }
                 assertEquals(listOf(listOf(0L)), tx.query("SELECT count(*) FROM ferrymq_inbox"))
             }
+        }
+    }
+
+    @Test
+    fun `inboxIn answers on the caller's JDBC connection, in its transaction`() = runBlocking {
+        val clock = ManualClock(1_700_000_000_000)
+        val db = tempDb()
+        Queue.open(db.toString(), testClock = clock).use { q ->
+            assertTrue(q.see("seen-by-tx"))
+            DriverManager.getConnection("jdbc:sqlite:$db").use { c ->
+                c.autoCommit = false
+                c.createStatement().use { it.executeUpdate("CREATE TABLE paid (notify_id TEXT NOT NULL)") }
+                c.commit()
+                fun pay() = c.createStatement().use { it.executeUpdate("INSERT INTO paid VALUES ('n1')") }
+                // Rolled back after the inbox said "new": the key is not seen.
+                assertTrue(Outbox.inboxIn(c, "n1", queue = q))
+                pay()
+                c.rollback()
+                for (expected in listOf(true, false, false)) {
+                    val new = Outbox.inboxIn(c, "n1", window = 60.seconds, queue = q)
+                    assertEquals(expected, new)
+                    if (new) pay()
+                    c.commit()
+                }
+                assertFalse(Outbox.inboxIn(c, "seen-by-tx", queue = q))
+                c.commit()
+                clock.advance(60.seconds)
+                assertTrue(Outbox.inboxIn(c, "n1", queue = q))
+                assertThrows<FerrymqException.InvalidArgument> { Outbox.inboxIn(c, "", queue = q) }
+                assertThrows<FerrymqException.InvalidArgument> { Outbox.inboxIn(c, "k", Duration.ZERO, q) }
+                c.commit()
+                c.autoCommit = true
+                val e = assertThrows<FerrymqException.InvalidArgument> { Outbox.inboxIn(c, "k", queue = q) }
+                assertTrue(e.message!!.contains("no transaction"), e.message)
+                val paid = c.createStatement().use { st -> st.executeQuery("SELECT count(*) FROM paid").use { it.next(); it.getLong(1) } }
+                assertEquals(1L, paid)
+            }
+            assertFalse(q.see("n1"))
         }
     }
 
