@@ -92,8 +92,8 @@ pub fn inbox_row(
     queue: Option<&NativeQueue>,
 ) -> Result<Vec<SqlArg>> {
     let window = convert::opt_ms("windowMs", window_ms)?;
-    let row = InboxRow::new(&key, window, queue.map(NativeQueue::queue))
-        .map_err(crate::errors::to_js)?;
+    let row =
+        InboxRow::new(&key, window, queue.map(NativeQueue::queue)).map_err(crate::errors::to_js)?;
     Ok(vec![
         text(Some(row.key)),
         int(row.now),
