@@ -113,6 +113,11 @@ export interface WorkerOptions extends ReceiveOptions {
   concurrency?: number
 }
 
+export interface InboxOptions {
+  /** How long the key counts as seen (ms, at least 1); default 7 days. */
+  windowMs?: number
+}
+
 export interface NackOptions {
   /** Retry after this delay instead of the policy's next one. */
   delayMs?: number
@@ -220,6 +225,11 @@ export declare class Transaction {
   /** LEASE_LOST here rolls the whole transaction back (exactly-once effect). */
   ack(delivery: Delivery): void
   nack(delivery: Delivery, reason?: string, options?: NackOptions): void
+  /**
+   * The inbox: true the first time key is seen within windowMs (default a week), false
+   * for a redelivery. Remembered only if this transaction commits.
+   */
+  inbox(key: string, options?: InboxOptions): boolean
 }
 
 export declare class Worker {
@@ -414,7 +424,7 @@ export declare class Queue {
 }
 
 /** A prepared statement of the caller's SQLite library (better-sqlite3's Statement,
- *  node:sqlite's StatementSync): publishIn / ackIn bind their parameters positionally. */
+ *  node:sqlite's StatementSync): publishIn / ackIn / inboxIn bind their parameters positionally. */
 export interface SqlStatement {
   run(...params: any[]): unknown
   get(...params: any[]): unknown
@@ -465,3 +475,16 @@ export declare function publishIn(
  * the caller's transaction rolls back).
  */
 export declare function ackIn(db: SqlConnection, delivery: Delivery, options?: AckInOptions): void
+
+export interface InboxInOptions extends InboxOptions {
+  /** Its clock applies; without it SQLite's clock. */
+  queue?: Queue
+}
+
+/**
+ * The inbox (`tx.inbox`) on `db`, inside the caller's transaction: true the first time
+ * `key` is seen within `windowMs` (default 7 days), false for a redelivery; the key is
+ * remembered only if the caller's transaction commits. Outside a transaction:
+ * INVALID_ARGUMENT, nothing written.
+ */
+export declare function inboxIn(db: SqlConnection, key: string, options?: InboxInOptions): boolean

@@ -306,6 +306,14 @@ class Transaction {
     const o = options(opts, ['delayMs'], 'nack options')
     call(() => this.#tx.nack(delivery, reason, o))
   }
+  /**
+   * The inbox: true the first time `key` is seen within `windowMs` (default a week),
+   * false for a redelivery. Remembered only if this transaction commits.
+   */
+  inbox(key, opts) {
+    const o = options(opts, ['windowMs'], 'inbox options')
+    return call(() => this.#tx.inbox(key, o))
+  }
 }
 
 /** Runs an async handler over a consumer group; see Queue#worker. */
@@ -682,7 +690,7 @@ class Queue {
   }
 }
 
-// publishIn / ackIn: ferrymq's statements on the caller's own connection (better-sqlite3
+// publishIn / ackIn / inboxIn: ferrymq's statements on the caller's own connection (better-sqlite3
 // or node:sqlite), in the caller's transaction. The core gives the SQL, checks and
 // converts the parameters, and maps the errors; this runs the statements.
 
@@ -807,6 +815,21 @@ function ackIn(db, delivery, opts) {
   }, delivery)
 }
 
+/**
+ * The inbox (`tx.inbox`) on `db`, inside its open transaction: true the first time `key`
+ * is seen within `windowMs` (default a week), false for a redelivery; the key is
+ * remembered only if that transaction commits.
+ */
+function inboxIn(db, key, opts) {
+  const { queue, windowMs } = options(opts, ['queue', 'windowMs'], 'inboxIn options')
+  const nq = queueOption(queue)
+  const row = call(() => native.inboxRow(key, windowMs, nq))
+  checkDb(db)
+  requireTransaction(db)
+  checkFile(db, nq)
+  return onConnection(() => Number(/** @type {any} */ (statement(db, SQL.inbox).run(...row)).changes) === 1)
+}
+
 if (typeof Symbol.asyncDispose === 'symbol') {
   Queue.prototype[Symbol.asyncDispose] = function dispose() {
     return this.close()
@@ -824,3 +847,4 @@ module.exports.Transaction = Transaction
 module.exports.Worker = Worker
 module.exports.publishIn = publishIn
 module.exports.ackIn = ackIn
+module.exports.inboxIn = inboxIn

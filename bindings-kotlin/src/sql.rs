@@ -1,4 +1,4 @@
-//! `ferrymq::sql` for the Kotlin `Outbox`: publishing and acking on the caller's own JDBC
+//! `ferrymq::sql` for the Kotlin `Outbox`: publishing, acking and the inbox on the caller's own JDBC
 //! connection, in its transaction. The Kotlin layer runs the statements with `java.sql`;
 //! everything it needs besides is here: the statements' text, the validated columns (the
 //! core's checks, with a queue's limits and clock when one is given), and the mapping of
@@ -8,7 +8,7 @@
 //! cdylib another; on Linux the core's `lock_isolation` lets the two share a file in one
 //! process, so a Queue and the caller's connection may work on it side by side.
 
-use crate::convert::{PublishArgs, int};
+use crate::convert::{PublishArgs, int, opt_secs};
 use crate::delivery::FfiDelivery;
 use crate::error::{FfiError, FfiResult};
 use crate::queue::FfiQueue;
@@ -110,6 +110,36 @@ pub fn sql_ack_row(delivery: u64, queue: Option<Arc<FfiQueue>>) -> FfiResult<Sql
         consumer_group: r.consumer_group,
         lease_token: r.lease_token,
         acked_at: r.acked_at,
+    })
+}
+
+/// The inbox INSERT (`ferrymq::sql::INBOX`): one row changed means a new key.
+#[uniffi::export]
+pub fn sql_inbox() -> String {
+    sql::INBOX.to_owned()
+}
+
+/// `ferrymq::sql::InboxRow`: the parameters of the inbox INSERT.
+#[derive(uniffi::Record)]
+pub struct SqlInboxRow {
+    pub key: String,
+    pub now: Option<i64>,
+    pub window_ms: i64,
+}
+
+/// Checks an inbox key and window as `tx.inbox` does (`window_secs`: none for a week).
+#[uniffi::export]
+pub fn sql_inbox_row(
+    key: String,
+    window_secs: Option<f64>,
+    queue: Option<Arc<FfiQueue>>,
+) -> FfiResult<SqlInboxRow> {
+    let window = opt_secs("window", window_secs)?;
+    let r = sql::InboxRow::new(&key, window, queue.as_ref().map(|q| &q.q))?;
+    Ok(SqlInboxRow {
+        key: r.key,
+        now: r.now,
+        window_ms: r.window_ms,
     })
 }
 

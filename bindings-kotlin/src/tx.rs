@@ -103,6 +103,11 @@ impl FfiTransaction {
         self.with(|tx| tx.nack(&d, &reason, delay))
     }
 
+    pub fn inbox(&self, key: String, window_secs: Option<f64>) -> FfiResult<bool> {
+        let window = opt_secs("window", window_secs)?;
+        self.with(|tx| tx.inbox(&key, window))
+    }
+
     pub fn commit(&self) -> FfiResult<()> {
         self.with(|tx| tx.commit())
     }

@@ -1,4 +1,4 @@
-//! `publishIn` / `ackIn`: the pieces of `ferrymq::sql` that `index.js` needs to publish
+//! `publishIn` / `ackIn` / `inboxIn`: the pieces of `ferrymq::sql` that `index.js` needs to publish
 //! and ack on the caller's own SQLite connection (better-sqlite3, node:sqlite). The
 //! statements run in JS, on that connection; here are their texts, their validated
 //! parameters, and the mapping of the host library's error text to ferrymq's kinds.
@@ -7,7 +7,7 @@ use crate::convert::{self, PublishOpts};
 use crate::delivery::Delivery;
 use crate::errors::{ErrorInfo, Result, error_info};
 use crate::queue::NativeQueue;
-use ferrymq::sql::{self, AckRow, PublishRow};
+use ferrymq::sql::{self, AckRow, InboxRow, PublishRow};
 use napi::bindgen_prelude::{BigInt, Either3, Null};
 use napi_derive::napi;
 
@@ -18,6 +18,7 @@ pub struct SqlStatements {
     pub published_id: String,
     pub ack: String,
     pub main_file: String,
+    pub inbox: String,
 }
 
 #[napi]
@@ -27,6 +28,7 @@ pub fn sql_statements() -> SqlStatements {
         published_id: sql::PUBLISHED_ID.to_owned(),
         ack: sql::ACK.to_owned(),
         main_file: sql::MAIN_FILE.to_owned(),
+        inbox: sql::INBOX.to_owned(),
     }
 }
 
@@ -79,6 +81,24 @@ pub fn ack_row(delivery: &Delivery, queue: Option<&NativeQueue>) -> Vec<SqlArg> 
         int(Some(row.lease_token)),
         int(row.acked_at),
     ]
+}
+
+/// The parameters of INBOX (key, now, window_ms), checked as `tx.inbox` checks them
+/// (`window_ms`: none for a week), at `queue`'s clock when given.
+#[napi]
+pub fn inbox_row(
+    key: String,
+    window_ms: Option<f64>,
+    queue: Option<&NativeQueue>,
+) -> Result<Vec<SqlArg>> {
+    let window = convert::opt_ms("windowMs", window_ms)?;
+    let row =
+        InboxRow::new(&key, window, queue.map(NativeQueue::queue)).map_err(crate::errors::to_js)?;
+    Ok(vec![
+        text(Some(row.key)),
+        int(row.now),
+        int(Some(row.window_ms)),
+    ])
 }
 
 /// The ferrymq error for the text of an error the host library threw running one of the

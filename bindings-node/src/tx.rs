@@ -6,6 +6,11 @@ use crate::delivery::{Delivery, NackOpts};
 use crate::errors::{OrJs, Result, invalid};
 use napi_derive::napi;
 
+#[napi(object)]
+pub struct InboxOpts {
+    pub window_ms: Option<f64>,
+}
+
 #[napi]
 pub struct Transaction {
     pub(crate) tx: Option<ferrymq::Transaction>,
@@ -83,6 +88,14 @@ impl Transaction {
         delivery
             .read(|d| tx.nack(d, reason.as_deref().unwrap_or(""), delay))
             .js()
+    }
+
+    /// The inbox: true the first time `key` is seen within `windowMs` (default a week),
+    /// false for a redelivery; remembered only if the transaction commits.
+    #[napi]
+    pub fn inbox(&mut self, key: String, opts: Option<InboxOpts>) -> Result<bool> {
+        let window = convert::opt_ms("windowMs", opts.and_then(|o| o.window_ms))?;
+        self.open()?.inbox(&key, window).js()
     }
 
     #[napi]

@@ -288,6 +288,10 @@ class Runner {
           else if (t.op === 'publish') tx.publish(t.topic, t.payload, publishOptions(t))
           else if (t.op === 'ack') tx.ack(this.delivery(t.delivery))
           else if (t.op === 'nack') tx.nack(this.delivery(t.delivery), t.reason ?? '')
+          else if (t.op === 'inbox') {
+            const opts = t.window_ms === undefined ? undefined : { windowMs: t.window_ms }
+            assert.equal(tx.inbox(t.key, opts), t.expect, JSON.stringify(t))
+          }
           else throw new Error(`unknown transaction op ${t.op}`)
         }
         if (s.throw) throw failure

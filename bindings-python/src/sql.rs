@@ -1,4 +1,4 @@
-//! What `ferrymq.publish_in` / `ack_in` (python/ferrymq/_sql.py) need from `ferrymq::sql`:
+//! What `ferrymq.publish_in` / `ack_in` / `inbox_in` (python/ferrymq/_sql.py) need from `ferrymq::sql`:
 //! the statements' text, the validated parameters of one publish or ack, and the mapping
 //! of an error raised by Python's own SQLite library to ferrymq's exceptions. The
 //! statements run on the caller's connection, in Python; every check and every decision
@@ -8,7 +8,7 @@ use crate::convert;
 use crate::errors::{OrPy, to_py};
 use crate::queue::PyQueue;
 use crate::types::{PyDelivery, publish_options};
-use ferrymq::sql::{self, AckRow, PublishRow};
+use ferrymq::sql::{self, AckRow, InboxRow, PublishRow};
 use pyo3::exceptions::PyBaseException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
@@ -87,6 +87,22 @@ fn ack_row<'py>(
         .into_pyobject(py)
 }
 
+/// The parameters of `INBOX_SQL` (key, now, window_ms) after the same checks as
+/// `tx.inbox` (`window`: seconds or a timedelta; None: a week), at `queue`'s clock
+/// (without one, SQLite's).
+#[pyfunction]
+#[pyo3(signature = (key, *, window=None, queue=None))]
+fn inbox_row<'py>(
+    py: Python<'py>,
+    key: &str,
+    window: Option<&Bound<'py, PyAny>>,
+    queue: Option<PyRef<'py, PyQueue>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let window = convert::opt_seconds("window", window)?;
+    let row = InboxRow::new(key, window, queue.as_ref().map(|q| q.queue())).py_err()?;
+    (row.key, row.now, row.window_ms).into_pyobject(py)
+}
+
 /// The ferrymq exception (not raised) for the text of an error Python's SQLite library
 /// raised running one of these statements; `delivery`: the one being acked.
 #[pyfunction]
@@ -121,6 +137,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PUBLISHED_ID_SQL", sql::PUBLISHED_ID)?;
     m.add("ACK_SQL", sql::ACK)?;
     m.add("MAIN_FILE_SQL", sql::MAIN_FILE)?;
+    m.add("INBOX_SQL", sql::INBOX)?;
+    m.add_function(wrap_pyfunction!(inbox_row, m)?)?;
     m.add_function(wrap_pyfunction!(check_file, m)?)?;
     m.add_function(wrap_pyfunction!(publish_row, m)?)?;
     m.add_function(wrap_pyfunction!(ack_row, m)?)?;

@@ -180,6 +180,20 @@ impl PyTransaction {
         self.with(py, |tx| tx.nack(&d, reason, delay))
     }
 
+    /// The inbox: True the first time `key` is seen within `window` (seconds or a
+    /// timedelta; None: a week), False for a redelivery. Remembered only if this
+    /// transaction commits.
+    #[pyo3(signature = (key, *, window=None))]
+    fn inbox(
+        &self,
+        py: Python<'_>,
+        key: String,
+        window: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let window = convert::opt_seconds("window", window)?;
+        self.with(py, |tx| tx.inbox(&key, window))
+    }
+
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
         self.with(py, |tx| tx.commit())
     }

@@ -313,6 +313,9 @@ class Runner:
                         tx.ack(self.deliveries[t["delivery"]])
                     elif t["op"] == "nack":
                         tx.nack(self.deliveries[t["delivery"]], t.get("reason", ""))
+                    elif t["op"] == "inbox":
+                        window = t["window_ms"] / 1000 if "window_ms" in t else None
+                        assert tx.inbox(t["key"], window=window) == t.get("expect"), t
                     else:
                         raise AssertionError(f"unknown transaction op {t['op']}")
                 if s.get("throw"):

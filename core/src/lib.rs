@@ -143,6 +143,20 @@ pub const VERBS: &[&str] = &[
     "metrics",
 ];
 
+/// The verbs of a transaction (`Transaction`, the `tx` of `q.transaction`) that every
+/// language offers, named as in [`VERBS`]; `core/tests/surface.rs` fails when a binding
+/// lacks one. (Ending it explicitly, `commit` / `rollback`, is Rust's and Python's only:
+/// Node and Kotlin end it with the callback.)
+pub const TX_VERBS: &[&str] = &[
+    "execute",
+    "query",
+    "publish",
+    "publish_batch",
+    "ack",
+    "nack",
+    "inbox",
+];
+
 /// Limits on input, for bindings and callers that check before calling.
 pub mod limits {
     pub use crate::validate::{
@@ -165,4 +179,12 @@ pub mod defaults {
     pub const DEAD_LETTERS_LIMIT: usize = 100;
     /// `purge_acked` without an age: a week, so an operator can still look a message up.
     pub const PURGE_ACKED_OLDER_THAN: Duration = Duration::from_secs(7 * 86_400);
+    /// `Transaction::inbox` without a window: a week. It must outlast every redelivery of
+    /// one key: the longest built-in retry schedules end within a day (RocketMQ's 16
+    /// retries about 4 h 46 min, Alipay's notifications about 25 h, WeChat Pay's about
+    /// 24 h), and a week also covers a consumer down over a long weekend whose broker
+    /// then redelivers its backlog. It matches `PURGE_ACKED_OLDER_THAN`, so a message
+    /// `purge_acked` still keeps is never redelivered past its key. A key costs one small
+    /// row (the key and 8 bytes) until `purge_acked` deletes it after its window.
+    pub const INBOX_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 }

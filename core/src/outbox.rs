@@ -1,6 +1,7 @@
 //! The transactional outbox: one SQLite write transaction on the queue's file in which
 //! the caller runs its own SQL, publishes, and acks. Commit makes all of it visible at
-//! once; anything else (an error, a panic, a drop) rolls all of it back.
+//! once; anything else (an error, a panic, a drop) rolls all of it back. The inbox
+//! (`inbox`) remembers a consumer's keys in the same transaction.
 
 use crate::counters::Event;
 use crate::error::{Error, Result};
@@ -182,6 +183,19 @@ impl Transaction {
         Ok(())
     }
 
+    /// The inbox: true the first time `key` is seen (within `window`, default
+    /// [`defaults::INBOX_WINDOW`](crate::defaults::INBOX_WINDOW)), false while it is
+    /// still remembered (a redelivery, a repeated callback). The key is remembered if and
+    /// only if this transaction commits, so "write only when true, then ack" in one
+    /// transaction applies each key's effect once. A key past its window counts as new
+    /// again. Keys share one namespace per file: prefix them (`"alipay:" + notify_id`).
+    pub fn inbox(&mut self, key: &str, window: Option<Duration>) -> Result<bool> {
+        let window = inbox_window(key, window)?;
+        let conn = self.live()?;
+        let (now, window) = (self.inner.now(), crate::clock::duration_to_ms(window));
+        store::all_or_nothing(&conn, |c| store::inbox::see(c, key, now, window))
+    }
+
     /// Makes everything done in the transaction durable and visible at once.
     pub fn commit(&mut self) -> Result<()> {
         let conn = self
@@ -223,6 +237,14 @@ impl Transaction {
     pub fn is_open(&self) -> bool {
         self.conn.is_some()
     }
+}
+
+/// Checks an inbox key and window; returns the window to use.
+pub(crate) fn inbox_window(key: &str, window: Option<Duration>) -> Result<Duration> {
+    crate::validate::text("inbox key", key, crate::validate::MAX_KEY_LEN)?;
+    let window = window.unwrap_or(crate::defaults::INBOX_WINDOW);
+    crate::validate::inbox_window(window)?;
+    Ok(window)
 }
 
 fn settled(event: Event, d: &Delivery) -> (Event, String, String) {

@@ -222,6 +222,19 @@ impl Queue {
         store::all_or_nothing(tx, |c| settle::ack(c, delivery, self.inner.now()))
     }
 
+    /// The inbox (`Transaction::inbox`) inside a transaction the caller opened on its own
+    /// connection to this file: true the first time `key` is seen within `window`.
+    pub fn inbox_in(
+        &self,
+        tx: &rusqlite::Connection,
+        key: &str,
+        window: Option<Duration>,
+    ) -> Result<bool> {
+        let window = crate::clock::duration_to_ms(outbox::inbox_window(key, window)?);
+        outbox::check_foreign(&self.inner, tx)?;
+        store::all_or_nothing(tx, |c| store::inbox::see(c, key, self.inner.now(), window))
+    }
+
     /// Takes up to `max` deliveries of `group`, waiting up to `wait` for the first.
     /// Returns an empty list when nothing came.
     pub fn receive(&self, group: &str, options: ReceiveOptions) -> Result<Vec<Delivery>> {
@@ -510,7 +523,7 @@ impl Queue {
 
     /// Deletes messages published and acked by every group at least `older_than` ago,
     /// half messages rolled back at least `older_than` ago (with their check history),
-    /// and idempotency keys past their window. Returns how many messages went.
+    /// and idempotency and inbox keys past their window. Returns how many messages went.
     pub fn purge_acked(&self, older_than: Duration) -> Result<u64> {
         retention::purge_acked(&self.inner, older_than)
     }

@@ -12,6 +12,8 @@
 //! the view's columns (the same checks as `publish`, with a queue's limits and clock when
 //! one is given), and [`host_error`] turns the host library's error text into ferrymq's
 //! error kinds. [`publish_in`] and [`ack_in`] are the reference, on a `rusqlite` connection.
+//! [`INBOX`] / [`inbox_in`] are the inbox (`Transaction::inbox`) the same way: one plain
+//! statement on the table, whose rows-changed count is the answer.
 
 use crate::clock::{duration_to_ms, system_time_to_ms};
 use crate::error::{Error, ErrorKind, Result};
@@ -41,6 +43,17 @@ pub const PUBLISHED_ID: &str = "SELECT coalesce(\
 /// error text when the lease was lost.
 pub const ACK: &str = "INSERT INTO ferrymq_ack (message_id, consumer_group, lease_token, acked_at) \
      VALUES (?, ?, ?, ?)";
+
+/// The inbox (`Transaction::inbox`) on the caller's connection: bind the fields of an
+/// [`InboxRow`] in order (`key`, `now`, `window_ms`). One row changed (the library's
+/// rowcount, or `SELECT changes()`): the key is new and now remembered until `now +
+/// window_ms`, if the transaction commits; none: it is seen within its window.
+pub const INBOX: &str = "INSERT INTO ferrymq_inbox (key, seen_at, expires_at) \
+     SELECT k, n, n + w FROM (SELECT ? AS k, \
+         coalesce(?, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) AS n, ? AS w) \
+     WHERE 1 \
+     ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at, expires_at = excluded.expires_at \
+     WHERE ferrymq_inbox.expires_at <= excluded.seen_at";
 
 /// The path of the connection's main database file (empty for an in-memory one), for
 /// [`check_file`].
@@ -130,6 +143,32 @@ impl AckRow {
     }
 }
 
+/// The columns of [`INBOX`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxRow {
+    pub key: String,
+    /// The queue's clock when a queue was given; `None`: SQLite's clock.
+    pub now: Option<i64>,
+    pub window_ms: i64,
+}
+
+impl InboxRow {
+    /// Checks the key and window as `Transaction::inbox` does (`None`: the default
+    /// window, `defaults::INBOX_WINDOW`).
+    pub fn new(
+        key: &str,
+        window: Option<std::time::Duration>,
+        queue: Option<&Queue>,
+    ) -> Result<InboxRow> {
+        let window = crate::outbox::inbox_window(key, window)?;
+        Ok(InboxRow {
+            key: key.to_owned(),
+            now: queue.map(|q| q.inner.now()),
+            window_ms: duration_to_ms(window),
+        })
+    }
+}
+
 /// What `publish_in` / `ack_in` say when the caller's connection is outside a transaction:
 /// the statement would commit on its own, apart from the caller's rows.
 pub fn no_transaction() -> Error {
@@ -156,6 +195,7 @@ pub fn host_error(message: &str, delivery: Option<&Delivery>) -> Error {
     if lower.contains("no such table: ferrymq_publish")
         || lower.contains("no such table: ferrymq_ack")
         || lower.contains("no such table: main.ferrymq_")
+        || lower.contains("no such table: ferrymq_inbox")
     {
         return Error::NotFound(format!(
             "the file has no ferrymq schema of version {} or later: open it once with \
@@ -244,6 +284,27 @@ pub fn ack_in(
         ])
         .map(|_| ())
         .map_err(|e| host_error(&e.to_string(), Some(delivery)))
+}
+
+/// The inbox on `conn`, inside its transaction, on a file of schema 9 or later: what
+/// each binding's `inbox_in` does. True the first time `key` is seen within `window`.
+pub fn inbox_in(
+    conn: &rusqlite::Connection,
+    key: &str,
+    window: Option<std::time::Duration>,
+    queue: Option<&Queue>,
+) -> Result<bool> {
+    let row = InboxRow::new(key, window, queue)?;
+    if conn.is_autocommit() {
+        return Err(no_transaction());
+    }
+    if let Some(q) = queue {
+        check_file(q, conn.path().unwrap_or(""))?;
+    }
+    conn.prepare_cached(INBOX)?
+        .execute(params![row.key, row.now, row.window_ms])
+        .map(|n| n == 1)
+        .map_err(|e| host_error(&e.to_string(), None))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub(crate) mod claim;
 pub(crate) mod dlq;
 pub(crate) mod groups;
 pub(crate) mod half;
+pub(crate) mod inbox;
 pub(crate) mod inspect;
 #[cfg(test)]
 mod plans;

@@ -179,6 +179,17 @@ pub fn lease(d: Duration) -> Result<()> {
     bounded_duration("lease", d)
 }
 
+/// An inbox window is kept in whole milliseconds, like a lease: shorter would be stored
+/// as zero, and a key seen for no time at all dedups nothing.
+pub fn inbox_window(d: Duration) -> Result<()> {
+    if d < Duration::from_millis(1) {
+        return Err(Error::invalid(format!(
+            "inbox window must be at least 1 ms, got {d:?}"
+        )));
+    }
+    bounded_duration("inbox window", d)
+}
+
 pub fn bounded_duration(what: &str, d: Duration) -> Result<()> {
     if d > MAX_DURATION {
         return Err(Error::invalid(format!(

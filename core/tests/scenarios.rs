@@ -567,6 +567,13 @@ impl Runner {
                             t.get("reason").map_or("", text),
                             None,
                         )?,
+                        "inbox" => {
+                            let window = t
+                                .get("window_ms")
+                                .map(|w| Duration::from_millis(w.as_u64().unwrap()));
+                            let new = tx.inbox(text(&t["key"]), window)?;
+                            assert_eq!(Some(new), t["expect"].as_bool(), "inbox {t}");
+                        }
                         other => panic!("unknown transaction op {other}"),
                     }
                 }

@@ -80,6 +80,11 @@ fn camel(snake: &str) -> String {
 }
 
 fn rust_surface() -> BTreeSet<String> {
+    rust_methods("impl Queue {")
+}
+
+/// The public methods of every `impl` block of core/src that starts with `header`.
+fn rust_methods(header: &str) -> BTreeSet<String> {
     let mut lines = Vec::new();
     for entry in std::fs::read_dir(root().join("core/src")).unwrap() {
         let path = entry.unwrap().path();
@@ -87,7 +92,7 @@ fn rust_surface() -> BTreeSet<String> {
             let text = std::fs::read_to_string(&path).unwrap();
             let mut inside = false;
             for line in text.lines() {
-                if line.starts_with("impl Queue {") {
+                if line.starts_with(header) {
                     inside = true;
                 } else if line.starts_with('}') {
                     inside = false;
@@ -134,6 +139,53 @@ fn kotlin_surface() -> BTreeSet<String> {
         "fun ",
     ));
     out
+}
+
+/// The public methods of each language's transaction (`tx`).
+fn tx_surfaces() -> [(&'static str, BTreeSet<String>, bool); 4] {
+    let stubs = read("bindings-python/python/ferrymq/_native.pyi");
+    let types = read("bindings-node/index.d.ts");
+    let kotlin = read("bindings-kotlin/src/main/kotlin/ferrymq/Transaction.kt");
+    [
+        ("Rust", rust_methods("impl Transaction {"), false),
+        (
+            "Python",
+            names_after(&block(&stubs, "class Transaction", "class "), "def "),
+            false,
+        ),
+        (
+            "Node",
+            ts_methods(&block(&types, "class Transaction", "}")),
+            true,
+        ),
+        (
+            "Kotlin",
+            names_after(&block(&kotlin, "class Transaction", "}"), "fun "),
+            true,
+        ),
+    ]
+}
+
+#[test]
+fn every_transaction_verb_exists_in_every_language() {
+    let mut missing = Vec::new();
+    for (language, surface, camel_case) in tx_surfaces() {
+        assert!(
+            surface.contains("publish") && !surface.contains("publishTwice"),
+            "{language}: the transaction's surface was not read: {surface:?}"
+        );
+        for verb in ferrymq::TX_VERBS {
+            let name = if camel_case {
+                camel(verb)
+            } else {
+                verb.to_string()
+            };
+            if !surface.contains(&name) {
+                missing.push(format!("{language} lacks tx.{name}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
 
 #[test]

@@ -38,7 +38,7 @@ from ._native import (
     __version__,
 )
 from ._native import Queue as _NativeQueue
-from ._sql import ack_in, publish_in
+from ._sql import ack_in, inbox_in, publish_in
 
 #: Durations are seconds (int or float) or a datetime.timedelta.
 Seconds = Union[float, datetime.timedelta]
@@ -72,6 +72,7 @@ __all__ = [
     "Worker",
     "__version__",
     "ack_in",
+    "inbox_in",
     "publish_in",
 ]
 

@@ -1,5 +1,5 @@
-"""publish_in / ack_in: publish and ack on the caller's own SQLite connection, in its
-transaction, so the message commits or rolls back with the caller's rows.
+"""publish_in / ack_in / inbox_in: publish, ack and the inbox on the caller's own SQLite
+connection, in its transaction, so they commit or roll back with the caller's rows.
 
 The statements are the core's (ferrymq::sql, run by the file's schema-4 triggers) and so
 are the checks and the error kinds; this module finds the DB-API connection, refuses one
@@ -130,3 +130,24 @@ def ack_in(conn: Any, delivery: Delivery, *, queue: Optional[Queue] = None) -> N
             cur.close()
     except _errors(db) as e:
         raise _native.host_error(str(e), delivery) from e
+
+
+def inbox_in(conn: Any, key: str, *, window: Optional[_Seconds] = None, queue: Optional[Queue] = None) -> bool:
+    """The inbox (`tx.inbox`) on `conn` inside its open transaction: True the first time
+    `key` is seen within `window` (seconds or a timedelta; None: a week), False for a
+    redelivery. The key is remembered only if that transaction commits. `queue` gives its
+    clock (without it: SQLite's)."""
+    row = _native.inbox_row(key, window=window, queue=queue)
+    db = _dbapi(conn)
+    _check_transaction(db)
+    try:
+        cur = db.cursor()
+        try:
+            _check_file(cur, queue)
+            cur.execute(_native.INBOX_SQL, row)
+            new: bool = cur.rowcount == 1
+        finally:
+            cur.close()
+    except _errors(db) as e:
+        raise _native.host_error(str(e)) from e
+    return new

@@ -1,7 +1,7 @@
 //! Query-plan regression test: every statement the queue runs against its own tables,
 //! captured from real calls, must find its rows through an index, and read them in the
 //! order it asks for. A statement that scans a table whose size grows with traffic
-//! (messages, deliveries, attempts, checks, idempotency keys), or sorts rows of one
+//! (messages, deliveries, attempts, checks, idempotency and inbox keys), or sorts rows of one
 //! (`USE TEMP B-TREE FOR ORDER BY`: the cost grows with every matching row, not with the
 //! LIMIT), fails `cargo test`. Migrations run once per file and are left out.
 
@@ -28,7 +28,7 @@ pub(crate) fn record(conn: &mut Connection) {
 }
 
 /// Tables that grow with traffic; the others hold one row per topic or group.
-const GROWING: [&str; 7] = [
+const GROWING: [&str; 8] = [
     "ferrymq_messages",
     "ferrymq_deliveries",
     "ferrymq_attempts",
@@ -36,6 +36,7 @@ const GROWING: [&str; 7] = [
     "ferrymq_checks",
     "ferrymq_subscriptions",
     "ferrymq_schedules",
+    "ferrymq_inbox",
 ];
 
 fn exercise_every_call(dir: &std::path::Path) {
@@ -135,6 +136,8 @@ fn exercise_every_call(dir: &std::path::Path) {
     q.find("t", "k1").unwrap();
     q.transaction(|tx| {
         tx.publish("t", "tx", PublishOptions::new())?;
+        tx.inbox("seen", Some(Duration::from_secs(60)))?;
+        tx.inbox("seen", None)?;
         Ok(())
     })
     .unwrap();

@@ -29,7 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub const VERSION: i32 = 8;
+pub const VERSION: i32 = 9;
 /// "Frry" in ASCII.
 pub const APPLICATION_ID: i32 = 0x4672_7279;
 
@@ -43,6 +43,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_schedules.sql"),
     include_str!("../../migrations/0007_rate_priority.sql"),
     include_str!("../../migrations/0008_priority_leases.sql"),
+    include_str!("../../migrations/0009_inbox.sql"),
 ];
 
 /// A connection plus the switch that puts its authorizer in "caller's SQL" mode.
@@ -413,7 +414,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(n, 10);
+        assert_eq!(n, 11);
     }
 
     #[test]

@@ -90,6 +90,7 @@ impl TestQueue {
             "ferrymq_idempotency",
             "ferrymq_checks",
             "ferrymq_counted",
+            "ferrymq_inbox",
         ] {
             let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
             let n = stmt.column_count();

@@ -4,6 +4,8 @@ import ferrymq.ffi.sqlAck
 import ferrymq.ffi.sqlAckRow
 import ferrymq.ffi.sqlCheckFile
 import ferrymq.ffi.sqlHostError
+import ferrymq.ffi.sqlInbox
+import ferrymq.ffi.sqlInboxRow
 import ferrymq.ffi.sqlMainFile
 import ferrymq.ffi.sqlNoTransaction
 import ferrymq.ffi.sqlPublish
@@ -42,6 +44,7 @@ object Outbox {
     private val publishedIdSql: String by lazy { sqlPublishedId() }
     private val ackSql: String by lazy { sqlAck() }
     private val mainFileSql: String by lazy { sqlMainFile() }
+    private val inboxSql: String by lazy { sqlInbox() }
 
     /**
      * Publishes one message in [connection]'s open transaction; returns its id (the first
@@ -140,6 +143,25 @@ object Outbox {
             Reference.reachabilityFence(delivery)
         }
     }
+
+    /**
+     * The inbox ([Transaction.inbox]) in [connection]'s open transaction: `true` the first
+     * time [key] is seen within [window] (`null`: a week), `false` for a redelivery; the
+     * key is remembered only if your transaction commits. [queue] gives its clock;
+     * without it, SQLite's.
+     */
+    fun inboxIn(connection: Connection, key: String, window: Duration? = null, queue: Queue? = null): Boolean =
+        jdbc(null) {
+            val row = native { sqlInboxRow(key, window.secsOrNull(), queue?.ffi) }
+            requireTransaction(connection)
+            requireSameFile(connection, queue)
+            connection.prepareStatement(inboxSql).use { st ->
+                st.setString(1, row.key)
+                st.setInteger(2, row.now)
+                st.setLong(3, row.windowMs)
+                st.executeUpdate() == 1
+            }
+        }
 
     /** Refuses a connection that would commit each statement on its own, apart from the caller's rows. */
     private fun requireTransaction(connection: Connection) {

@@ -67,6 +67,13 @@ class Transaction internal constructor(private val ffi: FfiTransaction) {
         Reference.reachabilityFence(delivery)
     }
 
+    /**
+     * The inbox: `true` the first time [key] is seen within [window] (`null`: a week),
+     * `false` for a redelivery. Remembered only if this transaction commits, so "write
+     * only when true, then ack" in one transaction applies each key's effect once.
+     */
+    fun inbox(key: String, window: Duration? = null): Boolean = native { ffi.inbox(key, window.secsOrNull()) }
+
     internal fun commit() = native { ffi.commit() }
 
     internal fun rollback() = native { ffi.rollback() }

@@ -413,6 +413,10 @@ private class Runner(queue: JSONObject) {
                         }
                         "ack" -> tx.ack(delivery(t.getString("delivery")))
                         "nack" -> tx.nack(delivery(t.getString("delivery")), t.optString("reason", ""))
+                        "inbox" -> {
+                            val new = tx.inbox(t.getString("key"), t.msOrNull("window_ms"))
+                            check(new == t.getBoolean("expect")) { "inbox $t returned $new" }
+                        }
                         else -> error("unknown transaction op $op")
                     }
                 }
