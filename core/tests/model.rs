@@ -1,8 +1,9 @@
 //! Hostile input against a model: arbitrary sequences of publish (with priorities) /
-//! receive / ack / nack / extend / pause / resume / schedule / unschedule / clock steps
-//! and junk calls with arbitrary strings, checked after every step against a small
+//! receive / ack / nack / extend / pause / resume / schedule / unschedule / inbox
+//! transactions / clock steps and junk calls with arbitrary strings, checked after every step against a small
 //! in-memory model of the semantics. No panic, no error outside the documented kinds, and
-//! every receive, settle, stats, schedule listing and schedule tick equal to the model's.
+//! every receive, settle, stats, schedule listing, schedule tick and inbox answer equal
+//! to the model's.
 //!
 //! CI runs a fixed seed; `FERRYMQ_MODEL_CASES=5000 cargo test -p ferrymq --test model`
 //! runs more cases (`PROPTEST_RNG_SEED` picks another seed).
@@ -74,6 +75,12 @@ enum Op {
     Unschedule {
         slot: usize,
     },
+    /// One transaction asking the inbox about a few keys (a key may repeat), then
+    /// committed or rolled back.
+    Inbox {
+        seen: Vec<(usize, Option<u64>)>,
+        commit: bool,
+    },
     Junk {
         name: String,
         tag: String,
@@ -100,6 +107,8 @@ fn op() -> impl Strategy<Value = Op> {
                prop_oneof![Just(None), Just(Some("a")), Just(Some("b"))])
             .prop_map(|(slot, every_ms, start_ms, repeat, missed, tag)| Op::Schedule { slot, every_ms, start_ms, repeat, missed, tag }),
         1 => (0usize..2).prop_map(|slot| Op::Unschedule { slot }),
+        2 => (prop::collection::vec((0usize..4, prop::option::of(prop_oneof![1u64..5_000, Just(1_000), Just(2_000)])), 1..4), prop::bool::weighted(0.8))
+            .prop_map(|(seen, commit)| Op::Inbox { seen, commit }),
         1 => (".{0,300}", ".{0,40}", ".{0,40}", ".{0,40}").prop_map(|(name, tag, filter, header)| Op::Junk { name, tag, filter, header }),
     ]
 }
@@ -143,6 +152,8 @@ struct Model {
     scheds: [Option<Sched>; 2],
     /// The highest id of the topic's messages the model knows; later ones are ticks.
     last_id: i64,
+    /// Inbox key -> when it expires: seen again before that, it is a redelivery.
+    inbox: BTreeMap<String, i64>,
 }
 
 /// Fires every due schedule once, as a receive does: walks its due ticks (at most a
@@ -483,6 +494,27 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     tag,
                 });
             }
+            Op::Inbox { seen, commit } => {
+                let mut tx = t.q.begin().unwrap();
+                let mut after = m.inbox.clone();
+                for (k, window_ms) in seen {
+                    let key = format!("inbox-{k}");
+                    let window = window_ms.map(Duration::from_millis);
+                    let first = tx.inbox(&key, window).unwrap();
+                    let lasts = window.unwrap_or(ferrymq::defaults::INBOX_WINDOW);
+                    let expected = after.get(&key).is_none_or(|&expires| expires <= m.now);
+                    prop_assert_eq!(first, expected, "inbox {}", key);
+                    if expected {
+                        after.insert(key, m.now + lasts.as_millis() as i64);
+                    }
+                }
+                if commit {
+                    tx.commit().unwrap();
+                    m.inbox = after;
+                } else {
+                    tx.rollback().unwrap();
+                }
+            }
             Op::Unschedule { slot } => match t.q.unschedule(SCHEDULES[slot]) {
                 Ok(()) => {
                     prop_assert!(m.scheds[slot].is_some(), "unschedule of nothing succeeded");
@@ -522,6 +554,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     t.q.redrive(&name, Some(&[1, -1, i64::MAX])).map(|_| ()),
                     t.q.pause(&name),
                     t.q.resume(&name),
+                    // A zero window is refused whatever the key, before anything is seen.
+                    t.q.transaction(|tx| tx.inbox(&name, Some(Duration::ZERO)))
+                        .map(|_| ()),
                 ];
                 for r in results {
                     if let Err(e) = r {
