@@ -2,6 +2,7 @@
 //! queue decision lives in the core; this crate converts types and errors only.
 
 mod callbacks;
+mod consumer;
 mod convert;
 mod errors;
 mod queue;
@@ -25,6 +26,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyDelivery>()?;
     m.add_class::<types::PyHalfMessage>()?;
     m.add_class::<types::PyWorker>()?;
+    m.add_class::<consumer::PyConsumer>()?;
     m.add_class::<views::PyStats>()?;
     m.add_class::<views::PyTopicStats>()?;
     m.add_class::<views::PyGroupStats>()?;

@@ -2,6 +2,7 @@
 //! and converts the result or error back.
 
 use crate::callbacks;
+use crate::consumer::PyConsumer;
 use crate::convert::{self, Int};
 use crate::errors::{OrPy, invalid};
 use crate::testing::PyManualClock;
@@ -327,6 +328,30 @@ impl PyQueue {
                 .map(|d| PyDelivery::new(q.clone(), d))
                 .collect::<Vec<_>>())
         })
+    }
+
+    /// The deliveries of `group`, one at a time, as an iterator (`for d in ...`) and an
+    /// async iterator (`async for d in ...`). Each wait is `wait` seconds (default: the
+    /// core's); the lease of the delivery in hand is renewed until the loop moves on, and
+    /// breaking out or closing puts back what the consumer holds.
+    #[pyo3(
+        signature = (group, *, max=Int(1), wait=None, lease=None),
+        text_signature = "($self, group, *, max=1, wait=None, lease=None)"
+    )]
+    fn consume(
+        &self,
+        group: &str,
+        max: Int,
+        wait: Option<&Bound<'_, PyAny>>,
+        lease: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyConsumer> {
+        let o = ferrymq::ConsumerOptions {
+            max: Some(max.get("max")?),
+            wait: convert::opt_seconds("wait", wait)?,
+            lease: convert::opt_seconds("lease", lease)?,
+        };
+        let c = self.q.consumer(group, o).py_err()?;
+        Ok(PyConsumer::new(self.q.clone(), c))
     }
 
     /// Runs `handler(delivery)` on `concurrency` threads: returning acks, raising nacks

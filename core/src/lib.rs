@@ -77,7 +77,7 @@ mod wake;
 mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use consume::Consume;
+pub use consume::{Consume, Consumer, ConsumerOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::TagFilter;
 pub use half::{Checker, HalfMessage};
@@ -165,4 +165,7 @@ pub mod defaults {
     pub const DEAD_LETTERS_LIMIT: usize = 100;
     /// `purge_acked` without an age: a week, so an operator can still look a message up.
     pub const PURGE_ACKED_OLDER_THAN: Duration = Duration::from_secs(7 * 86_400);
+    /// How long one `Consumer::next` waits when no wait is given (the consume loops of
+    /// every language): long enough not to spin, short enough to notice a stop.
+    pub const CONSUME_WAIT: Duration = Duration::from_secs(1);
 }
