@@ -100,7 +100,7 @@ export interface SubscribeOptions {
 export interface ReceiveOptions {
   /** Most deliveries to return (default 1). */
   max?: number
-  /** How long to wait for the first one (receive: default 0; consume: default 1000). */
+  /** How long to wait for the first one (receive: default 0; consume and worker: the core's default wait, 1000; 0 there means that default). */
   waitMs?: number
   /** Lease for these deliveries instead of the group's. */
   leaseMs?: number

@@ -72,16 +72,15 @@ fn closed() -> Error {
 }
 
 impl Queue {
-    /// A consumer of `group` (see [`Consumer`]). A zero `wait` is refused: `next` would
-    /// poll without sleeping. The group is looked up on the first `next`.
+    /// A consumer of `group` (see [`Consumer`]). A missing or zero `wait` is the default
+    /// wait: a consumer always waits, as a worker does, rather than poll in a loop. The
+    /// group is looked up on the first `next`.
     pub fn consumer(&self, group: &str, options: ConsumerOptions) -> Result<Consumer> {
         crate::validate::name("consumer group", group)?;
-        let wait = options.wait.unwrap_or(crate::defaults::CONSUME_WAIT);
-        if wait.is_zero() {
-            return Err(Error::invalid(
-                "a consumer needs a wait above zero, or it would poll without sleeping",
-            ));
-        }
+        let wait = options
+            .wait
+            .filter(|w| !w.is_zero())
+            .unwrap_or(crate::defaults::CONSUME_WAIT);
         let mut receive = ReceiveOptions::new()
             .max(options.max.unwrap_or(1))
             .wait(wait);
@@ -159,6 +158,17 @@ impl Consumer {
         }
         let (ds, lease_ms) =
             receive::receive_leased(&self.q.inner, &self.group, &self.receive, interrupted)?;
+        Ok(self.take(ds, lease_ms))
+    }
+
+    /// What `next` would hand out without waiting: the rest of a batch, or a claim of
+    /// what is ready now (Node claims on its JS thread first, like `receive`).
+    pub fn try_next(&self) -> Result<Option<Delivery>> {
+        if let Some(d) = self.from_buffer()? {
+            return Ok(Some(d));
+        }
+        let now = self.receive.clone().wait(Duration::ZERO);
+        let (ds, lease_ms) = receive::receive_leased(&self.q.inner, &self.group, &now, None)?;
         Ok(self.take(ds, lease_ms))
     }
 

@@ -118,16 +118,22 @@ fn closing_a_consumer_puts_back_what_it_holds_without_counting_an_attempt() {
 }
 
 #[test]
-fn a_consumer_without_a_wait_uses_the_core_default_and_refuses_zero() {
+fn a_consumer_without_a_wait_takes_the_core_default_and_try_next_does_not_wait() {
     let dir = tempfile::tempdir().unwrap();
     let q = Queue::open(dir.path().join("q.db"), Options::default()).unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new()).unwrap();
     let zero = ferrymq::ConsumerOptions {
         wait: Some(Duration::ZERO),
         ..Default::default()
     };
+    let c = q.consumer("g", zero).unwrap();
+    assert!(c.try_next().unwrap().is_none());
+    let id = q.publish("t", "x", PublishOptions::new()).unwrap();
+    assert_eq!(c.try_next().unwrap().unwrap().message_id, id);
     assert_eq!(
-        q.consumer("g", zero).unwrap_err().kind(),
+        q.consumer("bad name!", Default::default())
+            .unwrap_err()
+            .kind(),
         ErrorKind::InvalidArgument
     );
-    assert!(q.consumer("g", Default::default()).is_ok());
 }
