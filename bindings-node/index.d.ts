@@ -286,6 +286,17 @@ export interface DeadLetter {
   history: AttemptRecord[]
 }
 
+/** One topic as `topics()` lists it. */
+export interface TopicInfo {
+  name: string
+  /** Committed messages kept in the file (acked ones stay until purgeAcked). */
+  messages: number
+  /** Deliveries ready now, summed over the topic's consumer groups. */
+  ready: number
+  /** The consumer groups subscribed to it. */
+  groups: string[]
+}
+
 export interface TopicStats {
   messages: number
   half: number
@@ -405,6 +416,7 @@ export declare class Queue {
   redrive(group: string, options?: { ids?: number[] }): number
   purgeDeadLetters(group: string, options?: { olderThanMs?: number }): number
   stats(): Stats
+  topics(): TopicInfo[]
   message(id: number): MessageInfo
   find(topic: string, key: string): MessageInfo[]
   purgeAcked(options?: { olderThanMs?: number }): Promise<number>

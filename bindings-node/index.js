@@ -687,6 +687,11 @@ class Queue {
     return stats(call(() => this.#q.stats()))
   }
 
+  /** Every topic by name: kept messages, deliveries ready over its groups, its groups. */
+  topics() {
+    return call(() => this.#q.topics())
+  }
+
   message(id) {
     return messageInfo(call(() => this.#q.message(id)))
   }

@@ -445,6 +445,10 @@ impl FfiQueue {
         Ok(self.q.stats()?.into())
     }
 
+    pub fn topics(&self) -> FfiResult<Vec<crate::views::TopicInfo>> {
+        Ok(self.q.topics()?.into_iter().map(Into::into).collect())
+    }
+
     pub fn message(&self, id: i64) -> FfiResult<MessageInfo> {
         Ok(self.q.message(id)?.into())
     }

@@ -486,6 +486,11 @@ impl NativeQueue {
     }
 
     #[napi]
+    pub fn topics(&self) -> Result<Vec<views::TopicInfo>> {
+        Ok(self.q.topics().js()?.into_iter().map(Into::into).collect())
+    }
+
+    #[napi]
     pub fn message(&self, id: f64) -> Result<MessageInfo> {
         Ok(views::message_info(self.q.message(convert::id(id)?).js()?))
     }

@@ -27,15 +27,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyHalfMessage>()?;
     m.add_class::<types::PyWorker>()?;
     m.add_class::<consumer::PyConsumer>()?;
-    m.add_class::<views::PyStats>()?;
-    m.add_class::<views::PyTopicStats>()?;
-    m.add_class::<views::PyGroupStats>()?;
-    m.add_class::<views::PyScheduleInfo>()?;
-    m.add_class::<views::PyMessageInfo>()?;
-    m.add_class::<views::PyDeliveryInfo>()?;
-    m.add_class::<views::PyAttempt>()?;
-    m.add_class::<views::PyCheck>()?;
-    m.add_class::<views::PyDeadLetter>()?;
+    views::register(m)?;
     m.add_class::<testing::PyManualClock>()?;
     sql::register(m)?;
     trace::register(m)?;

@@ -507,6 +507,12 @@ impl PyQueue {
         views::stats(py, s)
     }
 
+    /// Every topic by name: kept messages, deliveries ready over its groups, its groups.
+    fn topics(&self, py: Python<'_>) -> PyResult<Vec<views::PyTopicInfo>> {
+        let ts = py.detach(|| self.q.topics()).py_err()?;
+        Ok(ts.into_iter().map(Into::into).collect())
+    }
+
     fn message(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<PyMessageInfo> {
         let id: i64 = convert::int("id", id)?;
         let m = py.detach(|| self.q.message(id)).py_err()?;

@@ -81,6 +81,7 @@ pub use consume::{Consume, Consumer, ConsumerOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::TagFilter;
 pub use half::{Checker, HalfMessage};
+pub use inspect::TopicInfo;
 pub use model::{
     AttemptOutcome, AttemptRecord, CheckRecord, DeadLetter, Delivery, DeliveryInfo, DeliveryState,
     FileCheck, GroupStats, MessageInfo, MessageState, Resolution, Stats, TopicStats,
@@ -131,6 +132,7 @@ pub const VERBS: &[&str] = &[
     "redrive",
     "purge_dead_letters",
     "stats",
+    "topics",
     "message",
     "find",
     "purge_acked",

@@ -18,6 +18,9 @@ import kotlinx.coroutines.withContext
 import java.time.Instant
 import kotlin.time.Duration
 
+/** One topic as [Queue.topics] lists it (a record generated from the core's `TopicInfo`). */
+typealias TopicInfo = ferrymq.ffi.TopicInfo
+
 /** Handles one delivery of a [Worker]: returning acks it, throwing nacks it with the exception's message. */
 fun interface Handler {
     fun handle(delivery: Delivery)
@@ -389,6 +392,9 @@ class Queue private constructor(
 
     /** Counts per topic and per consumer group. */
     suspend fun stats(): Stats = io { ffi.stats() }
+
+    /** Every topic by name: kept messages, deliveries ready over its groups, its groups. */
+    suspend fun topics(): List<TopicInfo> = io { ffi.topics() }
 
     /** One message with its state in every group and its attempt and check history. */
     suspend fun message(id: Long): MessageInfo = io { ffi.message(id) }
