@@ -153,7 +153,7 @@ impl Consumer {
         &self,
         interrupted: Option<&dyn Fn() -> bool>,
     ) -> Result<Option<Delivery>> {
-        if let Some(d) = self.from_buffer()? {
+        if let Some(d) = self.buffered()? {
             return Ok(Some(d));
         }
         let (ds, lease_ms) =
@@ -164,7 +164,7 @@ impl Consumer {
     /// What `next` would hand out without waiting: the rest of a batch, or a claim of
     /// what is ready now (Node claims on its JS thread first, like `receive`).
     pub fn try_next(&self) -> Result<Option<Delivery>> {
-        if let Some(d) = self.from_buffer()? {
+        if let Some(d) = self.buffered()? {
             return Ok(Some(d));
         }
         let now = self.receive.clone().wait(Duration::ZERO);
@@ -175,7 +175,7 @@ impl Consumer {
     /// `next` for tokio: the wait holds no thread; a cancelled call puts back what its
     /// claim took.
     pub async fn next_async(&self) -> Result<Option<Delivery>> {
-        if let Some(d) = self.from_buffer()? {
+        if let Some(d) = self.buffered()? {
             return Ok(Some(d));
         }
         let (ds, lease_ms) =
@@ -183,7 +183,7 @@ impl Consumer {
         Ok(self.take(ds, lease_ms))
     }
 
-    fn from_buffer(&self) -> Result<Option<Delivery>> {
+    fn buffered(&self) -> Result<Option<Delivery>> {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed());
         }
