@@ -100,7 +100,7 @@ export interface SubscribeOptions {
 export interface ReceiveOptions {
   /** Most deliveries to return (default 1). */
   max?: number
-  /** How long to wait for the first one (receive: default 0; consume: default 1000). */
+  /** How long to wait for the first one (receive: default 0; consume and worker: the core's default wait, 1000; 0 there means that default). */
   waitMs?: number
   /** Lease for these deliveries instead of the group's. */
   leaseMs?: number
@@ -296,6 +296,17 @@ export interface DeadLetter {
   history: AttemptRecord[]
 }
 
+/** One topic as `topics()` lists it. */
+export interface TopicInfo {
+  name: string
+  /** Committed messages kept in the file (acked ones stay until purgeAcked). */
+  messages: number
+  /** Deliveries ready now, summed over the topic's consumer groups. */
+  ready: number
+  /** The consumer groups subscribed to it. */
+  groups: string[]
+}
+
 export interface TopicStats {
   messages: number
   half: number
@@ -415,6 +426,7 @@ export declare class Queue {
   redrive(group: string, options?: { ids?: number[] }): number
   purgeDeadLetters(group: string, options?: { olderThanMs?: number }): number
   stats(): Stats
+  topics(): TopicInfo[]
   message(id: number): MessageInfo
   find(topic: string, key: string): MessageInfo[]
   purgeAcked(options?: { olderThanMs?: number }): Promise<number>

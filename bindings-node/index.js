@@ -356,6 +356,34 @@ function receiveParts(opts, what) {
   return { signal, rest }
 }
 
+/**
+ * The next delivery of a NativeConsumer: claimed on the JS thread when one is ready,
+ * else awaited on the core's wait; null once `signal` aborts.
+ */
+async function nextDelivery(c, signal) {
+  while (!signal?.aborted) {
+    const now = call(() => c.nextNow())
+    if (now !== null) return now
+    let cancel
+    let onAbort
+    if (signal !== undefined) {
+      cancel = new native.ReceiveCancel()
+      onAbort = () => cancel.cancel()
+      signal.addEventListener('abort', onAbort, { once: true })
+    }
+    try {
+      // Deliveries that arrive with the abort are returned: the loop settles or puts them back.
+      const d = await c.next(cancel)
+      if (d !== null) return d
+    } catch (e) {
+      throw convertError(e)
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+  return null
+}
+
 /** The NativeQueue behind a Queue (for publishIn / ackIn's `queue` option). */
 let nativeQueue
 
@@ -481,32 +509,36 @@ class Queue {
     }
   }
 
-  /** Deliveries of `group` forever (or until `signal` aborts); each wait holds no thread. */
+  /**
+   * Deliveries of `group` forever (or until `signal` aborts), from the core's consumer:
+   * each wait holds no thread, the lease of the delivery in hand is renewed until the
+   * loop moves on, and leaving the loop (break, return, abort) puts back what it holds.
+   */
   consume(group, opts) {
     const { signal, rest } = receiveParts(opts, 'consume options')
-    const o = { waitMs: 1000, ...rest, signal }
-    const receive = (g, x) => this.receive(g, x)
+    const q = this.#q
     return (async function* consume() {
-      while (signal === undefined || !signal.aborted) {
-        let ds
-        try {
-          ds = await receive(group, o)
-        } catch (e) {
-          if (signal?.aborted && e === signal.reason) return
-          throw e
+      const c = call(() => q.consumer(group, rest))
+      try {
+        for (;;) {
+          const d = await nextDelivery(c, signal)
+          if (d === null) return
+          yield d
+          c.done(d)
+          // Let timers and I/O run between deliveries: one ready at once settles without
+          // waiting, so a busy queue would otherwise hold the event loop for its backlog.
+          await new Promise(setImmediate)
         }
-        yield* ds
-        // Let timers and I/O run between receives: a receive that finds messages ready
-        // settles without waiting, so a busy queue would otherwise hold the event loop
-        // (and worker.stop()) for the whole backlog.
-        await new Promise(setImmediate)
+      } finally {
+        c.close()
       }
     })()
   }
 
   /**
-   * Awaits `handler(delivery)` for every delivery on `concurrency` loops: resolving acks,
-   * throwing or rejecting nacks with the error's message (the core decides retry or dead).
+   * Awaits `handler(delivery)` for every delivery on `concurrency` loops sharing the core's
+   * consumer (which renews each lease while its handler runs): resolving acks, throwing or
+   * rejecting nacks with the error's message (the core decides retry or dead).
    */
   worker(group, handler, opts) {
     if (typeof handler !== 'function') throw invalid('handler must be a function')
@@ -519,24 +551,23 @@ class Queue {
       throw invalid(`concurrency must be a whole number >= 1, got ${concurrency}`)
     }
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal')
+    const c = call(() => this.#q.consumer(group, rest))
     const abort = new AbortController()
     const stopOn = () => abort.abort()
     signal?.addEventListener('abort', stopOn, { once: true })
     if (signal?.aborted) abort.abort()
-    const deliveries = this.consume(group, { ...rest, signal: abort.signal })
     const loop = async () => {
-      // One shared iterator: each loop takes the next delivery when its handler is done.
       for (;;) {
-        const next = await deliveries.next()
-        if (next.done) return
-        const d = next.value
+        const d = await nextDelivery(c, abort.signal)
+        if (d === null) return
         let error = null
         try {
           await d.withSpan(() => handler(d))
         } catch (e) {
           error = errorText(e)
         }
-        d.settle(error)
+        call(() => c.settle(d, error))
+        await new Promise(setImmediate) // see consume
       }
     }
     const loops = Array.from({ length: concurrency }, () =>
@@ -551,7 +582,10 @@ class Queue {
         throw e
       },
     )
-    done.finally(() => signal?.removeEventListener('abort', stopOn)).catch(() => {})
+    done.finally(() => {
+      c.close()
+      signal?.removeEventListener('abort', stopOn)
+    }).catch(() => {})
     return new Worker(abort, done)
   }
 
@@ -659,6 +693,11 @@ class Queue {
 
   stats() {
     return stats(call(() => this.#q.stats()))
+  }
+
+  /** Every topic by name: kept messages, deliveries ready over its groups, its groups. */
+  topics() {
+    return call(() => this.#q.topics())
   }
 
   message(id) {

@@ -13,6 +13,7 @@
 uniffi::setup_scaffolding!();
 
 mod callbacks;
+mod consumer;
 mod convert;
 mod delivery;
 mod error;
@@ -25,6 +26,7 @@ mod tx;
 mod views;
 
 pub use callbacks::{CheckAnswer, FfiChecker, FfiHandler};
+pub use consumer::FfiConsumer;
 pub use delivery::{FfiDelivery, FfiHalfMessage, FfiReceiveSlot, FfiWorker, Received};
 pub use error::FfiError;
 pub use queue::{FfiManualClock, FfiQueue, FfiRetryPolicy};

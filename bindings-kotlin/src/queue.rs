@@ -334,6 +334,23 @@ impl FfiQueue {
         Ok(self.q.publish_batch(&convert::messages(messages)?)?)
     }
 
+    /// The core's consumer of `group` (`Queue.consume`); `None` is the core's default.
+    pub fn consumer(
+        &self,
+        group: String,
+        max: Option<i64>,
+        wait_secs: Option<f64>,
+        lease_secs: Option<f64>,
+    ) -> FfiResult<Arc<crate::consumer::FfiConsumer>> {
+        let o = ferrymq::ConsumerOptions {
+            max: max.map(|m| int("max", m)).transpose()?,
+            wait: opt_secs("wait", wait_secs)?,
+            lease: opt_secs("lease", lease_secs)?,
+        };
+        let c = self.q.consumer(&group, o)?;
+        Ok(crate::consumer::FfiConsumer::new(self.q.clone(), c))
+    }
+
     pub fn worker(
         &self,
         group: String,
@@ -426,6 +443,10 @@ impl FfiQueue {
 
     pub fn stats(&self) -> FfiResult<Stats> {
         Ok(self.q.stats()?.into())
+    }
+
+    pub fn topics(&self) -> FfiResult<Vec<crate::views::TopicInfo>> {
+        Ok(self.q.topics()?.into_iter().map(Into::into).collect())
     }
 
     pub fn message(&self, id: i64) -> FfiResult<MessageInfo> {

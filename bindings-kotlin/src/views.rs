@@ -229,6 +229,26 @@ impl From<ferrymq::DeadLetter> for DeadLetter {
     }
 }
 
+/// `Queue.topics()`: one topic, its kept messages, ready deliveries and groups.
+#[derive(uniffi::Record)]
+pub struct TopicInfo {
+    pub name: String,
+    pub messages: i64,
+    pub ready: i64,
+    pub groups: Vec<String>,
+}
+
+impl From<ferrymq::TopicInfo> for TopicInfo {
+    fn from(t: ferrymq::TopicInfo) -> Self {
+        TopicInfo {
+            name: t.name,
+            messages: count(t.messages),
+            ready: count(t.ready),
+            groups: t.groups,
+        }
+    }
+}
+
 #[derive(uniffi::Record)]
 pub struct TopicStats {
     pub messages: i64,

@@ -3,6 +3,7 @@
 //! `FerrymqError`, async iteration), and every queue decision lives in the core.
 
 mod checker;
+mod consumer;
 mod convert;
 mod delivery;
 mod errors;

@@ -2,6 +2,7 @@
 //! result or error back. Calls that can wait run off the JS thread and return Promises.
 
 use crate::checker::{self, Bridge, Dispatch};
+use crate::consumer::NativeConsumer;
 use crate::convert::{self, BatchMessage, Payload, PublishOpts};
 use crate::delivery::{Delivery, HalfMessage, RetryPolicy};
 use crate::errors::{OrJs, Result, internal, promise, to_js};
@@ -71,7 +72,13 @@ impl ReceiveCancel {
     }
 }
 
-async fn cancelled(c: Arc<(AtomicBool, Notify)>) {
+impl ReceiveCancel {
+    pub(crate) fn shared(&self) -> Arc<(AtomicBool, Notify)> {
+        Arc::clone(&self.inner)
+    }
+}
+
+pub(crate) async fn cancelled(c: Arc<(AtomicBool, Notify)>) {
     loop {
         let notified = c.1.notified();
         if c.0.load(Ordering::SeqCst) {
@@ -340,6 +347,22 @@ impl NativeQueue {
         })
     }
 
+    /// The core's consumer of `group` (`consume` and `worker` in `index.js`); a missing
+    /// `waitMs` is the core's default wait.
+    #[napi]
+    pub fn consumer(&self, group: String, opts: Option<ReceiveOpts>) -> Result<NativeConsumer> {
+        let o = match opts {
+            None => ferrymq::ConsumerOptions::default(),
+            Some(o) => ferrymq::ConsumerOptions {
+                max: convert::opt_count("max", o.max)?,
+                wait: convert::opt_ms("waitMs", o.wait_ms)?,
+                lease: convert::opt_ms("leaseMs", o.lease_ms)?,
+            },
+        };
+        let c = self.q.consumer(&group, o).js()?;
+        Ok(NativeConsumer::new(self.q.clone(), c))
+    }
+
     #[napi]
     pub fn begin(&self) -> Result<Transaction> {
         Ok(Transaction {
@@ -460,6 +483,11 @@ impl NativeQueue {
     #[napi]
     pub fn stats(&self) -> Result<Stats> {
         Ok(views::stats(self.q.stats().js()?))
+    }
+
+    #[napi]
+    pub fn topics(&self) -> Result<Vec<views::TopicInfo>> {
+        Ok(self.q.topics().js()?.into_iter().map(Into::into).collect())
     }
 
     #[napi]

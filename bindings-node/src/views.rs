@@ -63,6 +63,26 @@ pub struct DeadLetter {
     pub history: Vec<AttemptRecord>,
 }
 
+/// `Queue#topics()`: one topic, its kept messages, ready deliveries and groups.
+#[napi(object)]
+pub struct TopicInfo {
+    pub name: String,
+    pub messages: i64,
+    pub ready: i64,
+    pub groups: Vec<String>,
+}
+
+impl From<ferrymq::TopicInfo> for TopicInfo {
+    fn from(t: ferrymq::TopicInfo) -> Self {
+        TopicInfo {
+            name: t.name,
+            messages: clamp(t.messages),
+            ready: clamp(t.ready),
+            groups: t.groups,
+        }
+    }
+}
+
 #[napi(object)]
 pub struct TopicStats {
     pub messages: i64,

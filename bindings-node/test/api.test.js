@@ -398,3 +398,18 @@ test("metrics: the file's gauges and this handle's counters", async () => {
   await other.close()
   await q.close()
 })
+
+test('topics lists each topic with its messages, ready deliveries and groups', async () => {
+  const { q } = clockedQueue()
+  assert.deepEqual(q.topics(), [])
+  q.subscribe('billing', 'payments')
+  q.subscribe('audit', 'payments')
+  for (let i = 0; i < 3; i++) q.publish('payments', `p${i}`)
+  const [held] = await q.receive('billing')
+  q.publish('logs', 'nobody listens')
+  assert.deepEqual(q.topics(), [
+    { name: 'logs', messages: 1, ready: 0, groups: [] },
+    { name: 'payments', messages: 3, ready: 5, groups: ['audit', 'billing'] },
+  ])
+  held?.ack()
+})

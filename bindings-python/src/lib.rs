@@ -2,6 +2,7 @@
 //! queue decision lives in the core; this crate converts types and errors only.
 
 mod callbacks;
+mod consumer;
 mod convert;
 mod errors;
 mod queue;
@@ -25,15 +26,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyDelivery>()?;
     m.add_class::<types::PyHalfMessage>()?;
     m.add_class::<types::PyWorker>()?;
-    m.add_class::<views::PyStats>()?;
-    m.add_class::<views::PyTopicStats>()?;
-    m.add_class::<views::PyGroupStats>()?;
-    m.add_class::<views::PyScheduleInfo>()?;
-    m.add_class::<views::PyMessageInfo>()?;
-    m.add_class::<views::PyDeliveryInfo>()?;
-    m.add_class::<views::PyAttempt>()?;
-    m.add_class::<views::PyCheck>()?;
-    m.add_class::<views::PyDeadLetter>()?;
+    m.add_class::<consumer::PyConsumer>()?;
+    views::register(m)?;
     m.add_class::<testing::PyManualClock>()?;
     sql::register(m)?;
     trace::register(m)?;

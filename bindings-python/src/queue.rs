@@ -2,6 +2,7 @@
 //! and converts the result or error back.
 
 use crate::callbacks;
+use crate::consumer::PyConsumer;
 use crate::convert::{self, Int};
 use crate::errors::{OrPy, invalid};
 use crate::testing::PyManualClock;
@@ -329,6 +330,30 @@ impl PyQueue {
         })
     }
 
+    /// The deliveries of `group`, one at a time, as an iterator (`for d in ...`) and an
+    /// async iterator (`async for d in ...`). Each wait is `wait` seconds (default: the
+    /// core's); the lease of the delivery in hand is renewed until the loop moves on, and
+    /// breaking out or closing puts back what the consumer holds.
+    #[pyo3(
+        signature = (group, *, max=Int(1), wait=None, lease=None),
+        text_signature = "($self, group, *, max=1, wait=None, lease=None)"
+    )]
+    fn consume(
+        &self,
+        group: &str,
+        max: Int,
+        wait: Option<&Bound<'_, PyAny>>,
+        lease: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyConsumer> {
+        let o = ferrymq::ConsumerOptions {
+            max: Some(max.get("max")?),
+            wait: convert::opt_seconds("wait", wait)?,
+            lease: convert::opt_seconds("lease", lease)?,
+        };
+        let c = self.q.consumer(group, o).py_err()?;
+        Ok(PyConsumer::new(self.q.clone(), c))
+    }
+
     /// Runs `handler(delivery)` on `concurrency` threads: returning acks, raising nacks
     /// with str(exception). Stop it with `.stop()` or use it as a context manager.
     #[pyo3(
@@ -480,6 +505,12 @@ impl PyQueue {
     fn stats(&self, py: Python<'_>) -> PyResult<PyStats> {
         let s = py.detach(|| self.q.stats()).py_err()?;
         views::stats(py, s)
+    }
+
+    /// Every topic by name: kept messages, deliveries ready over its groups, its groups.
+    fn topics(&self, py: Python<'_>) -> PyResult<Vec<views::PyTopicInfo>> {
+        let ts = py.detach(|| self.q.topics()).py_err()?;
+        Ok(ts.into_iter().map(Into::into).collect())
     }
 
     fn message(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<PyMessageInfo> {

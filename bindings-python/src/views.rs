@@ -7,6 +7,48 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::collections::BTreeMap;
 
+/// Adds every view class to the module: a new view is registered here, next to its
+/// definition, not in `lib.rs`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyStats>()?;
+    m.add_class::<PyTopicStats>()?;
+    m.add_class::<PyTopicInfo>()?;
+    m.add_class::<PyGroupStats>()?;
+    m.add_class::<PyScheduleInfo>()?;
+    m.add_class::<PyMessageInfo>()?;
+    m.add_class::<PyDeliveryInfo>()?;
+    m.add_class::<PyAttempt>()?;
+    m.add_class::<PyCheck>()?;
+    m.add_class::<PyDeadLetter>()?;
+    Ok(())
+}
+
+/// `Queue.topics()`: one topic, its kept messages, ready deliveries and groups.
+#[pyclass(name = "TopicInfo", module = "ferrymq", frozen, get_all)]
+pub struct PyTopicInfo {
+    name: String,
+    messages: u64,
+    ready: u64,
+    groups: Vec<String>,
+}
+
+impl From<ferrymq::TopicInfo> for PyTopicInfo {
+    fn from(t: ferrymq::TopicInfo) -> Self {
+        let ferrymq::TopicInfo {
+            name,
+            messages,
+            ready,
+            groups,
+        } = t;
+        PyTopicInfo {
+            name,
+            messages,
+            ready,
+            groups,
+        }
+    }
+}
+
 #[pyclass(name = "TopicStats", module = "ferrymq", frozen, get_all)]
 pub struct PyTopicStats {
     messages: u64,

@@ -74,3 +74,16 @@ def test_metrics_are_the_files_gauges_and_this_handles_counters(q: Queue) -> Non
     # Another handle on the file sees the same gauges but counts only its own work.
     with Queue(q.path) as other:
         assert "ferrymq_messages_published_total{" not in other.metrics()
+
+
+def test_topics_lists_messages_ready_deliveries_and_groups(q: Queue) -> None:
+    assert q.topics() == []
+    q.subscribe("billing", "payments")
+    q.subscribe("audit", "payments")
+    for i in range(3):
+        q.publish("payments", f"p{i}")
+    (held,) = q.receive("billing")
+    q.publish("logs", "nobody listens")
+    got = [(t.name, t.messages, t.ready, t.groups) for t in q.topics()]
+    assert got == [("logs", 1, 0, []), ("payments", 3, 5, ["audit", "billing"])]
+    held.ack()

@@ -1,26 +1,118 @@
-//! `Queue::consume`: the deliveries of a consumer group as a blocking iterator, one claim
-//! at a time, so no delivery waits in a buffer while its lease runs.
+//! Consuming a group one delivery at a time, for every language: `Consumer` is the loop
+//! each binding drives (Python's iterators, Node's `for await`, Kotlin's `Flow`), and
+//! `Queue::consume` is Rust's blocking iterator over it.
+//!
+//! A consumer keeps the lease of every delivery it handed out alive (`heartbeat.rs`, one
+//! thread per consumer) from the claim until the caller is done with it (`done`, or
+//! `settle` through the consumer), so a handler slower than the lease does not see its
+//! message handed to another consumer. The deliveries of a batch (`max` above 1) wait in a
+//! buffer under the same heartbeat. Closing (or dropping) the consumer stops the
+//! heartbeat and puts back, at once and without counting an attempt, every delivery it
+//! still holds that nobody settled: breaking out of a loop loses no time to a lease.
+//! The wait of one `next` when none is given is `defaults::CONSUME_WAIT`, here only.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::heartbeat::Heartbeat;
+use crate::inner::lock;
 use crate::model::Delivery;
 use crate::options::ReceiveOptions;
 use crate::queue::Queue;
+use crate::receive;
+use crate::store;
+use crate::worker::Settled;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-/// Yields the group's deliveries forever, waiting as long as nothing comes; ends (`None`)
-/// once the queue is closed. Each item still has to be acked or nacked.
-pub struct Consume {
+/// What a consumer asks each claim for. A missing field is the core's default: `max` 1,
+/// `wait` `defaults::CONSUME_WAIT`, `lease` the group's.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerOptions {
+    pub max: Option<usize>,
+    pub wait: Option<Duration>,
+    pub lease: Option<Duration>,
+}
+
+#[derive(Default)]
+struct Held {
+    /// Claimed and not handed out yet (the rest of a batch).
+    buffer: VecDeque<Delivery>,
+    /// Handed out and not done with: put back on close unless settled meanwhile.
+    out: Vec<Delivery>,
+}
+
+/// A group's deliveries one at a time, their leases kept alive while held; see the
+/// module header. Safe to share between threads (Node's and Python's concurrent loops
+/// share one).
+pub struct Consumer {
     q: Queue,
     group: String,
-    options: ReceiveOptions,
+    receive: ReceiveOptions,
+    heartbeat: Arc<Heartbeat>,
+    beating: Mutex<Option<JoinHandle<()>>>,
+    held: Mutex<Held>,
+    closed: AtomicBool,
+    /// The process that started the heartbeat: a forked child has no such thread.
+    pid: u32,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group", &self.group)
+            .field("closed", &self.closed.load(Ordering::Acquire))
+            .finish()
+    }
+}
+
+fn closed() -> Error {
+    Error::Closed("the consumer was closed".into())
 }
 
 impl Queue {
-    /// The deliveries of `group`, one claim of one delivery at a time, each waiting up to
-    /// `options.wait` before it looks again (a zero wait polls without sleeping, so it is
-    /// refused). `options.max` must be 1: a delivery kept in a buffer would wait out its
-    /// lease while the ones before it are handled.
-    pub fn consume(&self, group: &str, options: ReceiveOptions) -> Result<Consume> {
+    /// A consumer of `group` (see [`Consumer`]). A missing or zero `wait` is the default
+    /// wait: a consumer always waits, as a worker does, rather than poll in a loop. The
+    /// group is looked up on the first `next`.
+    pub fn consumer(&self, group: &str, options: ConsumerOptions) -> Result<Consumer> {
         crate::validate::name("consumer group", group)?;
+        let wait = options
+            .wait
+            .filter(|w| !w.is_zero())
+            .unwrap_or(crate::defaults::CONSUME_WAIT);
+        let mut receive = ReceiveOptions::new()
+            .max(options.max.unwrap_or(1))
+            .wait(wait);
+        if let Some(lease) = options.lease {
+            receive = receive.lease(lease);
+        }
+        receive.validate()?;
+        self.inner.check_open()?;
+        let (heartbeat, beating) = Heartbeat::start(
+            &self.inner,
+            format!("ferrymq-consumer-{group}"),
+            // A failed renewal shows as LeaseLost when the holder settles.
+            Arc::new(|_: &Error| {}),
+        )?;
+        Ok(Consumer {
+            q: self.clone(),
+            group: group.to_owned(),
+            receive,
+            heartbeat,
+            beating: Mutex::new(Some(beating)),
+            held: Mutex::new(Held::default()),
+            closed: AtomicBool::new(false),
+            pid: std::process::id(),
+        })
+    }
+
+    /// The deliveries of `group` as a blocking iterator, one at a time, each waiting up
+    /// to `options.wait` before it looks again (a zero wait is refused); ends (`None`)
+    /// once the queue is closed. `options.max` must be 1. Each item still has to be
+    /// acked or nacked; its lease is renewed until the iterator moves on or is dropped
+    /// (dropping puts an unsettled one back).
+    pub fn consume(&self, group: &str, options: ReceiveOptions) -> Result<Consume> {
         options.validate()?;
         if options.max != 1 {
             return Err(Error::invalid(format!(
@@ -33,11 +125,174 @@ impl Queue {
                 "consume needs a wait above zero, or it would poll without sleeping",
             ));
         }
+        let consumer = self.consumer(
+            group,
+            ConsumerOptions {
+                max: Some(1),
+                wait: Some(options.wait),
+                lease: options.lease,
+            },
+        )?;
         Ok(Consume {
-            q: self.clone(),
-            group: group.to_owned(),
-            options,
+            consumer,
+            last: None,
         })
+    }
+}
+
+impl Consumer {
+    /// The next delivery, waiting up to the consumer's wait: `None` if nothing came in
+    /// that time. `Closed` once the consumer or its queue is closed.
+    pub fn next(&self) -> Result<Option<Delivery>> {
+        self.next_interruptible(None)
+    }
+
+    /// `next` that asks `interrupted` every 50 ms while it waits and returns `None` once
+    /// that says yes (Ctrl-C in Python).
+    pub fn next_interruptible(
+        &self,
+        interrupted: Option<&dyn Fn() -> bool>,
+    ) -> Result<Option<Delivery>> {
+        if let Some(d) = self.buffered()? {
+            return Ok(Some(d));
+        }
+        let (ds, lease_ms) =
+            receive::receive_leased(&self.q.inner, &self.group, &self.receive, interrupted)?;
+        Ok(self.take(ds, lease_ms))
+    }
+
+    /// What `next` would hand out without waiting: the rest of a batch, or a claim of
+    /// what is ready now (Node claims on its JS thread first, like `receive`).
+    pub fn try_next(&self) -> Result<Option<Delivery>> {
+        if let Some(d) = self.buffered()? {
+            return Ok(Some(d));
+        }
+        let now = self.receive.clone().wait(Duration::ZERO);
+        let (ds, lease_ms) = receive::receive_leased(&self.q.inner, &self.group, &now, None)?;
+        Ok(self.take(ds, lease_ms))
+    }
+
+    /// `next` for tokio: the wait holds no thread; a cancelled call puts back what its
+    /// claim took.
+    pub async fn next_async(&self) -> Result<Option<Delivery>> {
+        if let Some(d) = self.buffered()? {
+            return Ok(Some(d));
+        }
+        let (ds, lease_ms) =
+            receive::receive_async_leased(&self.q.inner, &self.group, &self.receive).await?;
+        Ok(self.take(ds, lease_ms))
+    }
+
+    fn buffered(&self) -> Result<Option<Delivery>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        let mut held = lock(&self.held);
+        let d = held.buffer.pop_front();
+        if let Some(d) = &d {
+            held.out.push(d.handle());
+        }
+        Ok(d)
+    }
+
+    /// Holds a fresh claim under the heartbeat and hands out its first delivery. A claim
+    /// that lands after `close` is put back at once.
+    fn take(&self, ds: Vec<Delivery>, lease_ms: i64) -> Option<Delivery> {
+        if ds.is_empty() {
+            return None;
+        }
+        if self.closed.load(Ordering::Acquire) {
+            self.put_back(&ds);
+            return None;
+        }
+        self.heartbeat.hold(&ds, lease_ms);
+        let mut held = lock(&self.held);
+        held.buffer.extend(ds);
+        let d = held.buffer.pop_front()?;
+        held.out.push(d.handle());
+        Some(d)
+    }
+
+    /// The caller is done with `d` (settled it, or leaves it to its lease): its lease is
+    /// no longer renewed and `close` will not put it back.
+    pub fn done(&self, d: &Delivery) {
+        self.heartbeat.release(d);
+        let mut held = lock(&self.held);
+        held.out.retain(|h| {
+            (h.message_id, h.group_id, h.lease_token) != (d.message_id, d.group_id, d.lease_token)
+        });
+    }
+
+    /// `Queue::settle` (ack on `Ok`, nack with the reason on `Err`), then `done`.
+    pub fn settle(
+        &self,
+        d: &Delivery,
+        outcome: std::result::Result<(), String>,
+    ) -> Result<Settled> {
+        let settled = self.q.settle(d, outcome);
+        self.done(d);
+        settled
+    }
+
+    /// Stops renewing and puts back every delivery still held that nobody settled (at
+    /// once, without counting an attempt). Later `next` calls fail with `Closed`. Closing
+    /// twice does nothing.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.heartbeat.stop();
+        if self.pid != std::process::id() {
+            // Forked: the heartbeat thread and the leases are the parent's.
+            if let Some(t) = lock(&self.beating).take() {
+                std::mem::forget(t);
+            }
+            return;
+        }
+        if let Some(t) = lock(&self.beating).take() {
+            let _ = t.join();
+        }
+        let Held { buffer, out } = std::mem::take(&mut *lock(&self.held));
+        let all: Vec<Delivery> = out.into_iter().chain(buffer).collect();
+        self.put_back(&all);
+    }
+
+    /// Best effort: a settled delivery is not in flight under its token any more and is
+    /// left alone; if the write fails the leases run out and the messages come back.
+    fn put_back(&self, ds: &[Delivery]) {
+        if ds.is_empty() || self.q.inner.check_open().is_err() {
+            return;
+        }
+        let _ = self.q.inner.write(true, |c| {
+            ds.iter().try_for_each(|d| store::settle::release(c, d))
+        });
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// `Queue::consume`: yields the group's deliveries forever, waiting as long as nothing
+/// comes; ends (`None`) once the queue is closed. Moving on to the next item stops
+/// renewing the previous one's lease.
+#[derive(Debug)]
+pub struct Consume {
+    consumer: Consumer,
+    last: Option<Delivery>,
+}
+
+impl Consume {
+    /// The consumer behind the iterator.
+    pub fn consumer(&self) -> &Consumer {
+        &self.consumer
     }
 }
 
@@ -45,13 +300,16 @@ impl Iterator for Consume {
     type Item = Result<Delivery>;
 
     fn next(&mut self) -> Option<Result<Delivery>> {
+        if let Some(d) = self.last.take() {
+            self.consumer.done(&d);
+        }
         loop {
-            match self.q.receive(&self.group, self.options.clone()) {
-                Ok(mut ds) => {
-                    if let Some(d) = ds.pop() {
-                        return Some(Ok(d));
-                    }
+            match self.consumer.next() {
+                Ok(Some(d)) => {
+                    self.last = Some(d.handle());
+                    return Some(Ok(d));
                 }
+                Ok(None) => {}
                 Err(e) if e.kind() == ErrorKind::Closed => return None,
                 Err(e) => return Some(Err(e)),
             }

@@ -1,10 +1,11 @@
-//! Looking at the file: statistics, one message, messages by key, messages after an id
-//! (following a topic), half messages, the integrity check of the file. Each is one read
-//! transaction (a consistent snapshot; no write lock).
+//! Looking at the file: statistics, the topics (`Queue::topics` and its record live here), one
+//! message, messages by key, messages after an id (following a topic), half messages, the
+//! integrity check of the file. Each is one read transaction (a consistent snapshot; no write lock).
 
 use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::model::{FileCheck, MessageInfo, MessageState, Stats};
+use crate::queue::Queue;
 use crate::store;
 use crate::validate;
 use std::sync::Arc;
@@ -26,6 +27,49 @@ pub(crate) fn stats(inner: &Arc<Inner>) -> Result<Stats> {
         }
         Ok(stats)
     })
+}
+
+/// One topic as `Queue::topics` lists it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TopicInfo {
+    pub name: String,
+    /// Committed messages kept in the file (acked ones stay until `purge_acked`).
+    pub messages: u64,
+    /// Deliveries ready now, summed over the topic's consumer groups.
+    pub ready: u64,
+    /// The consumer groups subscribed to it, by name.
+    pub groups: Vec<String>,
+}
+
+// A read-only verb and its record live with their capability; `queue.rs` keeps the
+// verbs that need more than one module.
+impl Queue {
+    /// Every topic of the file by name, with its kept messages, the deliveries ready
+    /// over its consumer groups, and those groups.
+    pub fn topics(&self) -> Result<Vec<TopicInfo>> {
+        topics(&self.inner)
+    }
+}
+
+/// `stats` folded per topic, in name order: one read, the same counts.
+fn topics(inner: &Arc<Inner>) -> Result<Vec<TopicInfo>> {
+    let stats = stats(inner)?;
+    let mut out: Vec<TopicInfo> = stats
+        .topics
+        .into_iter()
+        .map(|(name, t)| TopicInfo {
+            name,
+            messages: t.messages,
+            ..TopicInfo::default()
+        })
+        .collect();
+    for (group, g) in stats.groups {
+        if let Some(t) = out.iter_mut().find(|t| t.name == g.topic) {
+            t.ready += g.ready;
+            t.groups.push(group);
+        }
+    }
+    Ok(out)
 }
 
 /// One message with its state in every group and its attempt and check history.

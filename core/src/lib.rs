@@ -77,10 +77,11 @@ mod wake;
 mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use consume::Consume;
+pub use consume::{Consume, Consumer, ConsumerOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::TagFilter;
 pub use half::{Checker, HalfMessage};
+pub use inspect::TopicInfo;
 pub use model::{
     AttemptOutcome, AttemptRecord, CheckRecord, DeadLetter, Delivery, DeliveryInfo, DeliveryState,
     FileCheck, GroupStats, MessageInfo, MessageState, Resolution, Stats, TopicStats,
@@ -131,6 +132,7 @@ pub const VERBS: &[&str] = &[
     "redrive",
     "purge_dead_letters",
     "stats",
+    "topics",
     "message",
     "find",
     "purge_acked",
@@ -187,4 +189,7 @@ pub mod defaults {
     /// `purge_acked` still keeps is never redelivered past its key. A key costs one small
     /// row (the key and 8 bytes) until `purge_acked` deletes it after its window.
     pub const INBOX_WINDOW: Duration = Duration::from_secs(7 * 86_400);
+    /// How long one `Consumer::next` waits when no wait is given (the consume loops of
+    /// every language): long enough not to spin, short enough to notice a stop.
+    pub const CONSUME_WAIT: Duration = Duration::from_secs(1);
 }

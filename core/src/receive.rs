@@ -207,6 +207,18 @@ pub(crate) async fn receive_async(
     group: &str,
     opts: &ReceiveOptions,
 ) -> Result<Vec<Delivery>> {
+    receive_async_leased(inner, group, opts)
+        .await
+        .map(|(ds, _)| ds)
+}
+
+/// `receive_async`, also returning the lease the deliveries got (ms), as
+/// `receive_leased` does.
+pub(crate) async fn receive_async_leased(
+    inner: &Arc<Inner>,
+    group: &str,
+    opts: &ReceiveOptions,
+) -> Result<(Vec<Delivery>, i64)> {
     // Asked here, on the caller's thread: the claim runs on another one.
     inner.refuse_inside_transaction()?;
     let (i, g, o) = (Arc::clone(inner), group.to_owned(), opts.clone());
@@ -228,12 +240,12 @@ pub(crate) async fn receive_async(
         r = back;
         let got = got?.keep();
         if !got.is_empty() {
-            return Ok(got);
+            return Ok((got, r.lease_used));
         }
         loop {
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), 0));
             }
             let step = poll.min(deadline - now);
             let woken = tokio::select! {

@@ -24,17 +24,94 @@ pub(crate) mod settle;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
-// Message states.
-pub(crate) const COMMITTED: i64 = 0;
-pub(crate) const HALF: i64 = 1;
-pub(crate) const ROLLED_BACK: i64 = 2;
+/// The states rows store, in one place. SQL text names a state with `delivery_state!` or
+/// `message_state!`, which expand to its integer literal, spliced in with `concat!` at
+/// compile time (the text stays fixed, so prepared statements are cached, and partial
+/// indexes, which need literals, still match); values bound or matched in Rust are the
+/// constants below, taken from [`DeliveryRow`] and [`MessageRow`]. The `const` checks
+/// keep the literals and the enums equal.
+/// (The migrations in `core/migrations/` are history and keep their literal numbers;
+/// `schema.rs` tests that their partial indexes name the same states.)
+macro_rules! delivery_state {
+    (pending) => {
+        "0"
+    };
+    (inflight) => {
+        "1"
+    };
+    (acked) => {
+        "2"
+    };
+    (dead) => {
+        "3"
+    };
+    (blocked) => {
+        "4"
+    };
+}
+macro_rules! message_state {
+    (committed) => {
+        "0"
+    };
+    (half) => {
+        "1"
+    };
+    (rolled_back) => {
+        "2"
+    };
+}
+pub(crate) use {delivery_state, message_state};
 
-// Delivery states.
-pub(crate) const PENDING: i64 = 0;
-pub(crate) const INFLIGHT: i64 = 1;
-pub(crate) const ACKED: i64 = 2;
-pub(crate) const DEAD: i64 = 3;
-pub(crate) const BLOCKED: i64 = 4;
+/// `ferrymq_deliveries.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i64)]
+pub(crate) enum DeliveryRow {
+    /// Deliverable from `due_at`.
+    Pending = 0,
+    /// Leased until `due_at`.
+    Inflight = 1,
+    Acked = 2,
+    Dead = 3,
+    /// Behind an unfinished message of its ordering key.
+    Blocked = 4,
+}
+
+/// `ferrymq_messages.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i64)]
+pub(crate) enum MessageRow {
+    Committed = 0,
+    Half = 1,
+    RolledBack = 2,
+}
+
+/// The one digit of a state literal.
+const fn literal(s: &str) -> i64 {
+    let b = s.as_bytes();
+    assert!(b.len() == 1 && b[0].is_ascii_digit());
+    (b[0] - b'0') as i64
+}
+
+const _: () = {
+    assert!(literal(delivery_state!(pending)) == DeliveryRow::Pending as i64);
+    assert!(literal(delivery_state!(inflight)) == DeliveryRow::Inflight as i64);
+    assert!(literal(delivery_state!(acked)) == DeliveryRow::Acked as i64);
+    assert!(literal(delivery_state!(dead)) == DeliveryRow::Dead as i64);
+    assert!(literal(delivery_state!(blocked)) == DeliveryRow::Blocked as i64);
+    assert!(literal(message_state!(committed)) == MessageRow::Committed as i64);
+    assert!(literal(message_state!(half)) == MessageRow::Half as i64);
+    assert!(literal(message_state!(rolled_back)) == MessageRow::RolledBack as i64);
+};
+
+// The numbers bound as parameters and matched in Rust, from the same enums.
+pub(crate) const COMMITTED: i64 = MessageRow::Committed as i64;
+pub(crate) const HALF: i64 = MessageRow::Half as i64;
+pub(crate) const ROLLED_BACK: i64 = MessageRow::RolledBack as i64;
+pub(crate) const PENDING: i64 = DeliveryRow::Pending as i64;
+pub(crate) const INFLIGHT: i64 = DeliveryRow::Inflight as i64;
+pub(crate) const ACKED: i64 = DeliveryRow::Acked as i64;
+pub(crate) const DEAD: i64 = DeliveryRow::Dead as i64;
+pub(crate) const BLOCKED: i64 = DeliveryRow::Blocked as i64;
 
 pub(crate) fn encode_headers(headers: &BTreeMap<String, String>) -> Result<Option<String>> {
     if headers.is_empty() {

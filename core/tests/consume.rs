@@ -54,3 +54,86 @@ fn consume_refuses_a_batch_or_a_zero_wait_and_an_unknown_group_fails_on_first_us
         .unwrap();
     assert_eq!(it.next().unwrap().unwrap_err().kind(), ErrorKind::NotFound);
 }
+
+fn lease_queue(lease: Duration) -> (tempfile::TempDir, Queue, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::open(dir.path().join("q.db"), Options::default()).unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new().lease(lease))
+        .unwrap();
+    let id = q.publish("t", "slow", PublishOptions::new()).unwrap();
+    (dir, q, id)
+}
+
+#[test]
+fn a_handler_slower_than_the_lease_keeps_its_message() {
+    let (_dir, q, id) = lease_queue(Duration::from_millis(150));
+    let mut it = q
+        .consume("g", ReceiveOptions::new().wait(Duration::from_millis(50)))
+        .unwrap();
+    let d = it.next().unwrap().unwrap();
+    assert_eq!(d.message_id, id);
+    // The handler runs for several leases; the consumer's heartbeat renews meanwhile.
+    std::thread::sleep(Duration::from_millis(700));
+    let other = q.receive("g", ReceiveOptions::new()).unwrap();
+    assert!(other.is_empty(), "redelivered while its handler ran");
+    q.ack(&d).unwrap();
+}
+
+#[test]
+fn closing_a_consumer_puts_back_what_it_holds_without_counting_an_attempt() {
+    let (_dir, q, id) = lease_queue(Duration::from_secs(60));
+    q.publish("t", "second", PublishOptions::new()).unwrap();
+    let consumer = q
+        .consumer(
+            "g",
+            ferrymq::ConsumerOptions {
+                max: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let d = consumer.next().unwrap().unwrap();
+    assert_eq!(d.message_id, id);
+    // The second delivery of the batch waits in the buffer; breaking off returns both.
+    drop(consumer);
+    let back = q.receive("g", ReceiveOptions::new().max(10)).unwrap();
+    assert_eq!(back.len(), 2);
+    assert_eq!((back[0].message_id, back[0].attempt), (id, 1));
+    // A settled delivery is left alone by close.
+    let consumer = q.consumer("g", Default::default()).unwrap();
+    for d in &back {
+        q.ack(d).unwrap();
+    }
+    let third = q.publish("t", "third", PublishOptions::new()).unwrap();
+    let d = consumer.next().unwrap().unwrap();
+    assert_eq!(d.message_id, third);
+    consumer.settle(&d, Ok(())).unwrap();
+    consumer.close();
+    assert!(q.receive("g", ReceiveOptions::new()).unwrap().is_empty());
+    assert_eq!(
+        consumer.next().unwrap_err().kind(),
+        ErrorKind::Closed,
+        "next after close"
+    );
+}
+
+#[test]
+fn a_consumer_without_a_wait_takes_the_core_default_and_try_next_does_not_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::open(dir.path().join("q.db"), Options::default()).unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new()).unwrap();
+    let zero = ferrymq::ConsumerOptions {
+        wait: Some(Duration::ZERO),
+        ..Default::default()
+    };
+    let c = q.consumer("g", zero).unwrap();
+    assert!(c.try_next().unwrap().is_none());
+    let id = q.publish("t", "x", PublishOptions::new()).unwrap();
+    assert_eq!(c.try_next().unwrap().unwrap().message_id, id);
+    assert_eq!(
+        q.consumer("bad name!", Default::default())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidArgument
+    );
+}

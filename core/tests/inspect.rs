@@ -243,3 +243,31 @@ fn retention_keeps_the_file_from_growing() {
         "file keeps growing: {sizes:?}"
     );
 }
+
+#[test]
+fn topics_lists_each_topic_with_its_messages_ready_deliveries_and_groups() {
+    let t = TestQueue::new();
+    assert_eq!(t.q.topics().unwrap(), vec![]);
+    t.sub_with("billing", "payments", SubscribeOptions::new());
+    t.sub_with("audit", "payments", SubscribeOptions::new());
+    t.sub_with("ship", "orders", SubscribeOptions::new());
+    for i in 0..3 {
+        t.publish("payments", &format!("p{i}"));
+    }
+    t.publish("orders", "o");
+    let held = t.take_one("billing").unwrap();
+    t.publish("logs", "nobody listens");
+    let topics = t.q.topics().unwrap();
+    let row = |name: &str| topics.iter().find(|x| x.name == name).cloned().unwrap();
+    assert_eq!(
+        topics.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
+        ["logs", "orders", "payments"]
+    );
+    // 3 ready for audit, 2 for billing (one is held).
+    assert_eq!((row("payments").messages, row("payments").ready), (3, 5));
+    assert_eq!(row("payments").groups, ["audit", "billing"]);
+    assert_eq!((row("orders").messages, row("orders").ready), (1, 1));
+    assert_eq!((row("logs").messages, row("logs").ready), (1, 0));
+    assert!(row("logs").groups.is_empty());
+    t.q.ack(&held).unwrap();
+}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from typing import AsyncIterator, Awaitable, Callable, Optional, Union
+from typing import Awaitable, Callable, Optional, Union
 
 from ._native import (
     AttemptRecord,
@@ -15,6 +15,7 @@ from ._native import (
     CallbackError,
     CheckRecord,
     ClosedError,
+    Consumer,
     DeadLetter,
     Delivery,
     DeliveryInfo,
@@ -32,6 +33,7 @@ from ._native import (
     ScheduleInfo,
     Stats,
     StorageError,
+    TopicInfo,
     TopicStats,
     Transaction,
     Worker,
@@ -49,6 +51,7 @@ __all__ = [
     "CallbackError",
     "CheckRecord",
     "ClosedError",
+    "Consumer",
     "DeadLetter",
     "Delivery",
     "DeliveryInfo",
@@ -67,6 +70,7 @@ __all__ = [
     "ScheduleInfo",
     "Stats",
     "StorageError",
+    "TopicInfo",
     "TopicStats",
     "Transaction",
     "Worker",
@@ -79,19 +83,6 @@ __all__ = [
 class Queue(_NativeQueue):
     """A queue in one SQLite file; see the package README for the whole API."""
 
-    async def consume(
-        self,
-        group: str,
-        *,
-        max: int = 1,
-        wait: Seconds = 1.0,
-        lease: Optional[Seconds] = None,
-    ) -> AsyncIterator[Delivery]:
-        """Yields deliveries of `group` forever; each waiting receive holds no thread."""
-        while True:
-            for d in await self.receive_async(group, max=max, wait=wait, lease=lease):
-                yield d
-
     async def run_worker(
         self,
         group: str,
@@ -99,23 +90,27 @@ class Queue(_NativeQueue):
         *,
         concurrency: int = 1,
         max: int = 1,
-        wait: Seconds = 1.0,
+        wait: Optional[Seconds] = None,
         lease: Optional[Seconds] = None,
     ) -> None:
         """Awaits `handler(delivery)` for every delivery on `concurrency` tasks until
         cancelled. Returning acks; raising nacks with str(exception) (the core decides
         retry or dead)."""
+        consumer = self.consume(group, max=max, wait=wait, lease=lease)
 
         async def one() -> None:
-            async for d in self.consume(group, max=max, wait=wait, lease=lease):
+            # The consumer waits, renews the lease while the handler runs, and says
+            # what a failure means; the loop only awaits the handler.
+            while (d := await consumer.receive_async()) is not None:
                 try:
                     with d.span():  # an OpenTelemetry consumer span, when installed
                         await handler(d)
                 except asyncio.CancelledError:
-                    raise
+                    raise  # closing the consumer below puts `d` back, no attempt counted
                 except Exception as exc:  # the handler's failure becomes the nack reason
-                    await d.settle_async(str(exc) or type(exc).__name__)
+                    await consumer.settle_async(d, str(exc) or type(exc).__name__)
                 else:
-                    await d.settle_async(None)
+                    await consumer.settle_async(d, None)
 
-        await asyncio.gather(*(one() for _ in range(concurrency)))
+        with consumer:
+            await asyncio.gather(*(one() for _ in range(concurrency)))

@@ -19,6 +19,7 @@
 //! Blocked deliveries (an ordering key's later messages) are not candidates at all, so
 //! priority never reorders one ordering key.
 
+use super::delivery_state;
 use super::groups::{self, GroupRow};
 use super::settle;
 use super::{INFLIGHT, PENDING, decode_headers};
@@ -63,19 +64,27 @@ const CANDIDATES: &str = "
 /// Due pending deliveries of priority > 0, highest first (the partial index
 /// `ferrymq_deliveries_priority`, which the literal `state = 0` and `priority > 0` select;
 /// `?2`, the state `candidates` binds, goes unused).
-const PRIORITIZED_PENDING: &str = "
+const PRIORITIZED_PENDING: &str = concat!(
+    "
     SELECT message_id, state, attempt, claimed_at, due_at, ordering_group, priority
     FROM ferrymq_deliveries
-    WHERE group_id = ?1 AND state = 0 AND priority > 0 AND due_at <= ?3
-    ORDER BY priority DESC, due_at, message_id LIMIT ?4";
+    WHERE group_id = ?1 AND state = ",
+    delivery_state!(pending),
+    " AND priority > 0 AND due_at <= ?3
+    ORDER BY priority DESC, due_at, message_id LIMIT ?4"
+);
 
 /// Expired leases of priority > 0, highest first (the partial index
 /// `ferrymq_deliveries_priority_leased` of migration 0008, selected the same way).
-const PRIORITIZED_LEASED: &str = "
+const PRIORITIZED_LEASED: &str = concat!(
+    "
     SELECT message_id, state, attempt, claimed_at, due_at, ordering_group, priority
     FROM ferrymq_deliveries
-    WHERE group_id = ?1 AND state = 1 AND priority > 0 AND due_at <= ?3
-    ORDER BY priority DESC, due_at, message_id LIMIT ?4";
+    WHERE group_id = ?1 AND state = ",
+    delivery_state!(inflight),
+    " AND priority > 0 AND due_at <= ?3
+    ORDER BY priority DESC, due_at, message_id LIMIT ?4"
+);
 
 fn candidates(
     conn: &Connection,
@@ -159,18 +168,24 @@ fn body(conn: &Connection, message_id: i64) -> Result<Body> {
 /// count runs only for a group that has a limit.
 pub(crate) fn has_claimable(conn: &Connection, group_id: i64, now: i64) -> Result<bool> {
     let row = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT g.paused = 0 AND (
                  (EXISTS (SELECT 1 FROM ferrymq_deliveries
-                          WHERE group_id = ?1 AND state = 0 AND due_at <= ?2)
+                          WHERE group_id = ?1 AND state = ",
+            delivery_state!(pending),
+            " AND due_at <= ?2)
                   AND (g.max_inflight IS NULL
                        OR (SELECT count(*) FROM ferrymq_deliveries
-                           WHERE group_id = ?1 AND state = 1) < g.max_inflight))
+                           WHERE group_id = ?1 AND state = ",
+            delivery_state!(inflight),
+            ") < g.max_inflight))
                  OR EXISTS (SELECT 1 FROM ferrymq_deliveries
-                            WHERE group_id = ?1 AND state = 1 AND due_at <= ?2)),
+                            WHERE group_id = ?1 AND state = ",
+            delivery_state!(inflight),
+            " AND due_at <= ?2)),
                     g.rate, g.burst, g.tokens, g.tokens_at
-             FROM ferrymq_groups g WHERE g.id = ?1",
-        )?
+             FROM ferrymq_groups g WHERE g.id = ?1"
+        ))?
         .query_row(params![group_id, now], |r| {
             Ok((r.get::<_, bool>(0)?, groups::bucket(r, 1)?))
         })
@@ -187,21 +202,27 @@ pub(crate) fn has_claimable(conn: &Connection, group_id: i64, now: i64) -> Resul
 /// under a rate limit, not before the bucket holds a token again.
 pub(crate) fn next_due(conn: &Connection, group_id: i64) -> Result<Option<i64>> {
     let row = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT CASE WHEN g.paused <> 0 THEN NULL
                          WHEN g.max_inflight IS NOT NULL
                               AND (SELECT count(*) FROM ferrymq_deliveries
-                                   WHERE group_id = ?1 AND state = 1) >= g.max_inflight
+                                   WHERE group_id = ?1 AND state = ",
+            delivery_state!(inflight),
+            ") >= g.max_inflight
                          THEN x.i
                          ELSE min(coalesce(x.p, x.i), coalesce(x.i, x.p)) END,
                     g.rate, g.burst, g.tokens, g.tokens_at
              FROM ferrymq_groups g, (
                  SELECT (SELECT min(due_at) FROM ferrymq_deliveries
-                         WHERE group_id = ?1 AND state = 0) AS p,
+                         WHERE group_id = ?1 AND state = ",
+            delivery_state!(pending),
+            ") AS p,
                         (SELECT min(due_at) FROM ferrymq_deliveries
-                         WHERE group_id = ?1 AND state = 1) AS i) x
-             WHERE g.id = ?1",
-        )?
+                         WHERE group_id = ?1 AND state = ",
+            delivery_state!(inflight),
+            ") AS i) x
+             WHERE g.id = ?1"
+        ))?
         .query_row([group_id], |r| {
             Ok((r.get::<_, Option<i64>>(0)?, groups::bucket(r, 1)?))
         })
@@ -219,9 +240,10 @@ fn inflight_room(conn: &Connection, group: &GroupRow) -> Result<usize> {
         return Ok(usize::MAX);
     };
     let inflight: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM ferrymq_deliveries WHERE group_id = ?1 AND state = 1",
-        )?
+        .prepare_cached(concat!(
+            "SELECT count(*) FROM ferrymq_deliveries WHERE group_id = ?1 AND state = ",
+            delivery_state!(inflight)
+        ))?
         .query_row([group.id], |r| r.get(0))?;
     Ok(usize::try_from(limit - inflight).unwrap_or(0))
 }
@@ -298,12 +320,14 @@ pub(crate) fn claim(
             }
             let token = next_token();
             let changed = conn
-                .prepare_cached(
+                .prepare_cached(concat!(
                     "UPDATE ferrymq_deliveries
-                     SET state = 1, attempt = attempt + 1, lease_token = ?3, due_at = ?4, claimed_at = ?5,
+                     SET state = ",
+                    delivery_state!(inflight),
+                    ", attempt = attempt + 1, lease_token = ?3, due_at = ?4, claimed_at = ?5,
                          last_error = CASE WHEN ?6 = 1 THEN 'lease expired' ELSE last_error END
-                     WHERE message_id = ?1 AND group_id = ?2 AND state = ?6 AND attempt = ?7",
-                )?
+                     WHERE message_id = ?1 AND group_id = ?2 AND state = ?6 AND attempt = ?7"
+                ))?
                 .execute(params![
                     c.message_id,
                     group.id,

@@ -1,5 +1,6 @@
 //! The dead-letter queue of each consumer group: listing, redrive, purge.
 
+use super::delivery_state;
 use super::inspect::history;
 use super::{DEAD, decode_headers};
 use crate::clock::ms_to_system_time;
@@ -8,15 +9,17 @@ use crate::model::DeadLetter;
 use rusqlite::{Connection, params};
 
 pub(crate) fn list(conn: &Connection, group_id: i64, limit: usize) -> Result<Vec<DeadLetter>> {
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(concat!(
         "SELECT d.message_id, d.attempt, d.last_error, d.due_at,
                 t.name, m.tag, m.key, m.headers, m.payload
          FROM ferrymq_deliveries d
          JOIN ferrymq_messages m ON m.id = d.message_id
          JOIN ferrymq_topics t ON t.id = m.topic_id
-         WHERE d.group_id = ?1 AND d.state = 3
-         ORDER BY d.due_at, d.message_id LIMIT ?2",
-    )?;
+         WHERE d.group_id = ?1 AND d.state = ",
+        delivery_state!(dead),
+        "
+         ORDER BY d.due_at, d.message_id LIMIT ?2"
+    ))?;
     let rows = stmt
         .query_map(params![group_id, limit as i64], |r| {
             Ok((
@@ -56,10 +59,11 @@ pub(crate) fn list(conn: &Connection, group_id: i64, limit: usize) -> Result<Vec
 /// that starts now ends.
 pub(crate) fn last_dead_id(conn: &Connection, group_id: i64) -> Result<Option<i64>> {
     Ok(conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT max(message_id) FROM ferrymq_deliveries INDEXED BY ferrymq_deliveries_dead
-             WHERE group_id = ?1 AND state = 3",
-        )?
+             WHERE group_id = ?1 AND state = ",
+            delivery_state!(dead)
+        ))?
         .query_row([group_id], |r| r.get(0))?)
 }
 
@@ -75,12 +79,14 @@ pub(crate) fn dead_page(
     cutoff: i64,
     limit: usize,
 ) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(concat!(
         "SELECT message_id FROM ferrymq_deliveries INDEXED BY ferrymq_deliveries_dead
-         WHERE group_id = ?1 AND state = 3 AND message_id > ?2 AND message_id <= ?3
+         WHERE group_id = ?1 AND state = ",
+        delivery_state!(dead),
+        " AND message_id > ?2 AND message_id <= ?3
            AND due_at <= ?4
-         ORDER BY message_id LIMIT ?5",
-    )?;
+         ORDER BY message_id LIMIT ?5"
+    ))?;
     let ids = stmt
         .query_map(
             params![group_id, after, through, cutoff, limit as i64],
@@ -100,14 +106,14 @@ pub(crate) fn redrive_one(
 ) -> Result<bool> {
     let changed = conn
         .prepare_cached(
-            "UPDATE ferrymq_deliveries
+            concat!("UPDATE ferrymq_deliveries
              SET state = CASE WHEN ordering_group IS NOT NULL AND EXISTS (
                          SELECT 1 FROM ferrymq_deliveries b
                          WHERE b.group_id = ?1 AND b.ordering_group = ferrymq_deliveries.ordering_group
-                           AND b.state IN (0, 1, 4))
+                           AND b.state IN (", delivery_state!(pending), ", ", delivery_state!(inflight), ", ", delivery_state!(blocked), "))
                      THEN 4 ELSE 0 END,
                  attempt = 0, due_at = ?3, lease_token = NULL, claimed_at = NULL
-             WHERE message_id = ?2 AND group_id = ?1 AND state = ?4",
+             WHERE message_id = ?2 AND group_id = ?1 AND state = ?4"),
         )?
         .execute(params![group_id, message_id, now, DEAD])?;
     Ok(changed > 0)
@@ -115,9 +121,10 @@ pub(crate) fn redrive_one(
 
 pub(crate) fn purge_one(conn: &Connection, group_id: i64, message_id: i64) -> Result<bool> {
     let changed = conn
-        .prepare_cached(
-            "DELETE FROM ferrymq_deliveries WHERE message_id = ?1 AND group_id = ?2 AND state = 3",
-        )?
+        .prepare_cached(concat!(
+            "DELETE FROM ferrymq_deliveries WHERE message_id = ?1 AND group_id = ?2 AND state = ",
+            delivery_state!(dead)
+        ))?
         .execute(params![message_id, group_id])?;
     if changed > 0 {
         conn.prepare_cached(

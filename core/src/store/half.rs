@@ -2,6 +2,7 @@
 //! commit (which fans them out then), discarded by rollback, and checked back under a
 //! token so that one checker at a time answers for each.
 
+use super::message_state;
 use super::publish::{Matches, count_change, fan_out};
 use super::{COMMITTED, ROLLED_BACK};
 use crate::error::{Error, Result};
@@ -21,9 +22,11 @@ pub(crate) enum Decided {
 /// The message's state and whether it was ever a half message (decided or not).
 fn current_state(conn: &Connection, id: i64) -> Result<Option<(i64, bool)>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT state, state <> 0 OR decided_at IS NOT NULL FROM ferrymq_messages WHERE id = ?1",
-        )?
+        .prepare_cached(concat!(
+            "SELECT state, state <> ",
+            message_state!(committed),
+            " OR decided_at IS NOT NULL FROM ferrymq_messages WHERE id = ?1"
+        ))?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
 }
@@ -51,10 +54,12 @@ fn after_miss(conn: &Connection, id: i64, wanted: i64, token: Option<i64>) -> Re
 /// transaction that decided it: what tells it from an ordinary message later, and when
 /// the retention of a rolled-back message starts.
 pub(crate) fn stamp_decided(conn: &Connection, id: i64, now: i64) -> Result<()> {
-    conn.prepare_cached(
+    conn.prepare_cached(concat!(
         "UPDATE ferrymq_messages SET decided_at = ?2
-         WHERE id = ?1 AND state <> 1 AND decided_at IS NULL",
-    )?
+         WHERE id = ?1 AND state <> ",
+        message_state!(half),
+        " AND decided_at IS NULL"
+    ))?
     .execute(params![id, now])?;
     Ok(())
 }
@@ -64,11 +69,13 @@ type Committed = (i64, Option<String>, Option<String>, i64, i32);
 
 pub(crate) fn commit(conn: &Connection, id: i64, token: Option<i64>) -> Result<Decided> {
     let row: Option<Committed> = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "UPDATE ferrymq_messages SET state = ?3, check_at = NULL, check_token = NULL
-             WHERE id = ?1 AND state = 1 AND (?2 IS NULL OR check_token = ?2)
-             RETURNING topic_id, tag, ordering_group, deliver_at, priority",
-        )?
+             WHERE id = ?1 AND state = ",
+            message_state!(half),
+            " AND (?2 IS NULL OR check_token = ?2)
+             RETURNING topic_id, tag, ordering_group, deliver_at, priority"
+        ))?
         .query_row(params![id, token, COMMITTED], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
@@ -93,10 +100,12 @@ pub(crate) fn commit(conn: &Connection, id: i64, token: Option<i64>) -> Result<D
 
 pub(crate) fn rollback(conn: &Connection, id: i64, token: Option<i64>) -> Result<Decided> {
     let changed = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "UPDATE ferrymq_messages SET state = ?3, check_at = NULL, check_token = NULL
-             WHERE id = ?1 AND state = 1 AND (?2 IS NULL OR check_token = ?2)",
-        )?
+             WHERE id = ?1 AND state = ",
+            message_state!(half),
+            " AND (?2 IS NULL OR check_token = ?2)"
+        ))?
         .execute(params![id, token, ROLLED_BACK])?;
     if changed > 0 {
         return Ok(Decided::Now);
@@ -110,10 +119,14 @@ pub(crate) fn rollback(conn: &Connection, id: i64, token: Option<i64>) -> Result
 /// checker never takes the write lock.
 pub(crate) fn checks_due(conn: &Connection, topic_id: i64, now: i64) -> Result<bool> {
     Ok(conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT EXISTS (SELECT 1 FROM ferrymq_messages
-             WHERE topic_id = ?1 AND state <> 0 AND state = 1 AND check_at <= ?2)",
-        )?
+             WHERE topic_id = ?1 AND state <> ",
+            message_state!(committed),
+            " AND state = ",
+            message_state!(half),
+            " AND check_at <= ?2)"
+        ))?
         .query_row(params![topic_id, now], |r| r.get(0))?)
 }
 
@@ -126,17 +139,23 @@ pub(crate) fn claim_checks(
     limit: usize,
 ) -> Result<Vec<i64>> {
     let ids = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT id FROM ferrymq_messages
-             WHERE topic_id = ?1 AND state <> 0 AND state = 1 AND check_at <= ?2
-             ORDER BY check_at LIMIT ?3",
-        )?
+             WHERE topic_id = ?1 AND state <> ",
+            message_state!(committed),
+            " AND state = ",
+            message_state!(half),
+            " AND check_at <= ?2
+             ORDER BY check_at LIMIT ?3"
+        ))?
         .query_map(params![topic_id, now, limit as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
-    let mut claim = conn.prepare_cached(
+    let mut claim = conn.prepare_cached(concat!(
         "UPDATE ferrymq_messages SET check_token = ?2, check_at = ?3
-         WHERE id = ?1 AND state = 1 AND check_at <= ?4",
-    )?;
+         WHERE id = ?1 AND state = ",
+        message_state!(half),
+        " AND check_at <= ?4"
+    ))?;
     let mut claimed = Vec::with_capacity(ids.len());
     for id in ids {
         if claim.execute(params![id, token, hold_until, now])? > 0 {
@@ -156,14 +175,20 @@ pub(crate) fn unknown(
     check_max: u32,
 ) -> Result<bool> {
     let state: Option<i64> = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "UPDATE ferrymq_messages
              SET check_count = check_count + 1, check_token = NULL,
-                 state = CASE WHEN check_count + 1 >= ?4 THEN 2 ELSE 1 END,
+                 state = CASE WHEN check_count + 1 >= ?4 THEN ",
+            message_state!(rolled_back),
+            " ELSE ",
+            message_state!(half),
+            " END,
                  check_at = CASE WHEN check_count + 1 >= ?4 THEN NULL ELSE ?3 END
-             WHERE id = ?1 AND state = 1 AND check_token = ?2
-             RETURNING state",
-        )?
+             WHERE id = ?1 AND state = ",
+            message_state!(half),
+            " AND check_token = ?2
+             RETURNING state"
+        ))?
         .query_row(params![id, token, next_at, check_max], |r| r.get(0))
         .optional()?;
     Ok(state == Some(ROLLED_BACK))
@@ -188,10 +213,12 @@ pub(crate) fn record_check(
 /// order from `ferrymq_messages_by_state`, nothing sorted.
 pub(crate) fn ids_in_state(conn: &Connection, state: i64, limit: usize) -> Result<Vec<i64>> {
     let ids = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT id FROM ferrymq_messages INDEXED BY ferrymq_messages_by_state
-             WHERE state <> 0 AND state = ?1 ORDER BY id LIMIT ?2",
-        )?
+             WHERE state <> ",
+            message_state!(committed),
+            " AND state = ?1 ORDER BY id LIMIT ?2"
+        ))?
         .query_map(params![state, limit as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
     Ok(ids)

@@ -2,6 +2,7 @@
 //! key. Every count runs over an index range; nothing loads a whole table.
 
 use super::{ACKED, BLOCKED, DEAD, HALF, INFLIGHT, PENDING, ROLLED_BACK, decode_headers};
+use super::{delivery_state, message_state};
 use crate::clock::ms_to_system_time;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -21,15 +22,23 @@ pub(crate) fn topic_stats(conn: &Connection, topic_id: i64) -> Result<TopicStats
     let messages = count(
         conn,
         // The topic's count up to through_id, and the few newer ids counted here.
-        "SELECT t.folded_messages + (SELECT count(*) FROM ferrymq_messages m
-                              WHERE m.id > c.through_id AND m.topic_id = t.id AND m.state = 0)
-         FROM ferrymq_topics t, ferrymq_counted c WHERE t.id = ?1",
+        concat!(
+            "SELECT t.folded_messages + (SELECT count(*) FROM ferrymq_messages m
+                              WHERE m.id > c.through_id AND m.topic_id = t.id AND m.state = ",
+            message_state!(committed),
+            ")
+         FROM ferrymq_topics t, ferrymq_counted c WHERE t.id = ?1"
+        ),
         [topic_id],
     )?;
     let half = count(
         conn,
-        "SELECT count(*) FROM ferrymq_messages
-         WHERE state <> 0 AND state = ?2 AND topic_id = ?1",
+        concat!(
+            "SELECT count(*) FROM ferrymq_messages
+         WHERE state <> ",
+            message_state!(committed),
+            " AND state = ?2 AND topic_id = ?1"
+        ),
         params![topic_id, HALF],
     )?;
     Ok(TopicStats { messages, half })
@@ -37,11 +46,13 @@ pub(crate) fn topic_stats(conn: &Connection, topic_id: i64) -> Result<TopicStats
 
 /// Rolled-back half messages per topic name (topics without any are absent).
 pub(crate) fn rolled_back_per_topic(c: &Connection) -> Result<BTreeMap<String, u64>> {
-    let mut stmt = c.prepare_cached(
+    let mut stmt = c.prepare_cached(concat!(
         "SELECT t.name, count(*) FROM ferrymq_messages m
          JOIN ferrymq_topics t ON t.id = m.topic_id
-         WHERE m.state <> 0 AND m.state = ?1 GROUP BY t.name",
-    )?;
+         WHERE m.state <> ",
+        message_state!(committed),
+        " AND m.state = ?1 GROUP BY t.name"
+    ))?;
     let rows = stmt
         .query_map([ROLLED_BACK], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
@@ -68,10 +79,12 @@ pub(crate) fn group_stats(
     let (ready_pending, oldest_pending) = due_row(PENDING)?;
     let (expired, oldest_expired) = due_row(INFLIGHT)?;
     let (waiting_first, waiting_retry): (i64, Option<i64>) = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT count(*), sum(attempt > 0) FROM ferrymq_deliveries
-             WHERE group_id = ?1 AND state = 0 AND due_at > ?2",
-        )?
+             WHERE group_id = ?1 AND state = ",
+            delivery_state!(pending),
+            " AND due_at > ?2"
+        ))?
         .query_row(params![group_id, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let retrying = waiting_retry.unwrap_or(0) as u64;
     let state_count = "SELECT count(*) FROM ferrymq_deliveries WHERE group_id = ?1 AND state = ?2";

@@ -225,3 +225,56 @@ fn every_statement_on_growing_tables_uses_an_index() {
         bad.join("\n")
     );
 }
+
+/// The migrations are history and keep literal numbers in their partial indexes; the
+/// statements splice the same states from `store::{delivery_state, message_state}`. If
+/// the two disagreed, the planner would silently stop using those indexes.
+#[test]
+fn the_partial_indexes_of_the_migrations_name_the_states_the_code_uses() {
+    use super::{delivery_state, message_state};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    crate::Queue::open(&path, crate::Options::default())
+        .unwrap()
+        .close()
+        .unwrap();
+    let conn = Connection::open(&path).unwrap();
+    let index = |name: &str| -> String {
+        conn.query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let wanted = [
+        (
+            "ferrymq_deliveries_priority",
+            concat!("AND state = ", delivery_state!(pending)),
+        ),
+        (
+            "ferrymq_deliveries_priority_leased",
+            concat!("AND state = ", delivery_state!(inflight)),
+        ),
+        (
+            "ferrymq_deliveries_dead",
+            concat!("WHERE state = ", delivery_state!(dead)),
+        ),
+        (
+            "ferrymq_messages_rolled_back",
+            concat!("WHERE state = ", message_state!(rolled_back)),
+        ),
+        (
+            "ferrymq_messages_by_state",
+            concat!("WHERE state <> ", message_state!(committed)),
+        ),
+        (
+            "ferrymq_messages_undecided",
+            concat!("WHERE state <> ", message_state!(committed)),
+        ),
+    ];
+    for (name, clause) in wanted {
+        let sql = index(name);
+        assert!(sql.contains(clause), "{name}: {sql:?} lacks {clause:?}");
+    }
+}

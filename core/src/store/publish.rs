@@ -2,6 +2,7 @@
 //! delivery row per matching consumer group.
 
 use super::{BLOCKED, PENDING};
+use super::{delivery_state, message_state};
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -72,10 +73,12 @@ pub(crate) fn fold_counts_if_due(conn: &Connection, id: i64) -> Result<()> {
         return Ok(());
     }
     let counts = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT topic_id, count(*) FROM ferrymq_messages
-             WHERE id > ?1 AND id <= ?2 AND state = 0 GROUP BY topic_id",
-        )?
+             WHERE id > ?1 AND id <= ?2 AND state = ",
+            message_state!(committed),
+            " GROUP BY topic_id"
+        ))?
         .query_map(params![through, id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
     let mut add = conn.prepare_cached(
@@ -99,10 +102,14 @@ pub(crate) fn find_idempotent(
         .prepare_cached(
             // A key whose half message was rolled back is free again: the producer's
             // retry must go through. (A purged message still holds its key.)
-            "SELECT i.message_id FROM ferrymq_idempotency i
+            concat!(
+                "SELECT i.message_id FROM ferrymq_idempotency i
              LEFT JOIN ferrymq_messages m ON m.id = i.message_id
              WHERE i.topic_id = ?1 AND i.idem_key = ?2 AND i.expires_at > ?3
-               AND (m.state IS NULL OR m.state <> 2)",
+               AND (m.state IS NULL OR m.state <> ",
+                message_state!(rolled_back),
+                ")"
+            ),
         )?
         .query_row(params![topic_id, key, now], |r| r.get(0))
         .optional()?)
@@ -186,13 +193,14 @@ pub(crate) fn fan_out(
 /// The fan-out of the unordered committed messages with ids in `lo..=hi`, in one
 /// statement: what `fan_out` does one message at a time.
 pub(crate) fn fan_out_range(conn: &Connection, lo: i64, hi: i64) -> Result<()> {
-    conn.prepare_cached(
+    conn.prepare_cached(concat!(
         "INSERT INTO ferrymq_deliveries (message_id, group_id, state, due_at, priority)
          SELECT m.id, s.group_id, ?3, m.deliver_at, m.priority
          FROM ferrymq_messages m JOIN ferrymq_subscriptions s
            ON s.topic_id = m.topic_id AND s.tag IN ('*', m.tag)
-         WHERE m.id BETWEEN ?1 AND ?2 AND m.ordering_group IS NULL AND m.state = 0",
-    )?
+         WHERE m.id BETWEEN ?1 AND ?2 AND m.ordering_group IS NULL AND m.state = ",
+        message_state!(committed)
+    ))?
     .execute(params![lo, hi, PENDING])?;
     Ok(())
 }
@@ -254,10 +262,16 @@ pub(crate) fn has_unfinished(
     ordering_group: &str,
 ) -> Result<bool> {
     Ok(conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT EXISTS (SELECT 1 FROM ferrymq_deliveries
-                            WHERE group_id = ?1 AND ordering_group = ?2 AND state IN (0, 1, 4))",
-        )?
+                            WHERE group_id = ?1 AND ordering_group = ?2 AND state IN (",
+            delivery_state!(pending),
+            ", ",
+            delivery_state!(inflight),
+            ", ",
+            delivery_state!(blocked),
+            "))"
+        ))?
         .query_row(params![group_id, ordering_group], |r| r.get(0))?)
 }
 

@@ -3,6 +3,7 @@
 //! for long and memory stays flat however large the file is.
 
 use super::COMMITTED;
+use super::{delivery_state, message_state};
 use crate::error::Result;
 use rusqlite::{Connection, params};
 
@@ -55,10 +56,12 @@ pub(crate) fn acked_chunk(
             continue;
         }
         let unfinished: bool = conn
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "SELECT EXISTS (SELECT 1 FROM ferrymq_deliveries
-                                WHERE message_id = ?1 AND (state <> 2 OR due_at > ?2))",
-            )?
+                                WHERE message_id = ?1 AND (state <> ",
+                delivery_state!(acked),
+                " OR due_at > ?2))"
+            ))?
             .query_row(params![id, cutoff], |r| r.get(0))?;
         if unfinished {
             continue;
@@ -84,18 +87,23 @@ pub(crate) fn acked_chunk(
 /// is kept, as in `acked_chunk`.
 pub(crate) fn rolled_back_chunk(conn: &Connection, cutoff: i64, limit: usize) -> Result<u64> {
     let ids = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT id FROM ferrymq_messages INDEXED BY ferrymq_messages_rolled_back
-             WHERE state = 2 AND decided_at <= ?1
+             WHERE state = ",
+            message_state!(rolled_back),
+            " AND decided_at <= ?1
                AND id < (SELECT max(id) FROM ferrymq_messages)
-             ORDER BY decided_at LIMIT ?2",
-        )?
+             ORDER BY decided_at LIMIT ?2"
+        ))?
         .query_map(params![cutoff, limit as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
     let mut deleted = 0;
     for id in ids {
         let gone = conn
-            .prepare_cached("DELETE FROM ferrymq_messages WHERE id = ?1 AND state = 2")?
+            .prepare_cached(concat!(
+                "DELETE FROM ferrymq_messages WHERE id = ?1 AND state = ",
+                message_state!(rolled_back)
+            ))?
             .execute([id])?;
         if gone == 0 {
             continue;

@@ -2,6 +2,7 @@
 //! names the row, requires `state = inflight` and the caller's lease token, and reports
 //! `LeaseLost` when the row no longer matches; nothing else is touched.
 
+use super::delivery_state;
 use super::{ACKED, DEAD, INFLIGHT, PENDING};
 use crate::error::{Error, Result};
 use crate::model::Delivery;
@@ -47,11 +48,12 @@ pub(crate) fn nack(
     jitter_unit: f64,
 ) -> Result<AfterFailure> {
     let held: Option<(i64, Option<i64>, String)> = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT d.attempt, d.claimed_at, g.retry_policy
              FROM ferrymq_deliveries d JOIN ferrymq_groups g ON g.id = d.group_id
-             WHERE d.message_id = ?1 AND d.group_id = ?2 AND d.lease_token = ?3 AND d.state = 1",
-        )?
+             WHERE d.message_id = ?1 AND d.group_id = ?2 AND d.lease_token = ?3 AND d.state = ",
+            delivery_state!(inflight)
+        ))?
         .query_row(params![d.message_id, d.group_id, d.lease_token], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
@@ -75,10 +77,11 @@ pub(crate) fn nack(
         AfterFailure::RetryAt(at) => (PENDING, at),
         AfterFailure::Dead => (DEAD, now),
     };
-    conn.prepare_cached(
+    conn.prepare_cached(concat!(
         "UPDATE ferrymq_deliveries SET state = ?4, due_at = ?5, last_error = ?6, lease_token = NULL
-         WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = 1",
-    )?
+         WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = ",
+        delivery_state!(inflight)
+    ))?
     .execute(params![
         d.message_id,
         d.group_id,
@@ -99,10 +102,11 @@ pub(crate) fn nack(
 pub(crate) fn extend(conn: &Connection, d: &Delivery, lease_ms: i64, now: i64) -> Result<i64> {
     let until = now.saturating_add(lease_ms);
     let changed = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "UPDATE ferrymq_deliveries SET due_at = ?4
-             WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = 1",
-        )?
+             WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = ",
+            delivery_state!(inflight)
+        ))?
         .execute(params![d.message_id, d.group_id, d.lease_token, until])?;
     if changed == 0 {
         return Err(lease_lost(d));
@@ -113,11 +117,14 @@ pub(crate) fn extend(conn: &Connection, d: &Delivery, lease_ms: i64, now: i64) -
 /// Puts a held delivery back as if it had never been handed out (the attempt is not
 /// counted). For a claim whose caller vanished before it saw the delivery.
 pub(crate) fn release(conn: &Connection, d: &Delivery) -> Result<()> {
-    conn.prepare_cached(
+    conn.prepare_cached(concat!(
         "UPDATE ferrymq_deliveries
-         SET state = 0, attempt = attempt - 1, lease_token = NULL, claimed_at = NULL, due_at = ?4
-         WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = 1",
-    )?
+         SET state = ",
+        delivery_state!(pending),
+        ", attempt = attempt - 1, lease_token = NULL, claimed_at = NULL, due_at = ?4
+         WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = ",
+        delivery_state!(inflight)
+    ))?
     .execute(params![
         d.message_id,
         d.group_id,
@@ -135,11 +142,14 @@ pub(crate) fn kill_expired(
     attempt: i64,
     now: i64,
 ) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE ferrymq_deliveries SET state = 3, due_at = ?4, lease_token = NULL,
+    conn.prepare_cached(concat!(
+        "UPDATE ferrymq_deliveries SET state = ",
+        delivery_state!(dead),
+        ", due_at = ?4, lease_token = NULL,
              last_error = 'lease expired'
-         WHERE message_id = ?1 AND group_id = ?2 AND attempt = ?3 AND state = 1",
-    )?
+         WHERE message_id = ?1 AND group_id = ?2 AND attempt = ?3 AND state = ",
+        delivery_state!(inflight)
+    ))?
     .execute(params![message_id, group_id, attempt, now])?;
     Ok(())
 }
@@ -147,16 +157,24 @@ pub(crate) fn kill_expired(
 /// Releases the oldest blocked message of an ordering key once nothing of that key
 /// is pending or inflight any more in the consumer group.
 pub(crate) fn unblock_next(conn: &Connection, group_id: i64, ordering_group: &str) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE ferrymq_deliveries SET state = 0
+    conn.prepare_cached(concat!(
+        "UPDATE ferrymq_deliveries SET state = ",
+        delivery_state!(pending),
+        "
          WHERE group_id = ?1 AND message_id = (
              SELECT message_id FROM ferrymq_deliveries
-             WHERE group_id = ?1 AND ordering_group = ?2 AND state = 4
+             WHERE group_id = ?1 AND ordering_group = ?2 AND state = ",
+        delivery_state!(blocked),
+        "
              ORDER BY message_id LIMIT 1)
            AND NOT EXISTS (
              SELECT 1 FROM ferrymq_deliveries
-             WHERE group_id = ?1 AND ordering_group = ?2 AND state IN (0, 1))",
-    )?
+             WHERE group_id = ?1 AND ordering_group = ?2 AND state IN (",
+        delivery_state!(pending),
+        ", ",
+        delivery_state!(inflight),
+        "))"
+    ))?
     .execute(params![group_id, ordering_group])?;
     Ok(())
 }

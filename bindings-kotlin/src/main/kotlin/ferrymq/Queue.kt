@@ -2,6 +2,7 @@ package ferrymq
 
 import ferrymq.ffi.CheckAnswer
 import ferrymq.ffi.FfiChecker
+import ferrymq.ffi.FfiConsumer
 import ferrymq.ffi.FfiHandler
 import ferrymq.ffi.FfiQueue
 import ferrymq.ffi.FfiReceiveSlot
@@ -16,7 +17,9 @@ import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.withContext
 import java.time.Instant
 import kotlin.time.Duration
-import kotlin.time.Duration.Companion.seconds
+
+/** One topic as [Queue.topics] lists it (a record generated from the core's `TopicInfo`). */
+typealias TopicInfo = ferrymq.ffi.TopicInfo
 
 /** Handles one delivery of a [Worker]: returning acks it, throwing nacks it with the exception's message. */
 fun interface Handler {
@@ -265,15 +268,38 @@ class Queue private constructor(
         return deliveries(got)
     }
 
-    /** Deliveries of [group], forever (until the collector is cancelled); each receive waits up to [wait]. */
+    /**
+     * Deliveries of [group], forever (until the collector is cancelled), from the core's
+     * consumer: each wait is [wait] (null: the core's default) and holds no thread, the
+     * lease of the delivery being collected is renewed until the collector asks for the
+     * next, and ending the Flow (cancellation, `take`, `first`) puts back what it holds.
+     */
     fun consume(
         group: String,
         max: Int = 1,
-        wait: Duration = 1.seconds,
+        wait: Duration? = null,
         lease: Duration? = null,
     ): Flow<Delivery> = flow {
+        val c = native { ffi.consumer(group, max.toLong(), wait.secsOrNull(), lease.secsOrNull()) }
+        try {
+            while (true) {
+                val d = next(c)
+                emit(d)
+                native { c.done(d.raw.toULong()) }
+            }
+        } finally {
+            c.use { it.end() }
+        }
+    }
+
+    /** The consumer's next delivery: one ready now, claimed here, or one awaited. */
+    private suspend fun next(c: FfiConsumer): Delivery {
         while (true) {
-            for (d in receive(group, max, wait, lease)) emit(d)
+            native { c.nextNow() }?.let { return Delivery(it) }
+            FfiReceiveSlot().use { slot ->
+                native { c.nextAsync(slot) }
+                slot.take().firstOrNull()?.let { return Delivery(it) }
+            }
         }
     }
 
@@ -366,6 +392,9 @@ class Queue private constructor(
 
     /** Counts per topic and per consumer group. */
     suspend fun stats(): Stats = io { ffi.stats() }
+
+    /** Every topic by name: kept messages, deliveries ready over its groups, its groups. */
+    suspend fun topics(): List<TopicInfo> = io { ffi.topics() }
 
     /** One message with its state in every group and its attempt and check history. */
     suspend fun message(id: Long): MessageInfo = io { ffi.message(id) }

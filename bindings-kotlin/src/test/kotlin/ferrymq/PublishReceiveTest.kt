@@ -120,4 +120,24 @@ class PublishReceiveTest {
             assertEquals(1, q.find("t", "order-1").size)
         }
     }
+
+    @Test
+    fun `topics lists each topic with its messages, ready deliveries and groups`() = runBlocking {
+        Queue.open(tempDb().toString()).use { q ->
+            assertEquals(emptyList<TopicInfo>(), q.topics())
+            q.subscribe("billing", "payments")
+            q.subscribe("audit", "payments")
+            for (i in 0 until 3) q.publish("payments", "p$i")
+            val held = q.receive("billing").single()
+            q.publish("logs", "nobody listens")
+            assertEquals(
+                listOf(
+                    TopicInfo("logs", 1, 0, emptyList()),
+                    TopicInfo("payments", 3, 5, listOf("audit", "billing")),
+                ),
+                q.topics(),
+            )
+            held.ack()
+        }
+    }
 }
