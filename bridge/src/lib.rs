@@ -28,7 +28,7 @@ pub mod source;
 
 pub use config::{BridgeConfig, EgressConfig, IngressConfig};
 pub use counters::Counters;
-pub use run::{main_with_args, run};
+pub use run::{main_with_args, run, run_config};
 
 /// What a bridge call can fail with: the broker's or the file's problem, named.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use crate::config::BridgeConfig;
 use crate::counters::Counters;
 use crate::{BridgeError, BridgeResult, envelope, ingress, relay};
 use ferrymq::{Options, Queue};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -24,29 +24,30 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> i32 {
             return 2;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("relay: cannot start the runtime: {e}");
-            return 1;
-        }
-    };
-    let result = rt.block_on(async {
-        let cfg = BridgeConfig::load(&path)?;
-        let (tx, rx) = watch::channel(false);
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            let _ = tx.send(true);
-        });
-        run(cfg, rx).await
-    });
-    match result {
+    match run_config(&path) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("relay: {e}");
             1
         }
     }
+}
+
+/// Loads the config and runs it until SIGTERM or SIGINT (what `ferrymq relay` calls).
+pub fn run_config(path: &Path) -> BridgeResult<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BridgeError(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async {
+        let cfg = BridgeConfig::load(path)?;
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = tx.send(true);
+        });
+        run(cfg, rx).await
+    })
 }
 
 async fn wait_for_signal() {
