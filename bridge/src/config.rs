@@ -139,8 +139,8 @@ impl BridgeConfig {
     pub fn load(path: &Path) -> BridgeResult<BridgeConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| BridgeError(format!("cannot read {}: {e}", path.display())))?;
-        let cfg: BridgeConfig = toml::from_str(&text)
-            .map_err(|e| BridgeError(format!("{}: {e}", path.display())))?;
+        let cfg: BridgeConfig =
+            toml::from_str(&text).map_err(|e| BridgeError(format!("{}: {e}", path.display())))?;
         cfg.check()?;
         Ok(cfg)
     }
@@ -153,19 +153,25 @@ impl BridgeConfig {
         for e in &self.egress {
             let n = e.label();
             if e.kafka.is_some() == e.amqp.is_some() {
-                return Err(BridgeError(format!("egress {n}: name exactly one of kafka, amqp")));
+                return Err(BridgeError(format!(
+                    "egress {n}: name exactly one of kafka, amqp"
+                )));
             }
             if e.batch == 0 || e.batch > ferrymq::limits::MAX_RECEIVE {
                 return Err(BridgeError(format!("egress {n}: batch must be 1-1000")));
             }
             if e.lease_ms < 1_000 {
-                return Err(BridgeError(format!("egress {n}: lease_ms must be at least 1000")));
+                return Err(BridgeError(format!(
+                    "egress {n}: lease_ms must be at least 1000"
+                )));
             }
         }
         for i in &self.ingress {
             let n = i.label();
             if i.kafka.is_some() == i.amqp.is_some() {
-                return Err(BridgeError(format!("ingress {n}: name exactly one of kafka, amqp")));
+                return Err(BridgeError(format!(
+                    "ingress {n}: name exactly one of kafka, amqp"
+                )));
             }
             if i.batch == 0 || i.batch > ferrymq::limits::MAX_BATCH {
                 return Err(BridgeError(format!("ingress {n}: batch must be 1-10000")));
@@ -177,12 +183,16 @@ impl BridgeConfig {
 
 impl EgressConfig {
     pub fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| format!("{}->{}", self.topic, self.group))
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}->{}", self.topic, self.group))
     }
 }
 
 impl IngressConfig {
     pub fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| format!("->{}", self.topic))
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("->{}", self.topic))
     }
 }

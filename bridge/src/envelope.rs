@@ -17,8 +17,11 @@ pub const SOURCE: &str = "ferrymq-source";
 
 /// The broker headers of one delivery: the message's own headers, then ferrymq's names.
 pub fn headers_of(d: &Delivery, origin: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> =
-        d.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut out: Vec<(String, String)> = d
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     out.push((ID.into(), d.message_id.to_string()));
     out.push((ORIGIN.into(), origin.to_string()));
     out.push((TOPIC.into(), d.topic.clone()));
@@ -101,9 +104,15 @@ mod tests {
     #[test]
     fn a_relayed_id_wins_over_the_brokers_position() {
         let mut h = BTreeMap::new();
-        assert_eq!(source_id(&h, Some("kafka:t/0/7".into())).as_deref(), Some("kafka:t/0/7"));
+        assert_eq!(
+            source_id(&h, Some("kafka:t/0/7".into())).as_deref(),
+            Some("kafka:t/0/7")
+        );
         h.insert(ID.to_string(), "42".to_string());
         h.insert(ORIGIN.to_string(), "a:/q.db".to_string());
-        assert_eq!(source_id(&h, Some("kafka:t/0/7".into())).as_deref(), Some("ferrymq:a:/q.db/42"));
+        assert_eq!(
+            source_id(&h, Some("kafka:t/0/7".into())).as_deref(),
+            Some("ferrymq:a:/q.db/42")
+        );
     }
 }

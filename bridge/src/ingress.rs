@@ -40,7 +40,10 @@ pub async fn run(
                     source.insert(s)
                 }
                 Err(e) => {
-                    eprintln!("ingress {}: broker unavailable ({e}); retrying in {backoff:?}", cfg.label());
+                    eprintln!(
+                        "ingress {}: broker unavailable ({e}); retrying in {backoff:?}",
+                        cfg.label()
+                    );
                     sleep_or_stop(backoff, &mut stop).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
@@ -75,7 +78,12 @@ async fn open(cfg: &IngressConfig) -> BridgeResult<Source> {
     }
 }
 
-async fn round(q: &Queue, cfg: &IngressConfig, src: &mut Source, counters: &Counters) -> Result<(), Round> {
+async fn round(
+    q: &Queue,
+    cfg: &IngressConfig,
+    src: &mut Source,
+    counters: &Counters,
+) -> Result<(), Round> {
     let (batch, receipt) = src.next_batch(cfg.batch).await.map_err(Round::Broker)?;
     if batch.is_empty() {
         return Ok(());
@@ -83,11 +91,15 @@ async fn round(q: &Queue, cfg: &IngressConfig, src: &mut Source, counters: &Coun
     let n = batch.len() as u64;
     let messages: Vec<ferrymq::Message> = batch
         .into_iter()
-        .map(|m| match envelope::source_id(&m.headers, m.fallback_id.clone()) {
-            Some(id) => envelope::local_message(&cfg.topic, m.payload, &m.headers, &id, m.broker_key),
-            // No id to dedupe by: published at least once.
-            None => ferrymq::Message::new(&cfg.topic, m.payload),
-        })
+        .map(
+            |m| match envelope::source_id(&m.headers, m.fallback_id.clone()) {
+                Some(id) => {
+                    envelope::local_message(&cfg.topic, m.payload, &m.headers, &id, m.broker_key)
+                }
+                // No id to dedupe by: published at least once.
+                None => ferrymq::Message::new(&cfg.topic, m.payload),
+            },
+        )
         .collect();
     let q2 = q.clone();
     tokio::task::spawn_blocking(move || q2.publish_batch(&messages))

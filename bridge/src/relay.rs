@@ -8,13 +8,13 @@
 //! backoff; the messages wait in the file meanwhile. A stop request ends the loop between
 //! batches (the one in flight is confirmed and settled first).
 
+use crate::BridgeResult;
 use crate::config::EgressConfig;
 use crate::counters::Counters;
 use crate::sink::{AmqpSink, KafkaSink, Sink};
-use crate::BridgeResult;
 use ferrymq::{Delivery, Queue, ReceiveOptions, RetryPolicy, SubscribeOptions};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -30,11 +30,18 @@ pub fn prepare(q: &Queue, cfg: &EgressConfig, origin: &str) -> BridgeResult<Sink
         0.1,
     )?;
     let lease = Duration::from_millis(cfg.lease_ms);
-    q.subscribe(&cfg.group, &cfg.topic, SubscribeOptions::new().tags(cfg.tags.clone()).lease(lease).retry(retry))?;
+    q.subscribe(
+        &cfg.group,
+        &cfg.topic,
+        SubscribeOptions::new()
+            .tags(cfg.tags.clone())
+            .lease(lease)
+            .retry(retry),
+    )?;
     let confirm = lease / 2;
     Ok(match (&cfg.kafka, &cfg.amqp) {
         (Some(k), _) => Sink::Kafka(KafkaSink::new(k, &cfg.topic, origin, confirm)?),
-        (None, Some(a)) => Sink::Amqp(AmqpSink::new(a, &cfg.topic, origin, confirm)),
+        (None, Some(a)) => Sink::Amqp(Box::new(AmqpSink::new(a, &cfg.topic, origin, confirm))),
         (None, None) => unreachable!("BridgeConfig::check requires a broker"),
     })
 }
@@ -51,7 +58,9 @@ pub async fn run(
     let mut backoff = BACKOFF_MIN;
     let mut ever_connected = false;
     let mut lag_at = Instant::now() - LAG_EVERY;
-    let receive = ReceiveOptions::new().max(cfg.batch).wait(Duration::from_millis(200));
+    let receive = ReceiveOptions::new()
+        .max(cfg.batch)
+        .wait(Duration::from_millis(200));
     while !*stop.borrow() {
         if lag_at.elapsed() >= LAG_EVERY {
             update_lag(&q, &cfg.group, &counters)?;
@@ -65,7 +74,10 @@ pub async fn run(
                 ever_connected |= connected;
             }
             Err(e) => {
-                eprintln!("relay {}: broker unavailable ({e}); retrying in {backoff:?}", cfg.label());
+                eprintln!(
+                    "relay {}: broker unavailable ({e}); retrying in {backoff:?}",
+                    cfg.label()
+                );
                 sleep_or_stop(backoff, &mut stop).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
@@ -105,8 +117,10 @@ async fn settle(
         }
     }
     let (n_ok, n_failed) = (acks.len() as u64, nacks.len() as u64);
-    let (acked, nacked) =
-        tokio::join!(futures_util::future::join_all(acks), futures_util::future::join_all(nacks));
+    let (acked, nacked) = tokio::join!(
+        futures_util::future::join_all(acks),
+        futures_util::future::join_all(nacks)
+    );
     for r in acked.into_iter().chain(nacked) {
         match r {
             Ok(()) => {}
@@ -134,9 +148,4 @@ pub(crate) async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>)
         _ = tokio::time::sleep(d) => {}
         _ = stop.changed() => {}
     }
-}
-
-/// Seconds since a message was published, for lag figures taken from deliveries.
-pub fn age_of(d: &Delivery) -> Duration {
-    SystemTime::now().duration_since(d.published_at).unwrap_or_default()
 }

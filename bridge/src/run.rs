@@ -52,7 +52,10 @@ pub fn run_config(path: &Path) -> BridgeResult<()> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {
@@ -64,7 +67,10 @@ async fn wait_for_signal() {
 /// Runs every section until `stop` turns true or one of them fails on the file.
 pub async fn run(cfg: BridgeConfig, stop: watch::Receiver<bool>) -> BridgeResult<()> {
     let q = Queue::open(&cfg.db, Options::default())?;
-    let origin = cfg.origin.clone().unwrap_or_else(|| envelope::default_origin(&cfg.db));
+    let origin = cfg
+        .origin
+        .clone()
+        .unwrap_or_else(|| envelope::default_origin(&cfg.db));
     let mut tasks = tokio::task::JoinSet::new();
     let mut all: Vec<(String, Arc<Counters>)> = Vec::new();
     for e in &cfg.egress {
@@ -81,7 +87,9 @@ pub async fn run(cfg: BridgeConfig, stop: watch::Receiver<bool>) -> BridgeResult
     let printer = print_every(cfg.stats_interval_ms, all.clone());
     let mut first_error = None;
     while let Some(r) = tasks.join_next().await {
-        let r = r.map_err(|e| BridgeError(format!("task: {e}"))).and_then(|r| r);
+        let r = r
+            .map_err(|e| BridgeError(format!("task: {e}")))
+            .and_then(|r| r);
         if let Err(e) = r {
             first_error.get_or_insert(e);
             tasks.abort_all();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 pub enum Sink {
     Kafka(KafkaSink),
-    Amqp(AmqpSink),
+    Amqp(Box<AmqpSink>),
 }
 
 impl Sink {
@@ -68,7 +68,10 @@ impl KafkaSink {
             // librdkafka's retries neither duplicate nor reorder it.
             .set("acks", "all")
             .set("enable.idempotence", "true")
-            .set("message.timeout.ms", confirm_timeout.as_millis().to_string())
+            .set(
+                "message.timeout.ms",
+                confirm_timeout.as_millis().to_string(),
+            )
             .set("linger.ms", "2")
             .set("reconnect.backoff.ms", "100")
             .set("reconnect.backoff.max.ms", "2000")
@@ -79,7 +82,13 @@ impl KafkaSink {
             (None, true) => format!("outbox.event.{local_topic}"),
             (None, false) => local_topic.to_string(),
         };
-        Ok(KafkaSink { producer, topic, origin: origin.to_string(), healthy: false, confirm_timeout })
+        Ok(KafkaSink {
+            producer,
+            topic,
+            origin: origin.to_string(),
+            healthy: false,
+            confirm_timeout,
+        })
     }
 
     async fn connect(&mut self) -> BridgeResult<bool> {
@@ -92,7 +101,10 @@ impl KafkaSink {
         let topic = self.topic.clone();
         let timeout = self.confirm_timeout.min(Duration::from_secs(5));
         tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(Some(&topic), timeout).map(|_| ())
+            producer
+                .client()
+                .fetch_metadata(Some(&topic), timeout)
+                .map(|_| ())
         })
         .await
         .map_err(|e| BridgeError(format!("kafka metadata: {e}")))?
@@ -106,7 +118,10 @@ impl KafkaSink {
             let headers = envelope::headers_of(d, &self.origin);
             let mut owned = OwnedHeaders::new_with_capacity(headers.len());
             for (k, v) in &headers {
-                owned = owned.insert(Header { key: k, value: Some(v.as_str()) });
+                owned = owned.insert(Header {
+                    key: k,
+                    value: Some(v.as_str()),
+                });
             }
             let mut record = FutureRecord::<str, [u8]>::to(&self.topic)
                 .payload(&d.payload[..])
@@ -126,7 +141,9 @@ impl KafkaSink {
 
 // ---- RabbitMQ (AMQP 0-9-1) -------------------------------------------------------------
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -140,10 +157,18 @@ pub struct AmqpSink {
 }
 
 impl AmqpSink {
-    pub fn new(cfg: &AmqpSinkConfig, local_topic: &str, origin: &str, confirm_timeout: Duration) -> AmqpSink {
+    pub fn new(
+        cfg: &AmqpSinkConfig,
+        local_topic: &str,
+        origin: &str,
+        confirm_timeout: Duration,
+    ) -> AmqpSink {
         AmqpSink {
             cfg: cfg.clone(),
-            routing_key: cfg.routing_key.clone().unwrap_or_else(|| local_topic.to_string()),
+            routing_key: cfg
+                .routing_key
+                .clone()
+                .unwrap_or_else(|| local_topic.to_string()),
             origin: origin.to_string(),
             conn: None,
             confirm_timeout,
@@ -169,14 +194,27 @@ impl AmqpSink {
         let ch = conn.create_channel().await.map_err(err)?;
         // Publisher confirms: the broker acks a persistent message once it is on disk (or
         // handed to a consumer), nacks it when it could not take it.
-        ch.confirm_select(ConfirmSelectOptions::default()).await.map_err(err)?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(err)?;
         if let Some(q) = &self.cfg.declare_queue {
-            let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-            ch.queue_declare(q, durable, FieldTable::default()).await.map_err(err)?;
+            let durable = QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            };
+            ch.queue_declare(q, durable, FieldTable::default())
+                .await
+                .map_err(err)?;
             if !self.cfg.exchange.is_empty() {
-                ch.queue_bind(q, &self.cfg.exchange, &self.routing_key, QueueBindOptions::default(), FieldTable::default())
-                    .await
-                    .map_err(err)?;
+                ch.queue_bind(
+                    q,
+                    &self.cfg.exchange,
+                    &self.routing_key,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(err)?;
             }
         }
         self.conn = Some((conn, ch));
@@ -185,7 +223,10 @@ impl AmqpSink {
 
     async fn send_batch(&mut self, batch: &[Delivery]) -> Vec<Result<(), String>> {
         let Some((_, ch)) = &self.conn else {
-            return batch.iter().map(|_| Err("amqp: not connected".to_string())).collect();
+            return batch
+                .iter()
+                .map(|_| Err("amqp: not connected".to_string()))
+                .collect();
         };
         // Publish the whole batch, then wait for every confirmation: one round trip per
         // batch, and core never puts two messages of one ordering key in one batch.
@@ -193,7 +234,10 @@ impl AmqpSink {
         for d in batch {
             let mut table = FieldTable::default();
             for (k, v) in envelope::headers_of(d, &self.origin) {
-                table.insert(ShortString::from(k), AMQPValue::LongString(LongString::from(v)));
+                table.insert(
+                    ShortString::from(k),
+                    AMQPValue::LongString(LongString::from(v)),
+                );
             }
             let props = BasicProperties::default()
                 .with_delivery_mode(2)
@@ -201,8 +245,20 @@ impl AmqpSink {
                 .with_headers(table);
             // mandatory: an unroutable message comes back (basic.return) instead of
             // being dropped, and counts as a failure below.
-            let opts = BasicPublishOptions { mandatory: true, ..Default::default() };
-            pending.push(ch.basic_publish(&self.cfg.exchange, &self.routing_key, opts, &d.payload, props).await);
+            let opts = BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            };
+            pending.push(
+                ch.basic_publish(
+                    &self.cfg.exchange,
+                    &self.routing_key,
+                    opts,
+                    &d.payload,
+                    props,
+                )
+                .await,
+            );
         }
         let mut out = Vec::with_capacity(batch.len());
         for p in pending {
@@ -212,9 +268,13 @@ impl AmqpSink {
                     Err(_) => Err("amqp: no confirmation in time".to_string()),
                     Ok(Err(e)) => Err(format!("amqp confirm: {e}")),
                     Ok(Ok(Confirmation::Ack(None))) => Ok(()),
-                    Ok(Ok(Confirmation::Ack(Some(_)))) => Err("amqp: unroutable (returned)".to_string()),
+                    Ok(Ok(Confirmation::Ack(Some(_)))) => {
+                        Err("amqp: unroutable (returned)".to_string())
+                    }
                     Ok(Ok(Confirmation::Nack(_))) => Err("amqp: nacked by the broker".to_string()),
-                    Ok(Ok(Confirmation::NotRequested)) => Err("amqp: confirms not enabled".to_string()),
+                    Ok(Ok(Confirmation::NotRequested)) => {
+                        Err("amqp: confirms not enabled".to_string())
+                    }
                 },
             };
             out.push(r);

@@ -26,7 +26,7 @@ pub enum Receipt {
 
 pub enum Source {
     Kafka(KafkaSource),
-    Amqp(AmqpSource),
+    Amqp(Box<AmqpSource>),
 }
 
 const FIRST_WAIT: Duration = Duration::from_millis(200);
@@ -37,7 +37,9 @@ impl Source {
         Ok(Source::Kafka(KafkaSource::open(cfg)?))
     }
     pub async fn open_amqp(cfg: &AmqpSourceConfig, prefetch: usize) -> BridgeResult<Source> {
-        Ok(Source::Amqp(AmqpSource::open(cfg, prefetch).await?))
+        Ok(Source::Amqp(Box::new(
+            AmqpSource::open(cfg, prefetch).await?,
+        )))
     }
 
     pub async fn next_batch(&mut self, max: usize) -> BridgeResult<(Vec<Incoming>, Receipt)> {
@@ -71,7 +73,10 @@ impl KafkaSource {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &cfg.brokers)
             .set("group.id", &cfg.group)
-            .set("group.instance.id", cfg.instance_id.as_deref().unwrap_or(&cfg.group))
+            .set(
+                "group.instance.id",
+                cfg.instance_id.as_deref().unwrap_or(&cfg.group),
+            )
             .set("session.timeout.ms", "10000")
             // Offsets move only through `confirm`, after the local commit.
             .set("enable.auto.commit", "false")
@@ -89,7 +94,11 @@ impl KafkaSource {
         let mut out = Vec::new();
         let mut next: HashMap<(String, i32), i64> = HashMap::new();
         while out.len() < max {
-            let wait = if out.is_empty() { FIRST_WAIT } else { MORE_WAIT };
+            let wait = if out.is_empty() {
+                FIRST_WAIT
+            } else {
+                MORE_WAIT
+            };
             let m = match tokio::time::timeout(wait, self.consumer.recv()).await {
                 Err(_) => break,
                 Ok(Err(e)) => return Err(BridgeError(format!("kafka receive: {e}"))),
@@ -107,7 +116,12 @@ impl KafkaSource {
             out.push(Incoming {
                 payload: m.payload().unwrap_or_default().to_vec(),
                 headers,
-                fallback_id: Some(format!("kafka:{}/{}/{}", m.topic(), m.partition(), m.offset())),
+                fallback_id: Some(format!(
+                    "kafka:{}/{}/{}",
+                    m.topic(),
+                    m.partition(),
+                    m.offset()
+                )),
                 broker_key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
             });
             next.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
@@ -153,25 +167,47 @@ impl AmqpSource {
         .map_err(|_| BridgeError("amqp: connect timed out".into()))?
         .map_err(err)?;
         let channel = conn.create_channel().await.map_err(err)?;
-        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-        channel.queue_declare(&cfg.queue, durable, FieldTable::default()).await.map_err(err)?;
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
         channel
-            .basic_qos(prefetch.min(u16::MAX as usize) as u16, BasicQosOptions::default())
+            .queue_declare(&cfg.queue, durable, FieldTable::default())
+            .await
+            .map_err(err)?;
+        channel
+            .basic_qos(
+                prefetch.min(u16::MAX as usize) as u16,
+                BasicQosOptions::default(),
+            )
             .await
             .map_err(err)?;
         // Manual acks: a delivery stays the broker's until `confirm`.
         let consumer = channel
-            .basic_consume(&cfg.queue, "ferrymq-ingress", BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                &cfg.queue,
+                "ferrymq-ingress",
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .map_err(err)?;
-        Ok(AmqpSource { _conn: conn, channel, consumer })
+        Ok(AmqpSource {
+            _conn: conn,
+            channel,
+            consumer,
+        })
     }
 
     async fn next_batch(&mut self, max: usize) -> BridgeResult<(Vec<Incoming>, Receipt)> {
         let mut out = Vec::new();
         let mut last = None;
         while out.len() < max {
-            let wait = if out.is_empty() { FIRST_WAIT } else { MORE_WAIT };
+            let wait = if out.is_empty() {
+                FIRST_WAIT
+            } else {
+                MORE_WAIT
+            };
             let d = match tokio::time::timeout(wait, self.consumer.next()).await {
                 Err(_) => break,
                 Ok(None) => return Err(BridgeError("amqp: consumer cancelled".into())),
@@ -187,7 +223,11 @@ impl AmqpSource {
                 }
             }
             out.push(Incoming {
-                fallback_id: d.properties.message_id().as_ref().map(|id| format!("amqp:{id}")),
+                fallback_id: d
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|id| format!("amqp:{id}")),
                 broker_key: None,
                 headers,
                 payload: d.data,

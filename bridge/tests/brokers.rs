@@ -19,7 +19,10 @@ use std::time::{Duration, Instant, SystemTime};
 const KEYS: usize = 1_000;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The broker's address, or None (skip) when the make target did not start it.
@@ -27,7 +30,10 @@ fn broker(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {
-            assert!(std::env::var("FERRYMQ_REQUIRE_BROKERS").as_deref() != Ok("1"), "{var} is not set");
+            assert!(
+                std::env::var("FERRYMQ_REQUIRE_BROKERS").as_deref() != Ok("1"),
+                "{var} is not set"
+            );
             eprintln!("skipped: {var} not set (make test-brokers sets it)");
             None
         }
@@ -37,7 +43,11 @@ fn broker(var: &str) -> Option<String> {
 struct Rng(u64);
 impl Rng {
     fn new() -> Rng {
-        let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
         eprintln!("kill schedule seed {seed}");
         Rng(seed)
     }
@@ -50,25 +60,39 @@ impl Rng {
 }
 
 fn unique(prefix: &str) -> String {
-    let n = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis();
+    let n = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
     format!("{prefix}-{}-{n}", std::process::id())
 }
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/brokers").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts/brokers")
+        .join(name)
 }
 
 fn restart_broker(name: &str) {
     let t = Instant::now();
     for verb in ["stop", "start", "wait"] {
-        let ok = Command::new("bash").arg(script(name)).arg(verb).status().unwrap().success();
+        let ok = Command::new("bash")
+            .arg(script(name))
+            .arg(verb)
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "{name} {verb} failed");
     }
     eprintln!("{name} restarted in {:?}", t.elapsed());
 }
 
 fn spawn_bridge(config: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     Command::new(env!("CARGO_BIN_EXE_ferrymq-bridge"))
         .arg("--config")
         .arg(config)
@@ -108,7 +132,11 @@ fn publish_backlog(q: &Queue, topic: &str, n: usize) {
     for i in 0..n {
         let (key, seq) = (i % KEYS, i / KEYS);
         let k = format!("k{key}");
-        batch.push(Message::new(topic, format!("{k}:{seq}")).key(k.clone()).ordering_key(k));
+        batch.push(
+            Message::new(topic, format!("{k}:{seq}"))
+                .key(k.clone())
+                .ordering_key(k),
+        );
         if batch.len() == 10_000 {
             q.publish_batch(&batch).unwrap();
             batch.clear();
@@ -147,21 +175,33 @@ fn check_at_broker(records: &[(String, String)], n: usize) {
         let seq: usize = seq.parse().unwrap();
         let last = last_seq.entry(key).or_insert(0);
         // Non-decreasing: a duplicate repeats the current message, never an older one.
-        assert!(seq >= *last && seq <= *last + 1, "key {key}: {seq} after {last}");
+        assert!(
+            seq >= *last && seq <= *last + 1,
+            "key {key}: {seq} after {last}"
+        );
         *last = seq;
     }
     assert_eq!(id_of_payload.len(), n, "messages lost");
-    eprintln!("at the broker: {} records, {} distinct, {dups} duplicates", records.len(), n);
+    eprintln!(
+        "at the broker: {} records, {} distinct, {dups} duplicates",
+        records.len(),
+        n
+    );
 }
 
 // ---- Kafka ------------------------------------------------------------------------
 
+use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 
-fn kafka_records(rt: &tokio::runtime::Runtime, brokers: &str, topic: &str, n: usize) -> Vec<(String, String)> {
+fn kafka_records(
+    rt: &tokio::runtime::Runtime,
+    brokers: &str,
+    topic: &str,
+    n: usize,
+) -> Vec<(String, String)> {
     rt.block_on(async {
         let c: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
@@ -176,14 +216,23 @@ fn kafka_records(rt: &tokio::runtime::Runtime, brokers: &str, topic: &str, n: us
         let mut distinct = HashSet::new();
         let t = Instant::now();
         loop {
-            let wait = if distinct.len() >= n { Duration::from_secs(2) } else { Duration::from_secs(30) };
-            let Ok(m) = tokio::time::timeout(wait, c.recv()).await else { break };
+            let wait = if distinct.len() >= n {
+                Duration::from_secs(2)
+            } else {
+                Duration::from_secs(30)
+            };
+            let Ok(m) = tokio::time::timeout(wait, c.recv()).await else {
+                break;
+            };
             let m = m.unwrap();
             let id = header(&m, "ferrymq-id").unwrap_or_default();
             let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
             distinct.insert(id.clone());
             parts.entry(m.partition()).or_default().push((id, payload));
-            assert!(t.elapsed() < Duration::from_secs(600), "reading the topic took too long");
+            assert!(
+                t.elapsed() < Duration::from_secs(600),
+                "reading the topic took too long"
+            );
         }
         parts.into_values().flatten().collect()
     })
@@ -199,13 +248,20 @@ fn header<M: rdkafka::Message>(m: &M, name: &str) -> Option<String> {
 
 #[test]
 fn kafka_egress_survives_relay_kills_and_broker_restarts() {
-    let Some(brokers) = broker("FERRYMQ_TEST_KAFKA") else { return };
+    let Some(brokers) = broker("FERRYMQ_TEST_KAFKA") else {
+        return;
+    };
     let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("a.db");
     let (topic, group) = (unique("egress"), "relay-kafka");
     let q = Queue::open(&db, Options::default()).unwrap();
-    q.subscribe(group, &topic, SubscribeOptions::new().lease(Duration::from_secs(2))).unwrap();
+    q.subscribe(
+        group,
+        &topic,
+        SubscribeOptions::new().lease(Duration::from_secs(2)),
+    )
+    .unwrap();
     publish_backlog(&q, &topic, n);
     let config = dir.path().join("relay.toml");
     std::fs::write(
@@ -227,7 +283,9 @@ fn kafka_egress_survives_relay_kills_and_broker_restarts() {
 
 #[test]
 fn kafka_ingress_publishes_each_source_message_once_across_kills() {
-    let Some(brokers) = broker("FERRYMQ_TEST_KAFKA") else { return };
+    let Some(brokers) = broker("FERRYMQ_TEST_KAFKA") else {
+        return;
+    };
     let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("b.db");
@@ -235,30 +293,49 @@ fn kafka_ingress_publishes_each_source_message_once_across_kills() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Half carry a relay's id headers, half only their Kafka position.
     rt.block_on(async {
-        let p: FutureProducer = ClientConfig::new().set("bootstrap.servers", &brokers).set("acks", "all").create().unwrap();
+        let p: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("acks", "all")
+            .create()
+            .unwrap();
         let sends = (0..n).map(|i| {
             let payload = format!("src-{i}");
             let key = format!("k{}", i % KEYS);
             let p = p.clone();
             let src = src.clone();
             async move {
-                let mut r = FutureRecord::<str, str>::to(&src).payload(&payload).key(&key);
+                let mut r = FutureRecord::<str, str>::to(&src)
+                    .payload(&payload)
+                    .key(&key);
                 if i % 2 == 0 {
                     let id = i.to_string();
                     r = r.headers(
                         rdkafka::message::OwnedHeaders::new()
-                            .insert(rdkafka::message::Header { key: "ferrymq-id", value: Some(id.as_str()) })
-                            .insert(rdkafka::message::Header { key: "ferrymq-origin", value: Some("host-a:/a.db") }),
+                            .insert(rdkafka::message::Header {
+                                key: "ferrymq-id",
+                                value: Some(id.as_str()),
+                            })
+                            .insert(rdkafka::message::Header {
+                                key: "ferrymq-origin",
+                                value: Some("host-a:/a.db"),
+                            }),
                     );
                 }
-                p.send(r, Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e)
+                p.send(r, Duration::from_secs(30))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| e)
             }
         });
-        let results: Vec<_> = futures_util::stream::iter(sends).buffer_unordered(5_000).collect().await;
+        let results: Vec<_> = futures_util::stream::iter(sends)
+            .buffer_unordered(5_000)
+            .collect()
+            .await;
         assert!(results.iter().all(|r| r.is_ok()));
     });
     let q = Queue::open(&db, Options::default()).unwrap();
-    q.subscribe("check", local, SubscribeOptions::new()).unwrap();
+    q.subscribe("check", local, SubscribeOptions::new())
+        .unwrap();
     let config = dir.path().join("ingress.toml");
     std::fs::write(
         &config,
@@ -279,28 +356,51 @@ fn kafka_ingress_publishes_each_source_message_once_across_kills() {
 
 // ---- RabbitMQ ---------------------------------------------------------------------
 
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
-fn amqp_records(rt: &tokio::runtime::Runtime, uri: &str, queue: &str, n: usize) -> Vec<(String, String)> {
+fn amqp_records(
+    rt: &tokio::runtime::Runtime,
+    uri: &str,
+    queue: &str,
+    n: usize,
+) -> Vec<(String, String)> {
     rt.block_on(async {
-        let conn = Connection::connect(uri, ConnectionProperties::default()).await.unwrap();
+        let conn = Connection::connect(uri, ConnectionProperties::default())
+            .await
+            .unwrap();
         let ch = conn.create_channel().await.unwrap();
-        let opts = BasicConsumeOptions { no_ack: true, ..Default::default() };
-        let mut consumer = ch.basic_consume(queue, "check", opts, FieldTable::default()).await.unwrap();
+        let opts = BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        };
+        let mut consumer = ch
+            .basic_consume(queue, "check", opts, FieldTable::default())
+            .await
+            .unwrap();
         let mut out = Vec::new();
         let mut distinct = HashSet::new();
         loop {
-            let wait = if distinct.len() >= n { Duration::from_secs(2) } else { Duration::from_secs(30) };
-            let Ok(Some(d)) = tokio::time::timeout(wait, consumer.next()).await else { break };
+            let wait = if distinct.len() >= n {
+                Duration::from_secs(2)
+            } else {
+                Duration::from_secs(30)
+            };
+            let Ok(Some(d)) = tokio::time::timeout(wait, consumer.next()).await else {
+                break;
+            };
             let d = d.unwrap();
             let id = d
                 .properties
                 .headers()
                 .as_ref()
                 .and_then(|h| match h.inner().get("ferrymq-id") {
-                    Some(AMQPValue::LongString(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+                    Some(AMQPValue::LongString(s)) => {
+                        Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+                    }
                     _ => None,
                 })
                 .unwrap_or_default();
@@ -313,13 +413,20 @@ fn amqp_records(rt: &tokio::runtime::Runtime, uri: &str, queue: &str, n: usize) 
 
 #[test]
 fn rabbitmq_egress_survives_relay_kills_and_broker_restarts() {
-    let Some(uri) = broker("FERRYMQ_TEST_AMQP") else { return };
+    let Some(uri) = broker("FERRYMQ_TEST_AMQP") else {
+        return;
+    };
     let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("a.db");
     let (topic, group) = (unique("egress"), "relay-amqp");
     let q = Queue::open(&db, Options::default()).unwrap();
-    q.subscribe(group, &topic, SubscribeOptions::new().lease(Duration::from_secs(2))).unwrap();
+    q.subscribe(
+        group,
+        &topic,
+        SubscribeOptions::new().lease(Duration::from_secs(2)),
+    )
+    .unwrap();
     publish_backlog(&q, &topic, n);
     let config = dir.path().join("relay.toml");
     std::fs::write(
@@ -340,7 +447,9 @@ fn rabbitmq_egress_survives_relay_kills_and_broker_restarts() {
 
 #[test]
 fn rabbitmq_ingress_publishes_each_source_message_once_across_kills() {
-    let Some(uri) = broker("FERRYMQ_TEST_AMQP") else { return };
+    let Some(uri) = broker("FERRYMQ_TEST_AMQP") else {
+        return;
+    };
     let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("b.db");
@@ -348,31 +457,57 @@ fn rabbitmq_ingress_publishes_each_source_message_once_across_kills() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Half carry a relay's id headers, half only an AMQP message-id.
     rt.block_on(async {
-        let conn = Connection::connect(&uri, ConnectionProperties::default()).await.unwrap();
+        let conn = Connection::connect(&uri, ConnectionProperties::default())
+            .await
+            .unwrap();
         let ch = conn.create_channel().await.unwrap();
-        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-        ch.queue_declare(&src, durable, FieldTable::default()).await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(&src, durable, FieldTable::default())
+            .await
+            .unwrap();
         let mut confirms = Vec::new();
         for i in 0..n {
             let mut props = BasicProperties::default().with_delivery_mode(2);
             if i % 2 == 0 {
                 let mut h = FieldTable::default();
-                h.insert(ShortString::from("ferrymq-id"), AMQPValue::LongString(LongString::from(i.to_string())));
-                h.insert(ShortString::from("ferrymq-origin"), AMQPValue::LongString(LongString::from("host-a:/a.db")));
+                h.insert(
+                    ShortString::from("ferrymq-id"),
+                    AMQPValue::LongString(LongString::from(i.to_string())),
+                );
+                h.insert(
+                    ShortString::from("ferrymq-origin"),
+                    AMQPValue::LongString(LongString::from("host-a:/a.db")),
+                );
                 props = props.with_headers(h);
             } else {
                 props = props.with_message_id(ShortString::from(format!("m-{i}")));
             }
             let payload = format!("src-{i}");
-            confirms.push(ch.basic_publish("", &src, BasicPublishOptions::default(), payload.as_bytes(), props).await.unwrap());
+            confirms.push(
+                ch.basic_publish(
+                    "",
+                    &src,
+                    BasicPublishOptions::default(),
+                    payload.as_bytes(),
+                    props,
+                )
+                .await
+                .unwrap(),
+            );
         }
         for c in confirms {
             assert!(c.await.unwrap().is_ack());
         }
     });
     let q = Queue::open(&db, Options::default()).unwrap();
-    q.subscribe("check", local, SubscribeOptions::new()).unwrap();
+    q.subscribe("check", local, SubscribeOptions::new())
+        .unwrap();
     let config = dir.path().join("ingress.toml");
     std::fs::write(
         &config,
@@ -388,10 +523,20 @@ fn rabbitmq_ingress_publishes_each_source_message_once_across_kills() {
     assert_exactly_once(&q, payloads, n);
     // Everything was acked at the broker (the ingress stopped: nothing is held unacked).
     rt.block_on(async {
-        let conn = Connection::connect(&uri, ConnectionProperties::default()).await.unwrap();
+        let conn = Connection::connect(&uri, ConnectionProperties::default())
+            .await
+            .unwrap();
         let ch = conn.create_channel().await.unwrap();
-        let passive = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
-        let left = ch.queue_declare(&src, passive, FieldTable::default()).await.unwrap().message_count();
+        let passive = QueueDeclareOptions {
+            passive: true,
+            durable: true,
+            ..Default::default()
+        };
+        let left = ch
+            .queue_declare(&src, passive, FieldTable::default())
+            .await
+            .unwrap()
+            .message_count();
         assert_eq!(left, 0, "messages left unacked at the broker");
     });
 }
@@ -403,8 +548,20 @@ fn wait_local(q: &Queue, n: usize) -> Vec<String> {
     let mut payloads = Vec::new();
     let t = Instant::now();
     while payloads.len() < n {
-        assert!(t.elapsed() < Duration::from_secs(600), "only {} of {n} arrived", payloads.len());
-        for d in q.receive("check", ReceiveOptions::new().max(1000).wait(Duration::from_millis(500))).unwrap() {
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "only {} of {n} arrived",
+            payloads.len()
+        );
+        for d in q
+            .receive(
+                "check",
+                ReceiveOptions::new()
+                    .max(1000)
+                    .wait(Duration::from_millis(500)),
+            )
+            .unwrap()
+        {
             payloads.push(String::from_utf8(d.payload.clone()).unwrap());
             q.ack(&d).unwrap();
         }
