@@ -103,7 +103,8 @@ fn spawn_bridge(config: &Path, log: &Path) -> Child {
 }
 
 /// Kills the process at random moments, restarting it each time, and restarts the broker
-/// after a third and two thirds of the kills. Returns the process left running.
+/// under the running process after a third and two thirds of the kills. Returns the
+/// process left running.
 fn kill_schedule(config: &Path, log: &Path, broker_script: &str) -> Child {
     let kills = env_usize("FERRYMQ_RELAY_KILLS", 50);
     let mut rng = Rng::new();
@@ -112,10 +113,12 @@ fn kill_schedule(config: &Path, log: &Path, broker_script: &str) -> Child {
         std::thread::sleep(Duration::from_millis(100 + rng.below(500)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        child = spawn_bridge(config, log);
         if i == kills / 3 || i == 2 * kills / 3 {
+            // With the process running: its batch in flight meets the broker going away.
+            std::thread::sleep(Duration::from_millis(300 + rng.below(300)));
             restart_broker(broker_script);
         }
-        child = spawn_bridge(config, log);
     }
     child
 }
