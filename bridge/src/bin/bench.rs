@@ -10,8 +10,9 @@
 //!    ordering keys, drained by one relay (batch 500): messages per second, broker
 //!    confirmation and local ack included.
 //! 2. Lag: a publisher at FERRYMQ_BENCH_RATE msg/s (5,000) for FERRYMQ_BENCH_SECS (20) s,
-//!    the relay forwarding, a consumer reading the broker: publish-to-broker-read latency
-//!    p50/p99 (the payload carries the publish time).
+//!    (one `publish_batch` per millisecond), the relay forwarding, a consumer reading the
+//!    broker: publish-to-broker-read latency p50/p99 (the payload carries the publish
+//!    time), after one warm-up message (topic creation, the reader's assignment).
 
 use ferrymq::{Message, Options, PublishOptions, Queue, SubscribeOptions};
 use ferrymq_bridge::config::EgressConfig;
@@ -129,11 +130,31 @@ async fn lag(kind: &str, addr: &str, db: &std::path::Path, topic: &str) {
     q.subscribe("bench", topic, SubscribeOptions::new())
         .unwrap();
     let (stop, handle, _) = start_relay(&q, &cfg).await;
+    // Warm-up: one message through relay, broker and reader first, so the topic's creation
+    // and the reader's assignment are not in the figures (the reader drops it).
+    let (warm_tx, warm_rx) = tokio::sync::oneshot::channel();
     let reader = match kind {
-        "kafka" => tokio::spawn(read_kafka(addr.to_string(), topic.to_string(), total)),
-        _ => tokio::spawn(read_amqp(addr.to_string(), topic.to_string(), total)),
+        "kafka" => tokio::spawn(read_kafka(
+            addr.to_string(),
+            topic.to_string(),
+            total,
+            warm_tx,
+        )),
+        _ => tokio::spawn(read_amqp(
+            addr.to_string(),
+            topic.to_string(),
+            total,
+            warm_tx,
+        )),
     };
-    // The publisher: every millisecond, what the rate owes by then.
+    q.publish(
+        topic,
+        now_us().to_string().as_bytes(),
+        PublishOptions::new(),
+    )
+    .unwrap();
+    warm_rx.await.unwrap();
+    // The publisher: every millisecond, what the rate owes by then, as one batch.
     let q2 = q.clone();
     let topic2 = topic.to_string();
     let publisher = tokio::task::spawn_blocking(move || {
@@ -141,13 +162,18 @@ async fn lag(kind: &str, addr: &str, db: &std::path::Path, topic: &str) {
         let mut sent = 0u64;
         while sent < total {
             let owed = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
-            while sent < owed {
-                let k = format!("k{}", sent % 1000);
-                let o = PublishOptions::new().key(k.clone()).ordering_key(k);
-                q2.publish(&topic2, now_us().to_string().as_bytes(), o)
-                    .unwrap();
-                sent += 1;
+            let batch: Vec<Message> = (sent..owed)
+                .map(|i| {
+                    let k = format!("k{}", i % 1000);
+                    Message::new(&topic2, now_us().to_string())
+                        .key(k.clone())
+                        .ordering_key(k)
+                })
+                .collect();
+            if !batch.is_empty() {
+                q2.publish_batch(&batch).unwrap();
             }
+            sent = owed;
             std::thread::sleep(Duration::from_millis(1));
         }
         start.elapsed()
@@ -169,7 +195,12 @@ async fn lag(kind: &str, addr: &str, db: &std::path::Path, topic: &str) {
 }
 
 /// Microseconds from publish to read, one per distinct message (first copy).
-async fn read_kafka(brokers: String, topic: String, total: u64) -> Vec<u64> {
+async fn read_kafka(
+    brokers: String,
+    topic: String,
+    total: u64,
+    warm: tokio::sync::oneshot::Sender<()>,
+) -> Vec<u64> {
     use rdkafka::ClientConfig;
     use rdkafka::Message as _;
     use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -181,9 +212,15 @@ async fn read_kafka(brokers: String, topic: String, total: u64) -> Vec<u64> {
         .create()
         .unwrap();
     c.subscribe(&[&topic]).unwrap();
+    let mut warm = Some(warm);
     let mut out = Vec::with_capacity(total as usize);
     while (out.len() as u64) < total {
-        let m = c.recv().await.unwrap();
+        // The topic appears with the relay's first write: errors before that are expected.
+        let Ok(m) = c.recv().await else { continue };
+        if let Some(w) = warm.take() {
+            let _ = w.send(());
+            continue;
+        }
         let sent: u64 = std::str::from_utf8(m.payload().unwrap())
             .unwrap()
             .parse()
@@ -193,7 +230,12 @@ async fn read_kafka(brokers: String, topic: String, total: u64) -> Vec<u64> {
     out
 }
 
-async fn read_amqp(uri: String, queue: String, total: u64) -> Vec<u64> {
+async fn read_amqp(
+    uri: String,
+    queue: String,
+    total: u64,
+    warm: tokio::sync::oneshot::Sender<()>,
+) -> Vec<u64> {
     use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
     use lapin::types::FieldTable;
     use lapin::{Connection, ConnectionProperties};
@@ -216,9 +258,14 @@ async fn read_amqp(uri: String, queue: String, total: u64) -> Vec<u64> {
         .basic_consume(&queue, "bench", opts, FieldTable::default())
         .await
         .unwrap();
+    let mut warm = Some(warm);
     let mut out = Vec::with_capacity(total as usize);
     while (out.len() as u64) < total {
         let d = consumer.next().await.unwrap().unwrap();
+        if let Some(w) = warm.take() {
+            let _ = w.send(());
+            continue;
+        }
         let sent: u64 = std::str::from_utf8(&d.data).unwrap().parse().unwrap();
         out.push(now_us().saturating_sub(sent));
     }
