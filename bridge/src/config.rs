@@ -196,3 +196,52 @@ impl IngressConfig {
             .unwrap_or_else(|| format!("->{}", self.topic))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> BridgeResult<BridgeConfig> {
+        let cfg: BridgeConfig = toml::from_str(text).map_err(|e| BridgeError(e.to_string()))?;
+        cfg.check().map(|()| cfg)
+    }
+
+    #[test]
+    fn a_section_names_exactly_one_broker() {
+        let none = "db = \"q.db\"\n[[egress]]\ngroup = \"g\"\ntopic = \"t\"\n";
+        assert!(
+            parse(none)
+                .unwrap_err()
+                .0
+                .contains("exactly one of kafka, amqp")
+        );
+        let both = "db = \"q.db\"\n[[ingress]]\ntopic = \"t\"\nkafka = { brokers = \"b\", topic = \"x\", group = \"g\" }\namqp = { uri = \"u\", queue = \"q\" }\n";
+        assert!(
+            parse(both)
+                .unwrap_err()
+                .0
+                .contains("exactly one of kafka, amqp")
+        );
+        assert!(
+            parse("db = \"q.db\"\n")
+                .unwrap_err()
+                .0
+                .contains("no [[egress]]")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_limits_are_refused() {
+        let typo = "db = \"q.db\"\n[[egress]]\ngroup = \"g\"\ntopic = \"t\"\nbatchh = 5\nkafka = { brokers = \"b\" }\n";
+        assert!(parse(typo).unwrap_err().0.contains("batchh"));
+        let lease = "db = \"q.db\"\n[[egress]]\ngroup = \"g\"\ntopic = \"t\"\nlease_ms = 10\nkafka = { brokers = \"b\" }\n";
+        assert!(parse(lease).unwrap_err().0.contains("lease_ms"));
+        let ok =
+            "db = \"q.db\"\n[[egress]]\ngroup = \"g\"\ntopic = \"t\"\namqp = { uri = \"u\" }\n";
+        let cfg = parse(ok).unwrap();
+        assert_eq!(
+            (cfg.egress[0].batch, cfg.egress[0].tags.as_str()),
+            (256, "*")
+        );
+    }
+}
