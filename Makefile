@@ -40,7 +40,8 @@ bridge-deps:
 # Central jars on the JDK) and Debian's RabbitMQ, started by scripts/brokers/*.sh with
 # their data in a temp dir, stopped (and the dir removed) whatever the tests' outcome.
 # Egress and ingress for each broker: 100,000 messages, the process SIGKILLed
-# FERRYMQ_RELAY_KILLS times (50; the long run is 1,000), two broker restarts.
+# FERRYMQ_RELAY_KILLS times (50; the long run is 1,000), two broker restarts. One run per
+# machine at a time: the brokers listen on fixed ports (19092-19093, 5682, 25682).
 FERRYMQ_RELAY_KILLS ?= 50
 test-brokers: bridge-deps
 	@dir=$$(mktemp -d) && export FERRYMQ_BROKERS_DIR="$$dir" && \

@@ -40,6 +40,8 @@ env_for_node() {
   export RABBITMQ_CONFIG_FILE="$base/rabbitmq.conf"
   export RABBITMQ_ADVANCED_CONFIG_FILE="$base/advanced.config"
   export RABBITMQ_CONF_ENV_FILE="$base/rabbitmq-env.conf"
+  # A node that fails to boot writes its crash dump here, not into the caller's directory.
+  export ERL_CRASH_DUMP="$base/erl_crash.dump"
 }
 
 configure() {
