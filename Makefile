@@ -6,7 +6,7 @@ DEMO_DB ?= ferrymq-demo.db
 PYTHON ?= python3
 VENV := target/venv-test
 
-.PHONY: console-deps test-console console-screenshots demo pipeline-deps test-pipeline test-soak kotlin-install test-kotlin bench-kotlin test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean dist test-dist check-version
+.PHONY: bridge-deps test-brokers console-deps test-console console-screenshots demo pipeline-deps test-pipeline test-soak kotlin-install test-kotlin bench-kotlin test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean dist test-dist check-version
 
 ## The main job: the payment pipeline (examples/payment-pipeline): a Python order service,
 ## Node payment centers, a Kotlin production service and a Rust logistics service as OS
@@ -16,17 +16,41 @@ demo: pipeline-deps
 
 ## Every test: format and lint checks, the Rust suites (incl. the shared scenarios), every
 ## example, the Python, Node and Kotlin packages, and a short run of the payment pipeline.
-test: lint test-rust examples test-python test-node test-kotlin test-pipeline test-console test-soak
+test: lint test-rust test-brokers examples test-python test-node test-kotlin test-pipeline test-console test-soak
 
-lint:
+lint: bridge-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 
-test-rust:
+test-rust: bridge-deps
 	$(CARGO) test --workspace
+
+# The bridge (crate ferrymq-bridge, in the ferrymq command) links Debian's librdkafka
+# (librdkafka-dev, found through pkg-config): installed with apt when missing.
+bridge-deps:
+	@if ! pkg-config --exists rdkafka 2>/dev/null; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq librdkafka-dev pkg-config; \
+	fi
+
+# The bridge against real brokers (bridge/tests/brokers.rs): Kafka 4.4.0 (KRaft, Maven
+# Central jars on the JDK) and Debian's RabbitMQ, started by scripts/brokers/*.sh with
+# their data in a temp dir, stopped (and the dir removed) whatever the tests' outcome.
+# Egress and ingress for each broker: 100,000 messages, the process SIGKILLed
+# FERRYMQ_RELAY_KILLS times (50; the long run is 1,000), two broker restarts. One run per
+# machine at a time: the brokers listen on fixed ports (19092-19093, 5682, 25682).
+FERRYMQ_RELAY_KILLS ?= 50
+test-brokers: bridge-deps
+	@dir=$$(mktemp -d) && export FERRYMQ_BROKERS_DIR="$$dir" && \
+	trap 'bash scripts/brokers/kafka.sh stop; bash scripts/brokers/rabbitmq.sh stop; rm -rf "$$dir"' EXIT && \
+	bash scripts/brokers/kafka.sh start && bash scripts/brokers/rabbitmq.sh start && \
+	bash scripts/brokers/kafka.sh wait && bash scripts/brokers/rabbitmq.sh wait && \
+	FERRYMQ_TEST_KAFKA=127.0.0.1:19092 FERRYMQ_TEST_AMQP='amqp://guest:guest@127.0.0.1:5682/%2f' \
+	FERRYMQ_REQUIRE_BROKERS=1 FERRYMQ_RELAY_KILLS=$(FERRYMQ_RELAY_KILLS) \
+	$(CARGO) test -p ferrymq-bridge --test brokers -- --test-threads=1
 
 # Each example runs on a fresh file so none rots.
 examples:
@@ -62,12 +86,12 @@ console-deps: python-wheel
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-test-console: console-deps
+test-console: console-deps bridge-deps
 	$(CARGO) build -q -p ferrymq-cli
 	FERRYMQ_BIN=$(CURDIR)/target/debug/ferrymq $(VENV)/bin/pytest -q cli/tests/console
 
 # The README's console screenshots (docs/images/console-*.png), from the same test.
-console-screenshots: console-deps
+console-screenshots: console-deps bridge-deps
 	$(CARGO) build -q -p ferrymq-cli
 	FERRYMQ_BIN=$(CURDIR)/target/debug/ferrymq FERRYMQ_SCREENSHOTS=$(CURDIR)/docs/images \
 	  $(VENV)/bin/pytest -q cli/tests/console/test_console.py

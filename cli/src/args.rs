@@ -120,6 +120,14 @@ pub enum Command {
     /// The operators' web console (and /metrics) over HTTP, read-only unless
     /// --allow-writes; Ctrl-C ends it.
     Serve(Serve),
+    /// Forward consumer groups to Kafka or RabbitMQ and bring their messages in, as
+    /// CONFIG says (format: bridge/src/config.rs); SIGTERM or Ctrl-C stops it gracefully.
+    /// The file is the config's `db`, not --db. Needs the standalone build (feature
+    /// `relay`).
+    Relay {
+        #[arg(long, value_name = "CONFIG")]
+        config: PathBuf,
+    },
     /// The dead-letter queue of a consumer group.
     #[command(subcommand)]
     Dlq(Dlq),

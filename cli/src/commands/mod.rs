@@ -12,6 +12,10 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 pub fn run(cli: Cli) -> Result<()> {
+    // The relay's config names its file.
+    if let Command::Relay { config } = &cli.command {
+        return relay(config);
+    }
     // `serve FILE` names the file itself.
     let db = match &cli.command {
         Command::Serve(s) => s.file.clone().or(cli.db),
@@ -57,6 +61,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Serve(opts) => crate::serve::run(open(&path)?, &opts),
+        Command::Relay { config } => relay(&config),
         Command::Dlq(cmd) => dlq::run(&open(&path)?, json, cmd),
         Command::Half(cmd) => maintain::half(&open(&path)?, json, cmd),
         Command::PurgeAcked { older_than } => {
@@ -121,4 +126,20 @@ fn confirm(question: &str, yes: bool) -> Result<()> {
         "y" | "yes" => Ok(()),
         _ => Err(Failure::new(exit::REFUSED, "aborted; nothing changed")),
     }
+}
+
+#[cfg(feature = "relay")]
+fn relay(config: &Path) -> Result<()> {
+    ferrymq_bridge::run_config(config).map_err(|e| Failure::new(exit::ERROR, e.0))
+}
+
+/// The Python and Node packages are built without the broker clients (no librdkafka in a
+/// wheel or an npm addon this round).
+#[cfg(not(feature = "relay"))]
+fn relay(_config: &Path) -> Result<()> {
+    Err(Failure::usage(
+        "`ferrymq relay` needs the standalone ferrymq command (crate ferrymq-cli, built \
+         with its default feature `relay`); this package's command is built without the \
+         broker clients",
+    ))
 }

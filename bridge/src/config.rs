@@ -1,0 +1,247 @@
+//! `relay.toml`: the file the command runs from. One `db`, any number of `[[egress]]` and
+//! `[[ingress]]` sections, each naming exactly one broker (`kafka` or `amqp`).
+//!
+//! ```toml
+//! db = "/var/lib/app/queue.db"
+//!
+//! [[egress]]
+//! name = "payments-out"      # for logs and counters
+//! group = "relay-kafka"      # the consumer group the relay receives with
+//! topic = "payments"         # the local topic it subscribes that group to
+//! tags = "paid || refunded"  # tag filter (default "*")
+//! kafka = { brokers = "127.0.0.1:19092", topic = "payments" }
+//!
+//! [[ingress]]
+//! name = "payments-in"
+//! topic = "payments"         # the local topic messages are published to
+//! amqp = { uri = "amqp://guest:guest@127.0.0.1:5682/%2f", queue = "payments" }
+//! ```
+
+use crate::{BridgeError, BridgeResult};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    pub db: PathBuf,
+    /// Names this file in `ferrymq-origin` (default `host:path`).
+    pub origin: Option<String>,
+    /// How often the counters are printed to stderr, in ms (0: only at exit).
+    #[serde(default = "default_stats_ms")]
+    pub stats_interval_ms: u64,
+    #[serde(default)]
+    pub egress: Vec<EgressConfig>,
+    #[serde(default)]
+    pub ingress: Vec<IngressConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    pub name: Option<String>,
+    pub group: String,
+    pub topic: String,
+    #[serde(default = "default_tags")]
+    pub tags: String,
+    /// Deliveries received (and in flight to the broker) at once.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// The group's lease; a confirmation is waited for at most half of it.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// The retry ladder of a failed write: exponential from this delay...
+    #[serde(default = "default_retry_initial_ms")]
+    pub retry_initial_ms: u64,
+    /// ...up to this one, for up to 1,000 retries (then the delivery is dead, in the DLQ).
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    pub kafka: Option<KafkaSinkConfig>,
+    pub amqp: Option<AmqpSinkConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkConfig {
+    pub brokers: String,
+    /// The Kafka topic (default: the local topic's name).
+    pub topic: Option<String>,
+    /// `outbox.event.<local topic>`, the topic name Debezium's outbox router uses.
+    #[serde(default)]
+    pub debezium_topic_naming: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSinkConfig {
+    pub uri: String,
+    /// The exchange ("" is the default exchange: the routing key names the queue).
+    #[serde(default)]
+    pub exchange: String,
+    /// Default: the local topic's name.
+    pub routing_key: Option<String>,
+    /// A durable queue to declare (and bind to the exchange with the routing key) before
+    /// the first publish, so that a fresh broker routes instead of returning.
+    pub declare_queue: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressConfig {
+    pub name: Option<String>,
+    /// The local topic the messages are published to.
+    pub topic: String,
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    pub kafka: Option<KafkaSourceConfig>,
+    pub amqp: Option<AmqpSourceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub group: String,
+    /// Static membership: a restarted ingress takes its place back without a rebalance
+    /// (default: the group's name).
+    pub instance_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSourceConfig {
+    pub uri: String,
+    /// Declared durable if missing.
+    pub queue: String,
+}
+
+fn default_stats_ms() -> u64 {
+    5_000
+}
+fn default_tags() -> String {
+    "*".into()
+}
+fn default_batch() -> usize {
+    256
+}
+fn default_lease_ms() -> u64 {
+    30_000
+}
+fn default_retry_initial_ms() -> u64 {
+    500
+}
+fn default_retry_max_ms() -> u64 {
+    30_000
+}
+
+impl BridgeConfig {
+    pub fn load(path: &Path) -> BridgeResult<BridgeConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| BridgeError(format!("cannot read {}: {e}", path.display())))?;
+        let cfg: BridgeConfig =
+            toml::from_str(&text).map_err(|e| BridgeError(format!("{}: {e}", path.display())))?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Refuses what would run but do nothing useful, naming the section.
+    pub fn check(&self) -> BridgeResult<()> {
+        if self.egress.is_empty() && self.ingress.is_empty() {
+            return Err(BridgeError("no [[egress]] or [[ingress]] section".into()));
+        }
+        for e in &self.egress {
+            let n = e.label();
+            if e.kafka.is_some() == e.amqp.is_some() {
+                return Err(BridgeError(format!(
+                    "egress {n}: name exactly one of kafka, amqp"
+                )));
+            }
+            if e.batch == 0 || e.batch > ferrymq::limits::MAX_RECEIVE {
+                return Err(BridgeError(format!("egress {n}: batch must be 1-1000")));
+            }
+            if e.lease_ms < 1_000 {
+                return Err(BridgeError(format!(
+                    "egress {n}: lease_ms must be at least 1000"
+                )));
+            }
+        }
+        for i in &self.ingress {
+            let n = i.label();
+            if i.kafka.is_some() == i.amqp.is_some() {
+                return Err(BridgeError(format!(
+                    "ingress {n}: name exactly one of kafka, amqp"
+                )));
+            }
+            if i.batch == 0 || i.batch > ferrymq::limits::MAX_BATCH {
+                return Err(BridgeError(format!("ingress {n}: batch must be 1-10000")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl EgressConfig {
+    pub fn label(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}->{}", self.topic, self.group))
+    }
+}
+
+impl IngressConfig {
+    pub fn label(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("->{}", self.topic))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> BridgeResult<BridgeConfig> {
+        let cfg: BridgeConfig = toml::from_str(text).map_err(|e| BridgeError(e.to_string()))?;
+        cfg.check().map(|()| cfg)
+    }
+
+    #[test]
+    fn a_section_names_exactly_one_broker() {
+        let none = "db = \"q.db\"\n[[egress]]\ngroup = \"g\"\ntopic = \"t\"\n";
+        assert!(
+            parse(none)
+                .unwrap_err()
+                .0
+                .contains("exactly one of kafka, amqp")
+        );
+        let both = "db = \"q.db\"\n[[ingress]]\ntopic = \"t\"\nkafka = { brokers = \"b\", topic = \"x\", group = \"g\" }\namqp = { uri = \"u\", queue = \"q\" }\n";
+        assert!(
+            parse(both)
+                .unwrap_err()
+                .0
+                .contains("exactly one of kafka, amqp")
+        );
+        assert!(
+            parse("db = \"q.db\"\n")
+                .unwrap_err()
+                .0
+                .contains("no [[egress]]")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_limits_are_refused() {
+        let typo = "db = \"q.db\"\n[[egress]]\ngroup = \"g\"\ntopic = \"t\"\nbatchh = 5\nkafka = { brokers = \"b\" }\n";
+        assert!(parse(typo).unwrap_err().0.contains("batchh"));
+        let lease = "db = \"q.db\"\n[[egress]]\ngroup = \"g\"\ntopic = \"t\"\nlease_ms = 10\nkafka = { brokers = \"b\" }\n";
+        assert!(parse(lease).unwrap_err().0.contains("lease_ms"));
+        let ok =
+            "db = \"q.db\"\n[[egress]]\ngroup = \"g\"\ntopic = \"t\"\namqp = { uri = \"u\" }\n";
+        let cfg = parse(ok).unwrap();
+        assert_eq!(
+            (cfg.egress[0].batch, cfg.egress[0].tags.as_str()),
+            (256, "*")
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Egress: one consumer group of one local topic, forwarded to a broker.
+//!
+//! Per round: receive up to `batch` deliveries, write them all to the sink, wait for each
+//! confirmation, ack the confirmed ones, nack the others onto the group's retry ladder.
+//! An ack only ever follows the broker's confirmation, so a crash anywhere loses nothing:
+//! an unconfirmed or unacked delivery comes back when its lease ends and is written again
+//! (same `ferrymq-id`). After a failed batch the relay stops receiving and reconnects with
+//! backoff; the messages wait in the file meanwhile. A stop request ends the loop between
+//! batches (the one in flight is confirmed and settled first).
+
+use crate::BridgeResult;
+use crate::config::EgressConfig;
+use crate::counters::Counters;
+use crate::sink::{AmqpSink, KafkaSink, Sink};
+use ferrymq::{Delivery, Queue, ReceiveOptions, RetryPolicy, SubscribeOptions};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// Subscribes the group (its tag filter, lease and retry ladder) and builds the sink.
+pub fn prepare(q: &Queue, cfg: &EgressConfig, origin: &str) -> BridgeResult<Sink> {
+    let retry = RetryPolicy::exponential(
+        Duration::from_millis(cfg.retry_initial_ms),
+        Duration::from_millis(cfg.retry_max_ms.max(cfg.retry_initial_ms)),
+        1_000,
+        0.1,
+    )?;
+    let lease = Duration::from_millis(cfg.lease_ms);
+    q.subscribe(
+        &cfg.group,
+        &cfg.topic,
+        SubscribeOptions::new()
+            .tags(cfg.tags.clone())
+            .lease(lease)
+            .retry(retry),
+    )?;
+    let confirm = lease / 2;
+    Ok(match (&cfg.kafka, &cfg.amqp) {
+        (Some(k), _) => Sink::Kafka(KafkaSink::new(k, &cfg.topic, origin, confirm)?),
+        (None, Some(a)) => Sink::Amqp(Box::new(AmqpSink::new(a, &cfg.topic, origin, confirm))),
+        (None, None) => unreachable!("BridgeConfig::check requires a broker"),
+    })
+}
+
+/// Runs until `stop` turns true. Errors of the file end it (the command exits non-zero);
+/// the broker's are retried forever.
+pub async fn run(
+    q: Queue,
+    cfg: EgressConfig,
+    mut sink: Sink,
+    counters: Arc<Counters>,
+    mut stop: watch::Receiver<bool>,
+) -> BridgeResult<()> {
+    let mut backoff = BACKOFF_MIN;
+    let mut ever_connected = false;
+    let mut lag_at = Instant::now() - LAG_EVERY;
+    let receive = ReceiveOptions::new()
+        .max(cfg.batch)
+        .wait(Duration::from_millis(200));
+    while !*stop.borrow() {
+        if lag_at.elapsed() >= LAG_EVERY {
+            update_lag(&q, &cfg.group, &counters)?;
+            lag_at = Instant::now();
+        }
+        match sink.connect().await {
+            Ok(connected) => {
+                if connected && ever_connected {
+                    counters.add_reconnect();
+                }
+                ever_connected |= connected;
+            }
+            Err(e) => {
+                eprintln!(
+                    "relay {}: broker unavailable ({e}); retrying in {backoff:?}",
+                    cfg.label()
+                );
+                sleep_or_stop(backoff, &mut stop).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        }
+        let batch = q.receive_async(&cfg.group, receive.clone()).await?;
+        if batch.is_empty() {
+            continue;
+        }
+        let results = sink.send_batch(&batch).await;
+        let failed = settle(&q, batch, results, &counters).await?;
+        if failed {
+            sink.mark_broken();
+        } else {
+            backoff = BACKOFF_MIN;
+        }
+    }
+    Ok(())
+}
+
+/// Acks the confirmed deliveries and nacks the rest (all at once: group commit joins
+/// them). A lost lease on ack means the delivery went to another relay meanwhile: it will
+/// be written again there, so it is neither an error nor a loss. Returns whether any write
+/// failed.
+async fn settle(
+    q: &Queue,
+    batch: Vec<Delivery>,
+    results: Vec<Result<(), String>>,
+    counters: &Counters,
+) -> BridgeResult<bool> {
+    let mut acks = Vec::new();
+    let mut nacks = Vec::new();
+    for (d, r) in batch.into_iter().zip(results) {
+        match r {
+            Ok(()) => acks.push(q.ack_async(d)),
+            Err(reason) => nacks.push(async move { q.nack_async(d, reason, None).await }),
+        }
+    }
+    let (n_ok, n_failed) = (acks.len() as u64, nacks.len() as u64);
+    let (acked, nacked) = tokio::join!(
+        futures_util::future::join_all(acks),
+        futures_util::future::join_all(nacks)
+    );
+    for r in acked.into_iter().chain(nacked) {
+        match r {
+            Ok(()) => {}
+            Err(e) if e.kind() == ferrymq::ErrorKind::LeaseLost => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    counters.add_sent(n_ok);
+    counters.add_failed(n_failed);
+    Ok(n_failed > 0)
+}
+
+fn update_lag(q: &Queue, group: &str, counters: &Counters) -> BridgeResult<()> {
+    let stats = q.stats()?;
+    if let Some(g) = stats.groups.get(group) {
+        let waiting = g.ready + g.scheduled + g.inflight + g.retrying;
+        let age = g.oldest_ready_age.unwrap_or_default();
+        counters.set_lag(waiting, age.as_millis() as u64);
+    }
+    Ok(())
+}
+
+pub(crate) async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = stop.changed() => {}
+    }
+}

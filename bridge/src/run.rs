@@ -1,0 +1,121 @@
+//! The long-running command: `ferrymq relay --config relay.toml` (and the
+//! `ferrymq-bridge` binary). Opens the file, starts one task per `[[egress]]` and
+//! `[[ingress]]` section, prints the counters as JSON lines to stderr every
+//! `stats_interval_ms` and once more to stdout at exit. SIGTERM or SIGINT stops every
+//! task between batches (what is in flight is confirmed and settled first), then exits 0.
+
+use crate::config::BridgeConfig;
+use crate::counters::Counters;
+use crate::{BridgeError, BridgeResult, envelope, ingress, relay};
+use ferrymq::{Options, Queue};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// `[--config] PATH`; returns the process exit code.
+pub fn main_with_args(args: impl IntoIterator<Item = String>) -> i32 {
+    let args: Vec<String> = args.into_iter().collect();
+    let path = match args.as_slice() {
+        [flag, p] if flag == "--config" => PathBuf::from(p),
+        [p] if !p.starts_with('-') => PathBuf::from(p),
+        _ => {
+            eprintln!("usage: ferrymq relay --config relay.toml");
+            return 2;
+        }
+    };
+    match run_config(&path) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("relay: {e}");
+            1
+        }
+    }
+}
+
+/// Loads the config and runs it until SIGTERM or SIGINT (what `ferrymq relay` calls).
+pub fn run_config(path: &Path) -> BridgeResult<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BridgeError(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async {
+        let cfg = BridgeConfig::load(path)?;
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = tx.send(true);
+        });
+        run(cfg, rx).await
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Runs every section until `stop` turns true or one of them fails on the file.
+pub async fn run(cfg: BridgeConfig, stop: watch::Receiver<bool>) -> BridgeResult<()> {
+    let q = Queue::open(&cfg.db, Options::default())?;
+    let origin = cfg
+        .origin
+        .clone()
+        .unwrap_or_else(|| envelope::default_origin(&cfg.db));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut all: Vec<(String, Arc<Counters>)> = Vec::new();
+    for e in &cfg.egress {
+        let sink = relay::prepare(&q, e, &origin)?;
+        let c = Arc::new(Counters::default());
+        all.push((e.label(), c.clone()));
+        tasks.spawn(relay::run(q.clone(), e.clone(), sink, c, stop.clone()));
+    }
+    for i in &cfg.ingress {
+        let c = Arc::new(Counters::default());
+        all.push((i.label(), c.clone()));
+        tasks.spawn(ingress::run(q.clone(), i.clone(), c, stop.clone()));
+    }
+    let printer = print_every(cfg.stats_interval_ms, all.clone());
+    let mut first_error = None;
+    while let Some(r) = tasks.join_next().await {
+        let r = r
+            .map_err(|e| BridgeError(format!("task: {e}")))
+            .and_then(|r| r);
+        if let Err(e) = r {
+            first_error.get_or_insert(e);
+            tasks.abort_all();
+        }
+    }
+    if let Some(p) = printer {
+        p.abort();
+    }
+    for (name, c) in &all {
+        println!("{}", c.to_json(name));
+    }
+    q.close()?;
+    first_error.map_or(Ok(()), Err)
+}
+
+fn print_every(ms: u64, all: Vec<(String, Arc<Counters>)>) -> Option<tokio::task::JoinHandle<()>> {
+    (ms > 0).then(|| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(ms));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                for (name, c) in &all {
+                    eprintln!("{}", c.to_json(name));
+                }
+            }
+        })
+    })
+}

@@ -1,0 +1,581 @@
+//! The bridge against real brokers and real processes (`make test-brokers` starts Kafka and
+//! RabbitMQ with scripts/brokers/*.sh and sets FERRYMQ_TEST_KAFKA / FERRYMQ_TEST_AMQP).
+//! Without those variables the tests say so and pass, unless FERRYMQ_REQUIRE_BROKERS=1.
+//!
+//! Egress: 100,000 messages over 1,000 ordering keys; the relay process is SIGKILLed
+//! FERRYMQ_RELAY_KILLS times (default 50) at random and the broker restarted twice
+//! mid-run. At the broker: every message (0 lost), per key in publish order (a duplicate
+//! repeats a message before the next one), every copy of a message with the same id.
+//! Ingress: the same schedule on the ingress process; each source message is published
+//! locally exactly once and nothing is left unacked/uncommitted at the broker.
+
+use ferrymq::{Message, Options, Queue, ReceiveOptions, SubscribeOptions};
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+const KEYS: usize = 1_000;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The broker's address, or None (skip) when the make target did not start it.
+fn broker(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                std::env::var("FERRYMQ_REQUIRE_BROKERS").as_deref() != Ok("1"),
+                "{var} is not set"
+            );
+            eprintln!("skipped: {var} not set (make test-brokers sets it)");
+            None
+        }
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn new() -> Rng {
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        eprintln!("kill schedule seed {seed}");
+        Rng(seed)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let n = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts/brokers")
+        .join(name)
+}
+
+fn restart_broker(name: &str) {
+    let t = Instant::now();
+    for verb in ["stop", "start", "wait"] {
+        let ok = Command::new("bash")
+            .arg(script(name))
+            .arg(verb)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{name} {verb} failed");
+    }
+    eprintln!("{name} restarted in {:?}", t.elapsed());
+}
+
+fn spawn_bridge(config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_ferrymq-bridge"))
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Kills the process at random moments, restarting it each time, and restarts the broker
+/// under the running process after a third and two thirds of the kills. Returns the
+/// process left running.
+fn kill_schedule(config: &Path, log: &Path, broker_script: &str) -> Child {
+    let kills = env_usize("FERRYMQ_RELAY_KILLS", 50);
+    let mut rng = Rng::new();
+    let mut child = spawn_bridge(config, log);
+    for i in 0..kills {
+        std::thread::sleep(Duration::from_millis(100 + rng.below(500)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        child = spawn_bridge(config, log);
+        if i == kills / 3 || i == 2 * kills / 3 {
+            // With the process running: its batch in flight meets the broker going away.
+            std::thread::sleep(Duration::from_millis(300 + rng.below(300)));
+            restart_broker(broker_script);
+        }
+    }
+    child
+}
+
+fn sigterm_and_wait(mut child: Child) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful stop failed: {status:?}");
+}
+
+/// Publishes `n` messages, `seq` counting per key, payload `key:seq`.
+fn publish_backlog(q: &Queue, topic: &str, n: usize) {
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let (key, seq) = (i % KEYS, i / KEYS);
+        let k = format!("k{key}");
+        batch.push(
+            Message::new(topic, format!("{k}:{seq}"))
+                .key(k.clone())
+                .ordering_key(k),
+        );
+        if batch.len() == 10_000 {
+            q.publish_batch(&batch).unwrap();
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        q.publish_batch(&batch).unwrap();
+    }
+}
+
+/// Waits until the group has nothing left (all acked), failing on dead letters.
+fn wait_drained(q: &Queue, group: &str, deadline: Duration) {
+    let t = Instant::now();
+    loop {
+        let g = q.stats().unwrap().groups.get(group).cloned().unwrap();
+        assert_eq!(g.dead, 0, "dead letters in {group}");
+        if g.ready + g.scheduled + g.inflight + g.retrying == 0 {
+            return;
+        }
+        assert!(t.elapsed() < deadline, "not drained: {g:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// What the broker holds, in its order (per partition for Kafka): (ferrymq-id, payload).
+fn check_at_broker(records: &[(String, String)], n: usize) {
+    let mut id_of_payload: HashMap<&str, &str> = HashMap::new();
+    let mut last_seq: HashMap<&str, usize> = HashMap::new();
+    let mut dups = 0;
+    for (id, payload) in records {
+        if let Some(prev) = id_of_payload.insert(payload, id) {
+            assert_eq!(prev, id, "two ids for {payload}");
+            dups += 1;
+        }
+        let (key, seq) = payload.split_once(':').unwrap();
+        let seq: usize = seq.parse().unwrap();
+        let last = last_seq.entry(key).or_insert(0);
+        // Non-decreasing: a duplicate repeats the current message, never an older one.
+        assert!(
+            seq >= *last && seq <= *last + 1,
+            "key {key}: {seq} after {last}"
+        );
+        *last = seq;
+    }
+    assert_eq!(id_of_payload.len(), n, "messages lost");
+    eprintln!(
+        "at the broker: {} records, {} distinct, {dups} duplicates",
+        records.len(),
+        n
+    );
+}
+
+// ---- Kafka ------------------------------------------------------------------------
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message as _};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+fn kafka_records(
+    rt: &tokio::runtime::Runtime,
+    brokers: &str,
+    topic: &str,
+    n: usize,
+) -> Vec<(String, String)> {
+    rt.block_on(async {
+        let c: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", unique("check"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        c.subscribe(&[topic]).unwrap();
+        // Per partition, in offset order; then concatenated (each key lives on one).
+        let mut parts: BTreeMap<i32, Vec<(String, String)>> = BTreeMap::new();
+        let mut distinct = HashSet::new();
+        let t = Instant::now();
+        loop {
+            let wait = if distinct.len() >= n {
+                Duration::from_secs(2)
+            } else {
+                Duration::from_secs(30)
+            };
+            let Ok(m) = tokio::time::timeout(wait, c.recv()).await else {
+                break;
+            };
+            let m = m.unwrap();
+            let id = header(&m, "ferrymq-id").unwrap_or_default();
+            let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            distinct.insert(id.clone());
+            parts.entry(m.partition()).or_default().push((id, payload));
+            assert!(
+                t.elapsed() < Duration::from_secs(600),
+                "reading the topic took too long"
+            );
+        }
+        parts.into_values().flatten().collect()
+    })
+}
+
+fn header<M: rdkafka::Message>(m: &M, name: &str) -> Option<String> {
+    let h = m.headers()?;
+    (0..h.count())
+        .filter_map(|i| h.try_get(i))
+        .find(|hd| hd.key == name)
+        .and_then(|hd| hd.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+}
+
+#[test]
+fn kafka_egress_survives_relay_kills_and_broker_restarts() {
+    let Some(brokers) = broker("FERRYMQ_TEST_KAFKA") else {
+        return;
+    };
+    let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let (topic, group) = (unique("egress"), "relay-kafka");
+    let q = Queue::open(&db, Options::default()).unwrap();
+    q.subscribe(
+        group,
+        &topic,
+        SubscribeOptions::new().lease(Duration::from_secs(2)),
+    )
+    .unwrap();
+    publish_backlog(&q, &topic, n);
+    let config = dir.path().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "db = {db:?}\nstats_interval_ms = 2000\n[[egress]]\ngroup = \"{group}\"\ntopic = \"{topic}\"\nbatch = 500\nlease_ms = 2000\nkafka = {{ brokers = \"{brokers}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let log = dir.path().join("relay.log");
+    let child = kill_schedule(&config, &log, "kafka.sh");
+    wait_drained(&q, group, Duration::from_secs(600));
+    sigterm_and_wait(child);
+    eprintln!("kafka egress of {n}: {:?}", t.elapsed());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    check_at_broker(&kafka_records(&rt, &brokers, &topic, n), n);
+}
+
+#[test]
+fn kafka_ingress_publishes_each_source_message_once_across_kills() {
+    let Some(brokers) = broker("FERRYMQ_TEST_KAFKA") else {
+        return;
+    };
+    let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    let (src, local) = (unique("ingress-src"), "inbound");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Half carry a relay's id headers, half only their Kafka position.
+    rt.block_on(async {
+        let p: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("acks", "all")
+            .create()
+            .unwrap();
+        let sends = (0..n).map(|i| {
+            let payload = format!("src-{i}");
+            let key = format!("k{}", i % KEYS);
+            let p = p.clone();
+            let src = src.clone();
+            async move {
+                let mut r = FutureRecord::<str, str>::to(&src)
+                    .payload(&payload)
+                    .key(&key);
+                if i % 2 == 0 {
+                    let id = i.to_string();
+                    r = r.headers(
+                        rdkafka::message::OwnedHeaders::new()
+                            .insert(rdkafka::message::Header {
+                                key: "ferrymq-id",
+                                value: Some(id.as_str()),
+                            })
+                            .insert(rdkafka::message::Header {
+                                key: "ferrymq-origin",
+                                value: Some("host-a:/a.db"),
+                            }),
+                    );
+                }
+                p.send(r, Duration::from_secs(30))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| e)
+            }
+        });
+        let results: Vec<_> = futures_util::stream::iter(sends)
+            .buffer_unordered(5_000)
+            .collect()
+            .await;
+        assert!(results.iter().all(|r| r.is_ok()));
+    });
+    let q = Queue::open(&db, Options::default()).unwrap();
+    q.subscribe("check", local, SubscribeOptions::new())
+        .unwrap();
+    let config = dir.path().join("ingress.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "db = {db:?}\nstats_interval_ms = 2000\n[[ingress]]\ntopic = \"{local}\"\nbatch = 1000\nkafka = {{ brokers = \"{brokers}\", topic = \"{src}\", group = \"{}\" }}\n",
+            unique("ingress")
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let child = kill_schedule(&config, &dir.path().join("ingress.log"), "kafka.sh");
+    let payloads = wait_local(&q, n);
+    std::thread::sleep(Duration::from_secs(3));
+    sigterm_and_wait(child);
+    eprintln!("kafka ingress of {n}: {:?}", t.elapsed());
+    assert_exactly_once(&q, payloads, n);
+}
+
+// ---- RabbitMQ ---------------------------------------------------------------------
+
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+fn amqp_records(
+    rt: &tokio::runtime::Runtime,
+    uri: &str,
+    queue: &str,
+    n: usize,
+) -> Vec<(String, String)> {
+    rt.block_on(async {
+        let conn = Connection::connect(uri, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let opts = BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        };
+        let mut consumer = ch
+            .basic_consume(queue, "check", opts, FieldTable::default())
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let mut distinct = HashSet::new();
+        loop {
+            let wait = if distinct.len() >= n {
+                Duration::from_secs(2)
+            } else {
+                Duration::from_secs(30)
+            };
+            let Ok(Some(d)) = tokio::time::timeout(wait, consumer.next()).await else {
+                break;
+            };
+            let d = d.unwrap();
+            let id = d
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| match h.inner().get("ferrymq-id") {
+                    Some(AMQPValue::LongString(s)) => {
+                        Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+                    }
+                    _ => None,
+                })
+                .unwrap_or_default();
+            distinct.insert(id.clone());
+            out.push((id, String::from_utf8_lossy(&d.data).into_owned()));
+        }
+        out
+    })
+}
+
+#[test]
+fn rabbitmq_egress_survives_relay_kills_and_broker_restarts() {
+    let Some(uri) = broker("FERRYMQ_TEST_AMQP") else {
+        return;
+    };
+    let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let (topic, group) = (unique("egress"), "relay-amqp");
+    let q = Queue::open(&db, Options::default()).unwrap();
+    q.subscribe(
+        group,
+        &topic,
+        SubscribeOptions::new().lease(Duration::from_secs(2)),
+    )
+    .unwrap();
+    publish_backlog(&q, &topic, n);
+    let config = dir.path().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "db = {db:?}\nstats_interval_ms = 2000\n[[egress]]\ngroup = \"{group}\"\ntopic = \"{topic}\"\nbatch = 500\nlease_ms = 2000\namqp = {{ uri = \"{uri}\", declare_queue = \"{topic}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let child = kill_schedule(&config, &dir.path().join("relay.log"), "rabbitmq.sh");
+    wait_drained(&q, group, Duration::from_secs(600));
+    sigterm_and_wait(child);
+    eprintln!("rabbitmq egress of {n}: {:?}", t.elapsed());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    check_at_broker(&amqp_records(&rt, &uri, &topic, n), n);
+}
+
+#[test]
+fn rabbitmq_ingress_publishes_each_source_message_once_across_kills() {
+    let Some(uri) = broker("FERRYMQ_TEST_AMQP") else {
+        return;
+    };
+    let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    let (src, local) = (unique("ingress-src"), "inbound");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Half carry a relay's id headers, half only an AMQP message-id.
+    rt.block_on(async {
+        let conn = Connection::connect(&uri, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(&src, durable, FieldTable::default())
+            .await
+            .unwrap();
+        let mut confirms = Vec::new();
+        for i in 0..n {
+            let mut props = BasicProperties::default().with_delivery_mode(2);
+            if i % 2 == 0 {
+                let mut h = FieldTable::default();
+                h.insert(
+                    ShortString::from("ferrymq-id"),
+                    AMQPValue::LongString(LongString::from(i.to_string())),
+                );
+                h.insert(
+                    ShortString::from("ferrymq-origin"),
+                    AMQPValue::LongString(LongString::from("host-a:/a.db")),
+                );
+                props = props.with_headers(h);
+            } else {
+                props = props.with_message_id(ShortString::from(format!("m-{i}")));
+            }
+            let payload = format!("src-{i}");
+            confirms.push(
+                ch.basic_publish(
+                    "",
+                    &src,
+                    BasicPublishOptions::default(),
+                    payload.as_bytes(),
+                    props,
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        for c in confirms {
+            assert!(c.await.unwrap().is_ack());
+        }
+    });
+    let q = Queue::open(&db, Options::default()).unwrap();
+    q.subscribe("check", local, SubscribeOptions::new())
+        .unwrap();
+    let config = dir.path().join("ingress.toml");
+    std::fs::write(
+        &config,
+        format!("db = {db:?}\nstats_interval_ms = 2000\n[[ingress]]\ntopic = \"{local}\"\nbatch = 1000\namqp = {{ uri = \"{uri}\", queue = \"{src}\" }}\n"),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let child = kill_schedule(&config, &dir.path().join("ingress.log"), "rabbitmq.sh");
+    let payloads = wait_local(&q, n);
+    std::thread::sleep(Duration::from_secs(3));
+    sigterm_and_wait(child);
+    eprintln!("rabbitmq ingress of {n}: {:?}", t.elapsed());
+    assert_exactly_once(&q, payloads, n);
+    // Everything was acked at the broker (the ingress stopped: nothing is held unacked).
+    rt.block_on(async {
+        let conn = Connection::connect(&uri, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let passive = QueueDeclareOptions {
+            passive: true,
+            durable: true,
+            ..Default::default()
+        };
+        let left = ch
+            .queue_declare(&src, passive, FieldTable::default())
+            .await
+            .unwrap()
+            .message_count();
+        assert_eq!(left, 0, "messages left unacked at the broker");
+    });
+}
+
+// ---- ingress checks ----------------------------------------------------------------
+
+/// Receives (and acks) from the check group until `n` distinct messages arrived.
+fn wait_local(q: &Queue, n: usize) -> Vec<String> {
+    let mut payloads = Vec::new();
+    let mut distinct = HashSet::new();
+    let t = Instant::now();
+    while distinct.len() < n {
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "only {} of {n} arrived",
+            distinct.len()
+        );
+        let wait = ReceiveOptions::new()
+            .max(1000)
+            .wait(Duration::from_millis(500));
+        for d in q.receive("check", wait).unwrap() {
+            let p = String::from_utf8(d.payload.clone()).unwrap();
+            distinct.insert(p.clone());
+            payloads.push(p);
+            q.ack(&d).unwrap();
+        }
+    }
+    payloads
+}
+
+/// Nothing more arrived after the ingress stopped, and no payload twice.
+fn assert_exactly_once(q: &Queue, mut payloads: Vec<String>, n: usize) {
+    for d in q.receive("check", ReceiveOptions::new().max(1000)).unwrap() {
+        payloads.push(String::from_utf8(d.payload.clone()).unwrap());
+    }
+    let distinct: HashSet<&String> = payloads.iter().collect();
+    assert_eq!(distinct.len(), n, "source messages missing");
+    assert_eq!(payloads.len() - n, 0, "source messages published twice");
+}
