@@ -6,7 +6,7 @@ DEMO_DB ?= ferrymq-demo.db
 PYTHON ?= python3
 VENV := target/venv-test
 
-.PHONY: bridge-deps test-brokers console-deps test-console console-screenshots demo pipeline-deps test-pipeline test-soak kotlin-install test-kotlin bench-kotlin test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean dist test-dist check-version
+.PHONY: bridge-deps test-brokers broker-tests demo-two-hosts console-deps test-console console-screenshots demo pipeline-deps test-pipeline test-soak kotlin-install test-kotlin bench-kotlin test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean dist test-dist check-version
 
 ## The main job: the payment pipeline (examples/payment-pipeline): a Python order service,
 ## Node payment centers, a Kotlin production service and a Rust logistics service as OS
@@ -41,16 +41,26 @@ bridge-deps:
 # their data in a temp dir, stopped (and the dir removed) whatever the tests' outcome.
 # Egress and ingress for each broker: 100,000 messages, the process SIGKILLed
 # FERRYMQ_RELAY_KILLS times (50; the long run is 1,000), two broker restarts. One run per
-# machine at a time: the brokers listen on fixed ports (19092-19093, 5682, 25682).
+# machine at a time on the default ports (19092-19093, 5682, 25682); FERRYMQ_KAFKA_PORT and
+# FERRYMQ_RABBITMQ_PORT move them.
 FERRYMQ_RELAY_KILLS ?= 50
-test-brokers: bridge-deps
-	@dir=$$(mktemp -d) && export FERRYMQ_BROKERS_DIR="$$dir" && \
-	trap 'bash scripts/brokers/kafka.sh stop; bash scripts/brokers/rabbitmq.sh stop; rm -rf "$$dir"' EXIT && \
-	bash scripts/brokers/kafka.sh start && bash scripts/brokers/rabbitmq.sh start && \
-	bash scripts/brokers/kafka.sh wait && bash scripts/brokers/rabbitmq.sh wait && \
-	FERRYMQ_TEST_KAFKA=127.0.0.1:19092 FERRYMQ_TEST_AMQP='amqp://guest:guest@127.0.0.1:5682/%2f' \
+test-brokers: bridge-deps pipeline-deps
+	$(CARGO) build -q -p ferrymq-cli
+	bash scripts/brokers/with-brokers.sh $(MAKE) --no-print-directory broker-tests
+
+# Run by test-brokers with the brokers up: the bridge's tests, then the payment pipeline as
+# two hosts joined by both brokers (20 orders, the relays SIGKILLed twice).
+broker-tests:
 	FERRYMQ_REQUIRE_BROKERS=1 FERRYMQ_RELAY_KILLS=$(FERRYMQ_RELAY_KILLS) \
 	$(CARGO) test -p ferrymq-bridge --test brokers -- --test-threads=1
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(VENV)/bin/python examples/payment-pipeline/run.py --two-hosts --db "$$tmp/pipeline.db" --orders 20 --poison 7
+
+## The payment pipeline as two hosts (two files) joined by Kafka and RabbitMQ through
+## `ferrymq relay` processes, with the brokers started and stopped around it.
+demo-two-hosts: pipeline-deps bridge-deps
+	$(CARGO) build -q -p ferrymq-cli
+	bash scripts/brokers/with-brokers.sh $(VENV)/bin/python examples/payment-pipeline/run.py --two-hosts --db $(DEMO_DB)
 
 # Each example runs on a fresh file so none rots.
 examples:

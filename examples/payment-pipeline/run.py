@@ -5,7 +5,14 @@ SQLite file, with a process killed in the middle, ending in a reconciliation rep
       --payments/paid (half message)-->  production (Kotlin)  --production/done-->
       logistics (Rust)  --logistics/shipped-->  order service (completes the order)
 
+With --two-hosts the same services run as two hosts, each with its own file, joined by
+the bus: host A (order service, payment centers) relays payments/paid to Kafka, host B's
+ingress brings it into B's file, where production and logistics run; B relays
+logistics/shipped to RabbitMQ and A's ingress brings it back. Each host's bridge is a
+`ferrymq relay --config` process, SIGKILLed twice mid-run.
+
 Usage: run.py [--db FILE] [--orders N] [--poison IDS] [--no-kill] [--timeout S]
+              [--two-hosts --kafka HOST:PORT --amqp URI]
 Exit status 0 when the reconciliation holds: every order completed exactly once or in the
 dead-letter queue with its reason, and no money moved twice.
 """
@@ -43,21 +50,45 @@ def ms(*delays: int) -> list[float]:
     return [d / 1000 for d in delays]
 
 
-def setup(db: pathlib.Path) -> None:
+# The consumer groups (group, topic, tags) and who consumes them.
+ORDER_SIDE = [("payment-center", "orders", "created"), ("order-service", "logistics", "shipped")]
+PRODUCTION_SIDE = [("production", "payments", "paid"), ("logistics", "production", "done")]
+# With two hosts, each host's relay takes what the other host consumes.
+RELAY_A = ("relay-payments", "payments", "paid")
+RELAY_B = ("relay-shipped", "logistics", "shipped")
+
+
+def setup(db: pathlib.Path, groups: list[tuple[str, str, str]]) -> None:
     for suffix in ("", "-wal", "-shm"):
         pathlib.Path(f"{db}{suffix}").unlink(missing_ok=True)
+    retry = {
+        "payment-center": ferrymq.RetryPolicy.fixed(ms(100, 200, 400, 800, 1600)),
+        "production": ferrymq.RetryPolicy.fixed(ms(200, 500, 1000, 2000)),
+    }
     with ferrymq.Queue(db) as q:
         with q.transaction() as tx:
             for sql in SCHEMA:
                 tx.execute(sql)
         # Every group exists before the first publish: a message fans out to the groups
-        # subscribed when it is published.
-        q.subscribe("payment-center", "orders", tags="created", lease=10.0,
-                    retry=ferrymq.RetryPolicy.fixed(ms(100, 200, 400, 800, 1600)))
-        q.subscribe("production", "payments", tags="paid", lease=10.0,
-                    retry=ferrymq.RetryPolicy.fixed(ms(200, 500, 1000, 2000)))
-        q.subscribe("logistics", "production", tags="done", lease=10.0)
-        q.subscribe("order-service", "logistics", tags="shipped", lease=10.0)
+        # subscribed when it is published (a relay's group too, before its process runs).
+        for group, topic, tags in groups:
+            if group in retry:
+                q.subscribe(group, topic, tags=tags, lease=10.0, retry=retry[group])
+            else:
+                q.subscribe(group, topic, tags=tags, lease=10.0)
+
+
+def relay_config(path: pathlib.Path, db: pathlib.Path, origin: str, egress: tuple[str, str, str],
+                 broker_out: str, ingress_topic: str, broker_in: str) -> pathlib.Path:
+    """A host's `relay.toml`: its egress relay and its ingress."""
+    group, topic, tags = egress
+    path.write_text(
+        f'db = "{db}"\norigin = "{origin}"\nstats_interval_ms = 0\n\n'
+        f'[[egress]]\nname = "{group}"\ngroup = "{group}"\ntopic = "{topic}"\ntags = "{tags}"\n'
+        f"lease_ms = 10000\nretry_initial_ms = 100\nretry_max_ms = 2000\n{broker_out}\n\n"
+        f'[[ingress]]\nname = "{ingress_topic}-in"\ntopic = "{ingress_topic}"\n{broker_in}\n'
+    )
+    return path
 
 
 @dataclass
@@ -86,6 +117,8 @@ class Service:
                 self.proc.stdin.close()  # each service stops when its stdin closes
             except BrokenPipeError:
                 pass
+            if self.argv[1:2] == ["relay"]:
+                self.proc.terminate()  # a relay stops gracefully on SIGTERM
             try:
                 return self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -103,7 +136,8 @@ def rows(q: ferrymq.Queue, sql: str, params: tuple[Any, ...] = ()) -> list[tuple
         return tx.query(sql, params)
 
 
-def snapshot(q: ferrymq.Queue) -> dict[str, int]:
+def snapshot(q: ferrymq.Queue, other: Optional[ferrymq.Queue]) -> dict[str, int]:
+    """The order side's progress; `other` is host B's file when there are two hosts."""
     (created, completed, charges) = rows(
         q,
         "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM orders WHERE status = 'completed'),"
@@ -111,19 +145,22 @@ def snapshot(q: ferrymq.Queue) -> dict[str, int]:
     )[0]
     stats = q.stats()
     dead = stats.groups["payment-center"].dead
-    busy = sum(g.ready + g.scheduled + g.inflight + g.retrying for g in stats.groups.values())
+    everything = [stats] + ([other.stats()] if other is not None else [])
+    busy = sum(g.ready + g.scheduled + g.inflight + g.retrying for s in everything for g in s.groups.values())
     half = sum(t.half for t in stats.topics.values())
     return {"created": created, "completed": completed, "charges": charges, "dead": dead, "busy": busy, "half": half}
 
 
-def reconcile(q: ferrymq.Queue, orders: int, crashed: Optional[str]) -> tuple[list[str], list[str]]:
-    """(report lines, violations)."""
+def reconcile(q: ferrymq.Queue, orders: int, crashed: Optional[str],
+              host_b: Optional[ferrymq.Queue] = None) -> tuple[list[str], list[str]]:
+    """(report lines, violations). With two hosts, production and shipping are host B's."""
     report: list[str] = []
     bad: list[str] = []
+    plant = host_b or q
     book = {r[0]: r for r in rows(q, "SELECT id, amount, status, completed_count FROM orders")}
     charges = dict(rows(q, "SELECT out_trade_no, amount FROM bank_charges"))
-    made = [r[0] for r in rows(q, "SELECT order_id FROM production")]
-    shipped = [r[0] for r in rows(q, "SELECT order_id FROM shipments")]
+    made = [r[0] for r in rows(plant, "SELECT order_id FROM production")]
+    shipped = [r[0] for r in rows(plant, "SELECT order_id FROM shipments")]
     dead = {json.loads(d.payload)["order_id"]: d for d in q.dead_letters("payment-center", limit=1000)}
     completed = [i for i, r in book.items() if r[2] == "completed"]
 
@@ -143,6 +180,13 @@ def reconcile(q: ferrymq.Queue, orders: int, crashed: Optional[str]) -> tuple[li
                 bad.append(f"{key}: {len(paid)} payments/paid messages")
             if made.count(i) != 1 or shipped.count(i) != 1:
                 bad.append(f"{key}: produced {made.count(i)} times, shipped {shipped.count(i)} times")
+            if host_b is not None:
+                # Across the bus: each message arrived in the other file exactly once.
+                arrived = len(host_b.find("payments", key))
+                returned = len(q.find("logistics", key))
+                if arrived != 1 or returned != 1:
+                    bad.append(f"{key}: payments/paid arrived on host B {arrived} times,"
+                               f" logistics/shipped on host A {returned} times")
             if i in dead:
                 bad.append(f"{key} is both completed and dead")
         elif i in dead:
@@ -173,7 +217,8 @@ def reconcile(q: ferrymq.Queue, orders: int, crashed: Optional[str]) -> tuple[li
                   " (bank refused, or resolved by check-back)")
     report.append(f"check-back:          {len(checked)} half messages a crash left open, resolved by a checker"
                   f" ({by_checker['commit']} committed, {by_checker['rollback']} rolled back)")
-    report.append(f"production/shipping: {len(made)} produced, {len(shipped)} shipped")
+    report.append(f"production/shipping: {len(made)} produced, {len(shipped)} shipped"
+                  + (" (on host B, each message across the bus once)" if host_b is not None else ""))
     report.append(f"dead letters:        {len(dead)}")
     for i, d in sorted(dead.items()):
         report.append(f"  order-{i}: {d.attempts} attempts, last error: {d.last_error}")
@@ -191,23 +236,51 @@ def main() -> int:
     parser.add_argument("--production", default=os.environ.get("FERRYMQ_PRODUCTION_CMD", ""),
                         help="command line of the production service (default: the Kotlin one)")
     parser.add_argument("--logistics", default=str(ROOT / "target" / "debug" / "logistics"))
+    parser.add_argument("--two-hosts", action="store_true",
+                        help="two files joined by Kafka and RabbitMQ through `ferrymq relay` processes")
+    parser.add_argument("--kafka", default=os.environ.get("FERRYMQ_TEST_KAFKA", "127.0.0.1:19092"))
+    parser.add_argument("--amqp", default=os.environ.get("FERRYMQ_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5682/%2f"))
+    parser.add_argument("--ferrymq", default=str(ROOT / "target" / "debug" / "ferrymq"),
+                        help="the ferrymq command the relays run (built with its relay feature)")
     args = parser.parse_args()
 
     db: pathlib.Path = args.db.resolve()
+    db_b = db.with_name(f"{db.stem}-host-b{db.suffix}")
     logdir = db.parent / f"{db.name}.logs"
     shutil.rmtree(logdir, ignore_errors=True)
     logdir.mkdir(parents=True)
-    setup(db)
+    plant_db = db_b if args.two_hosts else db
+    if args.two_hosts:
+        setup(db, ORDER_SIDE + [RELAY_A])
+        setup(db_b, PRODUCTION_SIDE + [RELAY_B])
+    else:
+        setup(db, ORDER_SIDE + PRODUCTION_SIDE)
     production = args.production.split() or [str(HERE / "production-service" / "run.sh")]
     node = shutil.which("node") or "node"
     services = {
         "order-service": Service("order-service", [sys.executable, str(HERE / "order_service.py"), str(db), str(args.orders), args.poison]),
         "payment-center-1": Service("payment-center-1", [node, str(HERE / "payment_center.js"), str(db), args.fail_rate]),
         "payment-center-2": Service("payment-center-2", [node, str(HERE / "payment_center.js"), str(db), args.fail_rate]),
-        "production": Service("production", [*production, str(db)]),
-        "logistics": Service("logistics", [args.logistics, str(db)]),
+        "production": Service("production", [*production, str(plant_db)]),
+        "logistics": Service("logistics", [args.logistics, str(plant_db)]),
     }
-    print(f"ferrymq payment pipeline on {db} ({args.orders} orders, poison: {args.poison or 'none'})")
+    bridges: list[str] = []
+    if args.two_hosts:
+        # A run's own Kafka topic, consumer group and RabbitMQ queue: a broker that served
+        # an earlier run holds its messages, which this run's files know nothing of.
+        run_id = f"{os.getpid()}-{int(time.time())}"
+        kafka_topic, amqp_queue = f"payments-{run_id}", f"logistics-{run_id}"
+        kafka_out = f'kafka = {{ brokers = "{args.kafka}", topic = "{kafka_topic}" }}'
+        kafka_in = f'kafka = {{ brokers = "{args.kafka}", topic = "{kafka_topic}", group = "host-b-{run_id}" }}'
+        amqp_out = f'amqp = {{ uri = "{args.amqp}", routing_key = "{amqp_queue}", declare_queue = "{amqp_queue}" }}'
+        amqp_in = f'amqp = {{ uri = "{args.amqp}", queue = "{amqp_queue}" }}'
+        a = relay_config(logdir / "host-a.toml", db, "host-a", RELAY_A, kafka_out, "logistics", amqp_in)
+        b = relay_config(logdir / "host-b.toml", db_b, "host-b", RELAY_B, amqp_out, "payments", kafka_in)
+        services["relay-host-a"] = Service("relay-host-a", [args.ferrymq, "relay", "--config", str(a)])
+        services["relay-host-b"] = Service("relay-host-b", [args.ferrymq, "relay", "--config", str(b)])
+        bridges = ["relay-host-a", "relay-host-b"]
+    print(f"ferrymq payment pipeline on {db}" + (f" and {db_b}" if args.two_hosts else "")
+          + f" ({args.orders} orders, poison: {args.poison or 'none'})")
     # Every payment center, restarted ones included, carries the fault: it can fire only
     # once, because after the charge the bank reports the order as charged and nobody
     # charges it again.
@@ -223,19 +296,30 @@ def main() -> int:
     kills: list[str] = []
     restarts: list[str] = []
     started = time.monotonic()
+    host_b = ferrymq.Queue(db_b) if args.two_hosts else None
+    bridge_kills = 0
     with ferrymq.Queue(db) as q:
         while True:
             time.sleep(0.1)
-            now = snapshot(q)
+            now = snapshot(q, host_b)
             if not args.no_kill and not kills and now["created"] >= args.orders // 4:
                 # Mid-run: the order service while it creates orders, and a payment center
-                # while it pays; both restart, and nothing may be lost or done twice.
-                for name in ("order-service", "payment-center-1"):
+                # while it pays (and each host's relay); all restart, and nothing may be
+                # lost or done twice.
+                for name in ("order-service", "payment-center-1", *bridges):
                     s = services[name]
                     s.kill()
                     kills.append(f"{name} (SIGKILL at {now['created']} orders, {now['charges']} charges)")
                     s.start(logdir)
                 print("  killed and restarted: " + "; ".join(kills))
+            if not args.no_kill and bridges and bridge_kills == 0 and now["completed"] >= args.orders // 2:
+                # The relays again, while messages cross the bus both ways.
+                for name in bridges:
+                    services[name].kill()
+                    kills.append(f"{name} (SIGKILL at {now['completed']} completed)")
+                    services[name].start(logdir)
+                bridge_kills += 1
+                print(f"  killed and restarted the relays at {now['completed']} completed orders")
             # The supervisor: a service that died is restarted, as systemd would.
             for s in services.values():
                 if not s.alive():
@@ -251,17 +335,22 @@ def main() -> int:
                 break
         elapsed = time.monotonic() - started
         codes = {s.name: s.stop() for s in services.values()}
-        report, bad = reconcile(q, args.orders, crash.get("CRASH_AFTER_CHARGE"))
+        report, bad = reconcile(q, args.orders, crash.get("CRASH_AFTER_CHARGE"), host_b)
         stats = q.stats()
+        if host_b is not None:
+            stats_b = host_b.stats()
+            host_b.close()
     report.append(f"processes:           {len(kills)} SIGKILLed by the run, {len(restarts)} restarted after dying")
 
     print(f"\nReconciliation after {elapsed:.1f} s")
     for line in report:
         print("  " + line)
-    print("\nStats")
-    for name, g in sorted(stats.groups.items()):
-        print(f"  {name:<15} topic {g.topic:<10} ready {g.ready} scheduled {g.scheduled} inflight {g.inflight}"
-              f" retrying {g.retrying} dead {g.dead}")
+    hosts = [("", stats)] if not args.two_hosts else [("host A ", stats), ("host B ", stats_b)]
+    for label, st in hosts:
+        print(f"\n{label}Stats")
+        for name, g in sorted(st.groups.items()):
+            print(f"  {name:<15} topic {g.topic:<10} ready {g.ready} scheduled {g.scheduled} inflight {g.inflight}"
+                  f" retrying {g.retrying} dead {g.dead}")
     failed = {n: c for n, c in codes.items() if c != 0}
     if failed:
         bad.append(f"services exited with errors: {failed} (logs in {logdir})")

@@ -16,7 +16,8 @@ set -euo pipefail
 base="${FERRYMQ_BROKERS_DIR:-/tmp/ferrymq-brokers}/rabbitmq"
 port="${FERRYMQ_RABBITMQ_PORT:-5682}"
 bin=/usr/lib/rabbitmq/bin
-node="ferrymq-test@localhost"
+# The node name carries the port, so two runs on different ports do not meet in epmd.
+node="ferrymq-test-$port@localhost"
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 
 install() {
