@@ -249,18 +249,16 @@ fn header<M: rdkafka::Message>(m: &M, name: &str) -> Option<String> {
         .and_then(|hd| hd.value.map(|v| String::from_utf8_lossy(v).into_owned()))
 }
 
-#[test]
-fn kafka_egress_survives_relay_kills_and_broker_restarts() {
-    let Some(brokers) = broker("FERRYMQ_TEST_KAFKA") else {
-        return;
-    };
-    let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
+/// The egress run both brokers share: a backlog of `n` messages in a fresh file, the relay
+/// under the kill schedule until its group is drained, then a graceful stop. `sink` is the
+/// `relay.toml` line naming the broker, given the local topic. Returns the topic.
+fn run_egress(name: &str, script: &str, n: usize, sink: impl Fn(&str) -> String) -> String {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("a.db");
-    let (topic, group) = (unique("egress"), "relay-kafka");
+    let (topic, group) = (unique("egress"), format!("relay-{name}"));
     let q = Queue::open(&db, Options::default()).unwrap();
     q.subscribe(
-        group,
+        &group,
         &topic,
         SubscribeOptions::new().lease(Duration::from_secs(2)),
     )
@@ -270,16 +268,55 @@ fn kafka_egress_survives_relay_kills_and_broker_restarts() {
     std::fs::write(
         &config,
         format!(
-            "db = {db:?}\nstats_interval_ms = 2000\n[[egress]]\ngroup = \"{group}\"\ntopic = \"{topic}\"\nbatch = 500\nlease_ms = 2000\nkafka = {{ brokers = \"{brokers}\" }}\n"
+            "db = {db:?}\nstats_interval_ms = 2000\n[[egress]]\ngroup = \"{group}\"\ntopic = \"{topic}\"\nbatch = 500\nlease_ms = 2000\n{}\n",
+            sink(&topic)
         ),
     )
     .unwrap();
     let t = Instant::now();
-    let log = dir.path().join("relay.log");
-    let child = kill_schedule(&config, &log, "kafka.sh");
-    wait_drained(&q, group, Duration::from_secs(600));
+    let child = kill_schedule(&config, &dir.path().join("relay.log"), script);
+    wait_drained(&q, &group, Duration::from_secs(600));
     sigterm_and_wait(child);
-    eprintln!("kafka egress of {n}: {:?}", t.elapsed());
+    eprintln!("{name} egress of {n}: {:?}", t.elapsed());
+    topic
+}
+
+/// The ingress run both brokers share, once the source holds `n` messages: the ingress
+/// (`source` is its `relay.toml` line) under the kill schedule until `n` distinct
+/// messages arrived in a fresh file, a graceful stop, and the exactly-once check.
+fn run_ingress(name: &str, script: &str, n: usize, source: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("b.db");
+    let local = "inbound";
+    let q = Queue::open(&db, Options::default()).unwrap();
+    q.subscribe("check", local, SubscribeOptions::new())
+        .unwrap();
+    let config = dir.path().join("ingress.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "db = {db:?}\nstats_interval_ms = 2000\n[[ingress]]\ntopic = \"{local}\"\nbatch = 1000\n{source}\n"
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let child = kill_schedule(&config, &dir.path().join("ingress.log"), script);
+    let payloads = wait_local(&q, n);
+    std::thread::sleep(Duration::from_secs(3));
+    sigterm_and_wait(child);
+    eprintln!("{name} ingress of {n}: {:?}", t.elapsed());
+    assert_exactly_once(&q, payloads, n);
+}
+
+#[test]
+fn kafka_egress_survives_relay_kills_and_broker_restarts() {
+    let Some(brokers) = broker("FERRYMQ_TEST_KAFKA") else {
+        return;
+    };
+    let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
+    let topic = run_egress("kafka", "kafka.sh", n, |_| {
+        format!("kafka = {{ brokers = \"{brokers}\" }}")
+    });
     let rt = tokio::runtime::Runtime::new().unwrap();
     check_at_broker(&kafka_records(&rt, &brokers, &topic, n), n);
 }
@@ -290,9 +327,7 @@ fn kafka_ingress_publishes_each_source_message_once_across_kills() {
         return;
     };
     let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("b.db");
-    let (src, local) = (unique("ingress-src"), "inbound");
+    let src = unique("ingress-src");
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Half carry a relay's id headers, half only their Kafka position.
     rt.block_on(async {
@@ -336,25 +371,11 @@ fn kafka_ingress_publishes_each_source_message_once_across_kills() {
             .await;
         assert!(results.iter().all(|r| r.is_ok()));
     });
-    let q = Queue::open(&db, Options::default()).unwrap();
-    q.subscribe("check", local, SubscribeOptions::new())
-        .unwrap();
-    let config = dir.path().join("ingress.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "db = {db:?}\nstats_interval_ms = 2000\n[[ingress]]\ntopic = \"{local}\"\nbatch = 1000\nkafka = {{ brokers = \"{brokers}\", topic = \"{src}\", group = \"{}\" }}\n",
-            unique("ingress")
-        ),
-    )
-    .unwrap();
-    let t = Instant::now();
-    let child = kill_schedule(&config, &dir.path().join("ingress.log"), "kafka.sh");
-    let payloads = wait_local(&q, n);
-    std::thread::sleep(Duration::from_secs(3));
-    sigterm_and_wait(child);
-    eprintln!("kafka ingress of {n}: {:?}", t.elapsed());
-    assert_exactly_once(&q, payloads, n);
+    let source = format!(
+        "kafka = {{ brokers = \"{brokers}\", topic = \"{src}\", group = \"{}\" }}",
+        unique("ingress")
+    );
+    run_ingress("kafka", "kafka.sh", n, &source);
 }
 
 // ---- RabbitMQ ---------------------------------------------------------------------
@@ -420,30 +441,9 @@ fn rabbitmq_egress_survives_relay_kills_and_broker_restarts() {
         return;
     };
     let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("a.db");
-    let (topic, group) = (unique("egress"), "relay-amqp");
-    let q = Queue::open(&db, Options::default()).unwrap();
-    q.subscribe(
-        group,
-        &topic,
-        SubscribeOptions::new().lease(Duration::from_secs(2)),
-    )
-    .unwrap();
-    publish_backlog(&q, &topic, n);
-    let config = dir.path().join("relay.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "db = {db:?}\nstats_interval_ms = 2000\n[[egress]]\ngroup = \"{group}\"\ntopic = \"{topic}\"\nbatch = 500\nlease_ms = 2000\namqp = {{ uri = \"{uri}\", declare_queue = \"{topic}\" }}\n"
-        ),
-    )
-    .unwrap();
-    let t = Instant::now();
-    let child = kill_schedule(&config, &dir.path().join("relay.log"), "rabbitmq.sh");
-    wait_drained(&q, group, Duration::from_secs(600));
-    sigterm_and_wait(child);
-    eprintln!("rabbitmq egress of {n}: {:?}", t.elapsed());
+    let topic = run_egress("amqp", "rabbitmq.sh", n, |topic| {
+        format!("amqp = {{ uri = \"{uri}\", declare_queue = \"{topic}\" }}")
+    });
     let rt = tokio::runtime::Runtime::new().unwrap();
     check_at_broker(&amqp_records(&rt, &uri, &topic, n), n);
 }
@@ -454,9 +454,7 @@ fn rabbitmq_ingress_publishes_each_source_message_once_across_kills() {
         return;
     };
     let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("b.db");
-    let (src, local) = (unique("ingress-src"), "inbound");
+    let src = unique("ingress-src");
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Half carry a relay's id headers, half only an AMQP message-id.
     rt.block_on(async {
@@ -508,22 +506,8 @@ fn rabbitmq_ingress_publishes_each_source_message_once_across_kills() {
             assert!(c.await.unwrap().is_ack());
         }
     });
-    let q = Queue::open(&db, Options::default()).unwrap();
-    q.subscribe("check", local, SubscribeOptions::new())
-        .unwrap();
-    let config = dir.path().join("ingress.toml");
-    std::fs::write(
-        &config,
-        format!("db = {db:?}\nstats_interval_ms = 2000\n[[ingress]]\ntopic = \"{local}\"\nbatch = 1000\namqp = {{ uri = \"{uri}\", queue = \"{src}\" }}\n"),
-    )
-    .unwrap();
-    let t = Instant::now();
-    let child = kill_schedule(&config, &dir.path().join("ingress.log"), "rabbitmq.sh");
-    let payloads = wait_local(&q, n);
-    std::thread::sleep(Duration::from_secs(3));
-    sigterm_and_wait(child);
-    eprintln!("rabbitmq ingress of {n}: {:?}", t.elapsed());
-    assert_exactly_once(&q, payloads, n);
+    let source = format!("amqp = {{ uri = \"{uri}\", queue = \"{src}\" }}");
+    run_ingress("rabbitmq", "rabbitmq.sh", n, &source);
     // Everything was acked at the broker (the ingress stopped: nothing is held unacked).
     rt.block_on(async {
         let conn = Connection::connect(&uri, ConnectionProperties::default())

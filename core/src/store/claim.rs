@@ -61,30 +61,27 @@ const CANDIDATES: &str = "
     WHERE group_id = ?1 AND state = ?2 AND due_at <= ?3 AND priority = 0
     ORDER BY due_at, message_id LIMIT ?4";
 
-/// Due pending deliveries of priority > 0, highest first (the partial index
-/// `ferrymq_deliveries_priority`, which the literal `state = 0` and `priority > 0` select;
-/// `?2`, the state `candidates` binds, goes unused).
-const PRIORITIZED_PENDING: &str = concat!(
-    "
+/// Due deliveries of priority > 0 in one state, highest first. The state is a literal, not
+/// a parameter, so that the planner picks that state's partial index; `?2`, the state
+/// `candidates` binds, goes unused.
+macro_rules! prioritized {
+    ($state:ident) => {
+        concat!(
+            "
     SELECT message_id, state, attempt, claimed_at, due_at, ordering_group, priority
     FROM ferrymq_deliveries
     WHERE group_id = ?1 AND state = ",
-    delivery_state!(pending),
-    " AND priority > 0 AND due_at <= ?3
+            delivery_state!($state),
+            " AND priority > 0 AND due_at <= ?3
     ORDER BY priority DESC, due_at, message_id LIMIT ?4"
-);
+        )
+    };
+}
 
-/// Expired leases of priority > 0, highest first (the partial index
-/// `ferrymq_deliveries_priority_leased` of migration 0008, selected the same way).
-const PRIORITIZED_LEASED: &str = concat!(
-    "
-    SELECT message_id, state, attempt, claimed_at, due_at, ordering_group, priority
-    FROM ferrymq_deliveries
-    WHERE group_id = ?1 AND state = ",
-    delivery_state!(inflight),
-    " AND priority > 0 AND due_at <= ?3
-    ORDER BY priority DESC, due_at, message_id LIMIT ?4"
-);
+/// Pending ones, through `ferrymq_deliveries_priority` (migration 0007).
+const PRIORITIZED_PENDING: &str = prioritized!(pending);
+/// Expired leases, through `ferrymq_deliveries_priority_leased` (migration 0008).
+const PRIORITIZED_LEASED: &str = prioritized!(inflight);
 
 fn candidates(
     conn: &Connection,
