@@ -40,27 +40,46 @@ pub fn run_config(path: &Path) -> BridgeResult<()> {
         .build()
         .map_err(|e| BridgeError(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async {
+        // Before anything slow: a SIGTERM from here on stops the relay gracefully, and the
+        // line below tells a supervisor (and the tests) that it now would.
+        let signals = Signals::install()?;
         let cfg = BridgeConfig::load(path)?;
+        eprintln!(
+            "relay: running {} egress and {} ingress sections; SIGTERM or SIGINT stops them",
+            cfg.egress.len(),
+            cfg.ingress.len()
+        );
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.wait().await;
             let _ = tx.send(true);
         });
         run(cfg, rx).await
     })
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> BridgeResult<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handler = |kind, name| {
+            signal(kind).map_err(|e| BridgeError(format!("cannot handle {name}: {e}")))
+        };
+        Ok(Signals {
+            term: handler(SignalKind::terminate(), "SIGTERM")?,
+            int: handler(SignalKind::interrupt(), "SIGINT")?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
 

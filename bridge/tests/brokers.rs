@@ -102,17 +102,25 @@ fn spawn_bridge(config: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
+/// The process left running by `kill_schedule`, and where its lines start in the log.
+struct Running {
+    child: Child,
+    log: PathBuf,
+    from: u64,
+}
+
 /// Kills the process at random moments, restarting it each time, and restarts the broker
-/// under the running process after a third and two thirds of the kills. Returns the
-/// process left running.
-fn kill_schedule(config: &Path, log: &Path, broker_script: &str) -> Child {
+/// under the running process after a third and two thirds of the kills.
+fn kill_schedule(config: &Path, log: &Path, broker_script: &str) -> Running {
     let kills = env_usize("FERRYMQ_RELAY_KILLS", 50);
     let mut rng = Rng::new();
     let mut child = spawn_bridge(config, log);
+    let mut from = 0;
     for i in 0..kills {
         std::thread::sleep(Duration::from_millis(100 + rng.below(500)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        from = std::fs::metadata(log).map_or(0, |m| m.len());
         child = spawn_bridge(config, log);
         if i == kills / 3 || i == 2 * kills / 3 {
             // With the process running: its batch in flight meets the broker going away.
@@ -120,12 +128,31 @@ fn kill_schedule(config: &Path, log: &Path, broker_script: &str) -> Child {
             restart_broker(broker_script);
         }
     }
-    child
+    Running {
+        child,
+        log: log.to_owned(),
+        from,
+    }
 }
 
-fn sigterm_and_wait(mut child: Child) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
+/// SIGTERM once the process says it handles it (a process killed before it installed its
+/// handler dies of the signal, as any would), then a clean exit is required.
+fn sigterm_and_wait(mut r: Running) {
+    let t = Instant::now();
+    loop {
+        let text = std::fs::read(&r.log).unwrap_or_default();
+        let own = String::from_utf8_lossy(&text[(r.from as usize).min(text.len())..]).into_owned();
+        if own.contains("relay: running") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the last process never said it was running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unsafe { libc::kill(r.child.id() as i32, libc::SIGTERM) };
+    let status = r.child.wait().unwrap();
     assert!(status.success(), "graceful stop failed: {status:?}");
 }
 
