@@ -364,24 +364,32 @@ async function nextDelivery(c, signal) {
   while (!signal?.aborted) {
     const now = call(() => c.nextNow())
     if (now !== null) return now
-    let cancel
-    let onAbort
-    if (signal !== undefined) {
-      cancel = new native.ReceiveCancel()
-      onAbort = () => cancel.cancel()
-      signal.addEventListener('abort', onAbort, { once: true })
-    }
+    let d
     try {
       // Deliveries that arrive with the abort are returned: the loop settles or puts them back.
-      const d = await c.next(cancel)
-      if (d !== null) return d
+      d = await withCancel(signal, (cancel) => c.next(cancel))
     } catch (e) {
       throw convertError(e)
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
     }
+    if (d !== null) return d
   }
   return null
+}
+
+/**
+ * Runs `fn` with a native ReceiveCancel that `signal` aborts (none without a signal), and
+ * removes the listener once `fn` is done.
+ */
+async function withCancel(signal, fn) {
+  if (signal === undefined) return fn(undefined)
+  const cancel = new native.ReceiveCancel()
+  const onAbort = () => cancel.cancel()
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    return await fn(cancel)
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
 }
 
 /** The NativeQueue behind a Queue (for publishIn / ackIn's `queue` option). */
@@ -489,23 +497,14 @@ class Queue {
     signal?.throwIfAborted()
     const now = call(() => this.#q.receiveNow(group, rest))
     if (now.length > 0 || !(rest.waitMs > 0)) return now
-    let cancel
-    let onAbort
-    if (signal !== undefined) {
-      cancel = new native.ReceiveCancel()
-      onAbort = () => cancel.cancel()
-      signal.addEventListener('abort', onAbort, { once: true })
-    }
     try {
-      const ds = await this.#q.receive(group, rest, cancel)
+      const ds = await withCancel(signal, (cancel) => this.#q.receive(group, rest, cancel))
       // Deliveries that arrived with the abort are still returned: dropping them would
       // leave them leased to nobody until the lease ends.
       if (ds.length === 0) signal?.throwIfAborted()
       return ds
     } catch (e) {
       throw e === signal?.reason ? e : convertError(e)
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
     }
   }
 
