@@ -8,9 +8,10 @@ outside a transaction, runs the statements on it and converts its errors.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import sqlite3
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 from . import _native
 from ._native import Delivery, Queue
@@ -63,6 +64,23 @@ def _errors(conn: Any) -> Any:
     return getattr(conn, "Error", sqlite3.Error)
 
 
+@contextlib.contextmanager
+def _cursor(conn: Any, queue: Optional[Queue], delivery: Optional[Delivery] = None) -> Iterator[Any]:
+    """A cursor in `conn`'s open transaction, on the queue's file (checked); the errors of
+    the connection's library become ferrymq's."""
+    db = _dbapi(conn)
+    _check_transaction(db)
+    try:
+        cur = db.cursor()
+        try:
+            _check_file(cur, queue)
+            yield cur
+        finally:
+            cur.close()
+    except _errors(db) as e:
+        raise _native.host_error(str(e), delivery) from e
+
+
 def publish_in(
     conn: Any,
     topic: str,
@@ -97,19 +115,10 @@ def publish_in(
         priority=priority,
         queue=queue,
     )
-    db = _dbapi(conn)
-    _check_transaction(db)
-    try:
-        cur = db.cursor()
-        try:
-            _check_file(cur, queue)
-            cur.execute(_native.PUBLISH_SQL, row)
-            cur.execute(_native.PUBLISHED_ID_SQL, (topic, idempotency_key))
-            (message_id,) = cur.fetchone()
-        finally:
-            cur.close()
-    except _errors(db) as e:
-        raise _native.host_error(str(e)) from e
+    with _cursor(conn, queue) as cur:
+        cur.execute(_native.PUBLISH_SQL, row)
+        cur.execute(_native.PUBLISHED_ID_SQL, (topic, idempotency_key))
+        (message_id,) = cur.fetchone()
     return int(message_id)
 
 
@@ -119,17 +128,8 @@ def ack_in(conn: Any, delivery: Delivery, *, queue: Optional[Queue] = None) -> N
     expired and another consumer took it, or it was settled); let it propagate out of
     the transaction so the caller's writes roll back with it."""
     row = _native.ack_row(delivery, queue=queue)
-    db = _dbapi(conn)
-    _check_transaction(db)
-    try:
-        cur = db.cursor()
-        try:
-            _check_file(cur, queue)
-            cur.execute(_native.ACK_SQL, row)
-        finally:
-            cur.close()
-    except _errors(db) as e:
-        raise _native.host_error(str(e), delivery) from e
+    with _cursor(conn, queue, delivery) as cur:
+        cur.execute(_native.ACK_SQL, row)
 
 
 def inbox_in(conn: Any, key: str, *, window: Optional[_Seconds] = None, queue: Optional[Queue] = None) -> bool:
@@ -138,16 +138,7 @@ def inbox_in(conn: Any, key: str, *, window: Optional[_Seconds] = None, queue: O
     redelivery. The key is remembered only if that transaction commits. `queue` gives its
     clock (without it: SQLite's)."""
     row = _native.inbox_row(key, window=window, queue=queue)
-    db = _dbapi(conn)
-    _check_transaction(db)
-    try:
-        cur = db.cursor()
-        try:
-            _check_file(cur, queue)
-            cur.execute(_native.INBOX_SQL, row)
-            new: bool = cur.rowcount == 1
-        finally:
-            cur.close()
-    except _errors(db) as e:
-        raise _native.host_error(str(e)) from e
+    with _cursor(conn, queue) as cur:
+        cur.execute(_native.INBOX_SQL, row)
+        new: bool = cur.rowcount == 1
     return new
