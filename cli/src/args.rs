@@ -35,6 +35,18 @@ fn positive_rate(text: &str) -> Result<u64, String> {
     }
 }
 
+/// Where a new key comes from (rekey, encrypt): its first line.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct NewKey {
+    /// A file holding the new key (as in --key-file).
+    #[arg(long, value_name = "PATH")]
+    pub new_key_file: Option<PathBuf>,
+    /// The name of an environment variable holding the new key.
+    #[arg(long, value_name = "VAR")]
+    pub new_key_env: Option<String>,
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ferrymq",
@@ -50,6 +62,15 @@ pub struct Cli {
     /// Print JSON for scripts (shapes in cli/README.md) instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The key of an encrypted --db: a file holding it (a passphrase, or x'<64 hex
+    /// digits>' for a raw key). During a rotation, one key per line, newest first; the
+    /// file is read again whenever the key stops opening the queue file.
+    #[arg(long, env = "FERRYMQ_KEY_FILE", global = true, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+    /// The name of an environment variable holding the key of an encrypted --db (as in
+    /// --key-file). Never put a key itself on the command line.
+    #[arg(long, global = true, value_name = "VAR", conflicts_with = "key_file")]
+    pub key_env: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -149,6 +170,33 @@ pub enum Command {
     },
     /// PRAGMA integrity_check, schema version and application id; exit 1 if not ok.
     Check,
+    /// Change the key of the encrypted --db (whose current key --key-file/--key-env
+    /// give) to the first key of --new-key-file/--new-key-env, rewriting every page in one
+    /// transaction while other processes keep running. Give the new key to their key
+    /// providers first (newest first): a process that cannot find it stops with an
+    /// encryption error.
+    Rekey {
+        #[command(flatten)]
+        new_key: NewKey,
+    },
+    /// Write an encrypted copy of the plain --db to OUTPUT (refused if it exists). Stop
+    /// the processes writing to --db first: what they commit during the copy may miss it.
+    Encrypt {
+        output: PathBuf,
+        #[command(flatten)]
+        new_key: NewKey,
+        /// Show progress even when stderr is not a terminal.
+        #[arg(long)]
+        progress: bool,
+    },
+    /// Write a plain copy of the encrypted --db (opened with --key-file/--key-env) to
+    /// OUTPUT (refused if it exists).
+    Decrypt {
+        output: PathBuf,
+        /// Show progress even when stderr is not a terminal.
+        #[arg(long)]
+        progress: bool,
+    },
     /// Write a topic's committed messages as JSON lines (to stdout or --output).
     Export {
         topic: String,

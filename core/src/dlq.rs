@@ -97,14 +97,18 @@ pub(crate) fn purge_dead_letters(
     }
     let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
     let cutoff = older_than.map_or(i64::MAX, |d| inner.now() - duration_to_ms(d));
-    dead_in_chunks(
+    let n = dead_in_chunks(
         inner,
         false,
         cutoff,
         group_id,
         &mut |_, _| {},
         |c, g, id, _| store::dlq::purge_one(c, g, id),
-    )
+    )?;
+    if n > 0 {
+        inner.scrub_wal();
+    }
+    Ok(n)
 }
 
 /// Applies `apply` to every delivery of the group that is dead now (died at or
@@ -184,11 +188,15 @@ pub(crate) fn dead_letter_ids(
 pub(crate) fn purge_dead_letter_ids(inner: &Arc<Inner>, group: &str, ids: &[i64]) -> Result<u64> {
     validate::name("consumer group", group)?;
     let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
-    inner.write(false, |c| {
+    let n = inner.write(false, |c| {
         let mut n = 0;
         for &id in ids {
             n += u64::from(store::dlq::purge_one(c, group_id, id)?);
         }
         Ok(n)
-    })
+    })?;
+    if n > 0 {
+        inner.scrub_wal();
+    }
+    Ok(n)
 }

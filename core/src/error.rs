@@ -36,6 +36,11 @@ pub enum Error {
     /// `Options::max_ready` messages waiting; nothing was written.
     #[error("full: {0}")]
     Full(String),
+    /// An encrypted file opened without its key or with a wrong one, a plain file opened
+    /// with a key, an encrypted file cut short, or a key provider that failed. Nothing in
+    /// the file was read or changed.
+    #[error("encryption: {0}")]
+    Encryption(String),
 }
 
 /// The stable taxonomy of [`Error`], shared by every binding.
@@ -50,6 +55,7 @@ pub enum ErrorKind {
     Storage,
     Callback,
     Full,
+    Encryption,
 }
 
 impl ErrorKind {
@@ -64,6 +70,7 @@ impl ErrorKind {
             ErrorKind::Storage => "STORAGE",
             ErrorKind::Callback => "CALLBACK",
             ErrorKind::Full => "FULL",
+            ErrorKind::Encryption => "ENCRYPTION",
         }
     }
 }
@@ -85,6 +92,7 @@ impl Error {
             Error::Storage(_) => ErrorKind::Storage,
             Error::Callback(_) => ErrorKind::Callback,
             Error::Full(_) => ErrorKind::Full,
+            Error::Encryption(_) => ErrorKind::Encryption,
         }
     }
 
@@ -142,7 +150,11 @@ impl From<rusqlite::Error> for Error {
                 C::DatabaseBusy | C::DatabaseLocked => Error::Busy(format!(
                     "the database file stayed locked past busy_timeout ({err})"
                 )),
-                C::NotADatabase => Error::Storage(format!("not a SQLite database: {err}")),
+                // SQLCipher's answer to a page its key does not authenticate, too.
+                C::NotADatabase => Error::Storage(format!(
+                    "not a SQLite database, or not readable with this connection's key \
+                     (rekeyed by another process?): {err}"
+                )),
                 C::DatabaseCorrupt => Error::Storage(format!("database file is corrupt: {err}")),
                 C::DiskFull => Error::Storage(format!("disk full: {err}")),
                 C::ReadOnly => Error::Storage(format!("database is read-only: {err}")),

@@ -2,6 +2,7 @@
 //! an open transaction, and the checker thread. Nothing here is global: two queues on
 //! one file in one process share nothing but the file.
 
+use crate::cipher::{self, Keyring};
 use crate::error::{Error, Result};
 use crate::fork::{self, ACTIVE, Conns, IDLE};
 use crate::options::Options;
@@ -48,6 +49,8 @@ pub(crate) struct Inner {
     pub counters: crate::counters::Counters,
     /// The earliest schedule tick as last read (see `schedule`).
     pub schedules: crate::schedule::DueCache,
+    /// The key of an encrypted file (`None`: plain).
+    pub keyring: Option<Keyring>,
 }
 
 /// A connection known to `fork`: closing it in the parent forgets it there too.
@@ -73,6 +76,11 @@ pub(crate) struct PooledConn {
 impl PooledConn {
     fn tracked(&self) -> &Tracked {
         self.c.as_ref().expect("present until drop")
+    }
+
+    /// See `schema::scrub_wal`.
+    pub fn scrub_wal(&self) {
+        schema::scrub_wal(&self.tracked().c);
     }
 
     pub fn user_sql(&self) -> &AtomicBool {
@@ -141,7 +149,7 @@ impl Drop for PooledConn {
         t.c.user_sql.store(false, Ordering::Relaxed);
         t.state.store(IDLE, Ordering::SeqCst);
         let conns = Arc::clone(&t.conns);
-        if !self.inner.closed.load(Ordering::Acquire) {
+        if !self.inner.closed.load(Ordering::Acquire) && self.inner.current_key(&t) {
             let mut pool = lock(&self.inner.pool);
             if pool.len() < POOL_KEEP {
                 pool.push(t);
@@ -179,11 +187,22 @@ impl Inner {
                 "path must name a file on disk, got {text:?}: processes share the queue through the file"
             )));
         }
+        // Before anything may create or touch the file: a key for a plain file, or none for
+        // an encrypted one, is refused with the bytes unchanged.
+        let kind = cipher::inspect(path)?;
+        cipher::check_kind(path, kind, opts.key.is_some())?;
+        let keyring = match &opts.key {
+            Some(source) => Some(Keyring::open(source.clone(), path, kind)?),
+            None => None,
+        };
         create_private(path)?;
         let real_path = path.canonicalize()?;
         fork::before_open(&real_path)?;
-        let first = schema::connect(path, &opts)?;
+        let first = schema::connect_keyed(path, &opts, keyring.as_ref())?;
         schema::prepare_file(&first.conn, opts.busy_timeout)?;
+        if let Some(k) = &keyring {
+            k.settle(path)?;
+        }
         let conns = Conns::new(&real_path, opts.busy_timeout);
         let state = conns.track(&first.conn);
         state.store(IDLE, Ordering::SeqCst);
@@ -209,6 +228,7 @@ impl Inner {
             group_commit: Default::default(),
             counters: Default::default(),
             schedules: Default::default(),
+            keyring,
         }))
     }
 
@@ -286,26 +306,82 @@ impl Inner {
     pub fn conn(self: &Arc<Self>) -> Result<PooledConn> {
         self.check_open()?;
         self.conns.enter();
-        let pooled = lock(&self.pool).pop();
-        let t = match pooled {
-            Some(t) => t,
-            None => match schema::connect(&self.path, &self.opts) {
-                Ok(c) => Tracked {
-                    state: self.conns.track(&c.conn),
-                    c,
-                    conns: Arc::clone(&self.conns),
-                },
-                Err(e) => {
-                    self.conns.leave();
-                    return Err(e);
-                }
-            },
+        let t = match self.checked_out() {
+            Ok(t) => t,
+            Err(e) => {
+                self.conns.leave();
+                return Err(e);
+            }
         };
         t.state.store(ACTIVE, Ordering::SeqCst);
         Ok(PooledConn {
             inner: Arc::clone(self),
             c: Some(t),
         })
+    }
+
+    /// A pooled connection, or a new one. On an encrypted file, one whose key no longer
+    /// opens it (another process rekeyed the file) is dropped, the key source asked again,
+    /// and a connection opened with the key found.
+    fn checked_out(&self) -> Result<Tracked> {
+        let pooled = lock(&self.pool).pop();
+        let Some(keyring) = &self.keyring else {
+            return match pooled {
+                Some(t) => Ok(t),
+                None => self.connect(),
+            };
+        };
+        let seen = keyring.epoch();
+        if let Some(t) = pooled {
+            if t.c.epoch == seen && cipher::opens(&t.c.conn)? {
+                return Ok(t);
+            }
+        }
+        match self.connect() {
+            Err(e) if e.kind() == crate::ErrorKind::Encryption => {
+                lock(&self.pool).clear();
+                keyring.refresh(&self.path, seen)?;
+                self.connect()
+            }
+            other => other,
+        }
+    }
+
+    fn connect(&self) -> Result<Tracked> {
+        let c = schema::connect_keyed(&self.path, &self.opts, self.keyring.as_ref())?;
+        Ok(Tracked {
+            state: self.conns.track(&c.conn),
+            c,
+            conns: Arc::clone(&self.conns),
+        })
+    }
+
+    /// Whether a connection returned to the pool is keyed with the current key.
+    fn current_key(&self, t: &Tracked) -> bool {
+        self.keyring.as_ref().is_none_or(|k| k.epoch() == t.c.epoch)
+    }
+
+    /// Rewrites the file under `key` and moves this queue's connections to it.
+    pub fn rekey(self: &Arc<Self>, key: &crate::Key) -> Result<()> {
+        let Some(keyring) = &self.keyring else {
+            return Err(Error::invalid(format!(
+                "{} is not encrypted: rekey changes the key of an encrypted file; encrypt a \
+                 copy of a plain one with `ferrymq encrypt`",
+                self.path.display()
+            )));
+        };
+        self.refuse_inside_transaction()?;
+        let conn = self.conn()?;
+        keyring.rekey(&conn, &self.path, key)?;
+        lock(&self.pool).clear();
+        Ok(())
+    }
+
+    /// After a purge (see `schema::scrub_wal`); a failure to get a connection loses nothing.
+    pub fn scrub_wal(self: &Arc<Self>) {
+        if let Ok(c) = self.conn() {
+            c.scrub_wal();
+        }
     }
 
     /// Runs `f` in a write transaction of its own. `wake` tells waiting receivers that

@@ -46,6 +46,7 @@
 //! [`metrics`] renders the counts for Prometheus; `trace` holds the W3C trace-context
 //! headers the bindings put on messages and read back.
 
+mod cipher;
 mod clock;
 mod commit;
 mod consume;
@@ -76,6 +77,7 @@ mod validate;
 mod wake;
 mod worker;
 
+pub use cipher::{Key, KeyProvider, KeySource, decrypt_file, encrypt_file};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consume::{Consume, Consumer, ConsumerOptions};
 pub use error::{Error, ErrorKind, Result};

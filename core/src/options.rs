@@ -1,6 +1,7 @@
 //! Everything a caller can set, with the defaults in one place. Bindings pass `Option`s
 //! and leave `None` to these defaults.
 
+use crate::cipher::{Key, KeySource};
 use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
@@ -84,6 +85,11 @@ pub struct Options {
     /// to this many index entries per matching group, so keep it to what a group may
     /// really fall behind by.
     pub max_ready: Option<u64>,
+    /// Encryption at rest (`None`: a plain file). The key, or a provider asked for the
+    /// keys to try when the queue opens and again whenever its key stops opening the
+    /// file (after another process's `rekey`). A key given for a plain file, or none for
+    /// an encrypted one, is refused with `Encryption` before the file is touched.
+    pub key: Option<KeySource>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -101,6 +107,7 @@ impl Default for Options {
             max_size: None,
             foreign_keys: None,
             max_ready: None,
+            key: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -142,6 +149,20 @@ impl Options {
 
     pub fn max_size(mut self, bytes: u64) -> Self {
         self.max_size = Some(bytes);
+        self
+    }
+    /// Opens (or creates) an encrypted file with this key.
+    pub fn key(mut self, key: Key) -> Self {
+        self.key = Some(KeySource::Fixed(key));
+        self
+    }
+    /// Opens (or creates) an encrypted file with the first key `provider` returns that
+    /// opens it; see [`KeyProvider`](crate::KeyProvider).
+    pub fn key_provider(
+        mut self,
+        provider: impl Fn() -> std::result::Result<Vec<Key>, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.key = Some(KeySource::Provider(Arc::new(provider)));
         self
     }
     pub fn max_ready(mut self, n: u64) -> Self {

@@ -2,6 +2,7 @@
 //! here, validates what is cheap to validate, and delegates to a capability module
 //! (`publish`, `receive`, `outbox`, `half`, `dlq`, `inspect`, `retention`, `worker`).
 
+use crate::cipher::Key;
 use crate::clock::duration_to_ms;
 use crate::counters::Event;
 use crate::error::{Error, Result};
@@ -537,6 +538,15 @@ impl Queue {
 
     /// (transactions, writes) that went through group commit: single publishes and acks
     /// from concurrent threads share transactions, so the first number grows slower.
+    /// Rewrites every page of the encrypted file under `key`, in one transaction (readers
+    /// keep going; writers wait). This queue's connections move to the new key at once;
+    /// another process's queue finds its key no longer opens the file at its next call and
+    /// asks its key source again, so give the new key to its provider (newest first) before
+    /// rotating. A plain file is refused with `InvalidArgument`.
+    pub fn rekey(&self, key: Key) -> Result<()> {
+        self.inner.rekey(&key)
+    }
+
     pub fn group_commit_counts(&self) -> (u64, u64) {
         self.inner.group_commit.counts()
     }

@@ -45,6 +45,9 @@ pub(crate) fn purge_acked(inner: &Arc<Inner>, older_than: Duration) -> Result<u6
         == CHUNK
     {}
     purge_expired_inbox(inner, now, &mut |_, _| {})?;
+    if total > 0 {
+        inner.scrub_wal();
+    }
     Ok(total)
 }
 

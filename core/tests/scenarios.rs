@@ -21,6 +21,8 @@ struct Runner {
     q: Queue,
     clock: ManualClock,
     dir: tempfile::TempDir,
+    /// The passphrase of an encrypted file (`None`: plain).
+    key: Option<String>,
     ids: HashMap<String, i64>,
     deliveries: HashMap<String, Delivery>,
 }
@@ -102,10 +104,13 @@ fn check_subset(expected: &Json, actual: &Json, at: &str) {
 }
 
 impl Runner {
-    fn new(queue: &Json) -> Self {
+    fn new(queue: &Json, key: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(START_MS);
         let mut o = Options::default().with_manual_clock(clock.clone());
+        if let Some(k) = key {
+            o = o.key(ferrymq::Key::passphrase(k).unwrap());
+        }
         if let Some(v) = queue.get("check_after_ms") {
             o = o.check_after(ms(v));
         }
@@ -123,6 +128,7 @@ impl Runner {
             q,
             clock,
             dir,
+            key: key.map(str::to_owned),
             ids: HashMap::new(),
             deliveries: HashMap::new(),
         }
@@ -501,6 +507,11 @@ impl Runner {
     /// when the step says `rollback` or fails.
     fn on_own_connection(&mut self, s: &Json) -> ferrymq::Result<Option<Json>> {
         let mut conn = rusqlite::Connection::open(self.dir.path().join("q.db")).unwrap();
+        // On an encrypted file the caller's connection must be a SQLCipher build keyed
+        // as SQLCipher's shell keys it (rusqlite here is one).
+        if let Some(k) = &self.key {
+            conn.pragma_update(None, "key", k).unwrap();
+        }
         let tx = conn.transaction()?;
         for e in s
             .get("execute")
@@ -590,7 +601,7 @@ impl Runner {
     }
 }
 
-fn run(path: &Path) {
+fn run(path: &Path, key: Option<&str>) {
     let scenario: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     // A scenario may name the languages whose runners run it (see the README).
     if let Some(Json::Array(langs)) = scenario.get("languages")
@@ -598,7 +609,7 @@ fn run(path: &Path) {
     {
         return;
     }
-    let mut r = Runner::new(scenario.get("queue").unwrap_or(&json!({})));
+    let mut r = Runner::new(scenario.get("queue").unwrap_or(&json!({})), key);
     for (i, s) in scenario["steps"].as_array().unwrap().iter().enumerate() {
         let at = format!("{} step {i} ({})", path.display(), s["op"]);
         let result = r.step(s);
@@ -616,8 +627,7 @@ fn run(path: &Path) {
     }
 }
 
-#[test]
-fn every_shared_scenario_passes() {
+fn scenario_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(scenario_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -625,7 +635,20 @@ fn every_shared_scenario_passes() {
         .collect();
     files.sort();
     assert!(files.len() >= 13, "scenario files missing: {files:?}");
-    for f in files {
-        run(&f);
+    files
+}
+
+#[test]
+fn every_shared_scenario_passes() {
+    for f in scenario_files() {
+        run(&f, None);
+    }
+}
+
+/// The same files on an encrypted file (see tests/scenarios/README.md).
+#[test]
+fn every_shared_scenario_passes_on_an_encrypted_file() {
+    for f in scenario_files() {
+        run(&f, Some("scenario passphrase"));
     }
 }

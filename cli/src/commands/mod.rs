@@ -1,6 +1,7 @@
 //! Dispatch: opens the file named by `--db` and runs one command on it.
 
 mod dlq;
+mod keys;
 pub(crate) mod look;
 mod maintain;
 mod transfer;
@@ -25,13 +26,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Failure::usage("the queue file is missing: give --db PATH or set FERRYMQ_DB")
     })?;
     let json = cli.json;
+    let origin = keys::KeyOrigin::from_args(cli.key_file, cli.key_env);
+    let db = Db {
+        path: path.clone(),
+        key: origin.as_ref().map(keys::KeyOrigin::source),
+    };
     match cli.command {
-        Command::Stats { watch } => look::stats(&open(&path)?, json, watch),
-        Command::Topics => look::topics(&open(&path)?, json),
-        Command::Groups => look::groups(&open(&path)?, json),
-        Command::Find { topic, key } => look::find(&open(&path)?, json, &topic, &key),
-        Command::Show { id } => look::show(&open(&path)?, json, id),
-        Command::Trace { id } => look::trace(&open(&path)?, json, id),
+        Command::Stats { watch } => look::stats(&open(&db)?, json, watch),
+        Command::Topics => look::topics(&open(&db)?, json),
+        Command::Groups => look::groups(&open(&db)?, json),
+        Command::Find { topic, key } => look::find(&open(&db)?, json, &topic, &key),
+        Command::Show { id } => look::show(&open(&db)?, json, id),
+        Command::Trace { id } => look::trace(&open(&db)?, json, id),
         Command::Tail {
             topic,
             group,
@@ -39,7 +45,7 @@ pub fn run(cli: Cli) -> Result<()> {
             interval,
             count,
         } => look::tail(
-            &open(&path)?,
+            &open(&db)?,
             json,
             &look::Follow {
                 topic,
@@ -49,51 +55,73 @@ pub fn run(cli: Cli) -> Result<()> {
                 count,
             },
         ),
-        Command::Pause { group } => maintain::pause(&open(&path)?, json, &group, true),
-        Command::Resume { group } => maintain::pause(&open(&path)?, json, &group, false),
-        Command::Schedules => maintain::schedules(&open(&path)?, json),
+        Command::Pause { group } => maintain::pause(&open(&db)?, json, &group, true),
+        Command::Resume { group } => maintain::pause(&open(&db)?, json, &group, false),
+        Command::Schedules => maintain::schedules(&open(&db)?, json),
         Command::Unschedule { name, yes } => {
             confirm(&format!("Remove schedule {name}?"), yes)?;
-            maintain::unschedule(&open(&path)?, json, &name)
+            maintain::unschedule(&open(&db)?, json, &name)
         }
         Command::Metrics => {
-            print!("{}", ferrymq::metrics::render(&open(&path)?)?);
+            print!("{}", ferrymq::metrics::render(&open(&db)?)?);
             Ok(())
         }
-        Command::Serve(opts) => crate::serve::run(open(&path)?, &opts),
+        Command::Serve(opts) => crate::serve::run(open(&db)?, &opts),
         Command::Relay { config } => relay(&config),
-        Command::Dlq(cmd) => dlq::run(&open(&path)?, json, cmd),
-        Command::Half(cmd) => maintain::half(&open(&path)?, json, cmd),
-        Command::PurgeAcked { older_than } => {
-            maintain::purge_acked(&open(&path)?, json, older_than)
+        Command::Dlq(cmd) => dlq::run(&open(&db)?, json, cmd),
+        Command::Half(cmd) => maintain::half(&open(&db)?, json, cmd),
+        Command::PurgeAcked { older_than } => maintain::purge_acked(&open(&db)?, json, older_than),
+        Command::Vacuum { pages } => maintain::vacuum(&open(&db)?, json, pages),
+        Command::Check => maintain::check(&open(&db)?, json),
+        Command::Rekey { new_key } => keys::rekey(&open(&db)?, json, &new_key),
+        Command::Encrypt {
+            output,
+            new_key,
+            progress,
+        } => keys::encrypt(&path, &output, &new_key, json, progress),
+        Command::Decrypt { output, progress } => {
+            keys::decrypt(&path, origin.as_ref(), &output, json, progress)
         }
-        Command::Vacuum { pages } => maintain::vacuum(&open(&path)?, json, pages),
-        Command::Check => maintain::check(&open(&path)?, json),
         Command::Export {
             topic,
             from_id,
             output,
-        } => transfer::export(&open(&path)?, json, &topic, from_id, output.as_deref()),
+        } => transfer::export(&open(&db)?, json, &topic, from_id, output.as_deref()),
         Command::Import { file, key_prefix } => {
             let records = transfer::read(&file)?;
             // The one command that creates a missing file: loading a fresh one is its use.
+            let options = db.options(transfer::options());
             let q = if path.exists() {
-                open_with(&path, transfer::options())?
+                open_with(&db, options)?
             } else {
-                Queue::open(&path, transfer::options())?
+                Queue::open(&path, options)?
             };
             transfer::import(&q, json, &records, &key_prefix)
         }
     }
 }
 
-fn open(path: &Path) -> Result<Queue> {
-    open_with(path, Options::default())
+/// The file a command works on, and the key of an encrypted one.
+struct Db {
+    path: std::path::PathBuf,
+    key: Option<ferrymq::KeySource>,
+}
+
+impl Db {
+    fn options(&self, mut options: Options) -> Options {
+        options.key = self.key.clone();
+        options
+    }
+}
+
+fn open(db: &Db) -> Result<Queue> {
+    open_with(db, db.options(Options::default()))
 }
 
 /// Opens an existing file only: `Queue::open` would create a missing one, and an
 /// operator who mistyped a path should hear so instead.
-fn open_with(path: &Path, options: Options) -> Result<Queue> {
+fn open_with(db: &Db, options: Options) -> Result<Queue> {
+    let path = db.path.as_path();
     if !path.exists() {
         return Err(Failure::new(
             exit::NOT_FOUND,

@@ -13,12 +13,15 @@
 //! | (busy handler) | Options::busy_timeout | contention waits instead of failing with "database is locked"; retried every 50 µs-1 ms (`busy`) |
 //! | foreign_keys | Options::foreign_keys (None: the build's default, on in the bundled build) | what business tables' FOREIGN KEY clauses obey in `Transaction::execute`; the `ferrymq_*` tables have none |
 //! | temp_store | MEMORY | sorts of claim candidates never touch disk |
+//! | secure_delete | ON | deleted rows (purged payloads, dead letters) are overwritten with zeros, in the file and in the WAL frames that replace their pages, instead of lingering in free space |
+//! | (key) | Options::key, through `sqlite3_key_v2` (encrypted files only; see `cipher`) | first, before any statement reads the file |
 //! | max_page_count | Options::max_size / page_size (only when set) | a size cap: writes past it fail as "disk full"; a per-connection setting, so it binds this process's queue only |
 //! | journal_size_limit | 64 MiB | a WAL that grew past it (one large batch) is cut back to it when SQLite next restarts the WAL |
 //! | (wal hook) | checkpoint at 1,000 pages; TRUNCATE past 64 MiB | SQLite's own auto-checkpoint (PASSIVE), plus: once that copied a WAL over 64 MiB back whole, a TRUNCATE checkpoint empties the `-wal` file at once; it never waits (readers or a writer in the way: it gives up, and the next commit tries again) |
 //! | auto_vacuum | INCREMENTAL (new files only) | `Queue::vacuum` can give the pages freed by purges back to the file system; it must be set before the first table, so files created without it (by older ferrymq, or business databases adopted) keep theirs, and `vacuum` frees nothing in them |
 //! | (db_config) ENABLE_QPSG | on | plans stay fixed per statement instead of being re-made per bound value |
 
+use crate::cipher::Keyring;
 use crate::error::{Error, Result};
 use crate::options::Options;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization, Wal};
@@ -51,8 +54,9 @@ pub(crate) struct Connected {
     pub conn: Connection,
     pub user_sql: Arc<AtomicBool>,
     /// Makes the busy handler give up at once (set while the WAL hook checkpoints).
-    #[cfg_attr(not(test), allow(dead_code))]
     no_wait: Arc<AtomicBool>,
+    /// The keyring epoch whose key the connection was opened with (0 for plain files).
+    pub epoch: u64,
 }
 
 /// `journal_size_limit`, and the WAL size past which a commit empties the `-wal` file.
@@ -60,12 +64,37 @@ const WAL_KEEP_BYTES: i64 = 64 * 1024 * 1024;
 /// SQLite's default auto-checkpoint threshold, kept since the WAL hook replaces it.
 const AUTOCHECKPOINT_PAGES: i32 = 1000;
 
+#[cfg(test)]
 pub(crate) fn connect(path: &Path, opts: &Options) -> Result<Connected> {
+    connect_keyed(path, opts, None)
+}
+
+/// A new connection to the file, keyed with `keyring`'s current key when it is encrypted.
+/// A key that does not open the file is an `Encryption` error.
+pub(crate) fn connect_keyed(
+    path: &Path,
+    opts: &Options,
+    keyring: Option<&Keyring>,
+) -> Result<Connected> {
     crate::lock_isolation::install();
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags)?;
+    let epoch = match keyring {
+        Some(k) => {
+            crate::cipher::quiet();
+            let epoch = k.apply(&conn)?;
+            if !crate::cipher::opens(&conn)? {
+                return Err(Error::Encryption(format!(
+                    "the queue's key no longer opens {} (rekeyed by another process?)",
+                    path.display()
+                )));
+            }
+            epoch
+        }
+        None => 0,
+    };
     // Set while the WAL hook checkpoints: a checkpoint after a commit must not wait.
     let no_wait = Arc::new(AtomicBool::new(false));
     let mut wait = super::busy::handler(opts.busy_timeout);
@@ -79,8 +108,9 @@ pub(crate) fn connect(path: &Path, opts: &Options) -> Result<Connected> {
         conn.pragma_update(None, "foreign_keys", on)?;
     }
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "secure_delete", true)?;
     conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES)?;
-    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let page = page_size(&conn)?;
     let page = page.max(512);
     if let Some(bytes) = opts.max_size {
         // Options::validate keeps bytes within i64.
@@ -129,7 +159,20 @@ pub(crate) fn connect(path: &Path, opts: &Options) -> Result<Connected> {
         conn,
         user_sql,
         no_wait,
+        epoch,
     })
+}
+
+/// `PRAGMA page_size`, which SQLCipher answers as text on a keyed connection.
+pub(crate) fn page_size(conn: &Connection) -> Result<i64> {
+    let v: rusqlite::types::Value = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    match v {
+        rusqlite::types::Value::Integer(n) => Ok(n),
+        rusqlite::types::Value::Text(t) => t
+            .parse()
+            .map_err(|_| Error::Storage(format!("unreadable page_size {t:?}"))),
+        other => Err(Error::Storage(format!("unreadable page_size {other:?}"))),
+    }
 }
 
 /// What the WAL hook does after each commit with `pages` frames in the WAL. SQLite's own
@@ -157,6 +200,18 @@ fn checkpoint_after_commit(
         let _ = checkpoint(CheckpointMode::TRUNCATE);
         no_wait.store(false, Ordering::Relaxed);
     }
+}
+
+/// After a purge: copies the WAL back and empties it (TRUNCATE), so the zeroed pages
+/// `secure_delete` wrote replace the old ones in the file and no frame of the `-wal` keeps
+/// a purged row. Gives up at once when a reader or writer is in the way; a later
+/// checkpoint does it then.
+pub(crate) fn scrub_wal(c: &Connected) {
+    c.no_wait.store(true, Ordering::Relaxed);
+    let _ = c
+        .conn
+        .wal_checkpoint_v2(None::<&str>, CheckpointMode::TRUNCATE);
+    c.no_wait.store(false, Ordering::Relaxed);
 }
 
 /// Copies the WAL back into the file without waiting for anyone (PASSIVE); when it
