@@ -6,7 +6,7 @@ DEMO_DB ?= ferrymq-demo.db
 PYTHON ?= python3
 VENV := target/venv-test
 
-.PHONY: bridge-deps test-brokers broker-tests demo-two-hosts console-deps test-console console-screenshots demo pipeline-deps test-pipeline test-soak kotlin-install test-kotlin bench-kotlin test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean dist test-dist check-version
+.PHONY: native-deps test-brokers broker-tests demo-two-hosts console-deps test-console console-screenshots demo pipeline-deps test-pipeline test-soak kotlin-install test-kotlin bench-kotlin test lint fmt test-rust examples test-python python-wheel test-node node-addon bench bench-quick bench-python bench-node clean dist test-dist check-version
 
 ## The main job: the payment pipeline (examples/payment-pipeline): a Python order service,
 ## Node payment centers, a Kotlin production service and a Rust logistics service as OS
@@ -18,22 +18,24 @@ demo: pipeline-deps
 ## example, the Python, Node and Kotlin packages, and a short run of the payment pipeline.
 test: lint test-rust test-brokers examples test-python test-node test-kotlin test-pipeline test-console test-soak
 
-lint: bridge-deps
+lint: native-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 
-test-rust: bridge-deps
+test-rust: native-deps
 	$(CARGO) test --workspace
 
-# The bridge (crate ferrymq-bridge, in the ferrymq command) links Debian's librdkafka
-# (librdkafka-dev, found through pkg-config): installed with apt when missing.
-bridge-deps:
-	@if ! pkg-config --exists rdkafka 2>/dev/null; then \
+# The C libraries the Rust crates link, installed with apt when missing: Debian's
+# librdkafka for the bridge (crate ferrymq-bridge, in the ferrymq command; found through
+# pkg-config) and OpenSSL's libcrypto for SQLCipher (every crate that builds core; the
+# release artifacts build their own, see scripts/dist/build.sh).
+native-deps:
+	@if ! pkg-config --exists rdkafka libcrypto 2>/dev/null; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq librdkafka-dev pkg-config; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq librdkafka-dev libssl-dev pkg-config; \
 	fi
 
 # The bridge against real brokers (bridge/tests/brokers.rs): Kafka 4.4.0 (KRaft, Maven
@@ -44,7 +46,7 @@ bridge-deps:
 # machine at a time on the default ports (19092-19093, 5682, 25682); FERRYMQ_KAFKA_PORT and
 # FERRYMQ_RABBITMQ_PORT move them.
 FERRYMQ_RELAY_KILLS ?= 50
-test-brokers: bridge-deps pipeline-deps
+test-brokers: native-deps pipeline-deps
 	$(CARGO) build -q -p ferrymq-cli
 	bash scripts/brokers/with-brokers.sh $(MAKE) --no-print-directory broker-tests
 
@@ -58,19 +60,19 @@ broker-tests:
 
 ## The payment pipeline as two hosts (two files) joined by Kafka and RabbitMQ through
 ## `ferrymq relay` processes, with the brokers started and stopped around it.
-demo-two-hosts: pipeline-deps bridge-deps
+demo-two-hosts: pipeline-deps native-deps
 	$(CARGO) build -q -p ferrymq-cli
 	bash scripts/brokers/with-brokers.sh $(VENV)/bin/python examples/payment-pipeline/run.py --two-hosts --db $(DEMO_DB)
 
 # Each example runs on a fresh file so none rots.
-examples:
+examples: native-deps
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(CARGO) run -q -p ferrymq-examples --bin demo -- "$$tmp/demo.db" && \
 	$(CARGO) run -q -p ferrymq-examples --bin order_outbox -- "$$tmp/outbox.db"
 
 # The wheel, built the way `pip install ./bindings-python` builds it (release, abi3),
 # installed in a fresh virtualenv.
-python-wheel:
+python-wheel: native-deps
 	rm -rf $(VENV) target/wheels
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q maturin pytest mypy "sqlalchemy>=2,<3" "selenium>=4.20,<5" "prometheus_client>=0.20" "opentelemetry-sdk>=1.20"
@@ -96,19 +98,19 @@ console-deps: python-wheel
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; \
 	fi
 
-test-console: console-deps bridge-deps
+test-console: console-deps native-deps
 	$(CARGO) build -q -p ferrymq-cli
 	FERRYMQ_BIN=$(CURDIR)/target/debug/ferrymq $(VENV)/bin/pytest -q cli/tests/console
 
 # The README's console screenshots (docs/images/console-*.png), from the same test.
-console-screenshots: console-deps bridge-deps
+console-screenshots: console-deps native-deps
 	$(CARGO) build -q -p ferrymq-cli
 	FERRYMQ_BIN=$(CURDIR)/target/debug/ferrymq FERRYMQ_SCREENSHOTS=$(CURDIR)/docs/images \
 	  $(VENV)/bin/pytest -q cli/tests/console/test_console.py
 
 # The addon, built by the package's own `npm install` (release, scripts/build.js), which
 # also installs the dev tools (typescript) the type-check needs.
-node-addon:
+node-addon: native-deps
 	cd bindings-node && npm install --no-audit --no-fund --loglevel=error
 
 # node:test (incl. a Node consumer of a Python producer, hence the wheel's venv, and the
@@ -129,11 +131,11 @@ $(NODE22):
 
 # The Kotlin package: cdylib, generated bindings, JUnit 5 (incl. a JVM consumer of a Python
 # producer, hence the wheel's venv).
-test-kotlin: python-wheel
+test-kotlin: python-wheel native-deps
 	FERRYMQ_PYTHON=$(CURDIR)/$(VENV)/bin/python bash bindings-kotlin/build.sh test
 
 # dev.ferrymq:ferrymq into the local Maven repository, as a JVM application depends on it.
-kotlin-install:
+kotlin-install: native-deps
 	bash bindings-kotlin/build.sh install
 
 # Everything the pipeline's services run on: the wheel, the Node addon (linked into the
@@ -157,10 +159,10 @@ test-soak: python-wheel node-addon
 	$(VENV)/bin/python tests/soak/soak.py --secs $(FERRYMQ_SOAK_SECS) --out target/soak
 
 ## Benchmarks against bare SQLite (see docs/benchmarks.md).
-bench:
+bench: native-deps
 	$(CARGO) run --release -p ferrymq-bench
 
-bench-quick:
+bench-quick: native-deps
 	$(CARGO) run --release -p ferrymq-bench -- --quick
 
 bench-python: python-wheel
@@ -177,7 +179,7 @@ bench-kotlin:
 ## Release artifacts (see the README's install section): the manylinux wheel and sdist, the
 ## npm tarballs (the JS package and its linux-x64-gnu addon), the Maven jar with sources,
 ## javadoc and POM, a CycloneDX SBOM each, and SHA256SUMS, into dist/.
-dist:
+dist: native-deps
 	bash scripts/dist/build.sh
 
 # Installs dist/ as a user would, on a machine without Rust: fresh venvs (Python 3.9 and
