@@ -30,6 +30,7 @@ pub struct Bare {
 impl Bare {
     pub fn open(path: &Path) -> BoxResult<Bare> {
         let c = Connection::open(path)?;
+        crate::workloads::key_connection(&c)?;
         c.busy_timeout(Duration::from_secs(5))?;
         let mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {

@@ -41,7 +41,8 @@ usage: ferrymq-bench [--quick] [--only W1,W1x8,W2,W3,W4,W5,DLQ] [--retained N] [
 
 environment:
   FERRYMQ_BENCH_SYNC=full     synchronous=FULL for ferrymq and the baseline (default normal)
-  FERRYMQ_BENCH_THREADS=N     publishing threads in W1x8 (default 8)";
+  FERRYMQ_BENCH_THREADS=N     publishing threads in W1x8 (default 8)
+  FERRYMQ_BENCH_KEY=1         every file encrypted (ferrymq's and the baseline's, one raw key)";
 
 const GROUPS: [&str; 7] = ["W1", "W1x8", "W2", "W3", "W4", "W5", "DLQ"];
 

@@ -75,6 +75,21 @@ fn knob(name: &str) -> Option<u64> {
     std::env::var(name).ok()?.parse().ok()
 }
 
+/// `FERRYMQ_BENCH_KEY=1`: every file of the run, ferrymq's and the baseline's, is
+/// encrypted with one raw key (SQLCipher's `x'...'` syntax), so that the ratio compares
+/// encrypted with encrypted and the run's absolute rates show what encryption costs.
+pub fn key() -> Option<String> {
+    (knob("FERRYMQ_BENCH_KEY") == Some(1)).then(|| format!("x'{}'", "5A".repeat(32)))
+}
+
+/// Keys a raw connection like ferrymq keys its own (before anything reads the file).
+pub fn key_connection(c: &rusqlite::Connection) -> rusqlite::Result<()> {
+    match key() {
+        Some(k) => c.pragma_update(None, "key", k),
+        None => Ok(()),
+    }
+}
+
 /// Opens (creating) the queue at `path` with the defaults and subscribes the group.
 /// `FERRYMQ_BENCH_MAX_INFLIGHT=n` subscribes it with `max_inflight(n)`,
 /// `FERRYMQ_BENCH_MAX_READY=n` opens with `max_ready(n)`, and `FERRYMQ_BENCH_SCHEDULE=1`
@@ -85,6 +100,9 @@ pub fn open(path: &Path) -> BoxResult<Queue> {
     let mut options = Options::default().synchronous(sync);
     if let Some(n) = knob("FERRYMQ_BENCH_MAX_READY") {
         options = options.max_ready(n);
+    }
+    if let Some(k) = key() {
+        options = options.key(ferrymq::Key::from_text(&k)?);
     }
     let q = Queue::open(path, options)?;
     let mut sub = SubscribeOptions::new();
@@ -278,6 +296,7 @@ pub fn write_rows(
     rows: &dyn Fn(&rusqlite::Transaction<'_>, i64, i64, i64) -> rusqlite::Result<()>,
 ) -> BoxResult<()> {
     let mut c = rusqlite::Connection::open(path)?;
+    key_connection(&c)?;
     c.busy_timeout(Duration::from_secs(5))?;
     c.pragma_update(None, "synchronous", "OFF")?;
     let topic_id: i64 = c.query_row(
