@@ -423,3 +423,27 @@ fn writer(role: &str, n: usize) {
     }
     println!("writer {role}: {n} published, {errors} retried");
 }
+
+#[test]
+fn many_queues_creating_one_encrypted_file_at_once_all_open_it() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let start = Arc::new(std::sync::Barrier::new(8));
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, start) = (path.clone(), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    let q = Queue::open(&path, Options::default().key(passphrase()))?;
+                    q.publish("t", b"x".as_slice(), PublishOptions::new())
+                })
+            })
+            .collect();
+        for o in openers {
+            if let Err(e) = o.join().unwrap() {
+                panic!("round {round}: {e}");
+            }
+        }
+    }
+}
