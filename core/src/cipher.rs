@@ -192,7 +192,29 @@ impl fmt::Debug for KeySource {
 }
 
 impl KeySource {
-    fn keys(&self) -> Result<Vec<Key>> {
+    /// Keys read from a file whenever they are needed: one per line (`Key::from_text`),
+    /// newest first, so an operator rotates by writing the new key above the old one.
+    pub fn file(path: impl Into<std::path::PathBuf>) -> KeySource {
+        let path = path.into();
+        KeySource::Provider(Arc::new(move || {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
+            keys_in(&text)
+        }))
+    }
+
+    /// Keys read from an environment variable whenever they are needed (as in `file`).
+    pub fn env(var: impl Into<String>) -> KeySource {
+        let var = var.into();
+        KeySource::Provider(Arc::new(move || {
+            let text = std::env::var(&var)
+                .map_err(|_| format!("the environment variable {var} holding the key is not set"))?;
+            keys_in(&text)
+        }))
+    }
+
+    /// The keys the source gives now (a provider is called), at least one.
+    pub fn keys(&self) -> Result<Vec<Key>> {
         let keys = match self {
             KeySource::Fixed(k) => vec![k.clone()],
             KeySource::Provider(p) => {
@@ -215,6 +237,15 @@ impl KeySource {
         }
         Ok(keys)
     }
+}
+
+/// One key per non-empty line.
+fn keys_in(text: &str) -> std::result::Result<Vec<Key>, String> {
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .map(|l| Key::from_text(l).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// What the file on disk is, from its first bytes.

@@ -8,7 +8,6 @@ use crate::progress;
 use ferrymq::{Key, KeySource, Queue};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Where the key of --db comes from.
 #[derive(Clone)]
@@ -22,29 +21,10 @@ impl KeyOrigin {
         file.map(KeyOrigin::File).or(env.map(KeyOrigin::Env))
     }
 
-    fn text(&self) -> std::result::Result<String, String> {
-        match self {
-            KeyOrigin::File(p) => std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read the key file {}: {e}", p.display())),
-            KeyOrigin::Env(var) => std::env::var(var)
-                .map_err(|_| format!("the environment variable {var} holding the key is not set")),
-        }
-    }
-
-    /// Every key it holds, one per line, newest first.
-    fn keys(&self) -> std::result::Result<Vec<Key>, String> {
-        self.text()?
-            .lines()
-            .map(str::trim_end)
-            .filter(|l| !l.is_empty())
-            .map(|l| Key::from_text(l).map_err(|e| e.to_string()))
-            .collect()
-    }
-
     /// The first (newest) key.
     fn first(&self) -> Result<Key> {
-        self.keys()
-            .map_err(Failure::usage)?
+        self.source()
+            .keys()?
             .into_iter()
             .next()
             .ok_or_else(|| Failure::usage("the key file or variable holds no key"))
@@ -52,8 +32,10 @@ impl KeyOrigin {
 
     /// A provider that reads the keys again each time it is asked (after a rotation).
     pub fn source(&self) -> KeySource {
-        let origin = self.clone();
-        KeySource::Provider(Arc::new(move || origin.keys()))
+        match self {
+            KeyOrigin::File(p) => KeySource::file(p),
+            KeyOrigin::Env(var) => KeySource::env(var),
+        }
     }
 }
 

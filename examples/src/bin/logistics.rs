@@ -2,9 +2,10 @@
 //! `production/done` and publishes `logistics/shipped` in the same transaction as its
 //! shipment row and the ack. Stops when its stdin closes.
 //!
-//! Run: `logistics DB`
+//! Run: `logistics DB`; with `FERRYMQ_KEY_FILE` set (the pipeline's `--encrypted`), the
+//! file is encrypted and its keys are read from that file (one per line, newest first).
 
-use ferrymq::{Options, PublishOptions, Queue, ReceiveOptions, Value};
+use ferrymq::{KeySource, Options, PublishOptions, Queue, ReceiveOptions, Value};
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +19,9 @@ fn main() -> ferrymq::Result<()> {
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
         flag.store(true, Ordering::SeqCst);
     });
-    let q = Queue::open(&db, Options::default())?;
+    let mut options = Options::default();
+    options.key = std::env::var_os("FERRYMQ_KEY_FILE").map(KeySource::file);
+    let q = Queue::open(&db, options)?;
     let wait = ReceiveOptions::new()
         .max(10)
         .wait(Duration::from_millis(200));
