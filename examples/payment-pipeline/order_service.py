@@ -4,6 +4,9 @@ on the service's own connection), then completes orders as `logistics/shipped` a
 acking in the same transaction as its UPDATE (exactly-once effect).
 
 Usage: order_service.py DB ORDERS POISON_IDS   (POISON_IDS: comma-separated, may be empty)
+With FERRYMQ_KEY_FILE set the file is encrypted: the service's own connection is then
+sqlcipher3's (the standard library's sqlite3 cannot read an encrypted file), keyed with
+the file's newest key, and the queue reads its keys from the same file.
 Stops when its stdin closes. Safe to SIGKILL and restart: an order and its message exist
 together or not at all, so a restart creates exactly the missing ones.
 """
@@ -11,6 +14,8 @@ together or not at all, so a restart creates exactly the missing ones.
 from __future__ import annotations
 
 import json
+import os
+import pathlib
 import sqlite3
 import sys
 import threading
@@ -18,9 +23,27 @@ import time
 
 import ferrymq
 
+KEY_FILE = os.environ.get("FERRYMQ_KEY_FILE")
+
+
+def keys() -> list[str]:
+    assert KEY_FILE
+    return [k for k in pathlib.Path(KEY_FILE).read_text().splitlines() if k]
+
+
+def connect(db: str) -> sqlite3.Connection:
+    """The service's own connection to the file (the outbox joins its transactions)."""
+    if not KEY_FILE:
+        return sqlite3.connect(db, timeout=30)
+    from sqlcipher3 import dbapi2  # type: ignore[import-not-found]
+
+    conn: sqlite3.Connection = dbapi2.connect(db, timeout=30)
+    conn.execute(f'PRAGMA key = "{keys()[0]}"')  # SQLCipher's syntax: a passphrase, or x'<hex>'
+    return conn
+
 
 def create_orders(db: str, orders: int, poison: set[int]) -> None:
-    conn = sqlite3.connect(db, timeout=30)
+    conn = connect(db)
     try:
         for i in range(1, orders + 1):
             with conn:  # commits the order and its message together, or neither
@@ -43,7 +66,7 @@ def main() -> None:
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
 
     create_orders(db, orders, poison)
-    with ferrymq.Queue(db) as q:
+    with ferrymq.Queue(db, key=keys if KEY_FILE else None) as q:
         print("orders created", flush=True)
 
         while not stop.is_set():

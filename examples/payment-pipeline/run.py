@@ -11,8 +11,12 @@ ingress brings it into B's file, where production and logistics run; B relays
 logistics/shipped to RabbitMQ and A's ingress brings it back. Each host's bridge is a
 `ferrymq relay --config` process, SIGKILLed twice mid-run.
 
+With --encrypted the file is encrypted: a random passphrase goes into a key file next to
+the logs, every service reads its keys from the file named by FERRYMQ_KEY_FILE (one per
+line, newest first), and the order service's own connection is sqlcipher3's.
+
 Usage: run.py [--db FILE] [--orders N] [--poison IDS] [--no-kill] [--timeout S]
-              [--two-hosts --kafka HOST:PORT --amqp URI]
+              [--two-hosts --kafka HOST:PORT --amqp URI] [--encrypted]
 Exit status 0 when the reconciliation holds: every order completed exactly once or in the
 dead-letter queue with its reason, and no money moved twice.
 """
@@ -23,6 +27,7 @@ import argparse
 import json
 import os
 import pathlib
+import secrets
 import shutil
 import subprocess
 import sys
@@ -46,6 +51,14 @@ SCHEMA = [
 ]
 
 
+def open_queue(db: pathlib.Path) -> ferrymq.Queue:
+    """The queue, encrypted when FERRYMQ_KEY_FILE names its key file (--encrypted)."""
+    keyfile = os.environ.get("FERRYMQ_KEY_FILE")
+    if not keyfile:
+        return ferrymq.Queue(db)
+    return ferrymq.Queue(db, key=lambda: [k for k in pathlib.Path(keyfile).read_text().splitlines() if k])
+
+
 def ms(*delays: int) -> list[float]:
     return [d / 1000 for d in delays]
 
@@ -65,7 +78,7 @@ def setup(db: pathlib.Path, groups: list[tuple[str, str, str]]) -> None:
         "payment-center": ferrymq.RetryPolicy.fixed(ms(100, 200, 400, 800, 1600)),
         "production": ferrymq.RetryPolicy.fixed(ms(200, 500, 1000, 2000)),
     }
-    with ferrymq.Queue(db) as q:
+    with open_queue(db) as q:
         with q.transaction() as tx:
             for sql in SCHEMA:
                 tx.execute(sql)
@@ -242,13 +255,22 @@ def main() -> int:
     parser.add_argument("--amqp", default=os.environ.get("FERRYMQ_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5682/%2f"))
     parser.add_argument("--ferrymq", default=str(ROOT / "target" / "debug" / "ferrymq"),
                         help="the ferrymq command the relays run (built with its relay feature)")
+    parser.add_argument("--encrypted", action="store_true",
+                        help="an encrypted file, its passphrase in a key file every service reads")
     args = parser.parse_args()
+    if args.encrypted and args.two_hosts:
+        parser.error("--encrypted runs on one host (the relay's config has no key yet)")
 
     db: pathlib.Path = args.db.resolve()
     db_b = db.with_name(f"{db.stem}-host-b{db.suffix}")
     logdir = db.parent / f"{db.name}.logs"
     shutil.rmtree(logdir, ignore_errors=True)
     logdir.mkdir(parents=True)
+    if args.encrypted:
+        keyfile = logdir / "key"
+        keyfile.write_text(secrets.token_hex(16) + "\n")
+        keyfile.chmod(0o600)
+        os.environ["FERRYMQ_KEY_FILE"] = str(keyfile)  # for the services, started below
     plant_db = db_b if args.two_hosts else db
     if args.two_hosts:
         setup(db, ORDER_SIDE + [RELAY_A])
@@ -280,6 +302,7 @@ def main() -> int:
         services["relay-host-b"] = Service("relay-host-b", [args.ferrymq, "relay", "--config", str(b)])
         bridges = ["relay-host-a", "relay-host-b"]
     print(f"ferrymq payment pipeline on {db}" + (f" and {db_b}" if args.two_hosts else "")
+          + (" (encrypted)" if args.encrypted else "")
           + f" ({args.orders} orders, poison: {args.poison or 'none'})")
     # Every payment center, restarted ones included, carries the fault: it can fire only
     # once, because after the charge the bank reports the order as charged and nobody
@@ -296,9 +319,9 @@ def main() -> int:
     kills: list[str] = []
     restarts: list[str] = []
     started = time.monotonic()
-    host_b = ferrymq.Queue(db_b) if args.two_hosts else None
+    host_b = open_queue(db_b) if args.two_hosts else None
     bridge_kills = 0
-    with ferrymq.Queue(db) as q:
+    with open_queue(db) as q:
         while True:
             time.sleep(0.1)
             now = snapshot(q, host_b)
