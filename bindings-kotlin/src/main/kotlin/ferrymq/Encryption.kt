@@ -30,7 +30,8 @@ class Key private constructor(internal val ffi: FfiKey) {
  * the old one. Asked when the queue opens and again whenever its key stops opening the
  * file (after a [Queue.rekey] by another queue or process), from any thread. Throwing (or
  * returning no key) makes that open or call fail with [FerrymqException.Encryption]
- * naming the exception's message.
+ * naming the exception's message. Keep it to fetching keys: it runs while the queue waits
+ * for it, so it must not call that queue.
  */
 fun interface KeyProvider {
     fun keys(): List<Key>
