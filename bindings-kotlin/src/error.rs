@@ -32,6 +32,10 @@ pub enum FfiError {
     Full {
         reason: String,
     },
+    /// After `Full`, for the same reason.
+    Encryption {
+        reason: String,
+    },
 }
 
 impl FfiError {
@@ -50,7 +54,8 @@ impl FfiError {
             | FfiError::Busy { reason }
             | FfiError::Storage { reason }
             | FfiError::Callback { reason }
-            | FfiError::Full { reason } => reason,
+            | FfiError::Full { reason }
+            | FfiError::Encryption { reason } => reason,
         }
     }
 }
@@ -74,6 +79,7 @@ impl From<ferrymq::Error> for FfiError {
             ErrorKind::Busy => FfiError::Busy { reason },
             ErrorKind::Callback => FfiError::Callback { reason },
             ErrorKind::Full => FfiError::Full { reason },
+            ErrorKind::Encryption => FfiError::Encryption { reason },
             // Storage, and any kind a newer core adds, until this binding names it.
             _ => FfiError::Storage { reason },
         }

@@ -8,7 +8,8 @@
 //!   NaN and infinite values are `InvalidArgument`, never a panic);
 //! - counts and limits go in as `i64` and are range-checked here;
 //! - times come out as `SystemTime` (Kotlin `java.time.Instant`);
-//! - callbacks (checker, worker handler) report failure as a value, never by unwinding.
+//! - callbacks (checker, worker handler, key provider) report failure as a value, never
+//!   by unwinding.
 
 uniffi::setup_scaffolding!();
 
@@ -19,6 +20,7 @@ mod delivery;
 mod error;
 mod fast;
 mod handles;
+mod keys;
 mod queue;
 mod sql;
 mod trace;
@@ -29,6 +31,7 @@ pub use callbacks::{CheckAnswer, FfiChecker, FfiHandler};
 pub use consumer::FfiConsumer;
 pub use delivery::{FfiDelivery, FfiHalfMessage, FfiReceiveSlot, FfiWorker, Received};
 pub use error::FfiError;
+pub use keys::{FfiKey, FfiKeyProvider, KeysAnswer};
 pub use queue::{FfiManualClock, FfiQueue, FfiRetryPolicy};
 pub use sql::{SqlAckRow, SqlPublishRow};
 pub use trace::TraceContext;

@@ -4,8 +4,9 @@
 use crate::callbacks::{self, FfiChecker, FfiHandler};
 use crate::convert::{self, MessageArgs, PublishArgs, ReceiveArgs, count, int, opt_secs, secs};
 use crate::delivery::{FfiHalfMessage, FfiReceiveSlot, FfiWorker};
-use crate::error::FfiResult;
+use crate::error::{FfiError, FfiResult};
 use crate::handles::Registry;
+use crate::keys::{self, FfiKey, FfiKeyProvider};
 use crate::tx::FfiTransaction;
 use crate::views::{DeadLetter, MessageInfo, MessageState, Stats};
 use ferrymq::{Clock, Options, Queue, SubscribeOptions};
@@ -29,6 +30,11 @@ pub struct OpenArgs {
     pub foreign_keys: Option<bool>,
     #[uniffi(default = None)]
     pub max_ready: Option<i64>,
+    /// Encryption at rest: a key, or a provider of the keys to try (not both).
+    #[uniffi(default = None)]
+    pub key: Option<Arc<FfiKey>>,
+    #[uniffi(default = None)]
+    pub key_provider: Option<Arc<dyn FfiKeyProvider>>,
 }
 
 impl OpenArgs {
@@ -66,6 +72,14 @@ impl OpenArgs {
         }
         if let Some(n) = self.max_ready {
             o = o.max_ready(int("max_ready", n)?);
+        }
+        match (self.key, self.key_provider) {
+            (Some(_), Some(_)) => {
+                return Err(FfiError::invalid("give a key or a key provider, not both"));
+            }
+            (Some(k), None) => o = o.key(k.key.clone()),
+            (None, Some(p)) => o = o.key_provider(keys::provider(p)),
+            (None, None) => {}
         }
         Ok(o)
     }
@@ -261,6 +275,11 @@ impl FfiQueue {
 
     pub fn now(&self) -> SystemTime {
         self.q.now()
+    }
+
+    /// Rewrites the encrypted file under `key` (`ferrymq::Queue::rekey`).
+    pub fn rekey(&self, key: Arc<FfiKey>) -> FfiResult<()> {
+        Ok(self.q.rekey(key.key.clone())?)
     }
 
     #[allow(clippy::too_many_arguments)]

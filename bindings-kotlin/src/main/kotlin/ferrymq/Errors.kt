@@ -34,6 +34,12 @@ sealed class FerrymqException(message: String, cause: Throwable? = null) : Excep
      * waiting messages; nothing was written. Retry once the group has caught up.
      */
     class Full(message: String, cause: Throwable? = null) : FerrymqException(message, cause)
+
+    /**
+     * Encryption at rest: a wrong or missing key, a key given for a plain file, a key
+     * provider that failed (its message is named), or a rekey that failed.
+     */
+    class Encryption(message: String, cause: Throwable? = null) : FerrymqException(message, cause)
 }
 
 /** [cause]: what the error was made from, when it came from outside ferrymq (a JDBC driver's exception). */
@@ -46,6 +52,7 @@ internal fun FfiException.toFerrymq(cause: Throwable? = null): FerrymqException 
     is FfiException.Storage -> FerrymqException.Storage(reason, cause)
     is FfiException.Callback -> FerrymqException.Callback(reason, cause)
     is FfiException.Full -> FerrymqException.Full(reason, cause)
+    is FfiException.Encryption -> FerrymqException.Encryption(reason, cause)
 }
 
 /**

@@ -62,7 +62,11 @@ class Queue private constructor(
          * 1,000,000) makes a publish whose message would go to a consumer group that
          * already has that many waiting (ready, scheduled or retrying; not inflight) fail
          * with [FerrymqException.Full], writing nothing; it is this queue's own limit, not
-         * the file's. [testClock] is for tests only: a clock that moves only when told
+         * the file's. [key] opens (or creates) an encrypted file; [keyProvider] instead
+         * gives the keys to try, newest first, and is asked again when the key stops
+         * opening the file (see [KeyProvider]). A key for a plain file, none for an
+         * encrypted one, or a wrong one: [FerrymqException.Encryption], the file
+         * untouched. [testClock] is for tests only: a clock that moves only when told
          * (see [ManualClock]).
          */
         fun open(
@@ -80,6 +84,8 @@ class Queue private constructor(
             maxReady: Long? = null,
             dispatcher: CoroutineDispatcher = Dispatchers.IO,
             testClock: ManualClock? = null,
+            key: Key? = null,
+            keyProvider: KeyProvider? = null,
         ): Queue {
             val args = OpenArgs(
                 synchronous = synchronous.name.lowercase(),
@@ -93,6 +99,8 @@ class Queue private constructor(
                 maxSize = maxSize,
                 foreignKeys = foreignKeys,
                 maxReady = maxReady,
+                key = key?.ffi,
+                keyProvider = keyProvider?.let(::KeyProviderAdapter),
             )
             return Queue(native { FfiQueue.open(path, args, testClock?.ffi) }, dispatcher)
         }
@@ -114,6 +122,14 @@ class Queue private constructor(
 
     /** [close] without blocking the caller's thread. */
     suspend fun shutdown(): Unit = io { ffi.closeQueue() }
+
+    /**
+     * Rewrites every page of the encrypted file under [key], in one transaction. Other
+     * queues on the file (any process) then need the new key: a [KeyProvider] listing it
+     * first lets them follow without an error. On a plain file:
+     * [FerrymqException.InvalidArgument] (encrypt a copy with `ferrymq encrypt`).
+     */
+    suspend fun rekey(key: Key): Unit = io { ffi.rekey(key.ffi) }
 
     /**
      * Creates consumer group [group] on [topic], or updates its settings. [maxInflight]

@@ -155,6 +155,7 @@ class ErrorsTest {
             FfiException.Storage("f") to FerrymqException.Storage::class,
             FfiException.Callback("g") to FerrymqException.Callback::class,
             FfiException.Full("h") to FerrymqException.Full::class,
+            FfiException.Encryption("i") to FerrymqException.Encryption::class,
         )
         for ((ffi, kind) in cases) {
             val e = ffi.toFerrymq()

@@ -26,7 +26,10 @@ import kotlin.time.Duration.Companion.milliseconds
 /**
  * The Kotlin runner of the shared scenarios in tests/scenarios/\*.json (format in that
  * folder's README). The Rust, Python and Node runners execute the same files; a scenario
- * that passes there and fails here is a bug in this binding.
+ * that passes there and fails here is a bug in this binding. Each file runs twice: on a
+ * plain file, and on a file encrypted with [SCENARIO_PASSPHRASE] (as the Rust runner does),
+ * where the steps on the caller's own connection use a SQLCipher-capable driver
+ * ([SqlCipherJdbc]).
  */
 class ScenariosTest {
     @TestFactory
@@ -36,22 +39,25 @@ class ScenariosTest {
         val files = Files.list(dir).use { s -> s.filter { it.name.endsWith(".json") }.sorted().toList() }
         // Fewer files than written means the runner is not looking where it should: fail.
         assertTrue(files.size >= 13, "expected at least 13 scenario files in $dir, found ${files.size}")
-        return files.map { f ->
-            val scenario = JSONObject(f.readText())
-            DynamicTest.dynamicTest("${f.name}: ${scenario.getString("name")}") {
-                // A scenario may name the languages that run it (see its README).
-                val langs = scenario.optJSONArray("languages")
-                Assumptions.assumeTrue(
-                    langs == null || (0 until langs.length()).any { langs.getString(it) == "kotlin" },
-                    "this scenario does not list kotlin in \"languages\"",
-                )
-                runScenario(f.name, scenario)
+        return listOf(null, SCENARIO_PASSPHRASE).flatMap { passphrase ->
+            files.map { f ->
+                val scenario = JSONObject(f.readText())
+                val variant = if (passphrase == null) "" else " (encrypted)"
+                DynamicTest.dynamicTest("${f.name}$variant: ${scenario.getString("name")}") {
+                    // A scenario may name the languages that run it (see its README).
+                    val langs = scenario.optJSONArray("languages")
+                    Assumptions.assumeTrue(
+                        langs == null || (0 until langs.length()).any { langs.getString(it) == "kotlin" },
+                        "this scenario does not list kotlin in \"languages\"",
+                    )
+                    runScenario(f.name, scenario, passphrase)
+                }
             }
         }
     }
 
-    private fun runScenario(file: String, scenario: JSONObject) = runBlocking {
-        val r = Runner(scenario.optJSONObject("queue") ?: JSONObject())
+    private fun runScenario(file: String, scenario: JSONObject, passphrase: String?) = runBlocking {
+        val r = Runner(scenario.optJSONObject("queue") ?: JSONObject(), passphrase)
         val steps = scenario.getJSONArray("steps")
         for (i in 0 until steps.length()) {
             val s = steps.getJSONObject(i)
@@ -68,10 +74,16 @@ class ScenariosTest {
             if (s.has("expect")) checkSubset(r.resolve(plain(s.get("expect"))), out, at)
         }
         if (!r.q.isClosed) r.q.close()
+        // The encrypted run did run on an encrypted file.
+        val header = Files.newInputStream(r.db).use { it.readNBytes(15) }.decodeToString()
+        assertEquals(passphrase == null, header == "SQLite format 3", "$file: the file's first bytes are \"$header\"")
     }
 }
 
 private const val START_MS = 1_700_000_000_000L
+
+/** The passphrase of the encrypted run (the Rust runner's). */
+private const val SCENARIO_PASSPHRASE = "scenario passphrase"
 
 private fun code(e: FerrymqException): String = when (e) {
     is FerrymqException.InvalidArgument -> "INVALID_ARGUMENT"
@@ -82,6 +94,7 @@ private fun code(e: FerrymqException): String = when (e) {
     is FerrymqException.Storage -> "STORAGE"
     is FerrymqException.Callback -> "CALLBACK"
     is FerrymqException.Full -> "FULL"
+    is FerrymqException.Encryption -> "ENCRYPTION"
 }
 
 /** A JSON value as plain Kotlin: Map, List, Long, Double, String, Boolean or null. */
@@ -158,12 +171,14 @@ private fun JSONObject.params(): Array<Any?> = optJSONArray("params")?.let { a -
 /** The scenario's own transaction callback failing on purpose. */
 private class ScenarioFailure : RuntimeException("the scenario's callback failed")
 
-private class Runner(queue: JSONObject) {
+/** [passphrase]: the file is encrypted with it (null: a plain file). */
+private class Runner(queue: JSONObject, val passphrase: String?) {
     val clock = ManualClock(START_MS)
     val db: Path = tempDb()
     val q = Queue.open(
         db.toString(),
         testClock = clock,
+        key = passphrase?.let(Key::fromText),
         checkAfter = queue.msOrNull("check_after_ms"),
         checkInterval = queue.msOrNull("check_interval_ms"),
         checkMax = queue.optLongOrNull("check_max")?.toInt(),
@@ -375,10 +390,11 @@ private class Runner(queue: JSONObject) {
      * [block] on a sqlite-jdbc connection of its own to the queue's file (beside the
      * runner's queue, in this JVM), after the step's `execute` statements, in one
      * transaction: committed, or rolled back when the step says `rollback` or fails; then
-     * the connection is closed.
+     * the connection is closed. On an encrypted file the connection is the
+     * SQLCipher-capable driver's, keyed with the passphrase (xerial's cannot read it).
      */
     fun <T> onOwnConnection(s: JSONObject, block: (Connection) -> T): T =
-        DriverManager.getConnection("jdbc:sqlite:$db").use { c ->
+        ownConnection().use { c ->
             c.autoCommit = false
             val out = try {
                 s.optJSONArray("execute")?.let { a ->
@@ -398,6 +414,9 @@ private class Runner(queue: JSONObject) {
             if (s.optBoolean("rollback")) c.rollback() else c.commit()
             out
         }
+
+    private fun ownConnection(): Connection =
+        passphrase?.let { SqlCipherJdbc.connect(db, it) } ?: DriverManager.getConnection("jdbc:sqlite:$db")
 
     suspend fun transaction(s: JSONObject) {
         try {
