@@ -1,13 +1,17 @@
 //! The dead-letter queue of a consumer group: listing (letters, or just their ids page by
 //! page), redrive (replay with fresh retries) and purge, of all letters or given ids. Bulk runs page by message id, cover what was dead when they
 //! started, and keep each write transaction short so publishers are not held behind them.
+//! Each redrive and purge is recorded in the audit trail: given ids in their own
+//! transaction, a whole run after its last (`audit::after_run`).
 
+use crate::audit;
 use crate::clock::duration_to_ms;
 use crate::error::Result;
 use crate::inner::Inner;
 use crate::model::DeadLetter;
 use crate::store;
 use crate::validate;
+use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,20 +41,27 @@ pub(crate) fn dead_letters(
 /// given message ids. Returns how many were dead and are now replayed. `None` covers
 /// the letters dead when the call started, each at most once, oldest message first,
 /// a short transaction at a time: a letter that dies again meanwhile stays dead.
-pub(crate) fn redrive(inner: &Arc<Inner>, group: &str, ids: Option<&[i64]>) -> Result<u64> {
+pub(crate) fn redrive(
+    inner: &Arc<Inner>,
+    group: &str,
+    ids: Option<&[i64]>,
+    reason: Option<&str>,
+) -> Result<u64> {
     validate::name("consumer group", group)?;
     let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
     match ids {
         Some(ids) => inner.write(true, |c| {
-            let mut ids = ids.to_vec();
-            ids.sort_unstable();
+            let mut sorted = ids.to_vec();
+            sorted.sort_unstable();
             let mut n = 0;
-            for &id in &ids {
+            for &id in &sorted {
                 n += u64::from(store::dlq::redrive_one(c, group_id, id, inner.now())?);
             }
+            let detail = json!({ "ids": ids, "count": n });
+            audit::record(c, inner, "redrive", group, Some(detail), reason)?;
             Ok(n)
         }),
-        None => redrive_all(inner, group_id, &mut |_, _| {}),
+        None => redrive_all(inner, group, group_id, &mut |_, _| {}, reason),
     }
 }
 
@@ -63,25 +74,32 @@ pub(crate) fn redrive_observed(
     inner: &Arc<Inner>,
     group: &str,
     between: &mut dyn FnMut(Duration, Duration),
+    reason: Option<&str>,
 ) -> Result<u64> {
     validate::name("consumer group", group)?;
     let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
-    redrive_all(inner, group_id, between)
+    redrive_all(inner, group, group_id, between, reason)
 }
 
 fn redrive_all(
     inner: &Arc<Inner>,
+    group: &str,
     group_id: i64,
     hold: &mut dyn FnMut(Duration, Duration),
+    reason: Option<&str>,
 ) -> Result<u64> {
-    dead_in_chunks(
-        inner,
-        true,
-        i64::MAX,
-        group_id,
-        hold,
-        store::dlq::redrive_one,
-    )
+    let asked = json!({ "ids": null });
+    audit::after_run(inner, "redrive", group, asked, "count", reason, |done| {
+        dead_in_chunks(
+            inner,
+            true,
+            i64::MAX,
+            group_id,
+            hold,
+            store::dlq::redrive_one,
+            done,
+        )
+    })
 }
 
 /// Deletes dead letters (all, or those dead for at least `older_than`) that were
@@ -90,6 +108,7 @@ pub(crate) fn purge_dead_letters(
     inner: &Arc<Inner>,
     group: &str,
     older_than: Option<Duration>,
+    reason: Option<&str>,
 ) -> Result<u64> {
     validate::name("consumer group", group)?;
     if let Some(d) = older_than {
@@ -97,13 +116,25 @@ pub(crate) fn purge_dead_letters(
     }
     let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
     let cutoff = older_than.map_or(i64::MAX, |d| inner.now() - duration_to_ms(d));
-    dead_in_chunks(
+    let asked = json!({ "older_than_ms": older_than.map(duration_to_ms) });
+    audit::after_run(
         inner,
-        false,
-        cutoff,
-        group_id,
-        &mut |_, _| {},
-        |c, g, id, _| store::dlq::purge_one(c, g, id),
+        "purge_dead_letters",
+        group,
+        asked,
+        "count",
+        reason,
+        |done| {
+            dead_in_chunks(
+                inner,
+                false,
+                cutoff,
+                group_id,
+                &mut |_, _| {},
+                |c, g, id, _| store::dlq::purge_one(c, g, id),
+                done,
+            )
+        },
     )
 }
 
@@ -112,7 +143,8 @@ pub(crate) fn purge_dead_letters(
 /// start (the highest dead id, the clock) and visits each id once, so letters that die
 /// again while it runs (a consumer failing the redriven ones) cannot keep it going.
 /// Each transaction stops after `DEAD_PAGE` rows or `DEAD_HOLD`, whichever comes
-/// first, so publishers never wait long for the write lock.
+/// first, so publishers never wait long for the write lock. Adds to `total` as each
+/// transaction commits, so a run that fails midway has counted what it did.
 fn dead_in_chunks(
     inner: &Arc<Inner>,
     wake: bool,
@@ -120,13 +152,13 @@ fn dead_in_chunks(
     group_id: i64,
     hold: &mut dyn FnMut(Duration, Duration),
     apply: impl Fn(&rusqlite::Connection, i64, i64, i64) -> Result<bool>,
-) -> Result<u64> {
+    total: &mut u64,
+) -> Result<()> {
     let cutoff = cutoff.min(inner.now());
     let Some(through) = inner.read(|c| store::dlq::last_dead_id(c, group_id))? else {
-        return Ok(0);
+        return Ok(());
     };
     let mut after = 0;
-    let mut total = 0;
     loop {
         let (mut granted, mut worked) = (None, Duration::ZERO);
         let (last, n, done) = inner.write(wake, |c| {
@@ -148,10 +180,10 @@ fn dead_in_chunks(
         if let Some(t0) = granted {
             hold(worked, t0.elapsed());
         }
-        total += n;
+        *total += n;
         after = last;
         if done {
-            return Ok(total);
+            return Ok(());
         }
     }
 }
@@ -181,7 +213,12 @@ pub(crate) fn dead_letter_ids(
 
 /// Deletes the given dead letters of the group (ids that are not dead there are
 /// skipped) in one transaction; returns how many went.
-pub(crate) fn purge_dead_letter_ids(inner: &Arc<Inner>, group: &str, ids: &[i64]) -> Result<u64> {
+pub(crate) fn purge_dead_letter_ids(
+    inner: &Arc<Inner>,
+    group: &str,
+    ids: &[i64],
+    reason: Option<&str>,
+) -> Result<u64> {
     validate::name("consumer group", group)?;
     let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
     inner.write(false, |c| {
@@ -189,6 +226,15 @@ pub(crate) fn purge_dead_letter_ids(inner: &Arc<Inner>, group: &str, ids: &[i64]
         for &id in ids {
             n += u64::from(store::dlq::purge_one(c, group_id, id)?);
         }
+        let detail = json!({ "ids": ids, "count": n });
+        audit::record(
+            c,
+            inner,
+            "purge_dead_letter_ids",
+            group,
+            Some(detail),
+            reason,
+        )?;
         Ok(n)
     })
 }

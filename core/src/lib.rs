@@ -46,6 +46,7 @@
 //! [`metrics`] renders the counts for Prometheus; `trace` holds the W3C trace-context
 //! headers the bindings put on messages and read back.
 
+mod audit;
 mod clock;
 mod commit;
 mod consume;
@@ -76,6 +77,7 @@ mod validate;
 mod wake;
 mod worker;
 
+pub use audit::AuditRecord;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consume::{Consume, Consumer, ConsumerOptions};
 pub use error::{Error, ErrorKind, Result};
@@ -143,6 +145,8 @@ pub const VERBS: &[&str] = &[
     "unschedule",
     "schedules",
     "metrics",
+    "with_reason",
+    "audit",
 ];
 
 /// The verbs of a transaction (`Transaction`, the `tx` of `q.transaction`) that every
@@ -161,6 +165,8 @@ pub const TX_VERBS: &[&str] = &[
 
 /// Limits on input, for bindings and callers that check before calling.
 pub mod limits {
+    /// Most bytes of a `Queue::with_reason` reason.
+    pub use crate::audit::MAX_REASON_LEN;
     pub use crate::validate::{
         MAX_BATCH, MAX_DURATION, MAX_FLOW_LIMIT, MAX_HEADERS_BYTES, MAX_KEY_LEN, MAX_NAME_LEN,
         MAX_PAYLOAD, MAX_PRIORITY, MAX_RATE, MAX_RECEIVE, MAX_TAG_LEN, MIN_MAX_SIZE,
