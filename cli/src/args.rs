@@ -50,6 +50,11 @@ pub struct Cli {
     /// Print JSON for scripts (shapes in cli/README.md) instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Why: recorded in the file's audit trail with the action (pause, resume,
+    /// unschedule, dlq redrive and purge, half commit and rollback, purge-acked, vacuum);
+    /// refused with any other command. At most 1,000 bytes.
+    #[arg(long, global = true, value_name = "TEXT")]
+    pub reason: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -149,6 +154,18 @@ pub enum Command {
     },
     /// PRAGMA integrity_check, schema version and application id; exit 1 if not ok.
     Check,
+    /// The audit trail: operator actions (who, when, what, why), oldest first.
+    Audit {
+        /// The queue file (instead of --db).
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Only records with ids above ID.
+        #[arg(long, value_name = "ID")]
+        after: Option<i64>,
+        /// At most N records (1-10000).
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: usize,
+    },
     /// Write a topic's committed messages as JSON lines (to stdout or --output).
     Export {
         topic: String,

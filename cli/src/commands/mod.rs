@@ -16,15 +16,30 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Command::Relay { config } = &cli.command {
         return relay(config);
     }
-    // `serve FILE` names the file itself.
+    // `serve FILE` and `audit FILE` name the file themselves.
     let db = match &cli.command {
         Command::Serve(s) => s.file.clone().or(cli.db),
+        Command::Audit { file, .. } => file.clone().or(cli.db),
         _ => cli.db,
     };
     let path = db.ok_or_else(|| {
         Failure::usage("the queue file is missing: give --db PATH or set FERRYMQ_DB")
     })?;
     let json = cli.json;
+    if cli.reason.is_some() && !records_audit(&cli.command) {
+        return Err(Failure::usage(
+            "--reason goes with a command the audit trail records (pause, resume, \
+             unschedule, dlq redrive, dlq purge, half commit, half rollback, purge-acked, \
+             vacuum); this one records nothing",
+        ));
+    }
+    let open = |path: &Path| -> Result<Queue> {
+        let q = open(path)?;
+        Ok(match &cli.reason {
+            Some(r) => q.with_reason(r.as_str())?,
+            None => q,
+        })
+    };
     match cli.command {
         Command::Stats { watch } => look::stats(&open(&path)?, json, watch),
         Command::Topics => look::topics(&open(&path)?, json),
@@ -69,6 +84,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Vacuum { pages } => maintain::vacuum(&open(&path)?, json, pages),
         Command::Check => maintain::check(&open(&path)?, json),
+        Command::Audit { after, limit, .. } => look::audit(&open(&path)?, json, after, limit),
         Command::Export {
             topic,
             from_id,
@@ -85,6 +101,21 @@ pub fn run(cli: Cli) -> Result<()> {
             transfer::import(&q, json, &records, &key_prefix)
         }
     }
+}
+
+/// Whether the command performs an action the audit trail records.
+fn records_audit(command: &Command) -> bool {
+    use crate::args::{Dlq, Half};
+    matches!(
+        command,
+        Command::Pause { .. }
+            | Command::Resume { .. }
+            | Command::Unschedule { .. }
+            | Command::PurgeAcked { .. }
+            | Command::Vacuum { .. }
+            | Command::Dlq(Dlq::Redrive { .. } | Dlq::Purge { .. })
+            | Command::Half(Half::Commit { .. } | Half::Rollback { .. })
+    )
 }
 
 fn open(path: &Path) -> Result<Queue> {
