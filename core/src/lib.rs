@@ -185,6 +185,8 @@ pub mod defaults {
     pub const HALF_MESSAGES_LIMIT: usize = 1000;
     /// `dead_letters` without a limit.
     pub const DEAD_LETTERS_LIMIT: usize = 100;
+    /// `audit` without a limit.
+    pub const AUDIT_LIMIT: usize = 100;
     /// `purge_acked` without an age: a week, so an operator can still look a message up.
     pub const PURGE_ACKED_OLDER_THAN: Duration = Duration::from_secs(7 * 86_400);
     /// `Transaction::inbox` without a window: a week. It must outlast every redelivery of
