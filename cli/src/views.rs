@@ -205,6 +205,26 @@ pub fn dead_letter(group: &str, d: &DeadLetter) -> Value {
     })
 }
 
+/// One audit record; `detail` is the JSON the core stored, parsed back.
+pub fn audit(r: &AuditRecord) -> Value {
+    let detail = r
+        .detail
+        .as_deref()
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d)));
+    json!({
+        "id": r.id,
+        "at": time(r.at),
+        "action": r.action,
+        "target": r.target,
+        "detail": detail,
+        "pid": r.pid,
+        "process": r.process,
+        "host": r.host,
+        "user": r.user,
+        "reason": r.reason,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,24 +246,4 @@ mod tests {
         assert_eq!(payload(&[0xff]).1, "base64");
         assert!(decode_payload("x", "hex").is_err());
     }
-}
-
-/// One audit record; `detail` is the JSON the core stored, parsed back.
-pub fn audit(r: &AuditRecord) -> Value {
-    let detail = r
-        .detail
-        .as_deref()
-        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d)));
-    json!({
-        "id": r.id,
-        "at": time(r.at),
-        "action": r.action,
-        "target": r.target,
-        "detail": detail,
-        "pid": r.pid,
-        "process": r.process,
-        "host": r.host,
-        "user": r.user,
-        "reason": r.reason,
-    })
 }
