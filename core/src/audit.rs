@@ -6,10 +6,11 @@
 //! The rule: an action that is one write transaction calls [`record`] inside that
 //! transaction, so the record exists if and only if the action committed, and an action
 //! that fails (rolls back) leaves none. A bulk run of several transactions (`redrive` or
-//! `purge_dead_letters` of a whole DLQ, `purge_acked`, `vacuum`) records once, in one more
-//! transaction after its last, with what it did ([`after_run`]); if it stops on an error
-//! after some of its transactions committed, that record still goes in, with the count
-//! done so far and the error, since those changes happened. Actions that changed nothing
+//! `purge_dead_letters` of a whole DLQ, `purge_acked`, `vacuum`) records once, inside its
+//! last transaction, with the total ([`bulk`], [`Bulk::finish`]); a run that had nothing
+//! to write records in a transaction of its own. If it stops on an error after some of
+//! its transactions committed, a record still goes in, with the count done so far and the
+//! error, since those changes happened. Actions that changed nothing
 //! (a pause of a paused group, a redrive of ids that are not dead) record what was asked
 //! with a count of 0 or `"changed": false`: the trail shows every decision an operator made.
 
@@ -97,35 +98,78 @@ pub(crate) fn record(
     sql::insert(conn, &entry, &who)
 }
 
-/// Runs a bulk action of several transactions and records it in one more after them:
-/// `detail` plus `count_key` = what `run` added to its counter, and `error` if it failed
-/// after doing some of it. Returns the count.
-pub(crate) fn after_run(
+/// A bulk action under way: what to record when it ends.
+pub(crate) struct Bulk<'a> {
+    inner: &'a Inner,
+    action: &'a str,
+    target: &'a str,
+    detail: Value,
+    count_key: &'a str,
+    reason: Option<&'a str>,
+    recorded: std::cell::Cell<bool>,
+}
+
+impl Bulk<'_> {
+    /// Records the run with `total` done in all; call it inside the run's last
+    /// transaction, so that the record commits with the last of the work.
+    pub fn finish(&self, conn: &Connection, total: u64) -> Result<()> {
+        self.write(conn, total, None)?;
+        self.recorded.set(true);
+        Ok(())
+    }
+
+    fn write(&self, conn: &Connection, total: u64, error: Option<&Error>) -> Result<i64> {
+        let mut detail = self.detail.clone();
+        detail[self.count_key] = Value::from(total);
+        if let Some(e) = error {
+            detail["error"] = Value::from(e.to_string());
+        }
+        record(
+            conn,
+            self.inner,
+            self.action,
+            self.target,
+            Some(detail),
+            self.reason,
+        )
+    }
+}
+
+/// Runs a bulk action of several transactions, which adds to its counter as each
+/// commits and calls [`Bulk::finish`] in its last; records it as `detail` plus
+/// `count_key`: the count. A run that wrote nothing and so never called `finish` is
+/// recorded in a transaction of its own; a run that failed after committing some of its
+/// work, with the count done and its error. Returns the count.
+pub(crate) fn bulk(
     inner: &Arc<Inner>,
     action: &str,
     target: &str,
-    mut detail: Value,
+    detail: Value,
     count_key: &str,
     reason: Option<&str>,
-    run: impl FnOnce(&mut u64) -> Result<()>,
+    run: impl FnOnce(&Bulk<'_>, &mut u64) -> Result<()>,
 ) -> Result<u64> {
+    let b = Bulk {
+        inner,
+        action,
+        target,
+        detail,
+        count_key,
+        reason,
+        recorded: std::cell::Cell::new(false),
+    };
     let mut done = 0;
-    let outcome = run(&mut done);
-    detail[count_key] = Value::from(done);
-    match outcome {
+    match run(&b, &mut done) {
         Ok(()) => {
-            inner.write(false, |c| {
-                record(c, inner, action, target, Some(detail), reason)
-            })?;
+            if !b.recorded.get() {
+                inner.write(false, |c| b.write(c, done, None))?;
+            }
             Ok(done)
         }
         Err(e) => {
             if done > 0 {
-                detail["error"] = Value::from(e.to_string());
                 // Best effort: the run's own error is what the caller must hear.
-                let _ = inner.write(false, |c| {
-                    record(c, inner, action, target, Some(detail), reason)
-                });
+                let _ = inner.write(false, |c| b.write(c, done, Some(&e)));
             }
             Err(e)
         }

@@ -2,7 +2,7 @@
 //! page), redrive (replay with fresh retries) and purge, of all letters or given ids. Bulk runs page by message id, cover what was dead when they
 //! started, and keep each write transaction short so publishers are not held behind them.
 //! Each redrive and purge is recorded in the audit trail: given ids in their own
-//! transaction, a whole run after its last (`audit::after_run`).
+//! transaction, a whole run in its last (`audit::bulk`).
 
 use crate::audit;
 use crate::clock::duration_to_ms;
@@ -89,17 +89,25 @@ fn redrive_all(
     reason: Option<&str>,
 ) -> Result<u64> {
     let asked = json!({ "ids": null });
-    audit::after_run(inner, "redrive", group, asked, "count", reason, |done| {
-        dead_in_chunks(
-            inner,
-            true,
-            i64::MAX,
-            group_id,
-            hold,
-            store::dlq::redrive_one,
-            done,
-        )
-    })
+    audit::bulk(
+        inner,
+        "redrive",
+        group,
+        asked,
+        "count",
+        reason,
+        |b, done| {
+            dead_in_chunks(
+                inner,
+                true,
+                i64::MAX,
+                group_id,
+                hold,
+                store::dlq::redrive_one,
+                (b, done),
+            )
+        },
+    )
 }
 
 /// Deletes dead letters (all, or those dead for at least `older_than`) that were
@@ -117,14 +125,14 @@ pub(crate) fn purge_dead_letters(
     let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
     let cutoff = older_than.map_or(i64::MAX, |d| inner.now() - duration_to_ms(d));
     let asked = json!({ "older_than_ms": older_than.map(duration_to_ms) });
-    audit::after_run(
+    audit::bulk(
         inner,
         "purge_dead_letters",
         group,
         asked,
         "count",
         reason,
-        |done| {
+        |b, done| {
             dead_in_chunks(
                 inner,
                 false,
@@ -132,7 +140,7 @@ pub(crate) fn purge_dead_letters(
                 group_id,
                 &mut |_, _| {},
                 |c, g, id, _| store::dlq::purge_one(c, g, id),
-                done,
+                (b, done),
             )
         },
     )
@@ -144,7 +152,8 @@ pub(crate) fn purge_dead_letters(
 /// again while it runs (a consumer failing the redriven ones) cannot keep it going.
 /// Each transaction stops after `DEAD_PAGE` rows or `DEAD_HOLD`, whichever comes
 /// first, so publishers never wait long for the write lock. Adds to `total` as each
-/// transaction commits, so a run that fails midway has counted what it did.
+/// transaction commits, so a run that fails midway has counted what it did, and records
+/// the run in its last transaction (`audit::bulk`).
 fn dead_in_chunks(
     inner: &Arc<Inner>,
     wake: bool,
@@ -152,7 +161,7 @@ fn dead_in_chunks(
     group_id: i64,
     hold: &mut dyn FnMut(Duration, Duration),
     apply: impl Fn(&rusqlite::Connection, i64, i64, i64) -> Result<bool>,
-    total: &mut u64,
+    (run, total): (&audit::Bulk<'_>, &mut u64),
 ) -> Result<()> {
     let cutoff = cutoff.min(inner.now());
     let Some(through) = inner.read(|c| store::dlq::last_dead_id(c, group_id))? else {
@@ -174,6 +183,9 @@ fn dead_in_chunks(
                 }
             }
             let done = ids.len() < DEAD_PAGE && ids.last().is_none_or(|&l| l == last);
+            if done {
+                run.finish(c, *total + n)?;
+            }
             worked = t0.elapsed();
             Ok((last, n, done))
         })?;

@@ -16,7 +16,8 @@ const CHUNK: usize = 500;
 /// Deletes messages published and acked by every group at least `older_than` ago,
 /// half messages rolled back at least `older_than` ago (with their check history),
 /// and idempotency and inbox keys past their window. Returns how many messages went.
-/// Recorded in the audit trail after its last transaction (`audit::after_run`).
+/// Recorded in the audit trail in its last transaction that deletes messages
+/// (`audit::bulk`).
 pub(crate) fn purge_acked(
     inner: &Arc<Inner>,
     older_than: Duration,
@@ -24,29 +25,47 @@ pub(crate) fn purge_acked(
 ) -> Result<u64> {
     validate::bounded_duration("older_than", older_than)?;
     let asked = serde_json::json!({ "older_than_ms": duration_to_ms(older_than) });
-    crate::audit::after_run(inner, "purge_acked", "", asked, "count", reason, |total| {
-        purge_acked_run(inner, older_than, total)
-    })
+    crate::audit::bulk(
+        inner,
+        "purge_acked",
+        "",
+        asked,
+        "count",
+        reason,
+        |b, total| purge_acked_run(inner, older_than, b, total),
+    )
 }
 
-fn purge_acked_run(inner: &Arc<Inner>, older_than: Duration, total: &mut u64) -> Result<()> {
+fn purge_acked_run(
+    inner: &Arc<Inner>,
+    older_than: Duration,
+    run: &crate::audit::Bulk<'_>,
+    total: &mut u64,
+) -> Result<()> {
     let now = inner.now();
     let cutoff = now - duration_to_ms(older_than);
-    let mut after = 0;
-    loop {
-        let chunk = inner.write(false, |c| {
-            store::purge::acked_chunk(c, after, cutoff, CHUNK)
-        })?;
-        *total += chunk.deleted;
-        after = chunk.last_id;
-        if chunk.done {
-            break;
-        }
-    }
+    // Rolled-back half messages first: the last transaction deleting acked messages
+    // then records the run with both counts (both phases keep the newest message, so
+    // their order changes nothing else). Expired keys go after and are not counted.
     loop {
         let n = inner.write(false, |c| store::purge::rolled_back_chunk(c, cutoff, CHUNK))?;
         *total += n;
         if (n as usize) < CHUNK {
+            break;
+        }
+    }
+    let mut after = 0;
+    loop {
+        let chunk = inner.write(false, |c| {
+            let chunk = store::purge::acked_chunk(c, after, cutoff, CHUNK)?;
+            if chunk.done {
+                run.finish(c, *total + chunk.deleted)?;
+            }
+            Ok(chunk)
+        })?;
+        *total += chunk.deleted;
+        after = chunk.last_id;
+        if chunk.done {
             break;
         }
     }
@@ -114,7 +133,7 @@ pub(crate) fn purge_expired_inbox(
 /// files ferrymq created (`auto_vacuum = INCREMENTAL`); a file created before, or a
 /// business database ferrymq adopted, keeps its mode and this returns 0: nothing went
 /// wrong, SQLite cannot shrink such a file except by a full `VACUUM`. Recorded in the
-/// audit trail after its last transaction, with the pages freed.
+/// audit trail in its last transaction, with the pages freed.
 pub(crate) fn vacuum(inner: &Arc<Inner>, pages: Option<u64>, reason: Option<&str>) -> Result<u64> {
     if pages == Some(0) {
         return Err(Error::invalid(
@@ -122,17 +141,29 @@ pub(crate) fn vacuum(inner: &Arc<Inner>, pages: Option<u64>, reason: Option<&str
         ));
     }
     let asked = serde_json::json!({ "pages_asked": pages });
-    crate::audit::after_run(inner, "vacuum", "", asked, "pages", reason, |total| {
-        vacuum_run(inner, pages, total)
+    crate::audit::bulk(inner, "vacuum", "", asked, "pages", reason, |b, total| {
+        vacuum_run(inner, pages, b, total)
     })
 }
 
-fn vacuum_run(inner: &Arc<Inner>, pages: Option<u64>, total: &mut u64) -> Result<()> {
+fn vacuum_run(
+    inner: &Arc<Inner>,
+    pages: Option<u64>,
+    run: &crate::audit::Bulk<'_>,
+    total: &mut u64,
+) -> Result<()> {
     const VACUUM_CHUNK: u64 = 4096;
     let mut left = pages.unwrap_or(u64::MAX);
     while left > 0 {
         let chunk = left.min(VACUUM_CHUNK);
-        let freed = inner.write(false, |c| store::schema::incremental_vacuum(c, chunk))?;
+        let freed = inner.write(false, |c| {
+            let freed = store::schema::incremental_vacuum(c, chunk)?;
+            // The last transaction: fewer free pages than asked, or all that was asked.
+            if freed < chunk || freed >= left {
+                run.finish(c, *total + freed)?;
+            }
+            Ok(freed)
+        })?;
         *total += freed;
         left -= freed.min(left);
         if freed < chunk {
