@@ -296,6 +296,24 @@ export interface DeadLetter {
   history: AttemptRecord[]
 }
 
+/** One operator action of the audit trail, as `audit()` lists it. */
+export interface AuditRecord {
+  id: number
+  at: Date
+  /** pause, resume, schedule, unschedule, commitHalf's `commit_half`, `rollback_half`, redrive, `purge_dead_letters`, `purge_dead_letter_ids`, `purge_acked`, vacuum. */
+  action: string
+  /** The consumer group, schedule name or message id; empty for the whole file. */
+  target: string
+  /** JSON text: what was asked and what changed. */
+  detail: string | null
+  pid: number
+  /** The executable's file name (`node` here). */
+  process: string
+  host: string
+  user: string
+  reason: string | null
+}
+
 /** One topic as `topics()` lists it. */
 export interface TopicInfo {
   name: string
@@ -401,6 +419,11 @@ export declare class Queue {
   unschedule(name: string): void
   /** Every schedule of the file, by name. */
   schedules(): ScheduleInfo[]
+  /** A queue on the same open file (closing one closes both) whose operator actions record
+   *  `reason` in the audit trail; INVALID_ARGUMENT for a blank reason, over 1,000 bytes, or with NUL. */
+  withReason(reason: string): this
+  /** The audit trail: operator actions with ids above `after`, oldest first, at most `limit` (1-10,000; 100). */
+  audit(options?: { after?: number; limit?: number }): AuditRecord[]
   /** Durable when it returns; returns the message id. */
   publish(topic: string, payload: Payload, options?: PublishOptions): number
   /** publish off the event loop. */

@@ -163,6 +163,11 @@ function messageInfo(m) {
   }
 }
 
+function auditRecord(r) {
+  const { atMs, ...rest } = r
+  return { ...rest, detail: r.detail ?? null, reason: r.reason ?? null, at: date(atMs) }
+}
+
 function deadLetter(d) {
   return {
     messageId: d.messageId,
@@ -395,6 +400,9 @@ async function withCancel(signal, fn) {
 /** The NativeQueue behind a Queue (for publishIn / ackIn's `queue` option). */
 let nativeQueue
 
+/** `new Queue(SHARE, native)` wraps an open NativeQueue (withReason) instead of opening. */
+const SHARE = Symbol('ferrymq share')
+
 /** A queue in one SQLite file. */
 class Queue {
   #q
@@ -403,6 +411,10 @@ class Queue {
   }
   /** Opens (creating and migrating if needed) the queue file at `path`. */
   constructor(path, opts) {
+    if (path === SHARE) {
+      this.#q = opts
+      return
+    }
     const { testClock, foreignKeys, ...o } = options(opts, QUEUE_OPTS, 'Queue options')
     if (testClock !== undefined && !(testClock instanceof native.ManualClock)) {
       throw invalid("testClock must be a ManualClock from 'ferrymq/testing'")
@@ -467,6 +479,23 @@ class Queue {
   /** Every schedule of the file, by name. */
   schedules() {
     return call(() => this.#q.schedules()).map(scheduleInfo)
+  }
+
+  /**
+   * A queue of the same class on the same open file (closing one closes both) whose
+   * operator actions record `reason` in the audit trail.
+   */
+  withReason(reason) {
+    if (typeof reason !== 'string') throw invalid(`reason must be a string, not ${describe(reason)}`)
+    const shared = call(() => this.#q.withReason(reason))
+    // Queue's constructor with the caller's class as new.target: a subclass stays one.
+    return Reflect.construct(Queue, [SHARE, shared], this.constructor)
+  }
+
+  /** The audit trail: operator actions with ids above `after`, oldest first, at most `limit` (100). */
+  audit(opts) {
+    const o = options(opts, ['after', 'limit'], 'audit options')
+    return call(() => this.#q.audit(o.after, o.limit)).map(auditRecord)
   }
 
   /** Durable when it returns; the message id (or the first id for a repeated idempotencyKey). */

@@ -438,6 +438,29 @@ impl FfiQueue {
         Ok(ms.into_iter().map(Into::into).collect())
     }
 
+    /// A queue on the same open file (closing one closes both) whose operator actions
+    /// record `reason` in the audit trail.
+    pub fn with_reason(&self, reason: String) -> FfiResult<Arc<FfiQueue>> {
+        Ok(Arc::new(FfiQueue {
+            q: self.q.with_reason(reason)?,
+            fast: OnceLock::new(),
+        }))
+    }
+
+    /// The audit trail: records with ids above `after`, oldest first, at most `limit`.
+    pub fn audit(
+        &self,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> FfiResult<Vec<crate::views::AuditRecord>> {
+        let limit = match limit {
+            Some(n) => int("limit", n)?,
+            None => ferrymq::defaults::AUDIT_LIMIT,
+        };
+        let list = self.q.audit(after, limit)?;
+        Ok(list.into_iter().map(Into::into).collect())
+    }
+
     pub fn dead_letters(&self, group: String, limit: Option<i64>) -> FfiResult<Vec<DeadLetter>> {
         let limit = match limit {
             Some(n) => int("limit", n)?,

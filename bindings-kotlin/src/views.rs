@@ -345,3 +345,37 @@ impl From<ferrymq::ScheduleInfo> for ScheduleInfo {
         }
     }
 }
+
+/// One operator action of the audit trail, as `audit()` lists it.
+#[derive(uniffi::Record)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: SystemTime,
+    pub action: String,
+    /// The consumer group, schedule name or message id; empty for the whole file.
+    pub target: String,
+    /// JSON text: what was asked and what changed.
+    pub detail: Option<String>,
+    pub pid: i64,
+    pub process: String,
+    pub host: String,
+    pub user: String,
+    pub reason: Option<String>,
+}
+
+impl From<ferrymq::AuditRecord> for AuditRecord {
+    fn from(r: ferrymq::AuditRecord) -> Self {
+        AuditRecord {
+            id: r.id,
+            at: r.at,
+            action: r.action,
+            target: r.target,
+            detail: r.detail,
+            pid: r.pid,
+            process: r.process,
+            host: r.host,
+            user: r.user,
+            reason: r.reason,
+        }
+    }
+}

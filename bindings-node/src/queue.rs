@@ -266,6 +266,25 @@ impl NativeQueue {
         self.q.unschedule(&name).js()
     }
 
+    /// A queue on the same open file (closing one closes both; checkers are shared)
+    /// whose operator actions record `reason` in the audit trail.
+    #[napi]
+    pub fn with_reason(&self, reason: String) -> Result<NativeQueue> {
+        Ok(NativeQueue {
+            q: self.q.with_reason(reason).js()?,
+            checks: Arc::clone(&self.checks),
+        })
+    }
+
+    /// The audit trail: records with ids above `after`, oldest first, at most `limit`.
+    #[napi]
+    pub fn audit(&self, after: Option<f64>, limit: Option<f64>) -> Result<Vec<views::AuditRecord>> {
+        let after = convert::opt_count("after", after)?;
+        let limit = convert::opt_count("limit", limit)?.unwrap_or(ferrymq::defaults::AUDIT_LIMIT);
+        let list = self.q.audit(after, limit).js()?;
+        Ok(list.into_iter().map(views::audit_record).collect())
+    }
+
     #[napi]
     pub fn schedules(&self) -> Result<Vec<views::ScheduleInfo>> {
         Ok(self

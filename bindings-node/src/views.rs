@@ -247,3 +247,34 @@ pub fn schedule_info(s: ferrymq::ScheduleInfo) -> ScheduleInfo {
         key: s.key,
     }
 }
+
+/// `Queue#audit()`: one operator action of the audit trail.
+#[napi(object)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at_ms: f64,
+    pub action: String,
+    pub target: String,
+    /// JSON text.
+    pub detail: Option<String>,
+    pub pid: i64,
+    pub process: String,
+    pub host: String,
+    pub user: String,
+    pub reason: Option<String>,
+}
+
+pub fn audit_record(r: ferrymq::AuditRecord) -> AuditRecord {
+    AuditRecord {
+        id: r.id,
+        at_ms: epoch_ms(r.at),
+        action: r.action,
+        target: r.target,
+        detail: r.detail,
+        pid: r.pid,
+        process: r.process,
+        host: r.host,
+        user: r.user,
+        reason: r.reason,
+    }
+}

@@ -13,8 +13,16 @@ use crate::types::{
 use crate::views::{self, PyDeadLetter, PyMessageInfo, PyStats};
 use ferrymq::{MessageState, Options, Queue, ReceiveOptions, SubscribeOptions};
 use pyo3::prelude::*;
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Mutex;
+
+thread_local! {
+    /// The handle `with_reason` passes to the `__new__` it calls (on this thread, under
+    /// the GIL), so the new object is of the caller's class (`ferrymq.Queue`, or the
+    /// caller's own subclass) and shares the open queue instead of opening the file again.
+    static SHARED: RefCell<Option<Queue>> = const { RefCell::new(None) };
+}
 
 #[pyclass(name = "Queue", module = "ferrymq", subclass, frozen)]
 pub struct PyQueue {
@@ -64,6 +72,9 @@ impl PyQueue {
         foreign_keys: Option<bool>,
         test_clock: Option<PyRef<'_, PyManualClock>>,
     ) -> PyResult<Self> {
+        if let Some(q) = SHARED.with(|s| s.borrow_mut().take()) {
+            return Ok(PyQueue { q });
+        }
         let mut o = Options::default().synchronous(synchronous.parse().py_err()?);
         if let Some(d) = convert::opt_seconds("busy_timeout", busy_timeout)? {
             o = o.busy_timeout(d);
@@ -218,6 +229,37 @@ impl PyQueue {
     /// Removes schedule `name` (NotFoundError if there is none).
     fn unschedule(&self, py: Python<'_>, name: &str) -> PyResult<()> {
         py.detach(|| self.q.unschedule(name)).py_err()
+    }
+
+    /// A queue of the same class on the same open file (closing one closes both) whose
+    /// operator actions record `reason` in the audit trail.
+    fn with_reason<'py>(slf: &Bound<'py, Self>, reason: String) -> PyResult<Bound<'py, PyAny>> {
+        let shared = slf.get().q.with_reason(reason).py_err()?;
+        let cls = slf.get_type();
+        SHARED.with(|s| *s.borrow_mut() = Some(shared));
+        let made = cls.call_method1("__new__", (&cls, slf.get().q.path()));
+        // Left there only if a subclass's __new__ failed before reaching ours.
+        SHARED.with(|s| s.borrow_mut().take());
+        made
+    }
+
+    /// The audit trail: records with ids above `after`, oldest first, at most `limit`.
+    #[pyo3(signature = (after=None, limit=None))]
+    fn audit(
+        &self,
+        py: Python<'_>,
+        after: Option<Int>,
+        limit: Option<Int>,
+    ) -> PyResult<Vec<views::PyAuditRecord>> {
+        let after = after.map(|a| a.get::<i64>("after")).transpose()?;
+        let limit = match limit {
+            Some(n) => n.get("limit")?,
+            None => ferrymq::defaults::AUDIT_LIMIT,
+        };
+        let all = py.detach(|| self.q.audit(after, limit)).py_err()?;
+        all.into_iter()
+            .map(|r| views::audit_record(py, r))
+            .collect()
     }
 
     /// Every schedule of the file, by name.

@@ -20,6 +20,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyAttempt>()?;
     m.add_class::<PyCheck>()?;
     m.add_class::<PyDeadLetter>()?;
+    m.add_class::<PyAuditRecord>()?;
     Ok(())
 }
 
@@ -297,5 +298,37 @@ pub fn schedule_info(py: Python<'_>, s: ferrymq::ScheduleInfo) -> PyResult<PySch
         tag: s.tag,
         key: s.key,
         headers: s.headers,
+    })
+}
+
+/// `Queue.audit()`: one operator action of the audit trail.
+#[pyclass(name = "AuditRecord", module = "ferrymq", frozen, get_all)]
+pub struct PyAuditRecord {
+    id: i64,
+    /// An aware UTC `datetime`.
+    at: Py<PyAny>,
+    action: String,
+    target: String,
+    /// JSON text.
+    detail: Option<String>,
+    pid: i64,
+    process: String,
+    host: String,
+    user: String,
+    reason: Option<String>,
+}
+
+pub fn audit_record(py: Python<'_>, r: ferrymq::AuditRecord) -> PyResult<PyAuditRecord> {
+    Ok(PyAuditRecord {
+        id: r.id,
+        at: datetime(py, r.at)?.unbind(),
+        action: r.action,
+        target: r.target,
+        detail: r.detail,
+        pid: r.pid,
+        process: r.process,
+        host: r.host,
+        user: r.user,
+        reason: r.reason,
     })
 }

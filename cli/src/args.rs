@@ -71,6 +71,11 @@ pub struct Cli {
     /// --key-file). Never put a key itself on the command line.
     #[arg(long, global = true, value_name = "VAR", conflicts_with = "key_file")]
     pub key_env: Option<String>,
+    /// Why: recorded in the file's audit trail with the action (pause, resume,
+    /// unschedule, dlq redrive and purge, half commit and rollback, purge-acked, vacuum);
+    /// refused with any other command. At most 1,000 bytes.
+    #[arg(long, global = true, value_name = "TEXT")]
+    pub reason: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -196,6 +201,18 @@ pub enum Command {
         /// Show progress even when stderr is not a terminal.
         #[arg(long)]
         progress: bool,
+    },
+    /// The audit trail: operator actions (who, when, what, why), oldest first.
+    Audit {
+        /// The queue file (instead of --db).
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Only records with ids above ID.
+        #[arg(long, value_name = "ID")]
+        after: Option<i64>,
+        /// At most N records (1-10000).
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: usize,
     },
     /// Write a topic's committed messages as JSON lines (to stdout or --output).
     Export {

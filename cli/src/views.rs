@@ -4,7 +4,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ferrymq::{
-    AttemptRecord, DeadLetter, DeliveryInfo, GroupStats, MessageInfo, ScheduleInfo, Stats,
+    AttemptRecord, AuditRecord, DeadLetter, DeliveryInfo, GroupStats, MessageInfo, ScheduleInfo,
+    Stats,
 };
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -201,6 +202,26 @@ pub fn dead_letter(group: &str, d: &DeadLetter) -> Value {
         "last_error": d.last_error,
         "died_at": time(d.died_at),
         "history": d.history.iter().map(attempt).collect::<Vec<_>>(),
+    })
+}
+
+/// One audit record; `detail` is the JSON the core stored, parsed back.
+pub fn audit(r: &AuditRecord) -> Value {
+    let detail = r
+        .detail
+        .as_deref()
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d)));
+    json!({
+        "id": r.id,
+        "at": time(r.at),
+        "action": r.action,
+        "target": r.target,
+        "detail": detail,
+        "pid": r.pid,
+        "process": r.process,
+        "host": r.host,
+        "user": r.user,
+        "reason": r.reason,
     })
 }
 

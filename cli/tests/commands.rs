@@ -13,7 +13,8 @@ use std::time::Duration;
 #[test]
 fn help_of_every_subcommand_is_there_and_names_its_options() {
     let cases: &[(&[&str], &[&str])] = &[
-        (&[], &["--db", "--json", "Exit codes"]),
+        (&[], &["--db", "--json", "--reason", "Exit codes"]),
+        (&["audit"], &["[FILE]", "--after", "--limit"]),
         (&["stats"], &["--watch"]),
         (&["topics"], &["--db"]),
         (&["groups"], &["--db"]),
@@ -942,4 +943,69 @@ fn metrics_prints_the_exposition_of_the_file() {
         r.stdout
             .contains("ferrymq_half_messages{topic=\"payments\",state=\"half\"} 1\n")
     );
+}
+
+#[test]
+fn reason_is_recorded_with_the_action_and_audit_lists_the_trail() {
+    let f = busy_file();
+    let dead = f.q.dead_letters("pay", 10).unwrap()[0]
+        .message_id
+        .to_string();
+    let r = f.run(&["--reason", "incident 42", "pause", "mail"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The global flag also goes after the subcommand.
+    let r = f.run(&[
+        "dlq", "redrive", "--group", "pay", "--ids", &dead, "--reason", "replay",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(f.run(&["resume", "mail"]).code, 0);
+
+    let db = f.db().display().to_string();
+    let j = run_bare(&["audit", &db, "--json"]).json();
+    let list = j.as_array().unwrap();
+    assert_eq!(list.len(), 3, "{j:#}");
+    let lib = f.q.audit(None, 10).unwrap();
+    assert_eq!(list[0]["id"], json!(lib[0].id));
+    assert_eq!(
+        (&list[0]["action"], &list[0]["target"], &list[0]["reason"]),
+        (&json!("pause"), &json!("mail"), &json!("incident 42"))
+    );
+    assert_eq!(list[0]["detail"], json!({"changed": true}));
+    assert_eq!(list[0]["process"], json!("ferrymq"));
+    assert_eq!(list[0]["user"], json!(lib[0].user));
+    assert_ne!(list[0]["pid"], json!(std::process::id()));
+    assert_eq!(list[1]["action"], json!("redrive"));
+    assert_eq!(list[1]["reason"], json!("replay"));
+    assert_eq!(list[1]["detail"]["count"], json!(1));
+    assert_eq!(
+        (&list[2]["action"], &list[2]["reason"]),
+        (&json!("resume"), &Value::Null)
+    );
+
+    let after = lib[0].id.to_string();
+    let j = f
+        .run(&["--json", "audit", "--after", &after, "--limit", "1"])
+        .json();
+    assert_eq!(j.as_array().unwrap().len(), 1);
+    assert_eq!(j[0]["id"], json!(lib[1].id));
+    let table = f.run(&["audit"]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(table.stdout.contains("incident 42"), "{}", table.stdout);
+    assert!(table.stdout.contains("redrive"), "{}", table.stdout);
+    assert_eq!(f.run(&["audit", "--limit", "0"]).code, 2);
+
+    // A reason with a command the trail does not record, or a blank one: refused, and
+    // nothing changes.
+    let before = f.snapshot();
+    for args in [
+        &["--reason", "why", "stats"][..],
+        &["--reason", "why", "audit"],
+        &["--reason", "  ", "pause", "mail"],
+    ] {
+        let r = f.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("reason"), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(f.snapshot(), before);
+    assert_eq!(f.q.audit(None, 10).unwrap().len(), 3);
 }

@@ -311,6 +311,44 @@ fn actions_need_the_csrf_token_json_and_the_same_origin() {
 }
 
 #[test]
+fn an_actions_reason_goes_into_the_audit_trail() {
+    let (f, dead, half) = file();
+    let s = Server::start(&f.db(), &["--allow-writes"]);
+    let csrf = s.csrf();
+    let body = json!({"ids": [dead[0]], "reason": "replay after fix"}).to_string();
+    let ok = s.post("/api/dlq/pay/redrive", &csrf, &body);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let ok = s.post(
+        "/api/groups/audit/pause",
+        &csrf,
+        r#"{"reason": "incident 7"}"#,
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let ok = s.post(&format!("/api/half/{half}/commit"), &csrf, "");
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    // A bad reason is the caller's error and changes nothing.
+    let before = f.snapshot();
+    for bad in [r#"{"reason": ""}"#, r#"{"reason": 7}"#, "[1]"] {
+        s.post("/api/groups/audit/resume", &csrf, bad).refused(400);
+    }
+    assert_eq!(f.snapshot(), before);
+    let trail = f.q.audit(None, 10).unwrap();
+    let seen: Vec<_> = trail
+        .iter()
+        .map(|r| (r.action.as_str(), r.target.clone(), r.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("redrive", "pay".to_string(), Some("replay after fix")),
+            ("pause", "audit".to_string(), Some("incident 7")),
+            ("commit_half", half.to_string(), None),
+        ]
+    );
+    assert!(trail.iter().all(|r| r.process == "ferrymq"));
+}
+
+#[test]
 fn bad_input_is_a_4xx_with_a_message_and_changes_nothing() {
     let (f, dead, half) = file();
     let committed = f.publish("payments", "c", PublishOptions::new());

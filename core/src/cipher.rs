@@ -207,8 +207,9 @@ impl KeySource {
     pub fn env(var: impl Into<String>) -> KeySource {
         let var = var.into();
         KeySource::Provider(Arc::new(move || {
-            let text = std::env::var(&var)
-                .map_err(|_| format!("the environment variable {var} holding the key is not set"))?;
+            let text = std::env::var(&var).map_err(|_| {
+                format!("the environment variable {var} holding the key is not set")
+            })?;
             keys_in(&text)
         }))
     }
@@ -436,7 +437,7 @@ pub(crate) struct Keyring {
     source: KeySource,
     current: Mutex<Spec>,
     epoch: AtomicU64,
-    /// Held while the source is asked again, so racing threads ask once.
+    /// Makes a refresh's check of the epoch and its move one step.
     refreshing: Mutex<()>,
 }
 
@@ -485,8 +486,10 @@ impl Keyring {
     }
 
     /// The key stopped opening the file (seen at `seen` epoch): ask the source again.
+    /// The source is asked without holding a lock: a provider may wait for a thread
+    /// (Node's JS thread) that is itself refreshing. Racing threads may each ask; the
+    /// first to finish moves the epoch, the others find it moved and keep its key.
     pub(crate) fn refresh(&self, path: &Path, seen: u64) -> Result<()> {
-        let _one = crate::inner::lock(&self.refreshing);
         if self.epoch() != seen {
             return Ok(());
         }
@@ -497,7 +500,10 @@ impl Keyring {
             )));
         };
         let spec = find_key(&self.source, path, &salt)?;
-        self.set(spec);
+        let _one = crate::inner::lock(&self.refreshing);
+        if self.epoch() == seen {
+            self.set(spec);
+        }
         Ok(())
     }
 

@@ -1,13 +1,17 @@
 //! The dead-letter queue of a consumer group: listing (letters, or just their ids page by
 //! page), redrive (replay with fresh retries) and purge, of all letters or given ids. Bulk runs page by message id, cover what was dead when they
 //! started, and keep each write transaction short so publishers are not held behind them.
+//! Each redrive and purge is recorded in the audit trail: given ids in their own
+//! transaction, a whole run in its last (`audit::bulk`).
 
+use crate::audit;
 use crate::clock::duration_to_ms;
 use crate::error::Result;
 use crate::inner::Inner;
 use crate::model::DeadLetter;
 use crate::store;
 use crate::validate;
+use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,20 +41,27 @@ pub(crate) fn dead_letters(
 /// given message ids. Returns how many were dead and are now replayed. `None` covers
 /// the letters dead when the call started, each at most once, oldest message first,
 /// a short transaction at a time: a letter that dies again meanwhile stays dead.
-pub(crate) fn redrive(inner: &Arc<Inner>, group: &str, ids: Option<&[i64]>) -> Result<u64> {
+pub(crate) fn redrive(
+    inner: &Arc<Inner>,
+    group: &str,
+    ids: Option<&[i64]>,
+    reason: Option<&str>,
+) -> Result<u64> {
     validate::name("consumer group", group)?;
     let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
     match ids {
         Some(ids) => inner.write(true, |c| {
-            let mut ids = ids.to_vec();
-            ids.sort_unstable();
+            let mut sorted = ids.to_vec();
+            sorted.sort_unstable();
             let mut n = 0;
-            for &id in &ids {
+            for &id in &sorted {
                 n += u64::from(store::dlq::redrive_one(c, group_id, id, inner.now())?);
             }
+            let detail = json!({ "ids": ids, "count": n });
+            audit::record(c, inner, "redrive", group, Some(detail), reason)?;
             Ok(n)
         }),
-        None => redrive_all(inner, group_id, &mut |_, _| {}),
+        None => redrive_all(inner, group, group_id, &mut |_, _| {}, reason),
     }
 }
 
@@ -63,24 +74,39 @@ pub(crate) fn redrive_observed(
     inner: &Arc<Inner>,
     group: &str,
     between: &mut dyn FnMut(Duration, Duration),
+    reason: Option<&str>,
 ) -> Result<u64> {
     validate::name("consumer group", group)?;
     let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
-    redrive_all(inner, group_id, between)
+    redrive_all(inner, group, group_id, between, reason)
 }
 
 fn redrive_all(
     inner: &Arc<Inner>,
+    group: &str,
     group_id: i64,
     hold: &mut dyn FnMut(Duration, Duration),
+    reason: Option<&str>,
 ) -> Result<u64> {
-    dead_in_chunks(
+    let asked = json!({ "ids": null });
+    audit::bulk(
         inner,
-        true,
-        i64::MAX,
-        group_id,
-        hold,
-        store::dlq::redrive_one,
+        "redrive",
+        group,
+        asked,
+        "count",
+        reason,
+        |b, done| {
+            dead_in_chunks(
+                inner,
+                true,
+                i64::MAX,
+                group_id,
+                hold,
+                store::dlq::redrive_one,
+                (b, done),
+            )
+        },
     )
 }
 
@@ -90,6 +116,7 @@ pub(crate) fn purge_dead_letters(
     inner: &Arc<Inner>,
     group: &str,
     older_than: Option<Duration>,
+    reason: Option<&str>,
 ) -> Result<u64> {
     validate::name("consumer group", group)?;
     if let Some(d) = older_than {
@@ -97,13 +124,25 @@ pub(crate) fn purge_dead_letters(
     }
     let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
     let cutoff = older_than.map_or(i64::MAX, |d| inner.now() - duration_to_ms(d));
-    let n = dead_in_chunks(
+    let asked = json!({ "older_than_ms": older_than.map(duration_to_ms) });
+    let n = audit::bulk(
         inner,
-        false,
-        cutoff,
-        group_id,
-        &mut |_, _| {},
-        |c, g, id, _| store::dlq::purge_one(c, g, id),
+        "purge_dead_letters",
+        group,
+        asked,
+        "count",
+        reason,
+        |b, done| {
+            dead_in_chunks(
+                inner,
+                false,
+                cutoff,
+                group_id,
+                &mut |_, _| {},
+                |c, g, id, _| store::dlq::purge_one(c, g, id),
+                (b, done),
+            )
+        },
     )?;
     if n > 0 {
         inner.scrub_wal();
@@ -116,7 +155,9 @@ pub(crate) fn purge_dead_letters(
 /// start (the highest dead id, the clock) and visits each id once, so letters that die
 /// again while it runs (a consumer failing the redriven ones) cannot keep it going.
 /// Each transaction stops after `DEAD_PAGE` rows or `DEAD_HOLD`, whichever comes
-/// first, so publishers never wait long for the write lock.
+/// first, so publishers never wait long for the write lock. Adds to `total` as each
+/// transaction commits, so a run that fails midway has counted what it did, and records
+/// the run in its last transaction (`audit::bulk`).
 fn dead_in_chunks(
     inner: &Arc<Inner>,
     wake: bool,
@@ -124,13 +165,13 @@ fn dead_in_chunks(
     group_id: i64,
     hold: &mut dyn FnMut(Duration, Duration),
     apply: impl Fn(&rusqlite::Connection, i64, i64, i64) -> Result<bool>,
-) -> Result<u64> {
+    (run, total): (&audit::Bulk<'_>, &mut u64),
+) -> Result<()> {
     let cutoff = cutoff.min(inner.now());
     let Some(through) = inner.read(|c| store::dlq::last_dead_id(c, group_id))? else {
-        return Ok(0);
+        return Ok(());
     };
     let mut after = 0;
-    let mut total = 0;
     loop {
         let (mut granted, mut worked) = (None, Duration::ZERO);
         let (last, n, done) = inner.write(wake, |c| {
@@ -146,16 +187,19 @@ fn dead_in_chunks(
                 }
             }
             let done = ids.len() < DEAD_PAGE && ids.last().is_none_or(|&l| l == last);
+            if done {
+                run.finish(c, *total + n)?;
+            }
             worked = t0.elapsed();
             Ok((last, n, done))
         })?;
         if let Some(t0) = granted {
             hold(worked, t0.elapsed());
         }
-        total += n;
+        *total += n;
         after = last;
         if done {
-            return Ok(total);
+            return Ok(());
         }
     }
 }
@@ -185,7 +229,12 @@ pub(crate) fn dead_letter_ids(
 
 /// Deletes the given dead letters of the group (ids that are not dead there are
 /// skipped) in one transaction; returns how many went.
-pub(crate) fn purge_dead_letter_ids(inner: &Arc<Inner>, group: &str, ids: &[i64]) -> Result<u64> {
+pub(crate) fn purge_dead_letter_ids(
+    inner: &Arc<Inner>,
+    group: &str,
+    ids: &[i64],
+    reason: Option<&str>,
+) -> Result<u64> {
     validate::name("consumer group", group)?;
     let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
     let n = inner.write(false, |c| {
@@ -193,6 +242,15 @@ pub(crate) fn purge_dead_letter_ids(inner: &Arc<Inner>, group: &str, ids: &[i64]
         for &id in ids {
             n += u64::from(store::dlq::purge_one(c, group_id, id)?);
         }
+        let detail = json!({ "ids": ids, "count": n });
+        audit::record(
+            c,
+            inner,
+            "purge_dead_letter_ids",
+            group,
+            Some(detail),
+            reason,
+        )?;
         Ok(n)
     })?;
     if n > 0 {

@@ -235,21 +235,46 @@ impl HalfMessage {
 /// The producer's commit. `NotFound` for an unknown id, `InvalidArgument` for a message
 /// that is not a half message or was rolled back.
 pub(crate) fn commit(inner: &Arc<Inner>, id: i64) -> Result<()> {
-    inner.write(true, |c| {
-        if store::half::commit(c, id, None)? == Decided::Now {
-            store::half::stamp_decided(c, id, inner.now())?;
-        }
-        Ok(())
-    })
+    inner.write(true, |c| decide(c, inner, id, true).map(|_| ()))
 }
 
 /// The producer's rollback. `NotFound` for an unknown id, `InvalidArgument` for a
 /// message that is not a half message or was committed.
 pub(crate) fn rollback(inner: &Arc<Inner>, id: i64) -> Result<()> {
-    inner.write(false, |c| {
-        if store::half::rollback(c, id, None)? == Decided::Now {
-            store::half::stamp_decided(c, id, inner.now())?;
-        }
+    inner.write(false, |c| decide(c, inner, id, false).map(|_| ()))
+}
+
+/// An operator's commit (`commit`) or rollback (`Queue::commit_half`/`rollback_half`):
+/// as the producer's, plus its audit record in the same transaction. The checker's
+/// answers (`answer_check`) are not operator actions and record nothing.
+pub(crate) fn decide_by_hand(
+    inner: &Arc<Inner>,
+    id: i64,
+    commit: bool,
+    reason: Option<&str>,
+) -> Result<()> {
+    let action = if commit {
+        "commit_half"
+    } else {
+        "rollback_half"
+    };
+    inner.write(commit, |c| {
+        let changed = decide(c, inner, id, commit)?;
+        let detail = serde_json::json!({ "changed": changed });
+        crate::audit::record(c, inner, action, &id.to_string(), Some(detail), reason)?;
         Ok(())
     })
+}
+
+/// Commits or rolls back `id` inside the caller's transaction; true if this call decided it.
+fn decide(c: &rusqlite::Connection, inner: &Inner, id: i64, commit: bool) -> Result<bool> {
+    let decided = if commit {
+        store::half::commit(c, id, None)?
+    } else {
+        store::half::rollback(c, id, None)?
+    };
+    if decided == Decided::Now {
+        store::half::stamp_decided(c, id, inner.now())?;
+    }
+    Ok(decided == Decided::Now)
 }

@@ -361,8 +361,9 @@ impl Inner {
         self.keyring.as_ref().is_none_or(|k| k.epoch() == t.c.epoch)
     }
 
-    /// Rewrites the file under `key` and moves this queue's connections to it.
-    pub fn rekey(self: &Arc<Self>, key: &crate::Key) -> Result<()> {
+    /// Rewrites the file under `key` and moves this queue's connections to it; then
+    /// records it in the audit trail.
+    pub fn rekey(self: &Arc<Self>, key: &crate::Key, reason: Option<&str>) -> Result<()> {
         let Some(keyring) = &self.keyring else {
             return Err(Error::invalid(format!(
                 "{} is not encrypted: rekey changes the key of an encrypted file; encrypt a \
@@ -374,7 +375,11 @@ impl Inner {
         let conn = self.conn()?;
         keyring.rekey(&conn, &self.path, key)?;
         lock(&self.pool).clear();
-        Ok(())
+        // SQLCipher's rekey commits by itself, so its record follows in a transaction of
+        // its own, through the same connection (keyed with the new key now).
+        store::write_tx(&conn, |c| {
+            crate::audit::record(c, self, "rekey", "", None, reason).map(|_| ())
+        })
     }
 
     /// After a purge (see `schema::scrub_wal`); a failure to get a connection loses nothing.

@@ -46,6 +46,7 @@
 //! [`metrics`] renders the counts for Prometheus; `trace` holds the W3C trace-context
 //! headers the bindings put on messages and read back.
 
+mod audit;
 mod cipher;
 mod clock;
 mod commit;
@@ -77,6 +78,7 @@ mod validate;
 mod wake;
 mod worker;
 
+pub use audit::AuditRecord;
 pub use cipher::{Key, KeyProvider, KeySource, decrypt_file, encrypt_file};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consume::{Consume, Consumer, ConsumerOptions};
@@ -145,6 +147,8 @@ pub const VERBS: &[&str] = &[
     "unschedule",
     "schedules",
     "metrics",
+    "with_reason",
+    "audit",
 ];
 
 /// The verbs of a transaction (`Transaction`, the `tx` of `q.transaction`) that every
@@ -163,6 +167,8 @@ pub const TX_VERBS: &[&str] = &[
 
 /// Limits on input, for bindings and callers that check before calling.
 pub mod limits {
+    /// Most bytes of a `Queue::with_reason` reason.
+    pub use crate::audit::MAX_REASON_LEN;
     pub use crate::validate::{
         MAX_BATCH, MAX_DURATION, MAX_FLOW_LIMIT, MAX_HEADERS_BYTES, MAX_KEY_LEN, MAX_NAME_LEN,
         MAX_PAYLOAD, MAX_PRIORITY, MAX_RATE, MAX_RECEIVE, MAX_TAG_LEN, MIN_MAX_SIZE,
@@ -181,6 +187,8 @@ pub mod defaults {
     pub const HALF_MESSAGES_LIMIT: usize = 1000;
     /// `dead_letters` without a limit.
     pub const DEAD_LETTERS_LIMIT: usize = 100;
+    /// `audit` without a limit.
+    pub const AUDIT_LIMIT: usize = 100;
     /// `purge_acked` without an age: a week, so an operator can still look a message up.
     pub const PURGE_ACKED_OLDER_THAN: Duration = Duration::from_secs(7 * 86_400);
     /// `Transaction::inbox` without a window: a week. It must outlast every redelivery of

@@ -1,7 +1,11 @@
 //! The `Queue` handle: a cheap clone over one queue's state. Every public call lives
 //! here, validates what is cheap to validate, and delegates to a capability module
 //! (`publish`, `receive`, `outbox`, `half`, `dlq`, `inspect`, `retention`, `worker`).
+//! Operator actions (pause, resume, schedule, unschedule, commit_half, rollback_half,
+//! redrive, the purges, vacuum) also append to the audit trail (`audit`), with the reason
+//! of the handle `with_reason` gave.
 
+use crate::audit::{self, AuditRecord};
 use crate::cipher::Key;
 use crate::clock::duration_to_ms;
 use crate::counters::Event;
@@ -26,6 +30,8 @@ use std::time::{Duration, SystemTime};
 #[derive(Clone)]
 pub struct Queue {
     pub(crate) inner: Arc<Inner>,
+    /// Recorded with this handle's operator actions (`with_reason`).
+    reason: Option<Arc<str>>,
 }
 
 // A panic in a caller's closure leaves the queue consistent: connections roll back what
@@ -46,7 +52,31 @@ impl Queue {
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Queue> {
         Ok(Queue {
             inner: Inner::open(path.as_ref(), options)?,
+            reason: None,
         })
+    }
+
+    /// A handle on the same open queue (same connections, a cheap clone) whose operator
+    /// actions record `reason` in the audit trail (`audit`). `InvalidArgument` for a
+    /// reason that is blank, longer than 1,000 bytes or contains NUL.
+    pub fn with_reason(&self, reason: impl Into<String>) -> Result<Queue> {
+        let reason = reason.into();
+        audit::validate_reason(&reason)?;
+        Ok(Queue {
+            inner: Arc::clone(&self.inner),
+            reason: Some(reason.into()),
+        })
+    }
+
+    /// The reason this handle records with its operator actions, if any.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// The audit trail: records of operator actions with ids above `after` (from the
+    /// first with `None`), oldest first, at most `limit` (1-10,000).
+    pub fn audit(&self, after: Option<i64>, limit: usize) -> Result<Vec<AuditRecord>> {
+        audit::list(&self.inner, after, limit)
     }
 
     pub fn path(&self) -> &Path {
@@ -117,9 +147,15 @@ impl Queue {
 
     fn set_paused(&self, group: &str, paused: bool) -> Result<()> {
         validate::name("consumer group", group)?;
+        let inner = &self.inner;
+        let action = if paused { "pause" } else { "resume" };
         // Wakes this process's waiting receives; others see the commit's data_version.
-        self.inner
-            .write(!paused, |c| store::groups::set_paused(c, group, paused))
+        inner.write(!paused, |c| {
+            let changed = store::groups::set_paused(c, group, paused)?;
+            let detail = serde_json::json!({ "changed": changed });
+            audit::record(c, inner, action, group, Some(detail), self.reason())?;
+            Ok(())
+        })
     }
 
     /// Creates schedule `name`, publishing `payload` to `topic` on every tick of
@@ -137,8 +173,13 @@ impl Queue {
     ) -> Result<()> {
         let row = schedule::prepare(&self.inner, name, topic, payload.as_ref(), &options)?;
         let inner = &self.inner;
+        let detail = schedule::audit_detail(&row, &options);
         // Wakes waiting receives: a first tick due now is fired by the next claim.
-        inner.write(true, |c| store::schedules::put(c, &row, inner.now()))?;
+        inner.write(true, |c| {
+            store::schedules::put(c, &row, inner.now())?;
+            audit::record(c, inner, "schedule", name, Some(detail), self.reason())?;
+            Ok(())
+        })?;
         inner.schedules.forget();
         Ok(())
     }
@@ -146,8 +187,12 @@ impl Queue {
     /// Removes schedule `name`; ticks not yet fired give nothing. `NotFound` if unknown.
     pub fn unschedule(&self, name: &str) -> Result<()> {
         validate::name("schedule", name)?;
-        self.inner
-            .write(false, |c| store::schedules::remove(c, name))?;
+        let inner = &self.inner;
+        inner.write(false, |c| {
+            store::schedules::remove(c, name)?;
+            audit::record(c, inner, "unschedule", name, None, self.reason())?;
+            Ok(())
+        })?;
         self.inner.schedules.forget();
         Ok(())
     }
@@ -390,12 +435,16 @@ impl Queue {
         })
     }
 
+    /// Commits half message `id` by hand (an operator's decision: recorded in the audit
+    /// trail, unlike `HalfMessage::commit` and the checker's answers). Committing twice is
+    /// a no-op (recorded with `"changed": false`).
     pub fn commit_half(&self, id: i64) -> Result<()> {
-        half::commit(&self.inner, id)
+        half::decide_by_hand(&self.inner, id, true, self.reason())
     }
 
+    /// Rolls half message `id` back by hand, recorded like `commit_half`.
     pub fn rollback_half(&self, id: i64) -> Result<()> {
-        half::rollback(&self.inner, id)
+        half::decide_by_hand(&self.inner, id, false, self.reason())
     }
 
     /// Registers the check-back for `topic` (replacing an earlier one) and starts the
@@ -444,7 +493,7 @@ impl Queue {
     /// the letters dead when the call started, each at most once, oldest message first,
     /// a short transaction at a time: a letter that dies again meanwhile stays dead.
     pub fn redrive(&self, group: &str, ids: Option<&[i64]>) -> Result<u64> {
-        let n = dlq::redrive(&self.inner, group, ids)?;
+        let n = dlq::redrive(&self.inner, group, ids, self.reason())?;
         self.inner.counters.add(Event::Redriven, "", group, n);
         Ok(n)
     }
@@ -459,13 +508,13 @@ impl Queue {
         group: &str,
         between: &mut dyn FnMut(Duration, Duration),
     ) -> Result<u64> {
-        dlq::redrive_observed(&self.inner, group, between)
+        dlq::redrive_observed(&self.inner, group, between, self.reason())
     }
 
     /// Deletes dead letters (all, or those dead for at least `older_than`) that were
     /// dead when the call started, a short transaction at a time.
     pub fn purge_dead_letters(&self, group: &str, older_than: Option<Duration>) -> Result<u64> {
-        dlq::purge_dead_letters(&self.inner, group, older_than)
+        dlq::purge_dead_letters(&self.inner, group, older_than, self.reason())
     }
 
     /// Ids of the group's dead letters above message id `after` (and dead for at least
@@ -483,7 +532,7 @@ impl Queue {
     /// Deletes the given dead letters of the group in one transaction (ids not dead
     /// there are skipped); returns how many went.
     pub fn purge_dead_letter_ids(&self, group: &str, ids: &[i64]) -> Result<u64> {
-        dlq::purge_dead_letter_ids(&self.inner, group, ids)
+        dlq::purge_dead_letter_ids(&self.inner, group, ids, self.reason())
     }
 
     /// Counts per topic and per consumer group.
@@ -526,14 +575,14 @@ impl Queue {
     /// half messages rolled back at least `older_than` ago (with their check history),
     /// and idempotency and inbox keys past their window. Returns how many messages went.
     pub fn purge_acked(&self, older_than: Duration) -> Result<u64> {
-        retention::purge_acked(&self.inner, older_than)
+        retention::purge_acked(&self.inner, older_than, self.reason())
     }
 
     /// Gives pages freed by purges back to the file system: up to `pages` of them
     /// (`None`: every free page); returns how many pages were freed. Files created before
     /// incremental auto-vacuum keep their mode and free nothing (see `retention`).
     pub fn vacuum(&self, pages: Option<u64>) -> Result<u64> {
-        retention::vacuum(&self.inner, pages)
+        retention::vacuum(&self.inner, pages, self.reason())
     }
 
     /// (transactions, writes) that went through group commit: single publishes and acks
@@ -542,9 +591,10 @@ impl Queue {
     /// keep going; writers wait). This queue's connections move to the new key at once;
     /// another process's queue finds its key no longer opens the file at its next call and
     /// asks its key source again, so give the new key to its provider (newest first) before
-    /// rotating. A plain file is refused with `InvalidArgument`.
+    /// rotating. A plain file is refused with `InvalidArgument`. Recorded in the audit
+    /// trail right after the rekey commits.
     pub fn rekey(&self, key: Key) -> Result<()> {
-        self.inner.rekey(&key)
+        self.inner.rekey(&key, self.reason())
     }
 
     pub fn group_commit_counts(&self) -> (u64, u64) {

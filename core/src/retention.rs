@@ -16,26 +16,60 @@ const CHUNK: usize = 500;
 /// Deletes messages published and acked by every group at least `older_than` ago,
 /// half messages rolled back at least `older_than` ago (with their check history),
 /// and idempotency and inbox keys past their window. Returns how many messages went.
-pub(crate) fn purge_acked(inner: &Arc<Inner>, older_than: Duration) -> Result<u64> {
+/// Recorded in the audit trail in its last transaction that deletes messages
+/// (`audit::bulk`).
+pub(crate) fn purge_acked(
+    inner: &Arc<Inner>,
+    older_than: Duration,
+    reason: Option<&str>,
+) -> Result<u64> {
     validate::bounded_duration("older_than", older_than)?;
+    let asked = serde_json::json!({ "older_than_ms": duration_to_ms(older_than) });
+    let total = crate::audit::bulk(
+        inner,
+        "purge_acked",
+        "",
+        asked,
+        "count",
+        reason,
+        |b, total| purge_acked_run(inner, older_than, b, total),
+    )?;
+    if total > 0 {
+        inner.scrub_wal();
+    }
+    Ok(total)
+}
+
+fn purge_acked_run(
+    inner: &Arc<Inner>,
+    older_than: Duration,
+    run: &crate::audit::Bulk<'_>,
+    total: &mut u64,
+) -> Result<()> {
     let now = inner.now();
     let cutoff = now - duration_to_ms(older_than);
-    let mut after = 0;
-    let mut total = 0;
+    // Rolled-back half messages first: the last transaction deleting acked messages
+    // then records the run with both counts (both phases keep the newest message, so
+    // their order changes nothing else). Expired keys go after and are not counted.
     loop {
-        let chunk = inner.write(false, |c| {
-            store::purge::acked_chunk(c, after, cutoff, CHUNK)
-        })?;
-        total += chunk.deleted;
-        after = chunk.last_id;
-        if chunk.done {
+        let n = inner.write(false, |c| store::purge::rolled_back_chunk(c, cutoff, CHUNK))?;
+        *total += n;
+        if (n as usize) < CHUNK {
             break;
         }
     }
+    let mut after = 0;
     loop {
-        let n = inner.write(false, |c| store::purge::rolled_back_chunk(c, cutoff, CHUNK))?;
-        total += n;
-        if (n as usize) < CHUNK {
+        let chunk = inner.write(false, |c| {
+            let chunk = store::purge::acked_chunk(c, after, cutoff, CHUNK)?;
+            if chunk.done {
+                run.finish(c, *total + chunk.deleted)?;
+            }
+            Ok(chunk)
+        })?;
+        *total += chunk.deleted;
+        after = chunk.last_id;
+        if chunk.done {
             break;
         }
     }
@@ -45,10 +79,7 @@ pub(crate) fn purge_acked(inner: &Arc<Inner>, older_than: Duration) -> Result<u6
         == CHUNK
     {}
     purge_expired_inbox(inner, now, &mut |_, _| {})?;
-    if total > 0 {
-        inner.scrub_wal();
-    }
-    Ok(total)
+    Ok(())
 }
 
 /// Most expired inbox keys one transaction deletes, `INBOX_STEP` per statement...
@@ -105,29 +136,48 @@ pub(crate) fn purge_expired_inbox(
 /// the WAL is checkpointed (tried at once; a reader in the way delays it). Works on
 /// files ferrymq created (`auto_vacuum = INCREMENTAL`); a file created before, or a
 /// business database ferrymq adopted, keeps its mode and this returns 0: nothing went
-/// wrong, SQLite cannot shrink such a file except by a full `VACUUM`.
-pub(crate) fn vacuum(inner: &Arc<Inner>, pages: Option<u64>) -> Result<u64> {
-    const VACUUM_CHUNK: u64 = 4096;
+/// wrong, SQLite cannot shrink such a file except by a full `VACUUM`. Recorded in the
+/// audit trail in its last transaction, with the pages freed.
+pub(crate) fn vacuum(inner: &Arc<Inner>, pages: Option<u64>, reason: Option<&str>) -> Result<u64> {
     if pages == Some(0) {
         return Err(Error::invalid(
             "pages must be at least 1 (leave it out to free every free page)",
         ));
     }
+    let asked = serde_json::json!({ "pages_asked": pages });
+    crate::audit::bulk(inner, "vacuum", "", asked, "pages", reason, |b, total| {
+        vacuum_run(inner, pages, b, total)
+    })
+}
+
+fn vacuum_run(
+    inner: &Arc<Inner>,
+    pages: Option<u64>,
+    run: &crate::audit::Bulk<'_>,
+    total: &mut u64,
+) -> Result<()> {
+    const VACUUM_CHUNK: u64 = 4096;
     let mut left = pages.unwrap_or(u64::MAX);
-    let mut total = 0;
     while left > 0 {
         let chunk = left.min(VACUUM_CHUNK);
-        let freed = inner.write(false, |c| store::schema::incremental_vacuum(c, chunk))?;
-        total += freed;
+        let freed = inner.write(false, |c| {
+            let freed = store::schema::incremental_vacuum(c, chunk)?;
+            // The last transaction: fewer free pages than asked, or all that was asked.
+            if freed < chunk || freed >= left {
+                run.finish(c, *total + freed)?;
+            }
+            Ok(freed)
+        })?;
+        *total += freed;
         left -= freed.min(left);
         if freed < chunk {
             break;
         }
     }
-    if total > 0 {
+    if *total > 0 {
         store::schema::checkpoint(&*inner.conn()?)?;
     }
-    Ok(total)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -320,6 +320,24 @@ pub(crate) fn prepare(
     })
 }
 
+/// What the audit trail records of a `schedule` call: the rule and the message a tick
+/// publishes (the payload by its size only: it may hold anything).
+pub(crate) fn audit_detail(row: &ScheduleRow, o: &ScheduleOptions) -> serde_json::Value {
+    serde_json::json!({
+        "topic": row.topic,
+        "cron": row.cron,
+        "tz": row.tz,
+        "every_ms": row.every_ms,
+        "repeat": row.repeat_left,
+        "missed": o.missed.as_str(),
+        "first_tick_at": row.next_at,
+        "tag": row.tag,
+        "key": row.key,
+        "headers": o.headers,
+        "payload_bytes": row.payload.len(),
+    })
+}
+
 fn rule_of(o: &ScheduleOptions) -> Result<Rule> {
     match (&o.cron, o.every) {
         (Some(_), Some(_)) => Err(Error::invalid("give either cron or every, not both")),

@@ -6,6 +6,7 @@
 //! group id), the state the row must be in, and, for a held delivery, its lease token. A
 //! change that finds no such row changes nothing and reports it.
 
+pub(crate) mod audit;
 pub(crate) mod busy;
 pub(crate) mod claim;
 pub(crate) mod dlq;

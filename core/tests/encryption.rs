@@ -447,3 +447,19 @@ fn many_queues_creating_one_encrypted_file_at_once_all_open_it() {
         }
     }
 }
+
+#[test]
+fn a_rekey_is_in_the_audit_trail_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = encrypted_file(dir.path());
+    let q = Queue::open(&path, Options::default().key(passphrase())).unwrap();
+    q.with_reason("SEC-12 yearly rotation")
+        .unwrap()
+        .rekey(Key::raw(&[3; 32]).unwrap())
+        .unwrap();
+    let trail = q.audit(None, 10).unwrap();
+    let last = trail.last().unwrap();
+    assert_eq!(last.action, "rekey");
+    assert_eq!(last.reason.as_deref(), Some("SEC-12 yearly rotation"));
+    assert_eq!(last.pid, i64::from(std::process::id()));
+}

@@ -522,7 +522,12 @@ fn a_trigger_whose_body_touches_the_queues_tables_is_refused_and_a_business_one_
             &[],
         )
     });
-    let ours = ["ferrymq_ack_insert", "ferrymq_publish_insert"];
+    let ours = [
+        "ferrymq_ack_insert",
+        "ferrymq_audit_no_delete",
+        "ferrymq_audit_no_update",
+        "ferrymq_publish_insert",
+    ];
     let ours: Vec<Vec<Value>> = ours
         .iter()
         .map(|n| vec![Value::Text((*n).into())])

@@ -11,6 +11,7 @@ from typing import Awaitable, Callable, Optional, Union
 
 from ._native import (
     AttemptRecord,
+    AuditRecord,
     BusyError,
     CallbackError,
     CheckRecord,
@@ -47,6 +48,7 @@ Seconds = Union[float, datetime.timedelta]
 
 __all__ = [
     "AttemptRecord",
+    "AuditRecord",
     "BusyError",
     "CallbackError",
     "CheckRecord",

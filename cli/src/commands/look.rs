@@ -387,3 +387,30 @@ pub fn tail(q: &Queue, json: bool, f: &Follow) -> Result<()> {
         }
     }
 }
+
+/// The audit trail, oldest first, from `--after`.
+pub fn audit(q: &Queue, json: bool, after: Option<i64>, limit: usize) -> Result<()> {
+    let list = q.audit(after, limit)?;
+    if json {
+        output::json(&Value::Array(list.iter().map(views::audit).collect()));
+        return Ok(());
+    }
+    let mut t = output::table(&[
+        "id", "at", "action", "target", "detail", "user", "host", "process", "reason",
+    ]);
+    for r in &list {
+        t.add_row(vec![
+            r.id.to_string(),
+            views::time(r.at),
+            r.action.clone(),
+            r.target.clone(),
+            short(&opt(&r.detail), 60),
+            r.user.clone(),
+            r.host.clone(),
+            format!("{} ({})", r.process, r.pid),
+            short(&opt(&r.reason), 60),
+        ]);
+    }
+    output::print_table(&t);
+    Ok(())
+}

@@ -17,19 +17,28 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Command::Relay { config } = &cli.command {
         return relay(config);
     }
-    // `serve FILE` names the file itself.
+    // `serve FILE` and `audit FILE` name the file themselves.
     let db = match &cli.command {
         Command::Serve(s) => s.file.clone().or(cli.db),
+        Command::Audit { file, .. } => file.clone().or(cli.db),
         _ => cli.db,
     };
     let path = db.ok_or_else(|| {
         Failure::usage("the queue file is missing: give --db PATH or set FERRYMQ_DB")
     })?;
     let json = cli.json;
+    if cli.reason.is_some() && !records_audit(&cli.command) {
+        return Err(Failure::usage(
+            "--reason goes with a command the audit trail records (pause, resume, \
+             unschedule, dlq redrive, dlq purge, half commit, half rollback, purge-acked, \
+             vacuum, rekey); this one records nothing",
+        ));
+    }
     let origin = keys::KeyOrigin::from_args(cli.key_file, cli.key_env);
     let db = Db {
         path: path.clone(),
         key: origin.as_ref().map(keys::KeyOrigin::source),
+        reason: cli.reason,
     };
     match cli.command {
         Command::Stats { watch } => look::stats(&open(&db)?, json, watch),
@@ -82,6 +91,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Decrypt { output, progress } => {
             keys::decrypt(&path, origin.as_ref(), &output, json, progress)
         }
+        Command::Audit { after, limit, .. } => look::audit(&open(&db)?, json, after, limit),
         Command::Export {
             topic,
             from_id,
@@ -101,10 +111,27 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The file a command works on, and the key of an encrypted one.
+/// Whether the command performs an action the audit trail records.
+fn records_audit(command: &Command) -> bool {
+    use crate::args::{Dlq, Half};
+    matches!(
+        command,
+        Command::Pause { .. }
+            | Command::Resume { .. }
+            | Command::Unschedule { .. }
+            | Command::PurgeAcked { .. }
+            | Command::Vacuum { .. }
+            | Command::Rekey { .. }
+            | Command::Dlq(Dlq::Redrive { .. } | Dlq::Purge { .. })
+            | Command::Half(Half::Commit { .. } | Half::Rollback { .. })
+    )
+}
+
+/// The file a command works on, the key of an encrypted one, and the operator's reason.
 struct Db {
     path: std::path::PathBuf,
     key: Option<ferrymq::KeySource>,
+    reason: Option<String>,
 }
 
 impl Db {
@@ -115,7 +142,11 @@ impl Db {
 }
 
 fn open(db: &Db) -> Result<Queue> {
-    open_with(db, db.options(Options::default()))
+    let q = open_with(db, db.options(Options::default()))?;
+    Ok(match &db.reason {
+        Some(r) => q.with_reason(r.as_str())?,
+        None => q,
+    })
 }
 
 /// Opens an existing file only: `Queue::open` would create a missing one, and an

@@ -2,7 +2,8 @@
 //! the same core calls as the CLI's commands. Every answer is JSON (`{"error": ...}` on
 //! failure) except the page, its assets and `/metrics`. Bad input is a 4xx with a
 //! message and reaches no write: ids and bodies are parsed here, names and limits by
-//! the core, which refuses before it changes anything.
+//! the core, which refuses before it changes anything. Every action's JSON body may carry
+//! `"reason": "..."`, recorded with it in the file's audit trail (`Queue::with_reason`).
 
 use super::App;
 use crate::commands::look;
@@ -105,10 +106,33 @@ fn id(text: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad(format!("{text:?} is not a message id (a positive integer)")))
 }
 
-/// `{"ids": [1, 2, ...]}`: 1 to MAX_IDS positive integers.
-fn ids(body: &Bytes) -> Result<Vec<i64>, ApiError> {
+/// An action's body: a JSON object, or nothing at all (`{}`).
+fn body_json(body: &Bytes) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad(format!("the body is not JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::bad("the body must be a JSON object"));
+    }
+    Ok(v)
+}
+
+/// The queue to act through: with the body's `"reason"` (a string, or null or absent for
+/// none), which the core checks and records in the audit trail.
+fn acting(q: &Queue, body: &Value) -> Result<Queue, ApiError> {
+    match body.get("reason") {
+        None | Some(Value::Null) => Ok(q.clone()),
+        Some(Value::String(r)) => Ok(q.with_reason(r.as_str())?),
+        Some(other) => Err(ApiError::bad(format!(
+            "reason must be a string, not {other}"
+        ))),
+    }
+}
+
+/// `{"ids": [1, 2, ...]}`: 1 to MAX_IDS positive integers.
+fn ids(v: &Value) -> Result<Vec<i64>, ApiError> {
     let list = v
         .get("ids")
         .and_then(Value::as_array)
@@ -235,18 +259,20 @@ pub async fn redrive(
     Path(group): Path<String>,
     body: Bytes,
 ) -> Answer {
+    let body = body_json(&body)?;
     let ids = ids(&body)?;
     blocking(&app, move |q| {
-        let n = q.redrive(&group, Some(&ids))?;
+        let n = acting(q, &body)?.redrive(&group, Some(&ids))?;
         Ok(Json(json!({ "group": group, "redriven": n })))
     })
     .await
 }
 
 pub async fn purge(State(app): State<Arc<App>>, Path(group): Path<String>, body: Bytes) -> Answer {
+    let body = body_json(&body)?;
     let ids = ids(&body)?;
     blocking(&app, move |q| {
-        let n = q.purge_dead_letter_ids(&group, &ids)?;
+        let n = acting(q, &body)?.purge_dead_letter_ids(&group, &ids)?;
         Ok(Json(json!({ "group": group, "purged": n })))
     })
     .await
@@ -271,34 +297,45 @@ pub async fn half_messages(
     .await
 }
 
-pub async fn commit_half(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Answer {
+pub async fn commit_half(
+    State(app): State<Arc<App>>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Answer {
     let id = id(&raw)?;
+    let body = body_json(&body)?;
     blocking(&app, move |q| {
-        q.commit_half(id)?;
+        acting(q, &body)?.commit_half(id)?;
         Ok(Json(json!({ "id": id, "state": "committed" })))
     })
     .await
 }
 
-pub async fn rollback_half(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Answer {
+pub async fn rollback_half(
+    State(app): State<Arc<App>>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Answer {
     let id = id(&raw)?;
+    let body = body_json(&body)?;
     blocking(&app, move |q| {
-        q.rollback_half(id)?;
+        acting(q, &body)?.rollback_half(id)?;
         Ok(Json(json!({ "id": id, "state": "rolled_back" })))
     })
     .await
 }
 
-pub async fn pause(State(app): State<Arc<App>>, Path(group): Path<String>) -> Answer {
-    set_paused(app, group, true).await
+pub async fn pause(State(app): State<Arc<App>>, Path(group): Path<String>, body: Bytes) -> Answer {
+    set_paused(app, group, body_json(&body)?, true).await
 }
 
-pub async fn resume(State(app): State<Arc<App>>, Path(group): Path<String>) -> Answer {
-    set_paused(app, group, false).await
+pub async fn resume(State(app): State<Arc<App>>, Path(group): Path<String>, body: Bytes) -> Answer {
+    set_paused(app, group, body_json(&body)?, false).await
 }
 
-async fn set_paused(app: Arc<App>, group: String, paused: bool) -> Answer {
+async fn set_paused(app: Arc<App>, group: String, body: Value, paused: bool) -> Answer {
     blocking(&app, move |q| {
+        let q = acting(q, &body)?;
         if paused {
             q.pause(&group)?;
         } else {

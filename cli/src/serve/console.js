@@ -5,6 +5,7 @@
 
 const CSRF = document.querySelector('meta[name="ferrymq-csrf"]').content;
 const WRITES = document.querySelector('meta[name="ferrymq-writes"]').content === "true";
+if (WRITES) document.getElementById("reason").hidden = false;
 const HISTORY = 120; // samples kept per group: two minutes at one a second
 const COLOURS = ["#2559c7", "#d2452b", "#2a9d5c", "#b26bd6", "#e0a31b", "#1aa3b8", "#777"];
 const lag = new Map(); // group -> [numbers]
@@ -68,9 +69,11 @@ function button(text, cls, onClick) {
   return b;
 }
 
+// The reason field's text goes with every action and lands in the file's audit trail.
 async function act(path, body, done) {
   try {
-    const r = await api(path, body);
+    const reason = $("#reason").value.trim();
+    const r = await api(path, reason ? { ...body, reason } : body);
     status("done: " + JSON.stringify(r));
     if (done) await done();
     await refresh();

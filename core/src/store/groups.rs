@@ -213,8 +213,9 @@ pub(crate) fn take_tokens(
     Ok(())
 }
 
-/// Pauses (`true`) or resumes the group; pausing a paused group changes nothing.
-pub(crate) fn set_paused(conn: &Connection, name: &str, paused: bool) -> Result<()> {
+/// Pauses (`true`) or resumes the group; pausing a paused group changes nothing and
+/// returns false. `NotFound` for no such group.
+pub(crate) fn set_paused(conn: &Connection, name: &str, paused: bool) -> Result<bool> {
     let changed = conn
         .prepare_cached("UPDATE ferrymq_groups SET paused = ?2 WHERE name = ?1 AND paused <> ?2")?
         .execute(params![name, paused])?;
@@ -228,7 +229,7 @@ pub(crate) fn set_paused(conn: &Connection, name: &str, paused: bool) -> Result<
             )));
         }
     }
-    Ok(())
+    Ok(changed > 0)
 }
 
 /// Whether the group is paused.

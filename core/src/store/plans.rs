@@ -1,7 +1,7 @@
 //! Query-plan regression test: every statement the queue runs against its own tables,
 //! captured from real calls, must find its rows through an index, and read them in the
 //! order it asks for. A statement that scans a table whose size grows with traffic
-//! (messages, deliveries, attempts, checks, idempotency and inbox keys), or sorts rows of one
+//! (messages, deliveries, attempts, checks, idempotency and inbox keys, audit records), or sorts rows of one
 //! (`USE TEMP B-TREE FOR ORDER BY`: the cost grows with every matching row, not with the
 //! LIMIT), fails `cargo test`. Migrations run once per file and are left out.
 
@@ -28,7 +28,7 @@ pub(crate) fn record(conn: &mut Connection) {
 }
 
 /// Tables that grow with traffic; the others hold one row per topic or group.
-const GROWING: [&str; 8] = [
+const GROWING: [&str; 9] = [
     "ferrymq_messages",
     "ferrymq_deliveries",
     "ferrymq_attempts",
@@ -37,6 +37,7 @@ const GROWING: [&str; 8] = [
     "ferrymq_subscriptions",
     "ferrymq_schedules",
     "ferrymq_inbox",
+    "ferrymq_audit",
 ];
 
 fn exercise_every_call(dir: &std::path::Path) {
@@ -163,6 +164,9 @@ fn exercise_every_call(dir: &std::path::Path) {
     }
     clock.advance(Duration::from_secs(86_400 * 2));
     q.purge_acked(Duration::from_secs(60)).unwrap();
+    q.vacuum(Some(1)).unwrap();
+    q.audit(None, 10).unwrap();
+    q.audit(Some(2), 10).unwrap();
     q.close().unwrap();
 }
 

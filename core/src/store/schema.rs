@@ -32,7 +32,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub const VERSION: i32 = 9;
+pub const VERSION: i32 = 10;
 /// "Frry" in ASCII.
 pub const APPLICATION_ID: i32 = 0x4672_7279;
 
@@ -47,6 +47,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0007_rate_priority.sql"),
     include_str!("../../migrations/0008_priority_leases.sql"),
     include_str!("../../migrations/0009_inbox.sql"),
+    include_str!("../../migrations/0010_audit.sql"),
 ];
 
 /// A connection plus the switch that puts its authorizer in "caller's SQL" mode.
@@ -469,7 +470,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(n, 11);
+        assert_eq!(n, 12);
     }
 
     #[test]

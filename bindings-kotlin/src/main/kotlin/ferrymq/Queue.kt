@@ -220,6 +220,19 @@ class Queue private constructor(
     /** Every schedule of the file, by name. */
     suspend fun schedules(): List<ScheduleInfo> = io { ffi.schedules() }
 
+    /**
+     * A queue on the same open file (closing one closes both), on the same dispatcher,
+     * whose operator actions (pause, resume, schedule, unschedule, commitHalf,
+     * rollbackHalf, redrive, the purges, vacuum) record [reason] in the audit trail.
+     * [FerrymqException.InvalidArgument] for a blank reason, one over 1,000 bytes, or
+     * one with NUL.
+     */
+    fun withReason(reason: String): Queue = Queue(native { ffi.withReason(reason) }, dispatcher)
+
+    /** The audit trail: operator actions with ids above [after], oldest first, at most [limit] (1-10,000; 100). */
+    suspend fun audit(after: Long? = null, limit: Int? = null): List<AuditRecord> =
+        io { ffi.audit(after, limit?.toLong()) }
+
     /** Publishes one message durably; returns its id (the first one's for a repeated idempotency key). */
     suspend fun publish(
         topic: String,

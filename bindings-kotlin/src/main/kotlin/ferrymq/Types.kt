@@ -20,6 +20,8 @@ typealias AttemptRecord = ferrymq.ffi.AttemptRecord
 typealias CheckRecord = ferrymq.ffi.CheckRecord
 typealias DeadLetter = ferrymq.ffi.DeadLetter
 typealias ScheduleInfo = ferrymq.ffi.ScheduleInfo
+/** One operator action of the audit trail ([Queue.audit]). */
+typealias AuditRecord = ferrymq.ffi.AuditRecord
 
 /** What a schedule's ticks missed while nothing fired give: CATCH_UP, ONCE (default) or SKIP. */
 typealias Missed = ferrymq.ffi.Missed
