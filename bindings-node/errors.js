@@ -10,6 +10,7 @@ const ERROR_CODES = Object.freeze([
   'STORAGE',
   'CALLBACK',
   'FULL',
+  'ENCRYPTION',
 ])
 
 /** Every error ferrymq throws; `code` names its kind (see ERROR_CODES). */

@@ -13,6 +13,9 @@ export type ErrorCode =
   | 'CALLBACK'
   /** A publish would pass the queue's maxReady for a consumer group; nothing was written. */
   | 'FULL'
+  /** An encrypted file opened with a wrong or no key, a plain file opened with one, or a
+   *  key provider that failed (its reason in the message); nothing was read or written. */
+  | 'ENCRYPTION'
 
 export declare const ERROR_CODES: readonly ErrorCode[]
 
@@ -26,7 +29,19 @@ export declare class FerrymqError extends Error {
 /** What a message body may be; it comes back as a Buffer. Strings are stored as UTF-8. */
 export type Payload = Buffer | Uint8Array | string
 
+/** A fixed key: a passphrase (stretched as SQLCipher's `PRAGMA key = 'passphrase'` does),
+ *  SQLCipher's raw-key text `x'<64 hex digits>'`, or 32 raw bytes. */
+export type EncryptionKey = string | Buffer | Uint8Array
+
+/** Called (synchronously, on the JS thread) when the queue opens and again whenever its key
+ *  stops opening the file (another process rekeyed it): the keys to try, newest first. A
+ *  throw or a wrong return type fails the call that needed the key with ENCRYPTION. */
+export type KeyProvider = () => EncryptionKey | EncryptionKey[]
+
 export interface QueueOptions {
+  /** Encryption at rest (SQLCipher): the key of the file, or a provider of keys. A new file
+   *  is created encrypted; an existing one must match (ENCRYPTION otherwise). Default none. */
+  key?: EncryptionKey | KeyProvider
   /** 'normal' (default): durable across process crashes; 'full': across power loss too. */
   synchronous?: 'normal' | 'full'
   /** How long a write waits for another process's lock before BUSY (default 5000). */
@@ -399,6 +414,9 @@ export declare class Queue {
   readonly closed: boolean
   /** Stops background work and closes the file; later calls throw CLOSED. */
   close(): Promise<void>
+  /** Rewrites every page of the encrypted file under `key` in one transaction. Other
+   *  handles (any process) follow if their key provider lists the new key. */
+  rekey(key: EncryptionKey): Promise<void>
   /** Creates or updates a consumer group (idempotent). */
   subscribe(group: string, topic: string, options?: SubscribeOptions): void
   /** Holds the group's deliveries, in every process, until resume(); its messages keep

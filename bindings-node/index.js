@@ -351,6 +351,7 @@ const QUEUE_OPTS = [
   'maxSize',
   'foreignKeys',
   'maxReady',
+  'key',
   'testClock',
 ]
 const RECEIVE_OPTS = ['max', 'waitMs', 'leaseMs', 'signal']
@@ -397,6 +398,50 @@ async function withCancel(signal, fn) {
   }
 }
 
+// Encryption keys (src/keys.rs): text (a passphrase, or x'<64 hex digits>'), 32 raw bytes,
+// or a synchronous provider of them. Nothing here shows a key's value in an error.
+
+function fixedKey(k, what) {
+  if (typeof k === 'string') return k
+  if (k instanceof Uint8Array) return payload(k)
+  throw invalid(`${what} must be a string or a Buffer/Uint8Array of 32 bytes, not ${describe(k)}`)
+}
+
+function keyOption(key) {
+  if (key === undefined || key === null) return undefined
+  if (typeof key === 'function') return keyProvider(key)
+  return fixedKey(key, 'key')
+}
+
+/**
+ * The user's provider as the native side calls it (on the JS thread, maybe in the middle
+ * of a sync call): it never throws; a throw or a wrong type becomes `error`, which the
+ * core reports as ENCRYPTION.
+ */
+function keyProvider(provider) {
+  return () => {
+    try {
+      const r = provider()
+      if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
+        return { error: 'it returned a Promise; a key provider must be synchronous' }
+      }
+      const list = Array.isArray(r) ? r : [r]
+      const keys = []
+      for (const [i, k] of list.entries()) {
+        if (typeof k === 'string') keys.push(k)
+        else if (k instanceof Uint8Array) keys.push(payload(k))
+        else {
+          const which = Array.isArray(r) ? `key ${i} of its list is` : 'it returned'
+          return { error: `${which} ${describe(k)}, not a string or a Buffer/Uint8Array (or an array of them)` }
+        }
+      }
+      return { keys }
+    } catch (e) {
+      return { error: `it threw: ${errorText(e)}` }
+    }
+  }
+}
+
 /** The NativeQueue behind a Queue (for publishIn / ackIn's `queue` option). */
 let nativeQueue
 
@@ -415,7 +460,7 @@ class Queue {
       this.#q = opts
       return
     }
-    const { testClock, foreignKeys, ...o } = options(opts, QUEUE_OPTS, 'Queue options')
+    const { testClock, foreignKeys, key, ...o } = options(opts, QUEUE_OPTS, 'Queue options')
     if (testClock !== undefined && !(testClock instanceof native.ManualClock)) {
       throw invalid("testClock must be a ManualClock from 'ferrymq/testing'")
     }
@@ -423,7 +468,7 @@ class Queue {
       if (typeof foreignKeys !== 'boolean') throw invalid(`foreignKeys must be a boolean, not ${describe(foreignKeys)}`)
       o.foreignKeys = foreignKeys
     }
-    this.#q = call(() => new native.NativeQueue(path, o, testClock))
+    this.#q = call(() => new native.NativeQueue(path, o, testClock, keyOption(key)))
   }
 
   get path() {
@@ -438,6 +483,16 @@ class Queue {
   async close() {
     try {
       await this.#q.close()
+    } catch (e) {
+      throw convertError(e)
+    }
+  }
+
+  /** Rewrites the encrypted file under `key` (a string or 32 bytes); other handles follow through their key providers. */
+  async rekey(key) {
+    const k = fixedKey(key, 'key')
+    try {
+      await this.#q.rekey(k)
     } catch (e) {
       throw convertError(e)
     }

@@ -7,6 +7,7 @@ mod consumer;
 mod convert;
 mod delivery;
 mod errors;
+mod keys;
 mod queue;
 // Free `#[napi]` functions are registered with Node only outside `cfg(test)`, so the
 // (empty) test build of this crate would call them unused.

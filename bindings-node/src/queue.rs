@@ -6,6 +6,7 @@ use crate::consumer::NativeConsumer;
 use crate::convert::{self, BatchMessage, Payload, PublishOpts};
 use crate::delivery::{Delivery, HalfMessage, RetryPolicy};
 use crate::errors::{OrJs, Result, internal, promise, to_js};
+use crate::keys::{self, JsKey, KeyArg};
 use crate::testing::ManualClock;
 use crate::tx::Transaction;
 use crate::views::{self, DeadLetter, MessageInfo, Stats};
@@ -164,10 +165,19 @@ impl NativeQueue {
 #[napi]
 impl NativeQueue {
     #[napi(constructor)]
-    pub fn new(path: String, opts: Option<QueueOpts>, clock: Option<&ManualClock>) -> Result<Self> {
+    pub fn new(
+        env: Env,
+        path: String,
+        opts: Option<QueueOpts>,
+        clock: Option<&ManualClock>,
+        key: Option<KeyArg<'_>>,
+    ) -> Result<Self> {
         let mut o = options(opts)?;
         if let Some(c) = clock {
             o = o.with_manual_clock(c.inner.clone());
+        }
+        if let Some(k) = key {
+            o = keys::with_key(&env, o, k)?;
         }
         let checks = Arc::new(Bridge::new(o.check_interval));
         let q = Queue::open(&path, o).js()?;
@@ -191,6 +201,19 @@ impl NativeQueue {
         let q = self.q.clone();
         promise(env, async move {
             napi::bindgen_prelude::spawn_blocking(move || q.close())
+                .await
+                .map_err(internal)?
+                .map_err(to_js)
+        })
+    }
+
+    /// Rewrites the encrypted file under `key` (off the JS thread: every page is rewritten).
+    #[napi]
+    pub fn rekey<'env>(&self, env: &'env Env, key: JsKey) -> Result<PromiseRaw<'env, ()>> {
+        let key = keys::key(&key).js()?;
+        let q = self.q.clone();
+        promise(env, async move {
+            napi::bindgen_prelude::spawn_blocking(move || q.rekey(key))
                 .await
                 .map_err(internal)?
                 .map_err(to_js)

@@ -13,7 +13,7 @@ const is = (code) => (/** @type {any} */ e) => e instanceof FerrymqError && e.co
 test('the error codes are the kinds of docs/DESIGN.md', () => {
   assert.deepEqual(
     [...ERROR_CODES],
-    ['INVALID_ARGUMENT', 'NOT_FOUND', 'LEASE_LOST', 'CLOSED', 'BUSY', 'STORAGE', 'CALLBACK', 'FULL'],
+    ['INVALID_ARGUMENT', 'NOT_FOUND', 'LEASE_LOST', 'CLOSED', 'BUSY', 'STORAGE', 'CALLBACK', 'FULL', 'ENCRYPTION'],
   )
   const e = new FerrymqError('CALLBACK', 'x')
   assert.ok(e instanceof Error)

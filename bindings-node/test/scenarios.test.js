@@ -1,16 +1,21 @@
 'use strict'
 // The Node runner of the shared scenarios in tests/scenarios/*.json (format in that
-// folder's README). The Rust, Python and Kotlin runners execute the same files.
+// folder's README). The Rust, Python and Kotlin runners execute the same files. Each runs
+// twice: on a plain file, and on one encrypted with PASSPHRASE, where the steps on the
+// caller's own connection use better-sqlite3-multiple-ciphers in SQLCipher mode (plain
+// better-sqlite3 cannot read an encrypted file).
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const Database = require('better-sqlite3')
+const CipherDatabase = require('better-sqlite3-multiple-ciphers')
 const { Queue, RetryPolicy, FerrymqError, publishIn, ackIn } = require('ferrymq')
 const { ManualClock } = require('ferrymq/testing')
 const { tempDb, START_MS } = require('./helpers.js')
 
 const DIR = path.join(__dirname, '..', '..', 'tests', 'scenarios')
+const PASSPHRASE = 'scenario passphrase'
 
 /** @typedef {Record<string, any>} Step */
 
@@ -74,11 +79,13 @@ function checkSubset(/** @type {any} */ expected, /** @type {any} */ actual, /**
 }
 
 class Runner {
-  /** @param {Step} queue */
-  constructor(queue) {
+  /** @param {Step} queue @param {string} [key] the file's passphrase; none: a plain file */
+  constructor(queue, key) {
     this.clock = new ManualClock(START_MS)
     this.db = tempDb()
+    this.key = key
     this.q = new Queue(this.db, {
+      key,
       testClock: this.clock,
       checkAfterMs: queue.check_after_ms,
       checkIntervalMs: queue.check_interval_ms,
@@ -254,15 +261,25 @@ class Runner {
     }
   }
 
+  /** The caller's own connection to the queue's file, keyed as SQLCipher keys it. */
+  connect() {
+    if (this.key === undefined) return new Database(this.db)
+    const db = new CipherDatabase(this.db)
+    db.pragma("cipher = 'sqlcipher'")
+    db.pragma('legacy = 4')
+    db.pragma(`key = '${this.key}'`)
+    return db
+  }
+
   /**
    * On a better-sqlite3 connection to the queue's file, opened for the step: BEGIN, the
    * step's `execute` statements, `f`, then COMMIT, or ROLLBACK when the step says so or
    * fails, and close.
    * @param {Step} s
-   * @param {(db: import('better-sqlite3').Database) => void} f
+   * @param {(db: import('better-sqlite3').Database | import('better-sqlite3-multiple-ciphers').Database) => void} f
    */
   onConnection(s, f) {
-    const db = new Database(this.db)
+    const db = this.connect()
     try {
       db.exec('BEGIN')
       try {
@@ -306,24 +323,29 @@ for (const file of fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()
   const scenario = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8'))
   // A scenario may name the languages that run it (see its README).
   const skip = scenario.languages !== undefined && !scenario.languages.includes('node')
-  test(`scenario ${file}: ${scenario.name}`, { skip }, async () => {
-    const r = new Runner(scenario.queue ?? {})
-    for (const [i, s] of scenario.steps.entries()) {
-      const at = `${file} step ${i} (${s.op})`
-      let out
-      try {
-        out = await r.step(s)
-      } catch (e) {
-        if (s.error === undefined) throw e
-        assert.ok(e instanceof FerrymqError, `${at}: expected ${s.error}, got ${e}`)
-        assert.equal(e.code, s.error, `${at}: ${e.message}`)
-        continue
-      }
-      assert.equal(s.error, undefined, `${at}: expected ${s.error}, got success`)
-      if (s.expect !== undefined) checkSubset(r.resolve(s.expect), out, at)
+  for (const [variant, key] of [['', undefined], [' (encrypted)', PASSPHRASE]]) {
+    test(`scenario ${file}${variant}: ${scenario.name}`, { skip }, () => runScenario(file, scenario, key))
+  }
+}
+
+/** @param {string} file @param {Step} scenario @param {string} [key] */
+async function runScenario(file, scenario, key) {
+  const r = new Runner(scenario.queue ?? {}, key)
+  for (const [i, s] of scenario.steps.entries()) {
+    const at = `${file} step ${i} (${s.op})`
+    let out
+    try {
+      out = await r.step(s)
+    } catch (e) {
+      if (s.error === undefined) throw e
+      assert.ok(e instanceof FerrymqError, `${at}: expected ${s.error}, got ${e}`)
+      assert.equal(e.code, s.error, `${at}: ${e.message}`)
+      continue
     }
-    if (!r.q.closed) await r.q.close()
-  })
+    assert.equal(s.error, undefined, `${at}: expected ${s.error}, got success`)
+    if (s.expect !== undefined) checkSubset(r.resolve(s.expect), out, at)
+  }
+  if (!r.q.closed) await r.q.close()
 }
 
 test('every scenario file is here', () => {
