@@ -11,8 +11,10 @@ VENV := target/venv-test
 ## The main job: the payment pipeline (examples/payment-pipeline): a Python order service,
 ## Node payment centers, a Kotlin production service and a Rust logistics service as OS
 ## processes on one db file, with crashes injected, ending in a reconciliation report.
+## `make demo ENCRYPTED=1`: the same on an encrypted file (its key in a key file every
+## service reads).
 demo: pipeline-deps
-	$(VENV)/bin/python examples/payment-pipeline/run.py --db $(DEMO_DB)
+	$(VENV)/bin/python examples/payment-pipeline/run.py --db $(DEMO_DB) $(if $(ENCRYPTED),--encrypted)
 
 ## Every test: format and lint checks, the Rust suites (incl. the shared scenarios), every
 ## example, the Python, Node and Kotlin packages, and a short run of the payment pipeline.
@@ -145,11 +147,12 @@ pipeline-deps: python-wheel node-addon kotlin-install
 	cd examples/payment-pipeline && npm install --no-audit --no-fund --loglevel=error
 	mvn -q -B -f examples/payment-pipeline/production-service/pom.xml package
 
-# The pipeline with 20 orders, a poison one, and every injected crash; fails unless the
+# The pipeline with 20 orders, a poison one, and every injected crash, on an encrypted
+# file (the plain file runs in test-brokers' two-host run); fails unless the
 # reconciliation holds.
 test-pipeline: pipeline-deps
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	$(VENV)/bin/python examples/payment-pipeline/run.py --db "$$tmp/pipeline.db" --orders 20 --poison 7
+	$(VENV)/bin/python examples/payment-pipeline/run.py --db "$$tmp/pipeline.db" --orders 20 --poison 7 --encrypted
 
 # Producers and consumers in Python and Node with retention running: nothing lost or
 # doubled, and the file, the -wal and every worker's RSS stay flat (docs/reliability.md).

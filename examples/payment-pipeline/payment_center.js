@@ -7,13 +7,18 @@
 // order, which is retried on the group's schedule and dead-lettered past the last retry.
 //
 // Usage: node payment_center.js DB FAIL_RATE     Stops when its stdin closes.
+// With FERRYMQ_KEY_FILE set the file is encrypted; its keys are read from that file (one
+// per line, newest first) whenever the queue needs them.
+const { readFileSync } = require('node:fs')
 const { Queue, Resolution } = require('ferrymq')
 
 const [db, failRate = '0.15'] = process.argv.slice(2)
 // Fault injection: die by SIGKILL right after the bank charged this order, before the
 // half message is committed and the order acked.
 const crashAfterCharge = process.env.CRASH_AFTER_CHARGE
-const q = new Queue(db, { checkAfterMs: 2000, checkIntervalMs: 1000 })
+const keyFile = process.env.FERRYMQ_KEY_FILE
+const key = keyFile ? () => readFileSync(keyFile, 'utf8').split('\n').filter(Boolean) : undefined
+const q = new Queue(db, { checkAfterMs: 2000, checkIntervalMs: 1000, key })
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 // The bank keeps its own books (a table standing for another company's system, written in

@@ -1,6 +1,9 @@
 package ferrymq.pipeline
 
+import ferrymq.Key
+import ferrymq.KeyProvider
 import ferrymq.Queue
+import java.io.File
 import kotlinx.coroutines.runBlocking
 import java.util.concurrent.atomic.AtomicBoolean
 import kotlin.concurrent.thread
@@ -12,6 +15,8 @@ import kotlin.time.Duration.Companion.milliseconds
  * all in one transaction, so a crash anywhere leaves either all three or none.
  *
  * Usage: production-service DB    Stops when its stdin closes.
+ * With FERRYMQ_KEY_FILE set the file is encrypted; its keys are read from that file (one
+ * per line, newest first) whenever the queue needs them.
  */
 fun main(args: Array<String>) = runBlocking {
     val db = args.singleOrNull() ?: error("usage: production-service DB")
@@ -20,7 +25,11 @@ fun main(args: Array<String>) = runBlocking {
         System.`in`.readBytes()
         stop.set(true)
     }
-    Queue.open(db).use { q ->
+    val keys =
+        System.getenv("FERRYMQ_KEY_FILE")?.let { path ->
+            KeyProvider { File(path).readLines().filter { it.isNotEmpty() }.map(Key::fromText) }
+        }
+    Queue.open(db, keyProvider = keys).use { q ->
         println("production service ready")
         while (!stop.get()) {
             for (d in q.receive("production", max = 10, wait = 200.milliseconds)) {
