@@ -19,6 +19,7 @@ from ._native import (
     DeadLetter,
     Delivery,
     DeliveryInfo,
+    EncryptionError,
     FerrymqError,
     FullError,
     GroupStats,
@@ -38,6 +39,8 @@ from ._native import (
     Transaction,
     Worker,
     __version__,
+    decrypt_file,
+    encrypt_file,
 )
 from ._native import Queue as _NativeQueue
 from ._sql import ack_in, inbox_in, publish_in
@@ -55,6 +58,7 @@ __all__ = [
     "DeadLetter",
     "Delivery",
     "DeliveryInfo",
+    "EncryptionError",
     "FerrymqError",
     "FullError",
     "GroupStats",
@@ -76,6 +80,8 @@ __all__ = [
     "Worker",
     "__version__",
     "ack_in",
+    "decrypt_file",
+    "encrypt_file",
     "inbox_in",
     "publish_in",
 ]
