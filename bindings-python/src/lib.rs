@@ -5,6 +5,7 @@ mod callbacks;
 mod consumer;
 mod convert;
 mod errors;
+mod keys;
 mod queue;
 mod sql;
 mod testing;
@@ -30,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     views::register(m)?;
     m.add_class::<testing::PyManualClock>()?;
     sql::register(m)?;
+    keys::register(m)?;
     trace::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

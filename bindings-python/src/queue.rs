@@ -54,7 +54,7 @@ fn receive_options(
 #[pymethods]
 impl PyQueue {
     #[new]
-    #[pyo3(signature = (path, *, synchronous="normal", busy_timeout=None, max_payload=None, idempotency_window=None, check_after=None, check_interval=None, check_max=None, poll_interval=None, max_size=None, max_ready=None, foreign_keys=None, test_clock=None))]
+    #[pyo3(signature = (path, *, synchronous="normal", busy_timeout=None, max_payload=None, idempotency_window=None, check_after=None, check_interval=None, check_max=None, poll_interval=None, max_size=None, max_ready=None, foreign_keys=None, test_clock=None, key=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -71,6 +71,7 @@ impl PyQueue {
         max_ready: Option<&Bound<'_, PyAny>>,
         foreign_keys: Option<bool>,
         test_clock: Option<PyRef<'_, PyManualClock>>,
+        key: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         if let Some(q) = SHARED.with(|s| s.borrow_mut().take()) {
             return Ok(PyQueue { q });
@@ -109,6 +110,9 @@ impl PyQueue {
         if let Some(clock) = test_clock {
             o = o.with_manual_clock(clock.inner.clone());
         }
+        if let Some(k) = key {
+            o = crate::keys::with_key(o, k)?;
+        }
         let q = py.detach(|| Queue::open(&path, o)).py_err()?;
         Ok(PyQueue { q })
     }
@@ -136,6 +140,12 @@ impl PyQueue {
     /// Stops background work and closes the file; later calls raise ClosedError.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.q.close()).py_err()
+    }
+
+    /// Rewrites the encrypted file under `key` (str or 32 bytes) in one transaction.
+    fn rekey(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        let key = crate::keys::key(key)?;
+        py.detach(|| self.q.rekey(key)).py_err()
     }
 
     #[pyo3(signature = (group, topic, *, tags="*", retry=None, lease=None, max_inflight=None, rate=None, burst=None))]

@@ -1,5 +1,7 @@
 """The Python runner of the shared scenarios in tests/scenarios/*.json (format in that
-folder's README). The Rust, Node and Kotlin runners execute the same files."""
+folder's README). The Rust, Node and Kotlin runners execute the same files. Every file
+runs twice: on a plain file, and on one encrypted with a passphrase (key=), where the
+caller's own connection is SQLCipher's (sqlcipher3) keyed as SQLCipher's shell keys it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sqlite3
 from typing import Any, Optional
 
 import pytest
+from sqlcipher3 import dbapi2 as sqlcipher
 
 import ferrymq
 from ferrymq.testing import ManualClock
@@ -18,6 +21,7 @@ from conftest import ROOT
 
 DIR = ROOT / "tests" / "scenarios"
 START_MS = 1_700_000_000_000
+PASSPHRASE = "scenario passphrase"
 CODES: dict[type[ferrymq.FerrymqError], str] = {
     ferrymq.InvalidArgumentError: "INVALID_ARGUMENT",
     ferrymq.NotFoundError: "NOT_FOUND",
@@ -97,11 +101,13 @@ class ScenarioFailure(Exception):
 
 
 class Runner:
-    def __init__(self, tmp: pathlib.Path, queue: Step) -> None:
+    def __init__(self, tmp: pathlib.Path, queue: Step, key: Optional[str] = None) -> None:
         self.tmp = tmp
+        self.key = key
         self.clock = ManualClock(START_MS)
         self.q = ferrymq.Queue(
             tmp / "q.db",
+            key=key,
             test_clock=self.clock,
             check_after=ms(queue.get("check_after_ms")),
             check_interval=ms(queue.get("check_interval_ms")),
@@ -277,11 +283,22 @@ class Runner:
             raise AssertionError(f"unknown op {op}")
         return None
 
+    def connect(self) -> Any:
+        """The caller's own connection to the queue's file: Python's sqlite3 on a plain
+        file; on an encrypted one sqlcipher3, keyed with `PRAGMA key` (the stdlib sqlite3
+        has no SQLCipher)."""
+        if self.key is None:
+            return sqlite3.connect(self.q.path, isolation_level=None, timeout=30)
+        conn = sqlcipher.connect(str(self.q.path), isolation_level=None, timeout=30)
+        quoted = self.key.replace("'", "''")
+        conn.execute(f"PRAGMA key = '{quoted}'")
+        return conn
+
     def on_own_connection(self, s: Step) -> None:
-        """publish_in / ack_in on Python's own sqlite3 connection to the queue's file, opened
+        """publish_in / ack_in on the caller's own connection to the queue's file, opened
         for the step: BEGIN, the step's statements, the call, then COMMIT, or ROLLBACK (asked
         for, or failed), and close."""
-        conn = sqlite3.connect(self.q.path, isolation_level=None, timeout=30)
+        conn = self.connect()
         try:
             conn.execute("BEGIN")
             for e in s.get("execute", []):
@@ -342,12 +359,13 @@ def test_every_error_code_a_scenario_may_name_has_its_own_exception() -> None:
     assert sorted(codes) == sorted(CODES.values())
 
 
+@pytest.mark.parametrize("key", [None, PASSPHRASE], ids=["plain", "encrypted"])
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
-def test_scenario(path: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_scenario(path: pathlib.Path, key: Optional[str], tmp_path: pathlib.Path) -> None:
     scenario = json.loads(path.read_text())
     if "python" not in scenario.get("languages", ["python"]):
         pytest.skip("this scenario names the languages that run it; Python is not among them yet")
-    r = Runner(tmp_path, scenario.get("queue", {}))
+    r = Runner(tmp_path, scenario.get("queue", {}), key)
     for i, s in enumerate(scenario["steps"]):
         at = f"{path.name} step {i} ({s['op']})"
         try:

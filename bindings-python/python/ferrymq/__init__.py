@@ -20,6 +20,7 @@ from ._native import (
     DeadLetter,
     Delivery,
     DeliveryInfo,
+    EncryptionError,
     FerrymqError,
     FullError,
     GroupStats,
@@ -39,6 +40,8 @@ from ._native import (
     Transaction,
     Worker,
     __version__,
+    decrypt_file,
+    encrypt_file,
 )
 from ._native import Queue as _NativeQueue
 from ._sql import ack_in, inbox_in, publish_in
@@ -57,6 +60,7 @@ __all__ = [
     "DeadLetter",
     "Delivery",
     "DeliveryInfo",
+    "EncryptionError",
     "FerrymqError",
     "FullError",
     "GroupStats",
@@ -78,6 +82,8 @@ __all__ = [
     "Worker",
     "__version__",
     "ack_in",
+    "decrypt_file",
+    "encrypt_file",
     "inbox_in",
     "publish_in",
 ]

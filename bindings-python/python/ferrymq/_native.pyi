@@ -12,6 +12,10 @@ from typing_extensions import Self, disjoint_base
 _Seconds = Union[float, datetime.timedelta]
 _Payload = Union[bytes, bytearray, memoryview, str]
 _SqlValue = Union[None, int, float, str, bytes]
+# A passphrase (or SQLCipher's x'<64 hex digits>'), or a raw 32-byte key.
+_Key = Union[str, bytes]
+# A key, or a provider of the keys to try (newest first).
+_KeyArg = Union[_Key, Callable[[], Union[_Key, list[_Key], tuple[_Key, ...]]]]
 
 __version__: str
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "StorageError",
     "CallbackError",
     "FullError",
+    "EncryptionError",
     "Queue",
     "Transaction",
     "Message",
@@ -59,6 +64,8 @@ __all__ = [
     "TRACEPARENT",
     "_trace_extract",
     "cli_main",
+    "encrypt_file",
+    "decrypt_file",
     "__version__",
 ]
 
@@ -71,6 +78,7 @@ class BusyError(FerrymqError): ...
 class StorageError(FerrymqError): ...
 class CallbackError(FerrymqError): ...
 class FullError(FerrymqError): ...
+class EncryptionError(FerrymqError): ...
 
 @final
 class Resolution:
@@ -419,6 +427,7 @@ class Queue:
         max_ready: Optional[int] = None,
         foreign_keys: Optional[bool] = None,
         test_clock: Optional[ManualClock] = None,
+        key: Optional[_KeyArg] = None,
     ) -> Self: ...
     @property
     def path(self) -> pathlib.Path: ...
@@ -427,6 +436,7 @@ class Queue:
     def __enter__(self) -> Self: ...
     def __exit__(self, *args: object) -> bool: ...
     def close(self) -> None: ...
+    def rekey(self, key: _Key) -> None: ...
     def subscribe(
         self,
         group: str,
@@ -598,3 +608,5 @@ def no_transaction() -> InvalidArgumentError: ...
 TRACEPARENT: str
 def _trace_extract(headers: dict[str, str]) -> Optional[tuple[str, str, int, Optional[str]]]: ...
 def cli_main(argv: list[str]) -> int: ...
+def encrypt_file(src: Union[str, os.PathLike[str]], dst: Union[str, os.PathLike[str]], key: _Key) -> None: ...
+def decrypt_file(src: Union[str, os.PathLike[str]], dst: Union[str, os.PathLike[str]], key: _Key) -> None: ...
