@@ -31,6 +31,7 @@ CODES: dict[type[ferrymq.FerrymqError], str] = {
     ferrymq.StorageError: "STORAGE",
     ferrymq.CallbackError: "CALLBACK",
     ferrymq.FullError: "FULL",
+    ferrymq.EncryptionError: "ENCRYPTION",
 }
 ANSWERS = {
     "commit": ferrymq.Resolution.COMMIT,

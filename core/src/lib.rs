@@ -149,6 +149,7 @@ pub const VERBS: &[&str] = &[
     "metrics",
     "with_reason",
     "audit",
+    "rekey",
 ];
 
 /// The verbs of a transaction (`Transaction`, the `tx` of `q.transaction`) that every
