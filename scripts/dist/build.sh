@@ -27,9 +27,9 @@ GLIBC=2.17
 REL="$CARGO_TARGET_DIR/$TRIPLE/release"
 DIST="$ROOT/dist"
 PYTHON="${PYTHON:-python3}"
-# SQLCipher's crypto: OpenSSL built from source (openssl-src, with zig as its C compiler)
-# and linked statically (feature vendored-openssl), so no artifact needs the user's
-# libcrypto or a newer glibc than 2.17.
+# SQLCipher's crypto: OpenSSL built from source once (openssl-src, with zig as its C
+# compiler; feature vendored-openssl) and linked statically into every artifact, so none
+# needs the user's libcrypto or a newer glibc than 2.17.
 # Release builds strip debug info by default, which zig's linker turns into stripping the
 # whole symbol table: uniffi-bindgen then finds no UNIFFI_META_* symbols to generate the
 # Kotlin layer from. So link unstripped, generate from that, and strip the copies that ship
@@ -56,21 +56,25 @@ export PATH="$TOOLS/bin:$PATH"
 rm -rf "$DIST"
 mkdir -p "$DIST"
 
+step "native libraries for Node and the JVM (cargo zigbuild, glibc $GLIBC)"
+cargo zigbuild -q --release --locked --target "$TRIPLE.$GLIBC" -p ferrymq-node -p ferrymq-kotlin \
+    --features ferrymq-node/vendored-openssl,ferrymq-kotlin/vendored-openssl
+
 step "Python wheel (maturin --zig, manylinux2014) and sdist"
 # Its own target dir: maturin's zig wrapper differs from cargo-zigbuild's, and sharing one
 # would rebuild SQLite (and all above it) each time the other tool ran.
-CARGO_TARGET_DIR="$CARGO_TARGET_DIR/dist-python" \
+# OpenSSL: the static one the step above built (the same zig, the same glibc), rather
+# than a second build from source.
+OSSL="$(ls -d "$CARGO_TARGET_DIR/$TRIPLE"/release/build/openssl-sys-*/out/openssl-build/install | head -n 1)"
+[ -f "$OSSL/lib/libcrypto.a" ] || { echo "no static libcrypto under $OSSL" >&2; exit 1; }
+CARGO_TARGET_DIR="$CARGO_TARGET_DIR/dist-python" OPENSSL_LIB_DIR="$OSSL/lib" OPENSSL_INCLUDE_DIR="$OSSL/include" \
     maturin build -q --release --locked --strip --zig --compatibility manylinux2014 -i python3 \
-    --features vendored-openssl -m bindings-python/Cargo.toml -o "$DIST"
+    -m bindings-python/Cargo.toml -o "$DIST"
 maturin sdist -m bindings-python/Cargo.toml -o "$DIST"
 audit="$(auditwheel show "$DIST"/ferrymq-"$VERSION"-*.whl)"
 echo "$audit"
 tr '\n' ' ' <<< "$audit" | grep -q 'consistent with the following platform tag: *"manylinux_2_17_x86_64"' ||
     { echo "the wheel is not manylinux_2_17" >&2; exit 1; }
-
-step "native libraries for Node and the JVM (cargo zigbuild, glibc $GLIBC)"
-cargo zigbuild -q --release --locked --target "$TRIPLE.$GLIBC" -p ferrymq-node -p ferrymq-kotlin \
-    --features ferrymq-node/vendored-openssl,ferrymq-kotlin/vendored-openssl
 
 step "npm packages"
 STAGE="$CARGO_TARGET_DIR/dist-stage/npm"
