@@ -14,7 +14,7 @@ def python_blocks(path: pathlib.Path) -> list[str]:
 
 
 def test_the_readme_example_runs(tmp_path: pathlib.Path) -> None:
-    example, orm = python_blocks(ROOT / "README.md")
+    example, orm, encrypted = python_blocks(ROOT / "README.md")
     assert len(example.strip().splitlines()) <= 12
     os.chdir(tmp_path)
     r = run_python(example)
@@ -23,6 +23,10 @@ def test_the_readme_example_runs(tmp_path: pathlib.Path) -> None:
     r = run_python(orm + "\nprint([m.key for m in ferrymq.Queue('bank.db').find('payments', 'order-43')])")
     assert r.returncode == 0, r.stderr
     assert "['order-43']" in r.stdout
+    r = run_python(encrypted)
+    assert r.returncode == 0, r.stderr
+    assert "[('rekey', 'SEC-12 yearly rotation')]" in r.stdout
+    assert b"SQLite format 3" not in (tmp_path / "vault.db").read_bytes()
 
 
 def test_the_binding_readme_examples_run(tmp_path: pathlib.Path) -> None:
