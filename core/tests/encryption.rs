@@ -369,8 +369,10 @@ fn rotation_under_four_writer_processes_loses_nothing() {
         std::fs::write(&keyfile, gens(g).join("\n")).unwrap();
         q.rekey(gen_key(&g.to_string())).unwrap();
     }
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        assert!(out.status.success());
     }
     let mut seen = HashSet::new();
     let mut after = 0;
@@ -383,6 +385,7 @@ fn rotation_under_four_writer_processes_loses_nothing() {
         }
     }
     assert_eq!(seen.len(), 4 * PER_WRITER);
+    println!("{} messages, each once, across 3 rotations", seen.len());
     // Only the last key opens the file now.
     drop(q);
     refused_unchanged(&path, Options::default().key(gen_key("2")), "wrong key");
