@@ -65,9 +65,16 @@ step "Python wheel (maturin --zig, manylinux2014) and sdist"
 # would rebuild SQLite (and all above it) each time the other tool ran.
 # OpenSSL: the static one the step above built (the same zig, the same glibc), rather
 # than a second build from source.
+# libsqlite3-sys asks for `-lcrypto` as a dynamic library and zig will not fall back to
+# an archive, so the directory it is given holds a libcrypto.so that is a linker script
+# naming the archive: the linker pulls in the static code, and no artifact needs a
+# libcrypto (auditwheel below would refuse the wheel otherwise).
 OSSL="$(ls -d "$CARGO_TARGET_DIR/$TRIPLE"/release/build/openssl-sys-*/out/openssl-build/install | head -n 1)"
 [ -f "$OSSL/lib/libcrypto.a" ] || { echo "no static libcrypto under $OSSL" >&2; exit 1; }
-CARGO_TARGET_DIR="$CARGO_TARGET_DIR/dist-python" OPENSSL_LIB_DIR="$OSSL/lib" OPENSSL_INCLUDE_DIR="$OSSL/include" \
+CRYPTO="$CARGO_TARGET_DIR/dist-stage/openssl"
+mkdir -p "$CRYPTO"
+echo "INPUT($OSSL/lib/libcrypto.a)" > "$CRYPTO/libcrypto.so"
+CARGO_TARGET_DIR="$CARGO_TARGET_DIR/dist-python" OPENSSL_LIB_DIR="$CRYPTO" OPENSSL_INCLUDE_DIR="$OSSL/include" \
     maturin build -q --release --locked --strip --zig --compatibility manylinux2014 -i python3 \
     -m bindings-python/Cargo.toml -o "$DIST"
 maturin sdist -m bindings-python/Cargo.toml -o "$DIST"
