@@ -14,41 +14,16 @@
 //! (a pause of a paused group, a redrive of ids that are not dead) record what was asked
 //! with a count of 0 or `"changed": false`: the trail shows every decision an operator made.
 
+use crate::api::AuditRecord;
 use crate::error::{Error, Result};
 use crate::inner::Inner;
 use crate::store::audit::{self as sql, Actor, Entry};
 use rusqlite::Connection;
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
 
 /// Most bytes of a reason.
 pub const MAX_REASON_LEN: usize = 1000;
-
-/// One record of the audit trail (`Queue::audit`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRecord {
-    /// Increasing in the order the actions committed.
-    pub id: i64,
-    /// When, on the clock of the queue that acted.
-    pub at: SystemTime,
-    /// The verb: `pause`, `resume`, `schedule`, `unschedule`, `commit_half`,
-    /// `rollback_half`, `redrive`, `purge_dead_letters`, `purge_dead_letter_ids`,
-    /// `purge_acked`, `vacuum` (and `rekey` where the build has encryption).
-    pub action: String,
-    /// The consumer group, schedule name or message id acted on; empty for the whole file.
-    pub target: String,
-    /// JSON text: what was asked and what changed (see docs/DESIGN.md).
-    pub detail: Option<String>,
-    pub pid: i64,
-    /// The executable's file name (`ferrymq`, `python3.12`, `node`, `java`).
-    pub process: String,
-    pub host: String,
-    /// The effective OS user.
-    pub user: String,
-    /// What the caller gave to `Queue::with_reason`.
-    pub reason: Option<String>,
-}
 
 /// Checks a reason for `Queue::with_reason`.
 pub(crate) fn validate_reason(reason: &str) -> Result<()> {

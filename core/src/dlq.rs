@@ -4,11 +4,11 @@
 //! Each redrive and purge is recorded in the audit trail: given ids in their own
 //! transaction, a whole run in its last (`audit::bulk`).
 
+use crate::api::DeadLetter;
 use crate::audit;
 use crate::clock::duration_to_ms;
 use crate::error::Result;
 use crate::inner::Inner;
-use crate::model::DeadLetter;
 use crate::store;
 use crate::validate;
 use serde_json::json;

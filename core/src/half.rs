@@ -7,11 +7,12 @@
 //! processes registered a checker for the topic exactly one of them answers it; a checker
 //! that dies mid-check leaves the message to be claimed again after `check_interval`.
 
+use crate::api::MessageInfo;
 use crate::clock::duration_to_ms;
 use crate::counters::Event;
 use crate::error::{Error, Result};
 use crate::inner::{Inner, lock};
-use crate::model::{MessageInfo, Resolution};
+use crate::model::Resolution;
 use crate::store::{self, half::Decided};
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};

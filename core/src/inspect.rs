@@ -2,9 +2,10 @@
 //! message, messages by key, messages after an id (following a topic), half messages, the
 //! integrity check of the file. Each is one read transaction (a consistent snapshot; no write lock).
 
+use crate::api::{FileCheck, MessageInfo, Stats, TopicInfo};
 use crate::error::{Error, Result};
 use crate::inner::Inner;
-use crate::model::{FileCheck, MessageInfo, MessageState, Stats};
+use crate::model::MessageState;
 use crate::queue::Queue;
 use crate::store;
 use crate::validate;
@@ -29,18 +30,6 @@ pub(crate) fn stats(inner: &Arc<Inner>) -> Result<Stats> {
     })
 }
 
-/// One topic as `Queue::topics` lists it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TopicInfo {
-    pub name: String,
-    /// Committed messages kept in the file (acked ones stay until `purge_acked`).
-    pub messages: u64,
-    /// Deliveries ready now, summed over the topic's consumer groups.
-    pub ready: u64,
-    /// The consumer groups subscribed to it, by name.
-    pub groups: Vec<String>,
-}
-
 // A read-only verb and its record live with their capability; `queue.rs` keeps the
 // verbs that need more than one module.
 impl Queue {
@@ -60,7 +49,8 @@ fn topics(inner: &Arc<Inner>) -> Result<Vec<TopicInfo>> {
         .map(|(name, t)| TopicInfo {
             name,
             messages: t.messages,
-            ..TopicInfo::default()
+            ready: 0,
+            groups: Vec::new(),
         })
         .collect();
     for (group, g) in stats.groups {

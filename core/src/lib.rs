@@ -46,6 +46,7 @@
 //! [`metrics`] renders the counts for Prometheus; `trace` holds the W3C trace-context
 //! headers the bindings put on messages and read back.
 
+pub mod api;
 mod audit;
 mod cipher;
 mod clock;
@@ -78,18 +79,17 @@ mod validate;
 mod wake;
 mod worker;
 
-pub use audit::AuditRecord;
+pub use api::{
+    AttemptRecord, AuditRecord, CheckRecord, DeadLetter, DeliveryInfo, FileCheck, GroupStats,
+    MessageInfo, RECORDS, RecordShape, ScheduleInfo, Stats, TopicInfo, TopicStats, VERBS,
+};
 pub use cipher::{Key, KeyProvider, KeySource, decrypt_file, encrypt_file};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consume::{Consume, Consumer, ConsumerOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use filter::TagFilter;
 pub use half::{Checker, HalfMessage};
-pub use inspect::TopicInfo;
-pub use model::{
-    AttemptOutcome, AttemptRecord, CheckRecord, DeadLetter, Delivery, DeliveryInfo, DeliveryState,
-    FileCheck, GroupStats, MessageInfo, MessageState, Resolution, Stats, TopicStats,
-};
+pub use model::{AttemptOutcome, Delivery, DeliveryState, MessageState, Resolution};
 pub use options::{
     Message, Options, PublishOptions, ReceiveOptions, SubscribeOptions, Synchronous,
 };
@@ -100,7 +100,7 @@ pub use rusqlite;
 /// A SQL value for `Transaction::execute`/`query` parameters and results.
 pub use rusqlite::types::Value;
 pub use schedule::{
-    HEADER_SCHEDULE, HEADER_TICK, HEADER_TICKS, Missed, SKIP_GRACE, ScheduleInfo, ScheduleOptions,
+    HEADER_SCHEDULE, HEADER_TICK, HEADER_TICKS, Missed, SKIP_GRACE, ScheduleOptions,
 };
 pub use validate::{MAX_LIST, seconds};
 pub use worker::{ErrorHook, Handler, Settled, Worker, WorkerOptions, call_handler};
@@ -109,48 +109,6 @@ pub use worker::{ErrorHook, Handler, Settled, Worker, WorkerOptions, call_handle
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
-
-/// The verbs of a queue that every language offers, under this name in Rust and Python and
-/// in camelCase in Node and Kotlin (`ack`, `nack` and `extend` are methods of a delivery
-/// there). `core/tests/surface.rs` fails when a binding lacks one.
-pub const VERBS: &[&str] = &[
-    "close",
-    "subscribe",
-    "publish",
-    "publish_batch",
-    "receive",
-    "consume",
-    "worker",
-    "ack",
-    "nack",
-    "extend",
-    "transaction",
-    "prepare",
-    "commit_half",
-    "rollback_half",
-    "set_checker",
-    "remove_checker",
-    "run_checks",
-    "half_messages",
-    "dead_letters",
-    "redrive",
-    "purge_dead_letters",
-    "stats",
-    "topics",
-    "message",
-    "find",
-    "purge_acked",
-    "vacuum",
-    "pause",
-    "resume",
-    "schedule",
-    "unschedule",
-    "schedules",
-    "metrics",
-    "with_reason",
-    "audit",
-    "rekey",
-];
 
 /// The verbs of a transaction (`Transaction`, the `tx` of `q.transaction`) that every
 /// language offers, named as in [`VERBS`]; `core/tests/surface.rs` fails when a binding

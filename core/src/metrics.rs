@@ -13,9 +13,9 @@
 //! that renders did through this handle since it opened (`counters`): each process
 //! exports its own, as with any Prometheus client, and `sum()` adds them up.
 
+use crate::api::Stats;
 use crate::counters::{BATCH_BUCKETS, Event, Snapshot};
 use crate::error::Result;
-use crate::model::Stats;
 use crate::queue::Queue;
 use crate::store;
 use std::collections::BTreeMap;
@@ -263,7 +263,10 @@ mod tests {
                 ready: 2,
                 oldest_ready_age: Some(Duration::from_millis(1500)),
                 paused: true,
-                ..Default::default()
+                scheduled: 0,
+                inflight: 0,
+                retrying: 0,
+                dead: 0,
             },
         );
         let text = exposition(&s, &BTreeMap::from([("t".to_string(), 4)]));

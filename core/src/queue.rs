@@ -5,18 +5,19 @@
 //! redrive, the purges, vacuum) also append to the audit trail (`audit`), with the reason
 //! of the handle `with_reason` gave.
 
-use crate::audit::{self, AuditRecord};
+use crate::api::{AuditRecord, DeadLetter, FileCheck, MessageInfo, ScheduleInfo, Stats};
+use crate::audit::{self};
 use crate::cipher::Key;
 use crate::clock::duration_to_ms;
 use crate::counters::Event;
 use crate::error::{Error, Result};
 use crate::half::{self, Checker, HalfMessage};
 use crate::inner::Inner;
-use crate::model::{DeadLetter, Delivery, FileCheck, MessageInfo, MessageState, Resolution, Stats};
+use crate::model::{Delivery, MessageState, Resolution};
 use crate::options::{Message, Options, PublishOptions, ReceiveOptions, SubscribeOptions};
 use crate::outbox::{self, Transaction};
 use crate::publish::{self, Visibility};
-use crate::schedule::{self, ScheduleInfo, ScheduleOptions};
+use crate::schedule::{self, ScheduleOptions};
 use crate::store::{self, settle};
 use crate::validate;
 use crate::{dlq, inspect, retention};

@@ -15,6 +15,7 @@
 //! through this queue forgets it at once, other processes' ones are seen within
 //! `poll_interval`), so the hot path stays a clock read and a mutex.
 
+use crate::api::ScheduleInfo;
 use crate::clock::{duration_to_ms, ms_to_system_time, system_time_to_ms};
 use crate::error::{Error, Result};
 use crate::inner::{Inner, lock};
@@ -171,27 +172,6 @@ impl ScheduleOptions {
         self.missed = policy;
         self
     }
-}
-
-/// One schedule as `Queue::schedules` lists it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScheduleInfo {
-    pub name: String,
-    pub topic: String,
-    pub cron: Option<String>,
-    pub every: Option<Duration>,
-    /// The cron pattern's time zone (`UTC` unless given); `None` for `every`.
-    pub tz: Option<String>,
-    /// The next tick not yet handled (in the past if nobody received since it came due).
-    pub next_at: SystemTime,
-    /// Tick times handled so far (published, merged by `once` or skipped).
-    pub fired: u64,
-    /// Tick times left, the next included (`None`: no end).
-    pub repeat_left: Option<u64>,
-    pub missed: Missed,
-    pub tag: Option<String>,
-    pub key: Option<String>,
-    pub headers: BTreeMap<String, String>,
 }
 
 /// When the ticks of a schedule are.

@@ -3,9 +3,9 @@
 use super::delivery_state;
 use super::inspect::history;
 use super::{DEAD, decode_headers};
+use crate::api::DeadLetter;
 use crate::clock::ms_to_system_time;
 use crate::error::Result;
-use crate::model::DeadLetter;
 use rusqlite::{Connection, params};
 
 pub(crate) fn list(conn: &Connection, group_id: i64, limit: usize) -> Result<Vec<DeadLetter>> {

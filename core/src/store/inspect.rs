@@ -3,12 +3,10 @@
 
 use super::{ACKED, BLOCKED, DEAD, HALF, INFLIGHT, PENDING, ROLLED_BACK, decode_headers};
 use super::{delivery_state, message_state};
+use crate::api::{AttemptRecord, CheckRecord, DeliveryInfo, GroupStats, MessageInfo, TopicStats};
 use crate::clock::ms_to_system_time;
 use crate::error::{Error, Result};
-use crate::model::{
-    AttemptOutcome, AttemptRecord, CheckRecord, DeliveryInfo, DeliveryState, GroupStats,
-    MessageInfo, MessageState, Resolution, TopicStats,
-};
+use crate::model::{AttemptOutcome, DeliveryState, MessageState, Resolution};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::time::Duration;
