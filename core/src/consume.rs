@@ -56,6 +56,9 @@ pub struct Consumer {
     closed: AtomicBool,
     /// The process that started the heartbeat: a forked child has no such thread.
     pid: u32,
+    /// The last renewal that failed for a reason that may pass (the file busy past the
+    /// timeout, a storage error); a lease already lost is not one.
+    renewal_error: Arc<Mutex<Option<Error>>>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -89,11 +92,14 @@ impl Queue {
         }
         receive.validate()?;
         self.inner.check_open()?;
+        // A failed renewal also shows as LeaseLost when the holder settles; kept here so
+        // a caller can tell a lost lease from a slow handler before that.
+        let renewal_error = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&renewal_error);
         let (heartbeat, beating) = Heartbeat::start(
             &self.inner,
             format!("ferrymq-consumer-{group}"),
-            // A failed renewal shows as LeaseLost when the holder settles.
-            Arc::new(|_: &Error| {}),
+            Arc::new(move |e: &Error| *lock(&seen) = Some(e.clone())),
         )?;
         Ok(Consumer {
             q: self.clone(),
@@ -104,37 +110,18 @@ impl Queue {
             held: Mutex::new(Held::default()),
             closed: AtomicBool::new(false),
             pid: std::process::id(),
+            renewal_error,
         })
     }
 
-    /// The deliveries of `group` as a blocking iterator, one at a time, each waiting up
-    /// to `options.wait` before it looks again (a zero wait is refused); ends (`None`)
-    /// once the queue is closed. `options.max` must be 1. Each item still has to be
-    /// acked or nacked; its lease is renewed until the iterator moves on or is dropped
-    /// (dropping puts an unsettled one back).
-    pub fn consume(&self, group: &str, options: ReceiveOptions) -> Result<Consume> {
-        options.validate()?;
-        if options.max != 1 {
-            return Err(Error::invalid(format!(
-                "consume takes one delivery at a time (max 1), got max {}",
-                options.max
-            )));
-        }
-        if options.wait.is_zero() {
-            return Err(Error::invalid(
-                "consume needs a wait above zero, or it would poll without sleeping",
-            ));
-        }
-        let consumer = self.consumer(
-            group,
-            ConsumerOptions {
-                max: Some(1),
-                wait: Some(options.wait),
-                lease: options.lease,
-            },
-        )?;
+    /// The deliveries of `group` as a blocking iterator over [`Queue::consumer`] with the
+    /// same options (a batch waits in the consumer's buffer; a missing or zero wait is the
+    /// default); ends (`None`) once the queue is closed. Each item still has to be acked
+    /// or nacked; its lease is renewed until the iterator moves on or is dropped (dropping
+    /// puts an unsettled one back).
+    pub fn consume(&self, group: &str, options: ConsumerOptions) -> Result<Consume> {
         Ok(Consume {
-            consumer,
+            consumer: self.consumer(group, options)?,
             last: None,
         })
     }
@@ -271,6 +258,12 @@ impl Consumer {
     /// Whether `close` was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// The last lease renewal that failed, as `Worker::last_error` has it: the deliveries
+    /// it concerned may be handed to another consumer once their lease runs out.
+    pub fn last_error(&self) -> Option<Error> {
+        lock(&self.renewal_error).clone()
     }
 }
 

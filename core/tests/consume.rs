@@ -1,6 +1,9 @@
-//! `Queue::consume`: one delivery per claim, waits while nothing comes, ends on close.
+//! `Queue::consume`: the consumer's deliveries as an iterator, waits while nothing comes,
+//! ends on close.
 
-use ferrymq::{ErrorKind, Options, PublishOptions, Queue, ReceiveOptions, SubscribeOptions};
+use ferrymq::{
+    ConsumerOptions, ErrorKind, Options, PublishOptions, Queue, ReceiveOptions, SubscribeOptions,
+};
 use std::time::Duration;
 
 #[test]
@@ -14,8 +17,7 @@ fn consume_yields_each_delivery_and_ends_when_the_queue_closes() {
                 .unwrap()
         })
         .collect();
-    let wait = ReceiveOptions::new().wait(Duration::from_millis(50));
-    let mut it = q.consume("g", wait.clone()).unwrap();
+    let mut it = q.consume("g", wait(50)).unwrap();
     for id in &ids {
         let d = it.next().unwrap().unwrap();
         assert_eq!((d.message_id, d.attempt), (*id, 1));
@@ -33,26 +35,63 @@ fn consume_yields_each_delivery_and_ends_when_the_queue_closes() {
     closer.join().unwrap();
 }
 
+fn wait(ms: u64) -> ConsumerOptions {
+    ConsumerOptions {
+        wait: Some(Duration::from_millis(ms)),
+        ..ConsumerOptions::default()
+    }
+}
+
 #[test]
-fn consume_refuses_a_batch_or_a_zero_wait_and_an_unknown_group_fails_on_first_use() {
+fn consume_takes_what_a_consumer_takes_and_an_unknown_group_fails_on_first_use() {
     let dir = tempfile::tempdir().unwrap();
     let q = Queue::open(dir.path().join("q.db"), Options::default()).unwrap();
-    let refused = |o: ReceiveOptions| q.consume("g", o).err().map(|e| e.kind());
-    assert_eq!(
-        refused(ReceiveOptions::new().max(2)),
-        Some(ErrorKind::InvalidArgument)
-    );
-    assert_eq!(
-        refused(ReceiveOptions::new()),
-        Some(ErrorKind::InvalidArgument)
-    );
-    let mut it = q
-        .consume(
-            "nobody",
-            ReceiveOptions::new().wait(Duration::from_millis(10)),
-        )
-        .unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new()).unwrap();
+    for i in 0..3 {
+        q.publish("t", format!("m{i}"), PublishOptions::new())
+            .unwrap();
+    }
+    // A batch claim of 2 hands its deliveries out one by one, and a zero wait is the
+    // default wait, as for `Queue::consumer`.
+    let batch = ConsumerOptions {
+        max: Some(2),
+        wait: Some(Duration::ZERO),
+        lease: None,
+    };
+    let mut it = q.consume("g", batch).unwrap();
+    let payloads: Vec<Vec<u8>> = (0..3)
+        .map(|_| {
+            let d = it.next().unwrap().unwrap();
+            q.ack(&d).unwrap();
+            d.payload
+        })
+        .collect();
+    assert_eq!(payloads, [b"m0".to_vec(), b"m1".to_vec(), b"m2".to_vec()]);
+    let mut it = q.consume("nobody", wait(10)).unwrap();
     assert_eq!(it.next().unwrap().unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn a_renewal_the_file_refuses_is_kept_as_the_consumers_last_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    let q = Queue::open(&db, Options::default().busy_timeout(Duration::from_millis(50))).unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new().lease(Duration::from_millis(300)))
+        .unwrap();
+    q.publish("t", "held", PublishOptions::new()).unwrap();
+    let consumer = q.consumer("g", wait(50)).unwrap();
+    let d = consumer.next().unwrap().unwrap();
+    assert!(consumer.last_error().is_none());
+    // Another connection holds the write lock across several renewal times.
+    let other = ferrymq::rusqlite::Connection::open(&db).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    other.execute_batch("COMMIT").unwrap();
+    assert_eq!(
+        consumer.last_error().map(|e| e.kind()),
+        Some(ErrorKind::Busy)
+    );
+    consumer.done(&d);
 }
 
 fn lease_queue(lease: Duration) -> (tempfile::TempDir, Queue, i64) {
@@ -68,7 +107,7 @@ fn lease_queue(lease: Duration) -> (tempfile::TempDir, Queue, i64) {
 fn a_handler_slower_than_the_lease_keeps_its_message() {
     let (_dir, q, id) = lease_queue(Duration::from_millis(150));
     let mut it = q
-        .consume("g", ReceiveOptions::new().wait(Duration::from_millis(50)))
+        .consume("g", wait(50))
         .unwrap();
     let d = it.next().unwrap().unwrap();
     assert_eq!(d.message_id, id);
