@@ -549,19 +549,20 @@ impl Keyring {
 }
 
 /// The first of the source's keys that opens the file, tried on a connection of its own.
+/// A rotation may land between asking the source and trying its keys (the new key was
+/// handed out before the rekey, the old one no longer opens the file); so when none
+/// opens, the source is asked again, and its keys are tried again if they changed.
 fn find_key(source: &KeySource, path: &Path, salt: &[u8; SALT]) -> Result<Spec> {
-    let keys = source.keys()?;
-    for key in &keys {
-        let spec = Spec::Raw(key.derive(salt)?);
-        let probe = rusqlite::Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        quiet();
-        key_connection(&probe, &spec)?;
-        if opens(&probe)? {
+    let mut keys = source.keys()?;
+    loop {
+        if let Some(spec) = first_opening(&keys, path, salt)? {
             return Ok(spec);
         }
+        let again = source.keys()?;
+        if same_keys(&again, &keys) {
+            break;
+        }
+        keys = again;
     }
     Err(Error::Encryption(format!(
         "{} is encrypted and {} opens it: a wrong key, or the file was rekeyed and the key \
@@ -572,6 +573,36 @@ fn find_key(source: &KeySource, path: &Path, salt: &[u8; SALT]) -> Result<Spec> 
             n => format!("none of the {n} keys given"),
         }
     )))
+}
+
+fn first_opening(keys: &[Key], path: &Path, salt: &[u8; SALT]) -> Result<Option<Spec>> {
+    for key in keys {
+        let spec = Spec::Raw(key.derive(salt)?);
+        let probe = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        quiet();
+        key_connection(&probe, &spec)?;
+        if opens(&probe)? {
+            return Ok(Some(spec));
+        }
+    }
+    Ok(None)
+}
+
+fn same_keys(a: &[Key], b: &[Key]) -> bool {
+    let bytes = |k: &Key| match &k.0 {
+        KeyKind::Raw(s) | KeyKind::Passphrase(s) => s.0.clone(),
+    };
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            matches!(
+                (&x.0, &y.0),
+                (KeyKind::Raw(_), KeyKind::Raw(_))
+                    | (KeyKind::Passphrase(_), KeyKind::Passphrase(_))
+            ) && bytes(x) == bytes(y)
+        })
 }
 
 /// SQLCipher logs each page it cannot authenticate to stderr; ferrymq reports it as a

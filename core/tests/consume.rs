@@ -75,9 +75,17 @@ fn consume_takes_what_a_consumer_takes_and_an_unknown_group_fails_on_first_use()
 fn a_renewal_the_file_refuses_is_kept_as_the_consumers_last_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("q.db");
-    let q = Queue::open(&db, Options::default().busy_timeout(Duration::from_millis(50))).unwrap();
-    q.subscribe("g", "t", SubscribeOptions::new().lease(Duration::from_millis(300)))
-        .unwrap();
+    let q = Queue::open(
+        &db,
+        Options::default().busy_timeout(Duration::from_millis(50)),
+    )
+    .unwrap();
+    q.subscribe(
+        "g",
+        "t",
+        SubscribeOptions::new().lease(Duration::from_millis(300)),
+    )
+    .unwrap();
     q.publish("t", "held", PublishOptions::new()).unwrap();
     let consumer = q.consumer("g", wait(50)).unwrap();
     let d = consumer.next().unwrap().unwrap();
@@ -106,9 +114,7 @@ fn lease_queue(lease: Duration) -> (tempfile::TempDir, Queue, i64) {
 #[test]
 fn a_handler_slower_than_the_lease_keeps_its_message() {
     let (_dir, q, id) = lease_queue(Duration::from_millis(150));
-    let mut it = q
-        .consume("g", wait(50))
-        .unwrap();
+    let mut it = q.consume("g", wait(50)).unwrap();
     let d = it.next().unwrap().unwrap();
     assert_eq!(d.message_id, id);
     // The handler runs for several leases; the consumer's heartbeat renews meanwhile.

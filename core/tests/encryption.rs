@@ -255,6 +255,35 @@ fn rekey_moves_this_queue_and_a_provider_moves_the_others() {
 }
 
 #[test]
+fn an_open_that_read_its_keys_before_a_rotation_asks_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = encrypted_file(dir.path());
+    let new = Key::raw(&[7; 32]).unwrap();
+    Queue::open(&path, Options::default().key(passphrase()))
+        .unwrap()
+        .rekey(new.clone())
+        .unwrap();
+    // The provider's first answer was read just before the rotation: only the old key.
+    let asked = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&asked);
+    let q = Queue::open(
+        &path,
+        Options::default().key_provider(move || {
+            let mut n = count.lock().unwrap();
+            *n += 1;
+            Ok(if *n == 1 {
+                vec![passphrase()]
+            } else {
+                vec![new.clone(), passphrase()]
+            })
+        }),
+    )
+    .unwrap();
+    assert_eq!(q.stats().unwrap().groups["payments"].ready, 5);
+    assert_eq!(*asked.lock().unwrap(), 2);
+}
+
+#[test]
 fn rekey_of_a_plain_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let q = Queue::open(dir.path().join("q.db"), Options::default()).unwrap();
@@ -347,7 +376,14 @@ fn rotation_under_four_writer_processes_loses_nothing() {
     let path = dir.path().join("q.db");
     let keyfile = dir.path().join("keys");
     let gens = |n: u8| (0..=n).rev().map(|g| format!("{g}")).collect::<Vec<_>>();
-    std::fs::write(&keyfile, gens(0).join("\n")).unwrap();
+    // A key file is replaced by a rename, never rewritten in place: a writer that reads it
+    // halfway through a rewrite would see no key or only the one not in use yet.
+    let publish_keys = |g: u8| {
+        let next = dir.path().join("keys.next");
+        std::fs::write(&next, gens(g).join("\n")).unwrap();
+        std::fs::rename(&next, &keyfile).unwrap();
+    };
+    publish_keys(0);
     let q = Queue::open(&path, Options::default().key(gen_key("0"))).unwrap();
     q.subscribe("audit", "pay", SubscribeOptions::new())
         .unwrap();
@@ -366,7 +402,7 @@ fn rotation_under_four_writer_processes_loses_nothing() {
         .collect();
     for g in 1..=3u8 {
         std::thread::sleep(Duration::from_millis(300));
-        std::fs::write(&keyfile, gens(g).join("\n")).unwrap();
+        publish_keys(g);
         q.rekey(gen_key(&g.to_string())).unwrap();
     }
     for c in children {
