@@ -259,21 +259,27 @@ pub async fn redrive(
     Path(group): Path<String>,
     body: Bytes,
 ) -> Answer {
-    let body = body_json(&body)?;
-    let ids = ids(&body)?;
-    blocking(&app, move |q| {
-        let n = acting(q, &body)?.redrive(&group, Some(&ids))?;
-        Ok(Json(json!({ "group": group, "redriven": n })))
-    })
-    .await
+    on_dead_letters(app, group, &body, "redriven", |q, g, ids| q.redrive(g, Some(ids))).await
 }
 
 pub async fn purge(State(app): State<Arc<App>>, Path(group): Path<String>, body: Bytes) -> Answer {
-    let body = body_json(&body)?;
+    on_dead_letters(app, group, &body, "purged", Queue::purge_dead_letter_ids).await
+}
+
+/// An action on the dead letters of `group` the body lists; the answer gives how many it
+/// took under the name `done`.
+async fn on_dead_letters(
+    app: Arc<App>,
+    group: String,
+    body: &Bytes,
+    done: &'static str,
+    act: fn(&Queue, &str, &[i64]) -> ferrymq::Result<u64>,
+) -> Answer {
+    let body = body_json(body)?;
     let ids = ids(&body)?;
     blocking(&app, move |q| {
-        let n = acting(q, &body)?.purge_dead_letter_ids(&group, &ids)?;
-        Ok(Json(json!({ "group": group, "purged": n })))
+        let n = act(&acting(q, &body)?, &group, &ids)?;
+        Ok(Json(json!({ "group": group, done: n })))
     })
     .await
 }
@@ -302,13 +308,7 @@ pub async fn commit_half(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Answer {
-    let id = id(&raw)?;
-    let body = body_json(&body)?;
-    blocking(&app, move |q| {
-        acting(q, &body)?.commit_half(id)?;
-        Ok(Json(json!({ "id": id, "state": "committed" })))
-    })
-    .await
+    decide_half(app, &raw, &body, true).await
 }
 
 pub async fn rollback_half(
@@ -316,11 +316,23 @@ pub async fn rollback_half(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Answer {
-    let id = id(&raw)?;
-    let body = body_json(&body)?;
+    decide_half(app, &raw, &body, false).await
+}
+
+/// Commits (`commit`) or rolls back the half message the path names.
+async fn decide_half(app: Arc<App>, raw: &str, body: &Bytes, commit: bool) -> Answer {
+    let id = id(raw)?;
+    let body = body_json(body)?;
     blocking(&app, move |q| {
-        acting(q, &body)?.rollback_half(id)?;
-        Ok(Json(json!({ "id": id, "state": "rolled_back" })))
+        let q = acting(q, &body)?;
+        let state = if commit {
+            q.commit_half(id)?;
+            "committed"
+        } else {
+            q.rollback_half(id)?;
+            "rolled_back"
+        };
+        Ok(Json(json!({ "id": id, "state": state })))
     })
     .await
 }
