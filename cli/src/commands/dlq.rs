@@ -37,11 +37,8 @@ pub fn run(q: &Queue, json: bool, cmd: Dlq) -> Result<()> {
 }
 
 fn report(json: bool, group: &str, what: &str, n: u64) {
-    if json {
-        output::json(&json!({ "group": group, what: n }));
-    } else {
-        println!("{n} dead letters of group {group} {what}");
-    }
+    let text = format!("{n} dead letters of group {group} {what}");
+    output::outcome(json, json!({ "group": group, what: n }), text);
 }
 
 fn list(
