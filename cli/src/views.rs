@@ -168,6 +168,11 @@ pub fn record(m: &MessageInfo) -> serde_json::Map<String, Value> {
     map
 }
 
+/// A list of messages as one JSON array.
+pub fn messages(list: &[MessageInfo]) -> Value {
+    Value::Array(list.iter().map(message).collect())
+}
+
 pub fn message(m: &MessageInfo) -> Value {
     let mut map = record(m);
     map.insert("deliver_at".into(), json!(time(m.deliver_at)));

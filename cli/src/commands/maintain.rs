@@ -14,7 +14,7 @@ pub fn half(q: &Queue, json: bool, cmd: Half) -> Result<()> {
             let state = state.map(|s| s.parse::<MessageState>()).transpose()?;
             let list = q.half_messages(state, limit)?;
             if json {
-                output::json(&json!(list.iter().map(views::message).collect::<Vec<_>>()));
+                output::json(&views::messages(&list));
                 return Ok(());
             }
             let mut t = output::table(&["id", "topic", "state", "key", "prepared", "checks"]);

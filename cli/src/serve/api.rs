@@ -220,9 +220,7 @@ pub async fn find(
     );
     blocking(&app, move |queue| {
         let found = queue.find(&topic, &key)?;
-        Ok(Json(json!(
-            found.iter().map(views::message).collect::<Vec<_>>()
-        )))
+Ok(Json(views::messages(&found)))
     })
     .await
 }
@@ -296,9 +294,7 @@ pub async fn half_messages(
     };
     blocking(&app, move |q| {
         let list = q.half_messages(state, limit)?;
-        Ok(Json(json!(
-            list.iter().map(views::message).collect::<Vec<_>>()
-        )))
+Ok(Json(views::messages(&list)))
     })
     .await
 }
