@@ -256,6 +256,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn name_and_tag_messages_name_the_argument_and_its_character_set() {
+        let msg = |r: Result<()>| r.unwrap_err().to_string();
+        assert!(msg(name("topic", "")).contains("topic name must be 1-249 characters, got 0"));
+        assert!(msg(name("consumer group", "a b")).contains(
+            r#"consumer group name "a b" contains ' '; allowed are A-Z a-z 0-9 . _ -"#
+        ));
+        assert!(msg(tag(&"t".repeat(129))).contains("tag must be 1-128 characters, got 129"));
+        assert!(
+            msg(tag("a*")).contains(r#"tag "a*" contains '*'; allowed are A-Z a-z 0-9 . _ - : /"#)
+        );
+        assert!(tag("a:b/c").is_ok() && name("topic", "a:b").is_err());
+    }
+
+    #[test]
     fn names_follow_the_charset_and_length() {
         assert!(name("topic", "payments.v1_eu-2").is_ok());
         assert!(name("topic", "").is_err());
