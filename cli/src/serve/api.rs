@@ -65,6 +65,8 @@ impl From<ferrymq::Error> for ApiError {
 }
 
 type Answer = Result<Json<Value>, ApiError>;
+/// A GET's query string as axum extracts it; `query` turns a rejection into a 400.
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 /// Runs a core call off the async workers (it blocks on SQLite).
 async fn blocking<T: Send + 'static>(
@@ -77,9 +79,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
-fn query(
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<HashMap<String, String>, ApiError> {
+fn query(q: Params) -> Result<HashMap<String, String>, ApiError> {
     q.map(|Query(m)| m)
         .map_err(|e| ApiError::bad(format!("bad query string: {e}")))
 }
@@ -209,10 +209,7 @@ pub async fn overview(State(app): State<Arc<App>>) -> Answer {
     .await
 }
 
-pub async fn find(
-    State(app): State<Arc<App>>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Answer {
+pub async fn find(State(app): State<Arc<App>>, q: Params) -> Answer {
     let q = query(q)?;
     let (topic, key) = (
         required(&q, "topic")?.to_owned(),
@@ -220,7 +217,7 @@ pub async fn find(
     );
     blocking(&app, move |queue| {
         let found = queue.find(&topic, &key)?;
-Ok(Json(views::messages(&found)))
+        Ok(Json(views::messages(&found)))
     })
     .await
 }
@@ -238,7 +235,7 @@ pub async fn trace(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Answ
 pub async fn dead_letters(
     State(app): State<Arc<App>>,
     Path(group): Path<String>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    q: Params,
 ) -> Answer {
     let limit = limit(&query(q)?, ferrymq::defaults::DEAD_LETTERS_LIMIT)?;
     blocking(&app, move |q| {
@@ -257,7 +254,10 @@ pub async fn redrive(
     Path(group): Path<String>,
     body: Bytes,
 ) -> Answer {
-    on_dead_letters(app, group, &body, "redriven", |q, g, ids| q.redrive(g, Some(ids))).await
+    on_dead_letters(app, group, &body, "redriven", |q, g, ids| {
+        q.redrive(g, Some(ids))
+    })
+    .await
 }
 
 pub async fn purge(State(app): State<Arc<App>>, Path(group): Path<String>, body: Bytes) -> Answer {
@@ -282,10 +282,7 @@ async fn on_dead_letters(
     .await
 }
 
-pub async fn half_messages(
-    State(app): State<Arc<App>>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Answer {
+pub async fn half_messages(State(app): State<Arc<App>>, q: Params) -> Answer {
     let q = query(q)?;
     let limit = limit(&q, ferrymq::defaults::HALF_MESSAGES_LIMIT)?;
     let state = match q.get("state").map(String::as_str) {
@@ -294,7 +291,7 @@ pub async fn half_messages(
     };
     blocking(&app, move |q| {
         let list = q.half_messages(state, limit)?;
-Ok(Json(views::messages(&list)))
+        Ok(Json(views::messages(&list)))
     })
     .await
 }
