@@ -192,6 +192,11 @@ pub fn message(m: &MessageInfo) -> Value {
     Value::Object(map)
 }
 
+/// Dead letters of `group` as one JSON array.
+pub fn dead_letters(group: &str, list: &[DeadLetter]) -> Value {
+    Value::Array(list.iter().map(|d| dead_letter(group, d)).collect())
+}
+
 pub fn dead_letter(group: &str, d: &DeadLetter) -> Value {
     let (text, encoding) = payload(&d.payload);
     json!({

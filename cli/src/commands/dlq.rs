@@ -56,11 +56,7 @@ fn list(
         .filter(|d| older_than.is_none() || cutoff.is_some_and(|c| d.died_at <= c))
         .collect();
     if json {
-        let v: Vec<_> = letters
-            .iter()
-            .map(|d| views::dead_letter(group, d))
-            .collect();
-        output::json(&json!(v));
+        output::json(&views::dead_letters(group, &letters));
         return Ok(());
     }
     let mut t = output::table(&[

@@ -240,11 +240,7 @@ pub async fn dead_letters(
     let limit = limit(&query(q)?, ferrymq::defaults::DEAD_LETTERS_LIMIT)?;
     blocking(&app, move |q| {
         let letters = q.dead_letters(&group, limit)?;
-        let v: Vec<Value> = letters
-            .iter()
-            .map(|d| views::dead_letter(&group, d))
-            .collect();
-        Ok(Json(json!(v)))
+        Ok(Json(views::dead_letters(&group, &letters)))
     })
     .await
 }
