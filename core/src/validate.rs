@@ -39,7 +39,13 @@ pub const MIN_MAX_SIZE: u64 = 128 * 1024;
 pub fn name(what: &str, value: &str) -> Result<()> {
     const ALLOWED: &str = "A-Z a-z 0-9 . _ -";
     let punct = |c: char| matches!(c, '.' | '_' | '-');
-    word(format_args!("{what} name"), value, MAX_NAME_LEN, punct, ALLOWED)
+    word(
+        format_args!("{what} name"),
+        value,
+        MAX_NAME_LEN,
+        punct,
+        ALLOWED,
+    )
 }
 
 /// Tags: 1-128 chars of `[A-Za-z0-9._:/-]`; `*` and `||` are reserved for filters.
@@ -259,9 +265,11 @@ mod tests {
     fn name_and_tag_messages_name_the_argument_and_its_character_set() {
         let msg = |r: Result<()>| r.unwrap_err().to_string();
         assert!(msg(name("topic", "")).contains("topic name must be 1-249 characters, got 0"));
-        assert!(msg(name("consumer group", "a b")).contains(
-            r#"consumer group name "a b" contains ' '; allowed are A-Z a-z 0-9 . _ -"#
-        ));
+        assert!(
+            msg(name("consumer group", "a b")).contains(
+                r#"consumer group name "a b" contains ' '; allowed are A-Z a-z 0-9 . _ -"#
+            )
+        );
         assert!(msg(tag(&"t".repeat(129))).contains("tag must be 1-128 characters, got 129"));
         assert!(
             msg(tag("a*")).contains(r#"tag "a*" contains '*'; allowed are A-Z a-z 0-9 . _ - : /"#)

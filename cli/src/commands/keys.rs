@@ -48,7 +48,11 @@ fn new_key(args: &NewKey) -> Result<Key> {
 pub fn rekey(q: &Queue, json: bool, args: &NewKey) -> Result<()> {
     q.rekey(new_key(args)?)?;
     let path = q.path().display();
-    output::outcome(json, json!({ "rekeyed": path.to_string() }), format!("rekeyed {path}"));
+    output::outcome(
+        json,
+        json!({ "rekeyed": path.to_string() }),
+        format!("rekeyed {path}"),
+    );
     Ok(())
 }
 
@@ -89,6 +93,10 @@ fn convert(
     run(&mut report)?;
     bar.finish_and_clear();
     let dst = dst.display();
-    output::outcome(json, json!({ "written": dst.to_string() }), format!("wrote {dst}"));
+    output::outcome(
+        json,
+        json!({ "written": dst.to_string() }),
+        format!("wrote {dst}"),
+    );
     Ok(())
 }

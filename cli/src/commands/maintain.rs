@@ -114,7 +114,11 @@ pub fn purge_acked(q: &Queue, json: bool, older_than: Duration) -> Result<()> {
 
 pub fn vacuum(q: &Queue, json: bool, pages: Option<u64>) -> Result<()> {
     let n = q.vacuum(pages)?;
-    output::outcome(json, json!({ "pages_freed": n }), format!("{n} pages freed"));
+    output::outcome(
+        json,
+        json!({ "pages_freed": n }),
+        format!("{n} pages freed"),
+    );
     Ok(())
 }
 
