@@ -8,16 +8,12 @@
 use crate::config::IngressConfig;
 use crate::counters::Counters;
 use crate::envelope;
-use crate::relay::sleep_or_stop;
+use crate::relay::Backoff;
 use crate::source::Source;
 use crate::{BridgeError, BridgeResult};
 use ferrymq::Queue;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
-
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 pub async fn run(
     q: Queue,
@@ -26,7 +22,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> BridgeResult<()> {
     let mut source: Option<Source> = None;
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new();
     let mut ever_opened = false;
     while !*stop.borrow() {
         let src = match source.as_mut() {
@@ -40,24 +36,19 @@ pub async fn run(
                     source.insert(s)
                 }
                 Err(e) => {
-                    eprintln!(
-                        "ingress {}: broker unavailable ({e}); retrying in {backoff:?}",
-                        cfg.label()
-                    );
-                    sleep_or_stop(backoff, &mut stop).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    let who = format!("ingress {}", cfg.label());
+                    backoff.unavailable(&who, &e, &mut stop).await;
                     continue;
                 }
             },
         };
         match round(&q, &cfg, src, &counters).await {
-            Ok(()) => backoff = BACKOFF_MIN,
+            Ok(()) => backoff.reset(),
             Err(Round::Broker(e)) => {
                 eprintln!("ingress {}: {e}; reopening", cfg.label());
                 counters.add_failed(1);
                 source = None;
-                sleep_or_stop(backoff, &mut stop).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                backoff.wait(&mut stop).await;
             }
             Err(Round::File(e)) => return Err(e),
         }

@@ -17,8 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// Subscribes the group (its tag filter, lease and retry ladder) and builds the sink.
@@ -55,7 +53,7 @@ pub async fn run(
     counters: Arc<Counters>,
     mut stop: watch::Receiver<bool>,
 ) -> BridgeResult<()> {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new();
     let mut ever_connected = false;
     let mut lag_at = Instant::now() - LAG_EVERY;
     let receive = ReceiveOptions::new()
@@ -74,12 +72,8 @@ pub async fn run(
                 ever_connected |= connected;
             }
             Err(e) => {
-                eprintln!(
-                    "relay {}: broker unavailable ({e}); retrying in {backoff:?}",
-                    cfg.label()
-                );
-                sleep_or_stop(backoff, &mut stop).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                let who = format!("relay {}", cfg.label());
+                backoff.unavailable(&who, &e, &mut stop).await;
                 continue;
             }
         }
@@ -92,7 +86,7 @@ pub async fn run(
         if failed {
             sink.mark_broken();
         } else {
-            backoff = BACKOFF_MIN;
+            backoff.reset();
         }
     }
     Ok(())
@@ -143,9 +137,39 @@ fn update_lag(q: &Queue, group: &str, counters: &Counters) -> BridgeResult<()> {
     Ok(())
 }
 
-pub(crate) async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => {}
-        _ = stop.changed() => {}
+/// The wait before the next try at a broker: from 100 ms, doubling after each failure up
+/// to 5 s, and back to 100 ms after a success. A stop request cuts a wait short.
+pub(crate) struct Backoff(Duration);
+
+impl Backoff {
+    const MIN: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    pub(crate) fn new() -> Self {
+        Backoff(Self::MIN)
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.0 = Self::MIN;
+    }
+
+    /// Waits (until a stop request at the most), and longer next time.
+    pub(crate) async fn wait(&mut self, stop: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            _ = tokio::time::sleep(self.0) => {}
+            _ = stop.changed() => {}
+        }
+        self.0 = (self.0 * 2).min(Self::MAX);
+    }
+
+    /// Says that `who` could not reach its broker, then waits.
+    pub(crate) async fn unavailable(
+        &mut self,
+        who: &str,
+        e: &(dyn std::fmt::Display + Sync),
+        stop: &mut watch::Receiver<bool>,
+    ) {
+        eprintln!("{who}: broker unavailable ({e}); retrying in {:?}", self.0);
+        self.wait(stop).await;
     }
 }

@@ -32,6 +32,16 @@ pub enum Source {
 const FIRST_WAIT: Duration = Duration::from_millis(200);
 const MORE_WAIT: Duration = Duration::from_millis(5);
 
+/// How long a batch waits for its next message: `FIRST_WAIT` while it is empty, then
+/// only `MORE_WAIT`, so a quiet broker ends a started batch soon.
+fn wait<T>(batch: &[T]) -> Duration {
+    if batch.is_empty() {
+        FIRST_WAIT
+    } else {
+        MORE_WAIT
+    }
+}
+
 impl Source {
     pub async fn open_kafka(cfg: &KafkaSourceConfig) -> BridgeResult<Source> {
         Ok(Source::Kafka(KafkaSource::open(cfg)?))
@@ -94,12 +104,7 @@ impl KafkaSource {
         let mut out = Vec::new();
         let mut next: HashMap<(String, i32), i64> = HashMap::new();
         while out.len() < max {
-            let wait = if out.is_empty() {
-                FIRST_WAIT
-            } else {
-                MORE_WAIT
-            };
-            let m = match tokio::time::timeout(wait, self.consumer.recv()).await {
+            let m = match tokio::time::timeout(wait(&out), self.consumer.recv()).await {
                 Err(_) => break,
                 Ok(Err(e)) => return Err(BridgeError(format!("kafka receive: {e}"))),
                 Ok(Ok(m)) => m,
@@ -203,12 +208,7 @@ impl AmqpSource {
         let mut out = Vec::new();
         let mut last = None;
         while out.len() < max {
-            let wait = if out.is_empty() {
-                FIRST_WAIT
-            } else {
-                MORE_WAIT
-            };
-            let d = match tokio::time::timeout(wait, self.consumer.next()).await {
+            let d = match tokio::time::timeout(wait(&out), self.consumer.next()).await {
                 Err(_) => break,
                 Ok(None) => return Err(BridgeError("amqp: consumer cancelled".into())),
                 Ok(Some(Err(e))) => return Err(BridgeError(format!("amqp receive: {e}"))),

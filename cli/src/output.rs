@@ -43,6 +43,15 @@ pub fn json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// What an action did: `v` under `--json`, else the sentence `text`.
+pub fn outcome(json: bool, v: Value, text: impl std::fmt::Display) {
+    if json {
+        self::json(&v);
+    } else {
+        println!("{text}");
+    }
+}
+
 /// One compact JSON document per line (tail, export), flushed so a reader sees it now.
 pub fn json_line(out: &mut impl Write, v: &Value) -> std::io::Result<()> {
     writeln!(out, "{}", serde_json::to_string(v).unwrap_or_default())?;

@@ -168,6 +168,11 @@ pub fn record(m: &MessageInfo) -> serde_json::Map<String, Value> {
     map
 }
 
+/// A list of messages as one JSON array.
+pub fn messages(list: &[MessageInfo]) -> Value {
+    Value::Array(list.iter().map(message).collect())
+}
+
 pub fn message(m: &MessageInfo) -> Value {
     let mut map = record(m);
     map.insert("deliver_at".into(), json!(time(m.deliver_at)));
@@ -185,6 +190,11 @@ pub fn message(m: &MessageInfo) -> Value {
         .collect();
     map.insert("checks".into(), json!(checks));
     Value::Object(map)
+}
+
+/// Dead letters of `group` as one JSON array.
+pub fn dead_letters(group: &str, list: &[DeadLetter]) -> Value {
+    Value::Array(list.iter().map(|d| dead_letter(group, d)).collect())
 }
 
 pub fn dead_letter(group: &str, d: &DeadLetter) -> Value {

@@ -370,21 +370,38 @@ pub(crate) fn check_kind(path: &Path, kind: FileKind, keyed: bool) -> Result<()>
 /// Hands `key` (raw key bytes or a passphrase) to SQLCipher for the connection's main
 /// database. Nothing is read until the next statement.
 fn key_connection(conn: &rusqlite::Connection, spec: &Spec) -> Result<()> {
-    let bytes = spec.pragma_bytes();
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_key_v2(
-            conn.handle(),
-            c"main".as_ptr(),
-            bytes.0.as_ptr().cast(),
-            bytes.0.len() as c_int,
-        )
-    };
+    let rc = with_key(conn, spec, rusqlite::ffi::sqlite3_key_v2);
     if rc != rusqlite::ffi::SQLITE_OK {
         return Err(Error::Encryption(format!(
             "SQLCipher refused the key (code {rc})"
         )));
     }
     Ok(())
+}
+
+/// Calls SQLCipher's `sqlite3_key_v2` or `sqlite3_rekey_v2` (same signature) for the
+/// connection's main database with `spec`'s bytes; returns its result code.
+fn with_key(
+    conn: &rusqlite::Connection,
+    spec: &Spec,
+    call: unsafe extern "C" fn(
+        *mut rusqlite::ffi::sqlite3,
+        *const c_char,
+        *const c_void,
+        c_int,
+    ) -> c_int,
+) -> c_int {
+    let bytes = spec.pragma_bytes();
+    // Safety: the handle is open for the borrow of `conn`, the name is a C string, and
+    // the key buffer outlives the call, which copies it.
+    unsafe {
+        call(
+            conn.handle(),
+            c"main".as_ptr(),
+            bytes.0.as_ptr().cast(),
+            bytes.0.len() as c_int,
+        )
+    }
 }
 
 /// Whether the connection's key reads the file's first page.
@@ -522,15 +539,7 @@ impl Keyring {
             )));
         };
         let spec = Spec::Raw(new.derive(&salt)?);
-        let bytes = spec.pragma_bytes();
-        let rc = unsafe {
-            rusqlite::ffi::sqlite3_rekey_v2(
-                conn.handle(),
-                c"main".as_ptr(),
-                bytes.0.as_ptr().cast(),
-                bytes.0.len() as c_int,
-            )
-        };
+        let rc = with_key(conn, &spec, rusqlite::ffi::sqlite3_rekey_v2);
         if rc != rusqlite::ffi::SQLITE_OK {
             let text =
                 unsafe { std::ffi::CStr::from_ptr(rusqlite::ffi::sqlite3_errmsg(conn.handle())) }

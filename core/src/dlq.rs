@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::inner::Inner;
 use crate::store;
 use crate::validate;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,26 +88,16 @@ fn redrive_all(
     hold: &mut dyn FnMut(Duration, Duration),
     reason: Option<&str>,
 ) -> Result<u64> {
-    let asked = json!({ "ids": null });
-    audit::bulk(
-        inner,
-        "redrive",
-        group,
-        asked,
-        "count",
+    let run = DeadRun {
+        action: "redrive",
+        asked: json!({ "ids": null }),
         reason,
-        |b, done| {
-            dead_in_chunks(
-                inner,
-                true,
-                i64::MAX,
-                group_id,
-                hold,
-                store::dlq::redrive_one,
-                (b, done),
-            )
-        },
-    )
+        group,
+        group_id,
+        wake: true,
+        cutoff: i64::MAX,
+    };
+    dead_in_chunks(inner, run, hold, store::dlq::redrive_one)
 }
 
 /// Deletes dead letters (all, or those dead for at least `older_than`) that were
@@ -123,31 +113,36 @@ pub(crate) fn purge_dead_letters(
         validate::bounded_duration("older_than", d)?;
     }
     let group_id = inner.read(|c| store::groups::by_name(c, group))?.id;
-    let cutoff = older_than.map_or(i64::MAX, |d| inner.now() - duration_to_ms(d));
-    let asked = json!({ "older_than_ms": older_than.map(duration_to_ms) });
-    let n = audit::bulk(
-        inner,
-        "purge_dead_letters",
-        group,
-        asked,
-        "count",
+    let run = DeadRun {
+        action: "purge_dead_letters",
+        asked: json!({ "older_than_ms": older_than.map(duration_to_ms) }),
         reason,
-        |b, done| {
-            dead_in_chunks(
-                inner,
-                false,
-                cutoff,
-                group_id,
-                &mut |_, _| {},
-                |c, g, id, _| store::dlq::purge_one(c, g, id),
-                (b, done),
-            )
-        },
-    )?;
+        group,
+        group_id,
+        wake: false,
+        cutoff: older_than.map_or(i64::MAX, |d| inner.now() - duration_to_ms(d)),
+    };
+    let n = dead_in_chunks(inner, run, &mut |_, _| {}, |c, g, id, _| {
+        store::dlq::purge_one(c, g, id)
+    })?;
     if n > 0 {
         inner.scrub_wal();
     }
     Ok(n)
+}
+
+/// A bulk run over a group's dead letters, as the audit trail records it.
+struct DeadRun<'a> {
+    action: &'static str,
+    /// What the caller asked for, recorded with the count.
+    asked: Value,
+    reason: Option<&'a str>,
+    group: &'a str,
+    group_id: i64,
+    /// Whether the run's commits wake waiting receives (redriven letters are ready).
+    wake: bool,
+    /// Letters that died after this (ms since the epoch) are left alone.
+    cutoff: i64,
 }
 
 /// Applies `apply` to every delivery of the group that is dead now (died at or
@@ -155,53 +150,61 @@ pub(crate) fn purge_dead_letters(
 /// start (the highest dead id, the clock) and visits each id once, so letters that die
 /// again while it runs (a consumer failing the redriven ones) cannot keep it going.
 /// Each transaction stops after `DEAD_PAGE` rows or `DEAD_HOLD`, whichever comes
-/// first, so publishers never wait long for the write lock. Adds to `total` as each
-/// transaction commits, so a run that fails midway has counted what it did, and records
-/// the run in its last transaction (`audit::bulk`).
+/// first, so publishers never wait long for the write lock. Counts as each transaction
+/// commits, so a run that fails midway has counted what it did, and records the run in
+/// its last transaction (`audit::bulk`). Returns the count.
 fn dead_in_chunks(
     inner: &Arc<Inner>,
-    wake: bool,
-    cutoff: i64,
-    group_id: i64,
+    run: DeadRun<'_>,
     hold: &mut dyn FnMut(Duration, Duration),
     apply: impl Fn(&rusqlite::Connection, i64, i64, i64) -> Result<bool>,
-    (run, total): (&audit::Bulk<'_>, &mut u64),
-) -> Result<()> {
-    let cutoff = cutoff.min(inner.now());
-    let Some(through) = inner.read(|c| store::dlq::last_dead_id(c, group_id))? else {
-        return Ok(());
-    };
-    let mut after = 0;
-    loop {
-        let (mut granted, mut worked) = (None, Duration::ZERO);
-        let (last, n, done) = inner.write(wake, |c| {
-            let t0 = Instant::now();
-            granted = Some(t0);
-            let ids = store::dlq::dead_page(c, group_id, after, through, cutoff, DEAD_PAGE)?;
-            let (mut last, mut n) = (after, 0);
-            for &id in &ids {
-                n += u64::from(apply(c, group_id, id, inner.now())?);
-                last = id;
-                if t0.elapsed() >= DEAD_HOLD {
-                    break;
-                }
-            }
-            let done = ids.len() < DEAD_PAGE && ids.last().is_none_or(|&l| l == last);
-            if done {
-                run.finish(c, *total + n)?;
-            }
-            worked = t0.elapsed();
-            Ok((last, n, done))
-        })?;
-        if let Some(t0) = granted {
-            hold(worked, t0.elapsed());
-        }
-        *total += n;
-        after = last;
-        if done {
+) -> Result<u64> {
+    let DeadRun {
+        action,
+        asked,
+        reason,
+        group,
+        group_id,
+        wake,
+        cutoff,
+    } = run;
+    audit::bulk(inner, action, group, asked, "count", reason, |b, total| {
+        let cutoff = cutoff.min(inner.now());
+        let Some(through) = inner.read(|c| store::dlq::last_dead_id(c, group_id))? else {
             return Ok(());
+        };
+        let mut after = 0;
+        loop {
+            let (mut granted, mut worked) = (None, Duration::ZERO);
+            let (last, n, done) = inner.write(wake, |c| {
+                let t0 = Instant::now();
+                granted = Some(t0);
+                let ids = store::dlq::dead_page(c, group_id, after, through, cutoff, DEAD_PAGE)?;
+                let (mut last, mut n) = (after, 0);
+                for &id in &ids {
+                    n += u64::from(apply(c, group_id, id, inner.now())?);
+                    last = id;
+                    if t0.elapsed() >= DEAD_HOLD {
+                        break;
+                    }
+                }
+                let done = ids.len() < DEAD_PAGE && ids.last().is_none_or(|&l| l == last);
+                if done {
+                    b.finish(c, *total + n)?;
+                }
+                worked = t0.elapsed();
+                Ok((last, n, done))
+            })?;
+            if let Some(t0) = granted {
+                hold(worked, t0.elapsed());
+            }
+            *total += n;
+            after = last;
+            if done {
+                return Ok(());
+            }
         }
-    }
+    })
 }
 
 /// Ids of the group's dead letters above `after` (that died at least `older_than` ago,

@@ -11,6 +11,26 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// Builder methods that each set one field of the same name: `name(arg: Type)` stores
+/// `arg`, `=> Some` stores `Some(arg)`, `=> into` `arg.into()`, `=> some_into`
+/// `Some(arg.into())`. Methods that do more than store are written out.
+macro_rules! setters {
+    (@ $arg:ident) => { $arg };
+    (@Some $arg:ident) => { Some($arg) };
+    (@into $arg:ident) => { $arg.into() };
+    (@some_into $arg:ident) => { Some($arg.into()) };
+    ($( $(#[$doc:meta])* $field:ident($arg:ident: $ty:ty) $(=> $how:ident)?; )*) => {
+        $(
+            $(#[$doc])*
+            pub fn $field(mut self, $arg: $ty) -> Self {
+                self.$field = setters!(@$($how)? $arg);
+                self
+            }
+        )*
+    };
+}
+pub(crate) use setters;
+
 /// SQLite's `synchronous` pragma in WAL mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Synchronous {
@@ -114,42 +134,16 @@ impl Default for Options {
 }
 
 impl Options {
-    pub fn synchronous(mut self, s: Synchronous) -> Self {
-        self.synchronous = s;
-        self
-    }
-    pub fn busy_timeout(mut self, d: Duration) -> Self {
-        self.busy_timeout = d;
-        self
-    }
-    pub fn max_payload(mut self, bytes: usize) -> Self {
-        self.max_payload = bytes;
-        self
-    }
-    pub fn idempotency_window(mut self, d: Duration) -> Self {
-        self.idempotency_window = d;
-        self
-    }
-    pub fn check_after(mut self, d: Duration) -> Self {
-        self.check_after = d;
-        self
-    }
-    pub fn check_interval(mut self, d: Duration) -> Self {
-        self.check_interval = d;
-        self
-    }
-    pub fn check_max(mut self, n: u32) -> Self {
-        self.check_max = n;
-        self
-    }
-    pub fn poll_interval(mut self, d: Duration) -> Self {
-        self.poll_interval = d;
-        self
-    }
-
-    pub fn max_size(mut self, bytes: u64) -> Self {
-        self.max_size = Some(bytes);
-        self
+    setters! {
+        synchronous(s: Synchronous);
+        busy_timeout(d: Duration);
+        max_payload(bytes: usize);
+        idempotency_window(d: Duration);
+        check_after(d: Duration);
+        check_interval(d: Duration);
+        check_max(n: u32);
+        poll_interval(d: Duration);
+        max_size(bytes: u64) => Some;
     }
     /// Opens (or creates) an encrypted file with this key.
     pub fn key(mut self, key: Key) -> Self {
@@ -165,13 +159,9 @@ impl Options {
         self.key = Some(KeySource::Provider(Arc::new(provider)));
         self
     }
-    pub fn max_ready(mut self, n: u64) -> Self {
-        self.max_ready = Some(n);
-        self
-    }
-    pub fn foreign_keys(mut self, on: bool) -> Self {
-        self.foreign_keys = Some(on);
-        self
+    setters! {
+        max_ready(n: u64) => Some;
+        foreign_keys(on: bool) => Some;
     }
 
     /// Test-only in spirit: schedules by a clock that moves only when told. Never the
@@ -241,30 +231,14 @@ impl SubscribeOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn tags(mut self, filter: impl Into<String>) -> Self {
-        self.tags = filter.into();
-        self
-    }
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-    pub fn lease(mut self, d: Duration) -> Self {
-        self.lease = d;
-        self
-    }
-    pub fn max_inflight(mut self, n: u64) -> Self {
-        self.max_inflight = Some(n);
-        self
-    }
-    /// Deliveries per second (see the field).
-    pub fn rate(mut self, per_second: f64) -> Self {
-        self.rate = Some(per_second);
-        self
-    }
-    pub fn burst(mut self, n: u64) -> Self {
-        self.burst = Some(n);
-        self
+    setters! {
+        tags(filter: impl Into<String>) => into;
+        retry(policy: RetryPolicy);
+        lease(d: Duration);
+        max_inflight(n: u64) => Some;
+        /// Deliveries per second (see the field).
+        rate(per_second: f64) => Some;
+        burst(n: u64) => Some;
     }
 
     /// The bucket's size: `burst`, or `rate` rounded up (at least 1).
@@ -304,36 +278,17 @@ impl PublishOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn tag(mut self, tag: impl Into<String>) -> Self {
-        self.tag = Some(tag.into());
-        self
-    }
-    pub fn key(mut self, key: impl Into<String>) -> Self {
-        self.key = Some(key.into());
-        self
+    setters! {
+        tag(tag: impl Into<String>) => some_into;
+        key(key: impl Into<String>) => some_into;
+        ordering_key(key: impl Into<String>) => some_into;
+        idempotency_key(key: impl Into<String>) => some_into;
+        delay(d: Duration) => Some;
+        deliver_at(t: SystemTime) => Some;
+        priority(p: i32);
     }
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
-        self
-    }
-    pub fn ordering_key(mut self, key: impl Into<String>) -> Self {
-        self.ordering_key = Some(key.into());
-        self
-    }
-    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
-        self
-    }
-    pub fn delay(mut self, d: Duration) -> Self {
-        self.delay = Some(d);
-        self
-    }
-    pub fn deliver_at(mut self, t: SystemTime) -> Self {
-        self.deliver_at = Some(t);
-        self
-    }
-    pub fn priority(mut self, p: i32) -> Self {
-        self.priority = p;
         self
     }
 }
@@ -395,17 +350,10 @@ impl ReceiveOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn max(mut self, n: usize) -> Self {
-        self.max = n;
-        self
-    }
-    pub fn wait(mut self, d: Duration) -> Self {
-        self.wait = d;
-        self
-    }
-    pub fn lease(mut self, d: Duration) -> Self {
-        self.lease = Some(d);
-        self
+    setters! {
+        max(n: usize);
+        wait(d: Duration);
+        lease(d: Duration) => Some;
     }
 
     pub(crate) fn validate(&self) -> Result<()> {

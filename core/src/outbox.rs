@@ -198,11 +198,7 @@ impl Transaction {
 
     /// Makes everything done in the transaction durable and visible at once.
     pub fn commit(&mut self) -> Result<()> {
-        let conn = self
-            .conn
-            .take()
-            .ok_or_else(|| Error::invalid("the transaction has already ended"))?;
-        self.inner.leave_transaction(self.thread);
+        let conn = self.end()?;
         self.inner.check_open()?;
         let active = conn.activate();
         if active.is_autocommit() {
@@ -222,11 +218,7 @@ impl Transaction {
 
     /// Discards everything done in the transaction.
     pub fn rollback(&mut self) -> Result<()> {
-        let conn = self
-            .conn
-            .take()
-            .ok_or_else(|| Error::invalid("the transaction has already ended"))?;
-        self.inner.leave_transaction(self.thread);
+        let conn = self.end()?;
         let active = conn.activate();
         if !active.is_autocommit() {
             active.prepare_cached("ROLLBACK")?.execute([])?;
@@ -236,6 +228,17 @@ impl Transaction {
 
     pub fn is_open(&self) -> bool {
         self.conn.is_some()
+    }
+
+    /// Takes the connection for `commit` or `rollback` to finish on: later calls on this
+    /// handle fail, and the thread may begin another transaction.
+    fn end(&mut self) -> Result<PooledConn> {
+        let conn = self
+            .conn
+            .take()
+            .ok_or_else(|| Error::invalid("the transaction has already ended"))?;
+        self.inner.leave_transaction(self.thread);
+        Ok(conn)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::api::ScheduleInfo;
 use crate::clock::{duration_to_ms, ms_to_system_time, system_time_to_ms};
 use crate::error::{Error, Result};
 use crate::inner::{Inner, lock};
-use crate::options::PublishOptions;
+use crate::options::{PublishOptions, setters};
 use crate::publish::{self, Matches, Visibility};
 use crate::store::{self, schedules::ScheduleRow};
 use crate::validate;
@@ -132,44 +132,19 @@ impl ScheduleOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn cron(mut self, pattern: impl Into<String>) -> Self {
-        self.cron = Some(pattern.into());
-        self
-    }
-    pub fn every(mut self, period: Duration) -> Self {
-        self.every = Some(period);
-        self
-    }
-    pub fn tz(mut self, zone: impl Into<String>) -> Self {
-        self.tz = Some(zone.into());
-        self
-    }
-    pub fn repeat(mut self, ticks: u64) -> Self {
-        self.repeat = Some(ticks);
-        self
-    }
-    pub fn start_at(mut self, t: SystemTime) -> Self {
-        self.start_at = Some(t);
-        self
-    }
-    pub fn delay(mut self, d: Duration) -> Self {
-        self.delay = Some(d);
-        self
-    }
-    pub fn tag(mut self, tag: impl Into<String>) -> Self {
-        self.tag = Some(tag.into());
-        self
-    }
-    pub fn key(mut self, key: impl Into<String>) -> Self {
-        self.key = Some(key.into());
-        self
+    setters! {
+        cron(pattern: impl Into<String>) => some_into;
+        every(period: Duration) => Some;
+        tz(zone: impl Into<String>) => some_into;
+        repeat(ticks: u64) => Some;
+        start_at(t: SystemTime) => Some;
+        delay(d: Duration) => Some;
+        tag(tag: impl Into<String>) => some_into;
+        key(key: impl Into<String>) => some_into;
+        missed(policy: Missed);
     }
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
-        self
-    }
-    pub fn missed(mut self, policy: Missed) -> Self {
-        self.missed = policy;
         self
     }
 }

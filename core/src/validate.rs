@@ -37,37 +37,46 @@ pub const MAX_PRIORITY: i32 = 9;
 pub const MIN_MAX_SIZE: u64 = 128 * 1024;
 
 pub fn name(what: &str, value: &str) -> Result<()> {
-    if value.is_empty() || value.len() > MAX_NAME_LEN {
-        return Err(Error::invalid(format!(
-            "{what} name must be 1-{MAX_NAME_LEN} characters, got {}",
-            value.len()
-        )));
-    }
-    if let Some(c) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(Error::invalid(format!(
-            "{what} name {value:?} contains {c:?}; allowed are A-Z a-z 0-9 . _ -"
-        )));
-    }
-    Ok(())
+    const ALLOWED: &str = "A-Z a-z 0-9 . _ -";
+    let punct = |c: char| matches!(c, '.' | '_' | '-');
+    word(
+        format_args!("{what} name"),
+        value,
+        MAX_NAME_LEN,
+        punct,
+        ALLOWED,
+    )
 }
 
 /// Tags: 1-128 chars of `[A-Za-z0-9._:/-]`; `*` and `||` are reserved for filters.
 pub fn tag(value: &str) -> Result<()> {
-    if value.is_empty() || value.len() > MAX_TAG_LEN {
+    const ALLOWED: &str = "A-Z a-z 0-9 . _ - : /";
+    let punct = |c: char| matches!(c, '.' | '_' | '-' | ':' | '/');
+    word(format_args!("tag"), value, MAX_TAG_LEN, punct, ALLOWED)
+}
+
+/// 1 to `max` characters, each an ASCII letter or digit or one `punct` allows
+/// (`allowed` spells the whole set out for the message). `label` is only formatted for
+/// a message: names are checked on every publish.
+fn word(
+    label: std::fmt::Arguments<'_>,
+    value: &str,
+    max: usize,
+    punct: impl Fn(char) -> bool,
+    allowed: &str,
+) -> Result<()> {
+    if value.is_empty() || value.len() > max {
         return Err(Error::invalid(format!(
-            "tag must be 1-{MAX_TAG_LEN} characters, got {}",
+            "{label} must be 1-{max} characters, got {}",
             value.len()
         )));
     }
     if let Some(c) = value
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/')))
+        .find(|&c| !(c.is_ascii_alphanumeric() || punct(c)))
     {
         return Err(Error::invalid(format!(
-            "tag {value:?} contains {c:?}; allowed are A-Z a-z 0-9 . _ - : /"
+            "{label} {value:?} contains {c:?}; allowed are {allowed}"
         )));
     }
     Ok(())
@@ -251,6 +260,22 @@ pub(crate) fn nack_delay(delay: Option<Duration>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_and_tag_messages_name_the_argument_and_its_character_set() {
+        let msg = |r: Result<()>| r.unwrap_err().to_string();
+        assert!(msg(name("topic", "")).contains("topic name must be 1-249 characters, got 0"));
+        assert!(
+            msg(name("consumer group", "a b")).contains(
+                r#"consumer group name "a b" contains ' '; allowed are A-Z a-z 0-9 . _ -"#
+            )
+        );
+        assert!(msg(tag(&"t".repeat(129))).contains("tag must be 1-128 characters, got 129"));
+        assert!(
+            msg(tag("a*")).contains(r#"tag "a*" contains '*'; allowed are A-Z a-z 0-9 . _ - : /"#)
+        );
+        assert!(tag("a:b/c").is_ok() && name("topic", "a:b").is_err());
+    }
 
     #[test]
     fn names_follow_the_charset_and_length() {

@@ -13,6 +13,7 @@
 #      FERRYMQ_KAFKA_PORT (default 19092; the controller listens on the next port).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/common.sh"
 base="${FERRYMQ_BROKERS_DIR:-/tmp/ferrymq-brokers}/kafka"
 cache="${FERRYMQ_BROKERS_CACHE:-$HOME/.cache/ferrymq-brokers}/kafka-4.4.0"
 port="${FERRYMQ_KAFKA_PORT:-19092}"
@@ -107,16 +108,9 @@ stop() {
   running || { rm -f "$pidfile"; echo "kafka: not running"; return; }
   local pid; pid="$(cat "$pidfile")"
   kill -TERM "$pid"
-  for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  await_exit "$pid" || kill -KILL "$pid"
   rm -f "$pidfile"
   echo "kafka: stopped"
 }
 
-case "${1:-}" in
-  start) start ;;
-  wait) wait_ready ;;
-  stop) stop ;;
-  clean) stop; rm -rf "$base" ;;
-  *) echo "usage: $0 start|wait|stop|clean" >&2; exit 2 ;;
-esac
+main "$@"

@@ -13,6 +13,8 @@
 # Env: FERRYMQ_BROKERS_DIR (default /tmp/ferrymq-brokers), FERRYMQ_RABBITMQ_PORT (AMQP,
 # default 5682; Erlang distribution on port + 20000).
 set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/common.sh"
 base="${FERRYMQ_BROKERS_DIR:-/tmp/ferrymq-brokers}/rabbitmq"
 port="${FERRYMQ_RABBITMQ_PORT:-5682}"
 bin=/usr/lib/rabbitmq/bin
@@ -94,16 +96,10 @@ stop() {
   if running; then "$bin/rabbitmqctl" -q -n "$node" stop "$base/rabbit.pid" >/dev/null; fi
   if [ -f "$base/launcher.pid" ]; then
     local pid; pid="$(cat "$base/launcher.pid")"
-    for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    await_exit "$pid" || true
     rm -f "$base/launcher.pid"
   fi
   echo "rabbitmq: stopped"
 }
 
-case "${1:-}" in
-  start) start ;;
-  wait) wait_ready ;;
-  stop) stop ;;
-  clean) stop; rm -rf "$base" ;;
-  *) echo "usage: $0 start|wait|stop|clean" >&2; exit 2 ;;
-esac
+main "$@"

@@ -37,11 +37,8 @@ pub fn run(q: &Queue, json: bool, cmd: Dlq) -> Result<()> {
 }
 
 fn report(json: bool, group: &str, what: &str, n: u64) {
-    if json {
-        output::json(&json!({ "group": group, what: n }));
-    } else {
-        println!("{n} dead letters of group {group} {what}");
-    }
+    let text = format!("{n} dead letters of group {group} {what}");
+    output::outcome(json, json!({ "group": group, what: n }), text);
 }
 
 fn list(
@@ -59,11 +56,7 @@ fn list(
         .filter(|d| older_than.is_none() || cutoff.is_some_and(|c| d.died_at <= c))
         .collect();
     if json {
-        let v: Vec<_> = letters
-            .iter()
-            .map(|d| views::dead_letter(group, d))
-            .collect();
-        output::json(&json!(v));
+        output::json(&views::dead_letters(group, &letters));
         return Ok(());
     }
     let mut t = output::table(&[

@@ -47,11 +47,12 @@ fn new_key(args: &NewKey) -> Result<Key> {
 
 pub fn rekey(q: &Queue, json: bool, args: &NewKey) -> Result<()> {
     q.rekey(new_key(args)?)?;
-    if json {
-        output::json(&json!({ "rekeyed": q.path().display().to_string() }));
-    } else {
-        println!("rekeyed {}", q.path().display());
-    }
+    let path = q.path().display();
+    output::outcome(
+        json,
+        json!({ "rekeyed": path.to_string() }),
+        format!("rekeyed {path}"),
+    );
     Ok(())
 }
 
@@ -91,10 +92,11 @@ fn convert(
     };
     run(&mut report)?;
     bar.finish_and_clear();
-    if json {
-        output::json(&json!({ "written": dst.display().to_string() }));
-    } else {
-        println!("wrote {}", dst.display());
-    }
+    let dst = dst.display();
+    output::outcome(
+        json,
+        json!({ "written": dst.to_string() }),
+        format!("wrote {dst}"),
+    );
     Ok(())
 }

@@ -119,7 +119,7 @@ pub fn groups(q: &Queue, json: bool) -> Result<()> {
 pub fn find(q: &Queue, json: bool, topic: &str, key: &str) -> Result<()> {
     let found = q.find(topic, key)?;
     if json {
-        output::json(&json!(found.iter().map(views::message).collect::<Vec<_>>()));
+        output::json(&views::messages(&found));
         return Ok(());
     }
     let mut t = output::table(&["id", "published", "tag", "state", "groups", "payload"]);

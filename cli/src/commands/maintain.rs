@@ -14,7 +14,7 @@ pub fn half(q: &Queue, json: bool, cmd: Half) -> Result<()> {
             let state = state.map(|s| s.parse::<MessageState>()).transpose()?;
             let list = q.half_messages(state, limit)?;
             if json {
-                output::json(&json!(list.iter().map(views::message).collect::<Vec<_>>()));
+                output::json(&views::messages(&list));
                 return Ok(());
             }
             let mut t = output::table(&["id", "topic", "state", "key", "prepared", "checks"]);
@@ -45,11 +45,8 @@ pub fn half(q: &Queue, json: bool, cmd: Half) -> Result<()> {
 }
 
 fn decided(json: bool, id: i64, state: &str) {
-    if json {
-        output::json(&json!({ "id": id, "state": state }));
-    } else {
-        println!("half message {id} {}", state.replace('_', " "));
-    }
+    let text = format!("half message {id} {}", state.replace('_', " "));
+    output::outcome(json, json!({ "id": id, "state": state }), text);
 }
 
 /// Pauses (`paused`) or resumes a consumer group.
@@ -59,12 +56,9 @@ pub fn pause(q: &Queue, json: bool, group: &str, paused: bool) -> Result<()> {
     } else {
         q.resume(group)?;
     }
-    if json {
-        output::json(&json!({ "group": group, "paused": paused }));
-    } else {
-        let what = if paused { "paused" } else { "resumed" };
-        println!("consumer group {group} {what}");
-    }
+    let what = if paused { "paused" } else { "resumed" };
+    let text = format!("consumer group {group} {what}");
+    output::outcome(json, json!({ "group": group, "paused": paused }), text);
     Ok(())
 }
 
@@ -107,31 +101,24 @@ pub fn schedules(q: &Queue, json: bool) -> Result<()> {
 
 pub fn unschedule(q: &Queue, json: bool, name: &str) -> Result<()> {
     q.unschedule(name)?;
-    if json {
-        output::json(&json!({ "schedule": name, "removed": true }));
-    } else {
-        println!("schedule {name} removed");
-    }
+    let text = format!("schedule {name} removed");
+    output::outcome(json, json!({ "schedule": name, "removed": true }), text);
     Ok(())
 }
 
 pub fn purge_acked(q: &Queue, json: bool, older_than: Duration) -> Result<()> {
     let n = q.purge_acked(older_than)?;
-    if json {
-        output::json(&json!({ "purged": n }));
-    } else {
-        println!("{n} messages purged");
-    }
+    output::outcome(json, json!({ "purged": n }), format!("{n} messages purged"));
     Ok(())
 }
 
 pub fn vacuum(q: &Queue, json: bool, pages: Option<u64>) -> Result<()> {
     let n = q.vacuum(pages)?;
-    if json {
-        output::json(&json!({ "pages_freed": n }));
-    } else {
-        println!("{n} pages freed");
-    }
+    output::outcome(
+        json,
+        json!({ "pages_freed": n }),
+        format!("{n} pages freed"),
+    );
     Ok(())
 }
 

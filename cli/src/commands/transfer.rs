@@ -42,11 +42,12 @@ pub fn export(q: &Queue, json: bool, topic: &str, from_id: i64, path: Option<&Pa
     }
     out.flush()?;
     if let Some(p) = path {
-        if json {
-            output::json(&json!({ "topic": topic, "exported": n, "last_id": after }));
-        } else {
-            println!("{n} messages of {topic} exported to {}", p.display());
-        }
+        let text = format!("{n} messages of {topic} exported to {}", p.display());
+        output::outcome(
+            json,
+            json!({ "topic": topic, "exported": n, "last_id": after }),
+            text,
+        );
     }
     Ok(())
 }

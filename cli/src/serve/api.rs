@@ -65,6 +65,8 @@ impl From<ferrymq::Error> for ApiError {
 }
 
 type Answer = Result<Json<Value>, ApiError>;
+/// A GET's query string as axum extracts it; `query` turns a rejection into a 400.
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 /// Runs a core call off the async workers (it blocks on SQLite).
 async fn blocking<T: Send + 'static>(
@@ -77,9 +79,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
-fn query(
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<HashMap<String, String>, ApiError> {
+fn query(q: Params) -> Result<HashMap<String, String>, ApiError> {
     q.map(|Query(m)| m)
         .map_err(|e| ApiError::bad(format!("bad query string: {e}")))
 }
@@ -209,10 +209,7 @@ pub async fn overview(State(app): State<Arc<App>>) -> Answer {
     .await
 }
 
-pub async fn find(
-    State(app): State<Arc<App>>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Answer {
+pub async fn find(State(app): State<Arc<App>>, q: Params) -> Answer {
     let q = query(q)?;
     let (topic, key) = (
         required(&q, "topic")?.to_owned(),
@@ -220,9 +217,7 @@ pub async fn find(
     );
     blocking(&app, move |queue| {
         let found = queue.find(&topic, &key)?;
-        Ok(Json(json!(
-            found.iter().map(views::message).collect::<Vec<_>>()
-        )))
+        Ok(Json(views::messages(&found)))
     })
     .await
 }
@@ -240,16 +235,12 @@ pub async fn trace(State(app): State<Arc<App>>, Path(raw): Path<String>) -> Answ
 pub async fn dead_letters(
     State(app): State<Arc<App>>,
     Path(group): Path<String>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    q: Params,
 ) -> Answer {
     let limit = limit(&query(q)?, ferrymq::defaults::DEAD_LETTERS_LIMIT)?;
     blocking(&app, move |q| {
         let letters = q.dead_letters(&group, limit)?;
-        let v: Vec<Value> = letters
-            .iter()
-            .map(|d| views::dead_letter(&group, d))
-            .collect();
-        Ok(Json(json!(v)))
+        Ok(Json(views::dead_letters(&group, &letters)))
     })
     .await
 }
@@ -259,29 +250,35 @@ pub async fn redrive(
     Path(group): Path<String>,
     body: Bytes,
 ) -> Answer {
-    let body = body_json(&body)?;
-    let ids = ids(&body)?;
-    blocking(&app, move |q| {
-        let n = acting(q, &body)?.redrive(&group, Some(&ids))?;
-        Ok(Json(json!({ "group": group, "redriven": n })))
+    on_dead_letters(app, group, &body, "redriven", |q, g, ids| {
+        q.redrive(g, Some(ids))
     })
     .await
 }
 
 pub async fn purge(State(app): State<Arc<App>>, Path(group): Path<String>, body: Bytes) -> Answer {
-    let body = body_json(&body)?;
+    on_dead_letters(app, group, &body, "purged", Queue::purge_dead_letter_ids).await
+}
+
+/// An action on the dead letters of `group` the body lists; the answer gives how many it
+/// took under the name `done`.
+async fn on_dead_letters(
+    app: Arc<App>,
+    group: String,
+    body: &Bytes,
+    done: &'static str,
+    act: fn(&Queue, &str, &[i64]) -> ferrymq::Result<u64>,
+) -> Answer {
+    let body = body_json(body)?;
     let ids = ids(&body)?;
     blocking(&app, move |q| {
-        let n = acting(q, &body)?.purge_dead_letter_ids(&group, &ids)?;
-        Ok(Json(json!({ "group": group, "purged": n })))
+        let n = act(&acting(q, &body)?, &group, &ids)?;
+        Ok(Json(json!({ "group": group, done: n })))
     })
     .await
 }
 
-pub async fn half_messages(
-    State(app): State<Arc<App>>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Answer {
+pub async fn half_messages(State(app): State<Arc<App>>, q: Params) -> Answer {
     let q = query(q)?;
     let limit = limit(&q, ferrymq::defaults::HALF_MESSAGES_LIMIT)?;
     let state = match q.get("state").map(String::as_str) {
@@ -290,9 +287,7 @@ pub async fn half_messages(
     };
     blocking(&app, move |q| {
         let list = q.half_messages(state, limit)?;
-        Ok(Json(json!(
-            list.iter().map(views::message).collect::<Vec<_>>()
-        )))
+        Ok(Json(views::messages(&list)))
     })
     .await
 }
@@ -302,13 +297,7 @@ pub async fn commit_half(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Answer {
-    let id = id(&raw)?;
-    let body = body_json(&body)?;
-    blocking(&app, move |q| {
-        acting(q, &body)?.commit_half(id)?;
-        Ok(Json(json!({ "id": id, "state": "committed" })))
-    })
-    .await
+    decide_half(app, &raw, &body, true).await
 }
 
 pub async fn rollback_half(
@@ -316,11 +305,23 @@ pub async fn rollback_half(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Answer {
-    let id = id(&raw)?;
-    let body = body_json(&body)?;
+    decide_half(app, &raw, &body, false).await
+}
+
+/// Commits (`commit`) or rolls back the half message the path names.
+async fn decide_half(app: Arc<App>, raw: &str, body: &Bytes, commit: bool) -> Answer {
+    let id = id(raw)?;
+    let body = body_json(body)?;
     blocking(&app, move |q| {
-        acting(q, &body)?.rollback_half(id)?;
-        Ok(Json(json!({ "id": id, "state": "rolled_back" })))
+        let q = acting(q, &body)?;
+        let state = if commit {
+            q.commit_half(id)?;
+            "committed"
+        } else {
+            q.rollback_half(id)?;
+            "rolled_back"
+        };
+        Ok(Json(json!({ "id": id, "state": state })))
     })
     .await
 }
