@@ -13,6 +13,7 @@ use crate::types::{
 use crate::views::{self, ToHost};
 use ferrymq::{MessageState, Options, Queue, ReceiveOptions, SubscribeOptions};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -276,33 +277,16 @@ impl PyQueue {
         all.to_host(py)
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, priority=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (topic, payload, **options))]
     fn publish(
         &self,
         py: Python<'_>,
         topic: &str,
         payload: &Bound<'_, PyAny>,
-        tag: Option<String>,
-        key: Option<String>,
-        headers: Option<&Bound<'_, PyAny>>,
-        ordering_key: Option<String>,
-        idempotency_key: Option<String>,
-        delay: Option<&Bound<'_, PyAny>>,
-        deliver_at: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<i64> {
         let payload = convert::payload("payload", payload)?;
-        let options = publish_options(
-            tag,
-            key,
-            headers,
-            ordering_key,
-            idempotency_key,
-            delay,
-            deliver_at,
-            priority,
-        )?;
+        let options = publish_options(py, "publish", options)?;
         py.detach(|| self.q.publish(topic, payload, options))
             .py_err()
     }
@@ -449,33 +433,16 @@ impl PyQueue {
         py.detach(|| self.q.rollback_half(id)).py_err()
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, priority=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (topic, payload, **options))]
     fn prepare(
         &self,
         py: Python<'_>,
         topic: &str,
         payload: &Bound<'_, PyAny>,
-        tag: Option<String>,
-        key: Option<String>,
-        headers: Option<&Bound<'_, PyAny>>,
-        ordering_key: Option<String>,
-        idempotency_key: Option<String>,
-        delay: Option<&Bound<'_, PyAny>>,
-        deliver_at: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyHalfMessage> {
         let payload = convert::payload("payload", payload)?;
-        let options = publish_options(
-            tag,
-            key,
-            headers,
-            ordering_key,
-            idempotency_key,
-            delay,
-            deliver_at,
-            priority,
-        )?;
+        let options = publish_options(py, "prepare", options)?;
         let h = py
             .detach(|| self.q.prepare(topic, payload, options))
             .py_err()?;
