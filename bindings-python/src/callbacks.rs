@@ -3,7 +3,7 @@
 //! nack; nothing raised in a callback reaches the thread that called it.
 
 use crate::types::{PyDelivery, PyResolution};
-use crate::views;
+use crate::views::ToHost;
 use ferrymq::{Delivery, MessageInfo, Queue, Resolution};
 use pyo3::prelude::*;
 
@@ -37,7 +37,7 @@ pub fn checker(
 ) -> impl Fn(&MessageInfo) -> Result<Resolution, String> + Send + Sync + 'static {
     move |info| {
         Python::attach(|py| {
-            let arg = views::message_info(py, info.clone()).map_err(|e| exc_text(py, &e))?;
+            let arg = info.clone().to_host(py).map_err(|e| exc_text(py, &e))?;
             let out = cb.call1(py, (arg,)).map_err(|e| exc_text(py, &e))?;
             let out = out.bind(py);
             refuse_coroutine(out, "the checker")?;

@@ -10,9 +10,10 @@ use crate::tx::PyTransaction;
 use crate::types::{
     PyDelivery, PyHalfMessage, PyMessage, PyRetryPolicy, PyWorker, publish_options,
 };
-use crate::views::{self, PyDeadLetter, PyMessageInfo, PyStats};
+use crate::views::{self, ToHost};
 use ferrymq::{MessageState, Options, Queue, ReceiveOptions, SubscribeOptions};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -260,53 +261,32 @@ impl PyQueue {
         py: Python<'_>,
         after: Option<Int>,
         limit: Option<Int>,
-    ) -> PyResult<Vec<views::PyAuditRecord>> {
+    ) -> PyResult<Vec<Py<views::AuditRecord>>> {
         let after = after.map(|a| a.get::<i64>("after")).transpose()?;
         let limit = match limit {
             Some(n) => n.get("limit")?,
             None => ferrymq::defaults::AUDIT_LIMIT,
         };
         let all = py.detach(|| self.q.audit(after, limit)).py_err()?;
-        all.into_iter()
-            .map(|r| views::audit_record(py, r))
-            .collect()
+        all.to_host(py)
     }
 
     /// Every schedule of the file, by name.
-    fn schedules(&self, py: Python<'_>) -> PyResult<Vec<views::PyScheduleInfo>> {
+    fn schedules(&self, py: Python<'_>) -> PyResult<Vec<Py<views::ScheduleInfo>>> {
         let all = py.detach(|| self.q.schedules()).py_err()?;
-        all.into_iter()
-            .map(|s| views::schedule_info(py, s))
-            .collect()
+        all.to_host(py)
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, priority=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (topic, payload, **options))]
     fn publish(
         &self,
         py: Python<'_>,
         topic: &str,
         payload: &Bound<'_, PyAny>,
-        tag: Option<String>,
-        key: Option<String>,
-        headers: Option<&Bound<'_, PyAny>>,
-        ordering_key: Option<String>,
-        idempotency_key: Option<String>,
-        delay: Option<&Bound<'_, PyAny>>,
-        deliver_at: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<i64> {
         let payload = convert::payload("payload", payload)?;
-        let options = publish_options(
-            tag,
-            key,
-            headers,
-            ordering_key,
-            idempotency_key,
-            delay,
-            deliver_at,
-            priority,
-        )?;
+        let options = publish_options(py, "publish", options)?;
         py.detach(|| self.q.publish(topic, payload, options))
             .py_err()
     }
@@ -453,33 +433,16 @@ impl PyQueue {
         py.detach(|| self.q.rollback_half(id)).py_err()
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, priority=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (topic, payload, **options))]
     fn prepare(
         &self,
         py: Python<'_>,
         topic: &str,
         payload: &Bound<'_, PyAny>,
-        tag: Option<String>,
-        key: Option<String>,
-        headers: Option<&Bound<'_, PyAny>>,
-        ordering_key: Option<String>,
-        idempotency_key: Option<String>,
-        delay: Option<&Bound<'_, PyAny>>,
-        deliver_at: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyHalfMessage> {
         let payload = convert::payload("payload", payload)?;
-        let options = publish_options(
-            tag,
-            key,
-            headers,
-            ordering_key,
-            idempotency_key,
-            delay,
-            deliver_at,
-            priority,
-        )?;
+        let options = publish_options(py, "prepare", options)?;
         let h = py
             .detach(|| self.q.prepare(topic, payload, options))
             .py_err()?;
@@ -511,14 +474,14 @@ impl PyQueue {
         py: Python<'_>,
         state: Option<&str>,
         limit: Option<Int>,
-    ) -> PyResult<Vec<PyMessageInfo>> {
+    ) -> PyResult<Vec<Py<views::MessageInfo>>> {
         let limit = match limit {
             Some(n) => n.get("limit")?,
             None => ferrymq::defaults::HALF_MESSAGES_LIMIT,
         };
         let state = state.map(str::parse::<MessageState>).transpose().py_err()?;
         let ms = py.detach(|| self.q.half_messages(state, limit)).py_err()?;
-        ms.into_iter().map(|m| views::message_info(py, m)).collect()
+        ms.to_host(py)
     }
 
     #[pyo3(signature = (group, limit=None))]
@@ -527,13 +490,13 @@ impl PyQueue {
         py: Python<'_>,
         group: &str,
         limit: Option<Int>,
-    ) -> PyResult<Vec<PyDeadLetter>> {
+    ) -> PyResult<Vec<Py<views::DeadLetter>>> {
         let limit = match limit {
             Some(n) => n.get("limit")?,
             None => ferrymq::defaults::DEAD_LETTERS_LIMIT,
         };
         let ds = py.detach(|| self.q.dead_letters(group, limit)).py_err()?;
-        ds.into_iter().map(|d| views::dead_letter(py, d)).collect()
+        ds.to_host(py)
     }
 
     /// Replays dead letters (all, or the given message ids); returns how many.
@@ -554,26 +517,31 @@ impl PyQueue {
             .py_err()
     }
 
-    fn stats(&self, py: Python<'_>) -> PyResult<PyStats> {
+    fn stats(&self, py: Python<'_>) -> PyResult<Py<views::Stats>> {
         let s = py.detach(|| self.q.stats()).py_err()?;
-        views::stats(py, s)
+        s.to_host(py)
     }
 
     /// Every topic by name: kept messages, deliveries ready over its groups, its groups.
-    fn topics(&self, py: Python<'_>) -> PyResult<Vec<views::PyTopicInfo>> {
+    fn topics(&self, py: Python<'_>) -> PyResult<Vec<Py<views::TopicInfo>>> {
         let ts = py.detach(|| self.q.topics()).py_err()?;
-        Ok(ts.into_iter().map(Into::into).collect())
+        ts.to_host(py)
     }
 
-    fn message(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<PyMessageInfo> {
+    fn message(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<Py<views::MessageInfo>> {
         let id: i64 = convert::int("id", id)?;
         let m = py.detach(|| self.q.message(id)).py_err()?;
-        views::message_info(py, m)
+        m.to_host(py)
     }
 
-    fn find(&self, py: Python<'_>, topic: &str, key: &str) -> PyResult<Vec<PyMessageInfo>> {
+    fn find(
+        &self,
+        py: Python<'_>,
+        topic: &str,
+        key: &str,
+    ) -> PyResult<Vec<Py<views::MessageInfo>>> {
         let ms = py.detach(|| self.q.find(topic, key)).py_err()?;
-        ms.into_iter().map(|m| views::message_info(py, m)).collect()
+        ms.to_host(py)
     }
 
     /// Deletes messages acked by every group at least `older_than` seconds ago.

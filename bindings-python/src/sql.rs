@@ -11,43 +11,26 @@ use crate::types::{PyDelivery, publish_options};
 use ferrymq::sql::{self, AckRow, InboxRow, PublishRow};
 use pyo3::exceptions::PyBaseException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 /// The parameters of `PUBLISH_SQL`, in its order, after the same checks as
 /// `Queue.publish` (with `queue`'s max_payload, idempotency window and clock; without
 /// one, the defaults and SQLite's clock). The payload comes back as bytes.
 #[pyfunction]
-#[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, priority=None, queue=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (topic, payload, *, queue=None, **options))]
 fn publish_row<'py>(
     py: Python<'py>,
     topic: &str,
     payload: &Bound<'py, PyAny>,
-    tag: Option<String>,
-    key: Option<String>,
-    headers: Option<&Bound<'py, PyAny>>,
-    ordering_key: Option<String>,
-    idempotency_key: Option<String>,
-    delay: Option<&Bound<'py, PyAny>>,
-    deliver_at: Option<&Bound<'py, PyAny>>,
-    priority: Option<&Bound<'py, PyAny>>,
     queue: Option<PyRef<'py, PyQueue>>,
+    options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     // bytes are bound as they are (no copy of a payload that may be megabytes).
     let payload = match payload.cast::<PyBytes>() {
         Ok(b) => b.clone(),
         Err(_) => PyBytes::new(py, &convert::payload("payload", payload)?),
     };
-    let options = publish_options(
-        tag,
-        key,
-        headers,
-        ordering_key,
-        idempotency_key,
-        delay,
-        deliver_at,
-        priority,
-    )?;
+    let options = publish_options(py, "publish_row", options)?;
     let q = queue.as_ref().map(|q| q.queue());
     let row = PublishRow::new(topic, payload.as_bytes().len(), &options, q).py_err()?;
     (

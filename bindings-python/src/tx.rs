@@ -6,7 +6,7 @@ use crate::errors::{OrPy, invalid};
 use crate::types::{PyDelivery, PyMessage, publish_options};
 use ferrymq::{Queue, Transaction};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 use std::sync::Mutex;
 
 #[pyclass(name = "Transaction", module = "ferrymq", frozen)]
@@ -122,33 +122,16 @@ impl PyTransaction {
         PyList::new(py, tuples)
     }
 
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, priority=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (topic, payload, **options))]
     fn publish(
         &self,
         py: Python<'_>,
         topic: String,
         payload: &Bound<'_, PyAny>,
-        tag: Option<String>,
-        key: Option<String>,
-        headers: Option<&Bound<'_, PyAny>>,
-        ordering_key: Option<String>,
-        idempotency_key: Option<String>,
-        delay: Option<&Bound<'_, PyAny>>,
-        deliver_at: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<i64> {
         let payload = convert::payload("payload", payload)?;
-        let options = publish_options(
-            tag,
-            key,
-            headers,
-            ordering_key,
-            idempotency_key,
-            delay,
-            deliver_at,
-            priority,
-        )?;
+        let options = publish_options(py, "publish", options)?;
         self.with(py, |tx| tx.publish(&topic, &payload, options))
     }
 

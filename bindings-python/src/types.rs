@@ -1,41 +1,66 @@
 //! Python classes for the core's values: Message, RetryPolicy, Resolution, Delivery,
-//! HalfMessage, Worker and the read-only views (stats, message info, dead letters).
+//! HalfMessage, Worker; and the publish options, parsed once for every call taking them.
+//! The read-only records are in views.rs.
 
 use crate::convert;
 use crate::errors::{OrPy, invalid};
 use ferrymq::{PublishOptions, Queue};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// The keyword arguments of publish, Message and prepare.
-#[allow(clippy::too_many_arguments)]
+/// The publish options, once for every call that takes them as `**options` (publish,
+/// prepare, Message, Transaction.publish, publish_row); the stub spells each signature
+/// out. None is the option's default; an unknown name is the TypeError Python raises for
+/// one, a value of the wrong type an `InvalidArgumentError`.
 pub fn publish_options(
-    tag: Option<String>,
-    key: Option<String>,
-    headers: Option<&Bound<'_, PyAny>>,
-    ordering_key: Option<String>,
-    idempotency_key: Option<String>,
-    delay: Option<&Bound<'_, PyAny>>,
-    deliver_at: Option<&Bound<'_, PyAny>>,
-    priority: Option<&Bound<'_, PyAny>>,
+    py: Python<'_>,
+    call: &str,
+    options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PublishOptions> {
-    let mut headers_map = convert::headers(headers)?;
-    Python::attach(|py| crate::trace::inject(py, &mut headers_map))?;
-    Ok(PublishOptions {
-        tag,
-        key,
-        headers: headers_map,
-        ordering_key,
-        idempotency_key,
-        delay: convert::opt_seconds("delay", delay)?,
-        deliver_at: deliver_at
-            .filter(|d| !d.is_none())
-            .map(|d| convert::aware_datetime("deliver_at", d))
-            .transpose()?,
-        priority: convert::opt_int("priority", priority)?.unwrap_or(0),
-    })
+    let mut out = PublishOptions::default();
+    for (name, value) in options.into_iter().flatten() {
+        let name: String = name.extract()?;
+        let value = Some(value).filter(|v| !v.is_none());
+        match name.as_str() {
+            "tag" => out.tag = opt_text(&name, value)?,
+            "key" => out.key = opt_text(&name, value)?,
+            "headers" => out.headers = convert::headers(value.as_ref())?,
+            "ordering_key" => out.ordering_key = opt_text(&name, value)?,
+            "idempotency_key" => out.idempotency_key = opt_text(&name, value)?,
+            "delay" => out.delay = convert::opt_seconds(&name, value.as_ref())?,
+            "deliver_at" => {
+                out.deliver_at = value
+                    .map(|d| convert::aware_datetime(&name, &d))
+                    .transpose()?
+            }
+            "priority" => out.priority = convert::opt_int(&name, value.as_ref())?.unwrap_or(0),
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "{call}() got an unexpected keyword argument '{name}'"
+                )));
+            }
+        }
+    }
+    crate::trace::inject(py, &mut out.headers)?;
+    Ok(out)
+}
+
+fn opt_text(what: &str, value: Option<Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    value
+        .map(|v| {
+            v.extract::<String>().map_err(|_| {
+                let ty = v
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default();
+                invalid(format!("{what} must be a str, not {ty}"))
+            })
+        })
+        .transpose()
 }
 
 #[pyclass(name = "Message", module = "ferrymq", frozen)]
@@ -46,30 +71,14 @@ pub struct PyMessage {
 #[pymethods]
 impl PyMessage {
     #[new]
-    #[pyo3(signature = (topic, payload, *, tag=None, key=None, headers=None, ordering_key=None, idempotency_key=None, delay=None, deliver_at=None, priority=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (topic, payload, **options))]
     fn new(
+        py: Python<'_>,
         topic: String,
         payload: &Bound<'_, PyAny>,
-        tag: Option<String>,
-        key: Option<String>,
-        headers: Option<&Bound<'_, PyAny>>,
-        ordering_key: Option<String>,
-        idempotency_key: Option<String>,
-        delay: Option<&Bound<'_, PyAny>>,
-        deliver_at: Option<&Bound<'_, PyAny>>,
-        priority: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let options = publish_options(
-            tag,
-            key,
-            headers,
-            ordering_key,
-            idempotency_key,
-            delay,
-            deliver_at,
-            priority,
-        )?;
+        let options = publish_options(py, "Message", options)?;
         Ok(PyMessage {
             inner: ferrymq::Message::new(topic, convert::payload("payload", payload)?)
                 .with_options(options),

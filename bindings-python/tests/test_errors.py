@@ -130,3 +130,35 @@ def test_callback_failures_are_recorded_not_raised(q: Queue) -> None:
     with pytest.raises(ferrymq.InvalidArgumentError, match="callable"):
         q2.set_checker("t", 42)  # type: ignore[arg-type]
     q2.close()
+
+
+def _entry_points(q: Queue) -> dict[str, Callable[..., object]]:
+    """Every call that takes the publish options, as `f(**options)`."""
+    from ferrymq import _native
+
+    def in_tx(**options: object) -> object:
+        with q.transaction() as tx:
+            tx.publish("t", b"x", **options)  # type: ignore[arg-type]
+        return None
+
+    return {
+        "publish": lambda **o: q.publish("t", b"x", **o),
+        "prepare": lambda **o: q.prepare("t", b"x", **o),
+        "Message": lambda **o: ferrymq.Message("t", b"x", **o),
+        "Transaction.publish": in_tx,
+        "publish_row": lambda **o: _native.publish_row("t", b"x", queue=q, **o),
+    }
+
+
+def test_the_publish_options_are_checked_alike_by_every_entry_point(q: Queue) -> None:
+    q.subscribe("g", "t")
+    for name, call in _entry_points(q).items():
+        with pytest.raises(ferrymq.InvalidArgumentError, match="tag must be a str, not int"):
+            call(tag=1)
+        with pytest.raises(ferrymq.InvalidArgumentError, match="priority"):
+            call(priority="high")
+        with pytest.raises(TypeError, match="unexpected keyword argument 'tga'"):
+            call(tga="x")
+        call(tag="a", key=None, headers={"h": "v"}, ordering_key=None, delay=0, priority=1)
+    # Message and publish_row only build; prepare stores a half message.
+    assert (q.stats().topics["t"].messages, q.stats().topics["t"].half) == (2, 1)

@@ -18,6 +18,8 @@ _Key = Union[str, bytes]
 _KeyArg = Union[_Key, Callable[[], Union[_Key, list[_Key], tuple[_Key, ...]]]]
 
 __version__: str
+# What `from ferrymq._native import *` gives (ferrymq/__init__.py re-exports it), its
+# records added in their generated section below. Queue is the base of ferrymq.Queue.
 __all__ = [
     "FerrymqError",
     "InvalidArgumentError",
@@ -29,7 +31,6 @@ __all__ = [
     "CallbackError",
     "FullError",
     "EncryptionError",
-    "Queue",
     "Transaction",
     "Message",
     "RetryPolicy",
@@ -38,32 +39,6 @@ __all__ = [
     "HalfMessage",
     "Worker",
     "Consumer",
-    "Stats",
-    "TopicStats",
-    "TopicInfo",
-    "GroupStats",
-    "ScheduleInfo",
-    "MessageInfo",
-    "DeliveryInfo",
-    "AttemptRecord",
-    "AuditRecord",
-    "CheckRecord",
-    "DeadLetter",
-    "ManualClock",
-    "PUBLISH_SQL",
-    "PUBLISHED_ID_SQL",
-    "ACK_SQL",
-    "MAIN_FILE_SQL",
-    "INBOX_SQL",
-    "inbox_row",
-    "check_file",
-    "publish_row",
-    "ack_row",
-    "host_error",
-    "no_transaction",
-    "TRACEPARENT",
-    "_trace_extract",
-    "cli_main",
     "encrypt_file",
     "decrypt_file",
     "__version__",
@@ -198,92 +173,27 @@ class Consumer:
     def __enter__(self) -> Self: ...
     def __exit__(self, *args: object) -> bool: ...
 
-@final
-class TopicInfo:
-    @property
-    def name(self) -> str: ...
-    @property
-    def messages(self) -> int: ...
-    @property
-    def ready(self) -> int: ...
-    @property
-    def groups(self) -> list[str]: ...
-
-@final
-class TopicStats:
-    @property
-    def messages(self) -> int: ...
-    @property
-    def half(self) -> int: ...
-
-@final
-class ScheduleInfo:
-    @property
-    def name(self) -> str: ...
-    @property
-    def topic(self) -> str: ...
-    @property
-    def cron(self) -> Optional[str]: ...
-    @property
-    def every(self) -> Optional[datetime.timedelta]: ...
-    @property
-    def tz(self) -> Optional[str]: ...
-    @property
-    def next_at(self) -> datetime.datetime: ...
-    @property
-    def fired(self) -> int: ...
-    @property
-    def repeat_left(self) -> Optional[int]: ...
-    @property
-    def missed(self) -> Literal["catch_up", "once", "skip"]: ...
-    @property
-    def tag(self) -> Optional[str]: ...
-    @property
-    def key(self) -> Optional[str]: ...
-    @property
-    def headers(self) -> dict[str, str]: ...
-
-@final
-class GroupStats:
-    @property
-    def topic(self) -> str: ...
-    @property
-    def ready(self) -> int: ...
-    @property
-    def scheduled(self) -> int: ...
-    @property
-    def inflight(self) -> int: ...
-    @property
-    def retrying(self) -> int: ...
-    @property
-    def dead(self) -> int: ...
-    @property
-    def oldest_ready_age(self) -> Optional[float]: ...
-    @property
-    def paused(self) -> bool: ...
-
-@final
-class Stats:
-    @property
-    def topics(self) -> dict[str, TopicStats]: ...
-    @property
-    def groups(self) -> dict[str, GroupStats]: ...
-
+# records: generated from ferrymq::RECORDS by core/tests/stubs_python.rs (FERRYMQ_WRITE_STUBS=1 rewrites)
 @final
 class AttemptRecord:
+    """One attempt to hand one message to one consumer group."""
     @property
-    def attempt(self) -> int: ...
+    def attempt(self) -> int:
+        """1 for the first delivery, 2 for the first retry, ..."""
     @property
     def started_at(self) -> datetime.datetime: ...
     @property
-    def ended_at(self) -> Optional[datetime.datetime]: ...
+    def ended_at(self) -> Optional[datetime.datetime]:
+        """When the attempt was settled or its lease ran out; unset while in flight."""
     @property
     def outcome(self) -> Literal["inflight", "acked", "nacked", "lease_expired"]: ...
     @property
-    def error(self) -> Optional[str]: ...
+    def error(self) -> Optional[str]:
+        """What the consumer's nack said, or why the lease ended."""
 
 @final
 class DeliveryInfo:
+    """Where one message stands in one consumer group."""
     @property
     def state(self) -> Literal["ready", "scheduled", "inflight", "acked", "dead"]: ...
     @property
@@ -291,19 +201,23 @@ class DeliveryInfo:
     @property
     def last_error(self) -> Optional[str]: ...
     @property
-    def history(self) -> list[AttemptRecord]: ...
+    def history(self) -> list[AttemptRecord]:
+        """One entry per attempt, oldest first."""
 
 @final
 class CheckRecord:
+    """One check-back of a half message."""
     @property
     def at(self) -> datetime.datetime: ...
     @property
     def resolution(self) -> Resolution: ...
     @property
-    def error(self) -> Optional[str]: ...
+    def error(self) -> Optional[str]:
+        """Set when the checker failed; the check counted as unknown."""
 
 @final
 class MessageInfo:
+    """Everything known about one message."""
     @property
     def id(self) -> int: ...
     @property
@@ -317,22 +231,27 @@ class MessageInfo:
     @property
     def headers(self) -> dict[str, str]: ...
     @property
-    def ordering_key(self) -> Optional[str]: ...
+    def ordering_key(self) -> Optional[str]:
+        """Deliveries of one ordering key reach a consumer group in order."""
     @property
     def published_at(self) -> datetime.datetime: ...
     @property
     def deliver_at(self) -> datetime.datetime: ...
     @property
-    def priority(self) -> int: ...
-    @property
     def state(self) -> Literal["half", "committed", "rolled_back"]: ...
     @property
-    def deliveries(self) -> dict[str, DeliveryInfo]: ...
+    def priority(self) -> int:
+        """0 to 9 (`PublishOptions::priority`)."""
     @property
-    def checks(self) -> list[CheckRecord]: ...
+    def deliveries(self) -> dict[str, DeliveryInfo]:
+        """Per consumer group; empty for half messages and messages no group matched."""
+    @property
+    def checks(self) -> list[CheckRecord]:
+        """Check-backs of a half message, oldest first."""
 
 @final
 class DeadLetter:
+    """A delivery that used up its retries, kept for an operator."""
     @property
     def message_id(self) -> int: ...
     @property
@@ -355,27 +274,160 @@ class DeadLetter:
     def history(self) -> list[AttemptRecord]: ...
 
 @final
+class TopicStats:
+    """One topic's share of `Queue::stats`."""
+    @property
+    def messages(self) -> int:
+        """Committed messages kept in the file (acked ones stay until `purge_acked`)."""
+    @property
+    def half(self) -> int:
+        """Half messages still undecided."""
+
+@final
+class GroupStats:
+    """One consumer group's share of `Queue::stats`."""
+    @property
+    def topic(self) -> str: ...
+    @property
+    def ready(self) -> int: ...
+    @property
+    def scheduled(self) -> int:
+        """Delayed first deliveries and ordered messages waiting for their predecessor."""
+    @property
+    def inflight(self) -> int: ...
+    @property
+    def retrying(self) -> int:
+        """Waiting out a retry delay."""
+    @property
+    def dead(self) -> int: ...
+    @property
+    def oldest_ready_age(self) -> Optional[datetime.timedelta]:
+        """How long the oldest ready delivery has been ready."""
+    @property
+    def paused(self) -> bool:
+        """Whether `pause` holds the group: its receives return nothing until `resume`."""
+
+@final
+class Stats:
+    """Counts per topic and per consumer group (`Queue::stats`)."""
+    @property
+    def topics(self) -> dict[str, TopicStats]: ...
+    @property
+    def groups(self) -> dict[str, GroupStats]: ...
+
+@final
+class TopicInfo:
+    """One topic as `Queue::topics` lists it."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def messages(self) -> int:
+        """Committed messages kept in the file (acked ones stay until `purge_acked`)."""
+    @property
+    def ready(self) -> int:
+        """Deliveries ready now, summed over the topic's consumer groups."""
+    @property
+    def groups(self) -> list[str]:
+        """The consumer groups subscribed to it, by name."""
+
+@final
+class ScheduleInfo:
+    """One schedule as `Queue::schedules` lists it."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def cron(self) -> Optional[str]: ...
+    @property
+    def every(self) -> Optional[datetime.timedelta]: ...
+    @property
+    def tz(self) -> Optional[str]:
+        """The cron pattern's time zone (`UTC` unless given); unset for `every`."""
+    @property
+    def next_at(self) -> datetime.datetime:
+        """The next tick not yet handled (in the past if nobody received since it came due)."""
+    @property
+    def fired(self) -> int:
+        """Tick times handled so far (published, merged by `once` or skipped)."""
+    @property
+    def repeat_left(self) -> Optional[int]:
+        """Tick times left, the next included (unset: no end)."""
+    @property
+    def missed(self) -> Literal["catch_up", "once", "skip"]: ...
+    @property
+    def tag(self) -> Optional[str]: ...
+    @property
+    def key(self) -> Optional[str]: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+
+@final
 class AuditRecord:
+    """One record of the audit trail (`Queue::audit`)."""
     @property
-    def id(self) -> int: ...
+    def id(self) -> int:
+        """Increasing in the order the actions committed."""
     @property
-    def at(self) -> datetime.datetime: ...
+    def at(self) -> datetime.datetime:
+        """When, on the clock of the queue that acted."""
     @property
-    def action(self) -> str: ...
+    def action(self) -> str:
+        """The verb: `pause`, `resume`, `schedule`, `unschedule`, `commit_half`, `rollback_half`, `redrive`, `purge_dead_letters`, `purge_dead_letter_ids`, `purge_acked`, `vacuum` or `rekey`."""
     @property
-    def target(self) -> str: ...
+    def target(self) -> str:
+        """The consumer group, schedule name or message id acted on; empty for the whole file."""
     @property
-    def detail(self) -> Optional[str]: ...
+    def detail(self) -> Optional[str]:
+        """JSON text: what was asked and what changed (see docs/DESIGN.md)."""
     @property
     def pid(self) -> int: ...
     @property
-    def process(self) -> str: ...
+    def process(self) -> str:
+        """The executable's file name (`ferrymq`, `python3.12`, `node`, `java`)."""
     @property
     def host(self) -> str: ...
     @property
-    def user(self) -> str: ...
+    def user(self) -> str:
+        """The effective OS user."""
     @property
-    def reason(self) -> Optional[str]: ...
+    def reason(self) -> Optional[str]:
+        """What the caller gave to `Queue::with_reason`."""
+
+@final
+class FileCheck:
+    """What `Queue::check_file` found: SQLite's integrity check and the file's marks."""
+    @property
+    def integrity(self) -> list[str]:
+        """The lines of `PRAGMA integrity_check`: `["ok"]` for a sound file."""
+    @property
+    def schema_version(self) -> int:
+        """`PRAGMA user_version`: the schema version the file is at."""
+    @property
+    def expected_schema_version(self) -> int:
+        """The schema version this build writes."""
+    @property
+    def application_id(self) -> int:
+        """`PRAGMA application_id` ("Frry", 0x46727279, for a ferrymq file)."""
+    @property
+    def expected_application_id(self) -> int: ...
+
+__all__ += [
+    "AttemptRecord",
+    "DeliveryInfo",
+    "CheckRecord",
+    "MessageInfo",
+    "DeadLetter",
+    "TopicStats",
+    "GroupStats",
+    "Stats",
+    "TopicInfo",
+    "ScheduleInfo",
+    "AuditRecord",
+    "FileCheck",
+]
+
+# end of generated records
 
 @final
 class Transaction:
