@@ -84,8 +84,8 @@ def test_metrics_equal_stats_of_the_same_file(
         labels = (("consumer_group", group), ("topic", g.topic))
         assert m["ferrymq_group_paused"][labels] == (1 if g.paused else 0)
         # Ages move on: the scrape falls between the two stats around it.
-        low = g.oldest_ready_age or 0.0
-        high = after.groups[group].oldest_ready_age or 0.0
+        low = _seconds(g.oldest_ready_age)
+        high = _seconds(after.groups[group].oldest_ready_age)
         assert low - 0.001 <= m["ferrymq_oldest_ready_age_seconds"][labels] <= high + 0.001
     assert m["ferrymq_group_paused"][(("consumer_group", "mail"), ("topic", "emails"))] == 1
     for topic, t in before.topics.items():
@@ -116,3 +116,7 @@ def test_metrics_are_off_without_the_flag(tmp_path: pathlib.Path, serve: Callabl
         raise AssertionError("served /metrics without --metrics")
     except urllib.error.HTTPError as e:
         assert e.code == 404
+
+
+def _seconds(age):
+    return age.total_seconds() if age is not None else 0.0

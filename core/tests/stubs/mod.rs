@@ -22,7 +22,11 @@ pub fn check_section(rel: &str, generated: &str) {
     let begin = text
         .find(BEGIN)
         .unwrap_or_else(|| panic!("{rel} has no line with {BEGIN:?}"));
-    let start = begin + text[begin..].find('\n').expect("a line after the begin marker") + 1;
+    let start = begin
+        + text[begin..]
+            .find('\n')
+            .expect("a line after the begin marker")
+        + 1;
     let end_marker = text[start..]
         .find(END)
         .unwrap_or_else(|| panic!("{rel} has no line with {END:?}"))
