@@ -6,7 +6,6 @@ import ferrymq.ffi.PublishArgs
 import ferrymq.ffi.exponentialDefaults
 import java.time.Instant
 import kotlin.time.Duration
-import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
 import kotlin.time.DurationUnit
 
@@ -26,9 +25,6 @@ typealias AuditRecord = ferrymq.ffi.AuditRecord
 /** What a schedule's ticks missed while nothing fired give: CATCH_UP, ONCE (default) or SKIP. */
 typealias Missed = ferrymq.ffi.Missed
 
-/** A schedule's period; null for a cron schedule. */
-val ScheduleInfo.every: Duration? get() = everyMs?.milliseconds
-
 /** A checker's answer about a half message: COMMIT, ROLLBACK or UNKNOWN. */
 typealias Resolution = ferrymq.ffi.Resolution
 /** HALF, COMMITTED or ROLLED_BACK. */
@@ -37,9 +33,6 @@ typealias MessageState = ferrymq.ffi.MessageState
 typealias DeliveryState = ferrymq.ffi.DeliveryState
 /** INFLIGHT, ACKED, NACKED or LEASE_EXPIRED. */
 typealias AttemptOutcome = ferrymq.ffi.AttemptOutcome
-
-/** How long the oldest ready delivery has been ready; null when nothing is ready. */
-val GroupStats.oldestReadyAge: Duration? get() = oldestReadyAgeMs?.milliseconds
 
 /** SQLite's `synchronous` in WAL mode: NORMAL survives a process crash, FULL power loss too. */
 enum class Synchronous { NORMAL, FULL }
