@@ -9,18 +9,8 @@ import kotlin.time.Duration
 import kotlin.time.Duration.Companion.seconds
 import kotlin.time.DurationUnit
 
-/** The views returned by inspection calls: plain values generated from the core's types. */
-typealias Stats = ferrymq.ffi.Stats
-typealias TopicStats = ferrymq.ffi.TopicStats
-typealias GroupStats = ferrymq.ffi.GroupStats
-typealias MessageInfo = ferrymq.ffi.MessageInfo
-typealias DeliveryInfo = ferrymq.ffi.DeliveryInfo
-typealias AttemptRecord = ferrymq.ffi.AttemptRecord
-typealias CheckRecord = ferrymq.ffi.CheckRecord
-typealias DeadLetter = ferrymq.ffi.DeadLetter
-typealias ScheduleInfo = ferrymq.ffi.ScheduleInfo
-/** One operator action of the audit trail ([Queue.audit]). */
-typealias AuditRecord = ferrymq.ffi.AuditRecord
+// The records' typealiases (MessageInfo, Stats, ...) are generated, one per record of
+// ferrymq::RECORDS, into QueueCalls.kt (build.sh, uniffi-bindgen.rs).
 
 /** What a schedule's ticks missed while nothing fired give: CATCH_UP, ONCE (default) or SKIP. */
 typealias Missed = ferrymq.ffi.Missed

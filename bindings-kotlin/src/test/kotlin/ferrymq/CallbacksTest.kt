@@ -81,7 +81,7 @@ class CallbacksTest {
             val c = q.prepare("ok", "a".toByteArray(), key = "commit-me")
             val r = q.prepare("ok", "b".toByteArray(), key = "drop-me")
             val f = q.prepare("flaky", "c".toByteArray())
-            assertEquals(2, q.runChecks())
+            assertEquals(2L, q.runChecks())
             assertEquals(MessageState.COMMITTED, q.message(c.id).state)
             assertEquals(MessageState.ROLLED_BACK, q.message(r.id).state)
             val flaky = q.message(f.id)
