@@ -208,32 +208,15 @@ class Queue private constructor(ffi: FfiQueue, dispatcher: CoroutineDispatcher) 
     suspend fun publish(
         topic: String,
         payload: ByteArray,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: Duration? = null,
-        deliverAt: Instant? = null,
-        priority: Int? = null,
-    ): Long {
-        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
-        return Fast.publish(this, fast, topic, payload, args)
-    }
+        options: PublishOptions = PublishOptions(),
+    ): Long = Fast.publish(this, fast, topic, payload, options.toFfi())
 
     /** [publish] with a UTF-8 text payload. */
     suspend fun publish(
         topic: String,
         payload: String,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: Duration? = null,
-        deliverAt: Instant? = null,
-        priority: Int? = null,
-    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
+        options: PublishOptions = PublishOptions(),
+    ): Long = publish(topic, payload.encodeToByteArray(), options)
 
     /** Publishes every message in one commit: all or none. */
     suspend fun publishBatch(messages: List<Message>): List<Long> {
@@ -349,18 +332,8 @@ class Queue private constructor(ffi: FfiQueue, dispatcher: CoroutineDispatcher) 
     suspend fun prepare(
         topic: String,
         payload: ByteArray,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: Duration? = null,
-        deliverAt: Instant? = null,
-        priority: Int? = null,
-    ): HalfMessage {
-        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
-        return HalfMessage(io { ffi.prepare(topic, payload, args) }, dispatcher)
-    }
+        options: PublishOptions = PublishOptions(),
+    ): HalfMessage = HalfMessage(io { ffi.prepare(topic, payload, options.toFfi()) }, dispatcher)
 
 
 

@@ -69,50 +69,37 @@ class RetryPolicy internal constructor(internal val ffi: FfiRetryPolicy) {
     }
 }
 
-/** One message of [Queue.publishBatch] and [Transaction.publishBatch]. */
-class Message(
-    val topic: String,
-    val payload: ByteArray,
+/**
+ * The optional parts of a message, the same for every publish path ([Queue.publish],
+ * [Queue.prepare], [Transaction.publish], [Outbox.publishIn], [Message]): the core's
+ * `PublishOptions`. [delay] and [deliverAt] (not both) hold the first delivery back.
+ */
+data class PublishOptions(
+    /** One word (no `||`, `*` or spaces) that a group's `tags` filter selects on. */
     val tag: String? = null,
+    /** Your business key: [Queue.find] looks messages up by it. */
     val key: String? = null,
     val headers: Map<String, String> = emptyMap(),
+    /** Deliveries of one ordering key reach a consumer group in publish order. */
     val orderingKey: String? = null,
+    /** A repeat within the queue's idempotency window returns the first message's id and stores nothing. */
     val idempotencyKey: String? = null,
     val delay: Duration? = null,
     val deliverAt: Instant? = null,
     /** 0 (default) to 9: higher is received first within a consumer group. */
     val priority: Int? = null,
 ) {
-    constructor(
-        topic: String,
-        payload: String,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: Duration? = null,
-        deliverAt: Instant? = null,
-        priority: Int? = null,
-    ) : this(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
+    /** Every publish path converts here, so each carries the current span's traceparent. */
+    internal fun toFfi() =
+        PublishArgs(tag, key, Tracing.inject(headers), orderingKey, idempotencyKey, delay.secsOrNull(), deliverAt, priority)
+}
 
-    internal fun toFfi() = MessageArgs(
-        topic,
-        payload,
-        publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority),
-    )
+/** One message of [Queue.publishBatch] and [Transaction.publishBatch]. */
+class Message(val topic: String, val payload: ByteArray, val options: PublishOptions = PublishOptions()) {
+    constructor(topic: String, payload: String, options: PublishOptions = PublishOptions()) :
+        this(topic, payload.encodeToByteArray(), options)
+
+    internal fun toFfi() = MessageArgs(topic, payload, options.toFfi())
 
     override fun toString(): String = "Message(topic=$topic, ${payload.size} bytes)"
 }
-
-/** Every publish path builds its arguments here, so each carries the current span's traceparent. */
-internal fun publishArgs(
-    tag: String?,
-    key: String?,
-    headers: Map<String, String>,
-    orderingKey: String?,
-    idempotencyKey: String?,
-    delay: Duration?,
-    deliverAt: Instant?,
-    priority: Int?,
-) = PublishArgs(tag, key, Tracing.inject(headers), orderingKey, idempotencyKey, delay.secsOrNull(), deliverAt, priority)
