@@ -64,7 +64,11 @@ fn render(generated: &str, queue_kt: &str) -> Result<String, String> {
          import kotlinx.coroutines.withContext\n\n",
     );
     for r in ferrymq::RECORDS {
-        kdoc(&mut out, "", r.doc.lines().map(|l| l.strip_prefix(' ').unwrap_or(l)));
+        kdoc(
+            &mut out,
+            "",
+            r.doc.lines().map(|l| l.strip_prefix(' ').unwrap_or(l)),
+        );
         writeln!(out, "typealias {0} = ferrymq.ffi.{0}\n", r.name).unwrap();
     }
     out.push_str(
@@ -123,7 +127,11 @@ fn render(generated: &str, queue_kt: &str) -> Result<String, String> {
 
 /// Takes and returns only what Kotlin uses as it is (no seconds, arguments records or handles).
 fn plain(m: &Method) -> bool {
-    let ok = |t: &str| !["Ffi", "Args", "ULong", "Slot", "Received"].iter().any(|b| t.contains(b));
+    let ok = |t: &str| {
+        !["Ffi", "Args", "ULong", "Slot", "Received"]
+            .iter()
+            .any(|b| t.contains(b))
+    };
     ok(&m.ret) && m.params.iter().all(|(n, t)| ok(t) && !n.ends_with("Secs"))
 }
 
@@ -158,7 +166,12 @@ fn interface_methods(kt: &str, header: &str) -> Result<Vec<Method>, String> {
         } else if t.starts_with("*/") {
             in_doc = false;
         } else if in_doc {
-            doc.push(t.trim_start_matches('*').strip_prefix(' ').unwrap_or("").to_owned());
+            doc.push(
+                t.trim_start_matches('*')
+                    .strip_prefix(' ')
+                    .unwrap_or("")
+                    .to_owned(),
+            );
         } else if let Some(sig) = t.strip_prefix("fun ") {
             methods.push(signature(sig, std::mem::take(&mut doc))?);
         } else if t.starts_with("suspend fun ") {
@@ -179,7 +192,9 @@ fn signature(sig: &str, doc: Vec<String>) -> Result<Method, String> {
     };
     let mut params = Vec::new();
     for p in split_top(&sig[open + 1..close]) {
-        let (n, t) = p.split_once(':').ok_or_else(|| format!("bad parameter {p}"))?;
+        let (n, t) = p
+            .split_once(':')
+            .ok_or_else(|| format!("bad parameter {p}"))?;
         params.push((n.trim().to_owned(), t.trim().to_owned()));
     }
     Ok(Method {
