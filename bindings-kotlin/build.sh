@@ -27,6 +27,12 @@ CARGO="${CARGO:-cargo}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 MVN=(mvn -q -B -f "$HERE/pom.xml")
 
+# The records' typealiases and the plain methods of `Queue` (class QueueCalls), generated
+# from the uniffi layer just generated in `gen` (see uniffi-bindgen.rs).
+layer() {
+    "$1" ferrymq-layer "$2/ferrymq/ffi/ferrymq_uniffi.kt" "$HERE/src/main/kotlin/ferrymq/Queue.kt" "$2/ferrymq/QueueCalls.kt"
+}
+
 # Builds the cdylib and uniffi-bindgen in `profile`, regenerates the Kotlin layer from the
 # cdylib (library mode), and puts the cdylib where JNA finds it on the classpath.
 prepare() {
@@ -38,6 +44,7 @@ prepare() {
     rm -rf "$gen"
     mkdir -p "$gen" "$HERE/target/native/linux-x86-64"
     (cd "$HERE" && "$TARGET/$dir/uniffi-bindgen" generate "$lib" --language kotlin --no-format --out-dir "$gen" >/dev/null)
+    layer "$TARGET/$dir/uniffi-bindgen" "$gen"
     cp "$lib" "$HERE/target/native/linux-x86-64/libferrymq_uniffi.so"
     # Maven copies resources only when newer: make sure the cdylib just built is the one used.
     rm -f "$HERE/target/classes/linux-x86-64/libferrymq_uniffi.so"
@@ -65,6 +72,7 @@ case "${1:-test}" in
         rm -rf "$gen" "$HERE/target/native" "$HERE/target/classes"
         mkdir -p "$gen"
         (cd "$HERE" && "$bindgen" generate "$meta" --language kotlin --no-format --out-dir "$gen" >/dev/null)
+        layer "$bindgen" "$gen"
         for pair in "$@"; do
             mkdir -p "$HERE/target/native/${pair%%=*}"
             cp "${pair#*=}" "$HERE/target/native/${pair%%=*}/"

@@ -1,6 +1,7 @@
 //! Boundary values to core types: seconds, counts, publish and receive options.
 
 use crate::error::{FfiError, FfiResult};
+use crate::views::Missed;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -83,34 +84,6 @@ impl ReceiveArgs {
             o = o.lease(l);
         }
         Ok(o)
-    }
-}
-
-/// What a tick missed while nothing fired gives (`ferrymq::Missed`).
-#[derive(uniffi::Enum, Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Missed {
-    CatchUp,
-    Once,
-    Skip,
-}
-
-impl From<Missed> for ferrymq::Missed {
-    fn from(m: Missed) -> Self {
-        match m {
-            Missed::CatchUp => ferrymq::Missed::CatchUp,
-            Missed::Once => ferrymq::Missed::Once,
-            Missed::Skip => ferrymq::Missed::Skip,
-        }
-    }
-}
-
-impl From<ferrymq::Missed> for Missed {
-    fn from(m: ferrymq::Missed) -> Self {
-        match m {
-            ferrymq::Missed::CatchUp => Missed::CatchUp,
-            ferrymq::Missed::Once => Missed::Once,
-            ferrymq::Missed::Skip => Missed::Skip,
-        }
     }
 }
 

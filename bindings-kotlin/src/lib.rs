@@ -1,7 +1,9 @@
 //! The `ferrymq_uniffi` cdylib: the ferrymq core exported through uniffi (proc-macros,
 //! library mode). `uniffi-bindgen` generates the Kotlin layer (`ferrymq.ffi`) from this
 //! library; the hand-written idiomatic layer (`src/main/kotlin`, package `ferrymq`) sits on
-//! top. Every queue decision lives in the core: this crate converts types and errors only.
+//! top, beside the part of package `ferrymq` that `uniffi-bindgen ferrymq-layer` generates
+//! (the records' typealiases and `QueueCalls`, the plain methods of `Queue`). Every queue
+//! decision lives in the core: this crate converts types and errors only.
 //!
 //! Conventions at the boundary:
 //! - durations go in as `f64` seconds and are checked by `ferrymq::seconds` (negative,

@@ -1,5 +1,10 @@
 //! `FfiQueue`: each method converts its arguments, calls the core, and converts the
 //! result or error back. Also the retry policies and the test-only manual clock.
+//!
+//! A method taking and returning plain values (no seconds, `*Args` or handles) reaches
+//! the Kotlin `Queue` with no Kotlin code: `uniffi-bindgen ferrymq-layer` generates its
+//! `suspend` member (class `QueueCalls`) with this file's doc comment as its KDoc, so
+//! those comments are written for Kotlin readers (`[group]` names a parameter).
 
 use crate::callbacks::{self, FfiChecker, FfiHandler};
 use crate::convert::{self, MessageArgs, PublishArgs, ReceiveArgs, count, int, opt_secs, secs};
@@ -316,14 +321,20 @@ impl FfiQueue {
         Ok(self.q.subscribe(&group, &topic, o)?)
     }
 
+    /// Stops handing out [group]'s messages (in every process on the file) until [resume];
+    /// its messages keep accumulating, and deliveries already out can still be settled.
+    /// Pausing twice is fine; an unknown group is [FerrymqException.NotFound].
     pub fn pause(&self, group: String) -> FfiResult<()> {
         Ok(self.q.pause(&group)?)
     }
 
+    /// Hands out [group]'s messages again after [pause]; a waiting receive gets them.
     pub fn resume(&self, group: String) -> FfiResult<()> {
         Ok(self.q.resume(&group)?)
     }
 
+    /// The Prometheus text exposition (format 0.0.4): the file's gauges per topic and
+    /// consumer group, then this handle's own counters (published, acked, nacked, ...).
     pub fn metrics(&self) -> FfiResult<String> {
         Ok(self.q.metrics()?)
     }
@@ -339,10 +350,12 @@ impl FfiQueue {
         Ok(self.q.schedule(&name, &topic, payload, o)?)
     }
 
+    /// Removes schedule [name]; [FerrymqException.NotFound] if there is none.
     pub fn unschedule(&self, name: String) -> FfiResult<()> {
         Ok(self.q.unschedule(&name)?)
     }
 
+    /// Every schedule of the file, by name.
     pub fn schedules(&self) -> FfiResult<Vec<crate::views::ScheduleInfo>> {
         Ok(self.q.schedules()?.into_iter().map(Into::into).collect())
     }
@@ -421,10 +434,12 @@ impl FfiQueue {
         self.q.remove_checker(&topic)
     }
 
+    /// Asks the checkers about due half messages now; returns how many were decided.
     pub fn run_checks(&self) -> FfiResult<i64> {
         Ok(count(self.q.run_checks()?))
     }
 
+    /// Half messages still undecided ([MessageState.HALF]), rolled back, or both (null).
     pub fn half_messages(
         &self,
         state: Option<MessageState>,
@@ -447,7 +462,7 @@ impl FfiQueue {
         }))
     }
 
-    /// The audit trail: records with ids above `after`, oldest first, at most `limit`.
+    /// The audit trail: operator actions with ids above [after], oldest first, at most [limit] (1-10,000; 100).
     pub fn audit(
         &self,
         after: Option<i64>,
@@ -461,6 +476,7 @@ impl FfiQueue {
         Ok(list.into_iter().map(Into::into).collect())
     }
 
+    /// The group's dead letters, oldest death first.
     pub fn dead_letters(&self, group: String, limit: Option<i64>) -> FfiResult<Vec<DeadLetter>> {
         let limit = match limit {
             Some(n) => int("limit", n)?,
@@ -470,6 +486,7 @@ impl FfiQueue {
         Ok(ds.into_iter().map(Into::into).collect())
     }
 
+    /// Replays dead letters (all, or the given message ids); returns how many.
     pub fn redrive(&self, group: String, ids: Option<Vec<i64>>) -> FfiResult<i64> {
         Ok(count(self.q.redrive(&group, ids.as_deref())?))
     }
@@ -483,18 +500,22 @@ impl FfiQueue {
         Ok(count(self.q.purge_dead_letters(&group, older_than)?))
     }
 
+    /// Counts per topic and per consumer group.
     pub fn stats(&self) -> FfiResult<Stats> {
         Ok(self.q.stats()?.into())
     }
 
+    /// Every topic by name: kept messages, deliveries ready over its groups, its groups.
     pub fn topics(&self) -> FfiResult<Vec<crate::views::TopicInfo>> {
         Ok(self.q.topics()?.into_iter().map(Into::into).collect())
     }
 
+    /// One message with its state in every group and its attempt and check history.
     pub fn message(&self, id: i64) -> FfiResult<MessageInfo> {
         Ok(self.q.message(id)?.into())
     }
 
+    /// Messages of [topic] with business key [key], oldest first.
     pub fn find(&self, topic: String, key: String) -> FfiResult<Vec<MessageInfo>> {
         let ms = self.q.find(&topic, &key)?;
         Ok(ms.into_iter().map(Into::into).collect())
@@ -506,6 +527,9 @@ impl FfiQueue {
         Ok(count(self.q.purge_acked(older_than)?))
     }
 
+    /// Gives pages freed by purges back to the file system: up to [pages] (null: all).
+    /// Returns how many were freed; 0 for a file created without auto-vacuum (by an older
+    /// ferrymq, or a business database ferrymq adopted).
     pub fn vacuum(&self, pages: Option<i64>) -> FfiResult<i64> {
         let pages = pages.map(|n| int("pages", n)).transpose()?;
         Ok(count(self.q.vacuum(pages)?))

@@ -16,7 +16,6 @@ import java.sql.Connection
 import java.sql.PreparedStatement
 import java.sql.SQLException
 import java.sql.Types
-import java.time.Instant
 import kotlin.time.Duration
 
 /**
@@ -48,7 +47,7 @@ object Outbox {
 
     /**
      * Publishes one message in [connection]'s open transaction; returns its id (the first
-     * one's for a repeated idempotency key). The options are those of [Queue.publish].
+     * one's for a repeated idempotency key), with the [options] of every publish.
      * [queue] (any [Queue] on the file) gives its `maxPayload`, idempotency window and
      * clock; without it the core's defaults apply (`maxPayload` 4 MiB, idempotency window
      * 24 h), and SQLite's clock.
@@ -57,18 +56,10 @@ object Outbox {
         connection: Connection,
         topic: String,
         payload: ByteArray,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: Duration? = null,
-        deliverAt: Instant? = null,
+        options: PublishOptions = PublishOptions(),
         queue: Queue? = null,
-        priority: Int? = null,
     ): Long {
-        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
-        val row = native { sqlPublishRow(topic, payload.size.toLong(), args, queue?.ffi) }
+        val row = native { sqlPublishRow(topic, payload.size.toLong(), options.toFfi(), queue?.ffi) }
         return jdbc(null) {
             requireTransaction(connection)
             requireSameFile(connection, queue)
@@ -103,19 +94,9 @@ object Outbox {
         connection: Connection,
         topic: String,
         payload: String,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: Duration? = null,
-        deliverAt: Instant? = null,
+        options: PublishOptions = PublishOptions(),
         queue: Queue? = null,
-        priority: Int? = null,
-    ): Long = publishIn(
-        connection, topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay,
-        deliverAt, queue, priority,
-    )
+    ): Long = publishIn(connection, topic, payload.encodeToByteArray(), options, queue)
 
     /**
      * Acks [delivery] in [connection]'s open transaction: the ack holds when that

@@ -18,9 +18,6 @@ import kotlinx.coroutines.withContext
 import java.time.Instant
 import kotlin.time.Duration
 
-/** One topic as [Queue.topics] lists it (a record generated from the core's `TopicInfo`). */
-typealias TopicInfo = ferrymq.ffi.TopicInfo
-
 /** Handles one delivery of a [Worker]: returning acks it, throwing nacks it with the exception's message. */
 fun interface Handler {
     fun handle(delivery: Delivery)
@@ -45,11 +42,7 @@ fun interface Checker {
  * `use`) blocks briefly while background work stops; later calls throw
  * [FerrymqException.Closed].
  */
-class Queue private constructor(
-    /** The core's queue; [Outbox] passes it for its clock and limits. */
-    internal val ffi: FfiQueue,
-    val dispatcher: CoroutineDispatcher,
-) : AutoCloseable {
+class Queue private constructor(ffi: FfiQueue, dispatcher: CoroutineDispatcher) : QueueCalls(ffi, dispatcher), AutoCloseable {
     /** The handle of the hot calls ([Fast]): valid while [ffi] lives, needs no release. */
     private val fast: Long = native { ffi.fastHandle().toLong() }
 
@@ -106,8 +99,6 @@ class Queue private constructor(
         }
     }
 
-    private suspend inline fun <T> io(crossinline block: () -> T): T = withContext(dispatcher) { native(block) }
-
     private fun deliveries(rs: List<Received>) = rs.map { Delivery(it) }
 
     val path: String get() = ffi.path()
@@ -154,21 +145,8 @@ class Queue private constructor(
         ffi.subscribe(group, topic, tags, retry?.ffi, lease.secsOrNull(), maxInflight?.toLong(), rate, burst?.toLong())
     }
 
-    /**
-     * Stops handing out [group]'s messages (in every process on the file) until [resume];
-     * its messages keep accumulating, and deliveries already out can still be settled.
-     * Pausing twice is fine; an unknown group is [FerrymqException.NotFound].
-     */
-    suspend fun pause(group: String): Unit = io { ffi.pause(group) }
 
-    /** Hands out [group]'s messages again after [pause]; a waiting receive gets them. */
-    suspend fun resume(group: String): Unit = io { ffi.resume(group) }
 
-    /**
-     * The Prometheus text exposition (format 0.0.4): the file's gauges per topic and
-     * consumer group, then this handle's own counters (published, acked, nacked, ...).
-     */
-    suspend fun metrics(): String = io { ffi.metrics() }
 
     /**
      * Creates schedule [name] (or replaces the one of that name, its tick count starting
@@ -214,11 +192,7 @@ class Queue private constructor(
         missed: Missed = Missed.ONCE,
     ): Unit = schedule(name, topic, payload.encodeToByteArray(), cron, every, tz, repeat, startAt, delay, tag, key, headers, missed)
 
-    /** Removes schedule [name]; [FerrymqException.NotFound] if there is none. */
-    suspend fun unschedule(name: String): Unit = io { ffi.unschedule(name) }
 
-    /** Every schedule of the file, by name. */
-    suspend fun schedules(): List<ScheduleInfo> = io { ffi.schedules() }
 
     /**
      * A queue on the same open file (closing one closes both), on the same dispatcher,
@@ -229,40 +203,20 @@ class Queue private constructor(
      */
     fun withReason(reason: String): Queue = Queue(native { ffi.withReason(reason) }, dispatcher)
 
-    /** The audit trail: operator actions with ids above [after], oldest first, at most [limit] (1-10,000; 100). */
-    suspend fun audit(after: Long? = null, limit: Int? = null): List<AuditRecord> =
-        io { ffi.audit(after, limit?.toLong()) }
 
     /** Publishes one message durably; returns its id (the first one's for a repeated idempotency key). */
     suspend fun publish(
         topic: String,
         payload: ByteArray,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: Duration? = null,
-        deliverAt: Instant? = null,
-        priority: Int? = null,
-    ): Long {
-        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
-        return Fast.publish(this, fast, topic, payload, args)
-    }
+        options: PublishOptions = PublishOptions(),
+    ): Long = Fast.publish(this, fast, topic, payload, options.toFfi())
 
     /** [publish] with a UTF-8 text payload. */
     suspend fun publish(
         topic: String,
         payload: String,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: Duration? = null,
-        deliverAt: Instant? = null,
-        priority: Int? = null,
-    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
+        options: PublishOptions = PublishOptions(),
+    ): Long = publish(topic, payload.encodeToByteArray(), options)
 
     /** Publishes every message in one commit: all or none. */
     suspend fun publishBatch(messages: List<Message>): List<Long> {
@@ -378,22 +332,10 @@ class Queue private constructor(
     suspend fun prepare(
         topic: String,
         payload: ByteArray,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: Duration? = null,
-        deliverAt: Instant? = null,
-        priority: Int? = null,
-    ): HalfMessage {
-        val args = publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
-        return HalfMessage(io { ffi.prepare(topic, payload, args) }, dispatcher)
-    }
+        options: PublishOptions = PublishOptions(),
+    ): HalfMessage = HalfMessage(io { ffi.prepare(topic, payload, options.toFfi()) }, dispatcher)
 
-    suspend fun commitHalf(id: Long): Unit = io { ffi.commitHalf(id) }
 
-    suspend fun rollbackHalf(id: Long): Unit = io { ffi.rollbackHalf(id) }
 
     /** Registers the check-back for [topic]'s half messages (replacing an earlier one). */
     fun setChecker(topic: String, checker: Checker): Unit = native { ffi.setChecker(topic, CheckerAdapter(checker)) }
@@ -401,45 +343,21 @@ class Queue private constructor(
     /** Unregisters the topic's checker; false if there was none. */
     fun removeChecker(topic: String): Boolean = native { ffi.removeChecker(topic) }
 
-    /** Asks the checkers about due half messages now; returns how many were decided. */
-    suspend fun runChecks(): Int = io { ffi.runChecks().toInt() }
 
-    /** Half messages still undecided ([MessageState.HALF]), rolled back, or both (null). */
-    suspend fun halfMessages(state: MessageState? = null, limit: Int? = null): List<MessageInfo> =
-        io { ffi.halfMessages(state, limit?.toLong()) }
 
-    /** The group's dead letters, oldest death first. */
-    suspend fun deadLetters(group: String, limit: Int? = null): List<DeadLetter> =
-        io { ffi.deadLetters(group, limit?.toLong()) }
 
-    /** Replays dead letters (all, or the given message ids); returns how many. */
-    suspend fun redrive(group: String, ids: List<Long>? = null): Long = io { ffi.redrive(group, ids) }
 
     /** Deletes dead letters (all, or those dead for at least [olderThan]); returns how many. */
     suspend fun purgeDeadLetters(group: String, olderThan: Duration? = null): Long =
         io { ffi.purgeDeadLetters(group, olderThan.secsOrNull()) }
 
-    /** Counts per topic and per consumer group. */
-    suspend fun stats(): Stats = io { ffi.stats() }
 
-    /** Every topic by name: kept messages, deliveries ready over its groups, its groups. */
-    suspend fun topics(): List<TopicInfo> = io { ffi.topics() }
 
-    /** One message with its state in every group and its attempt and check history. */
-    suspend fun message(id: Long): MessageInfo = io { ffi.message(id) }
 
-    /** Messages of [topic] with business key [key], oldest first. */
-    suspend fun find(topic: String, key: String): List<MessageInfo> = io { ffi.find(topic, key) }
 
     /** Deletes messages acked by every group at least [olderThan] ago; returns how many. */
     suspend fun purgeAcked(olderThan: Duration? = null): Long = io { ffi.purgeAcked(olderThan.secsOrNull()) }
 
-    /**
-     * Gives pages freed by purges back to the file system: up to [pages] (null: all).
-     * Returns how many were freed; 0 for a file created without auto-vacuum (by an older
-     * ferrymq, or a business database ferrymq adopted).
-     */
-    suspend fun vacuum(pages: Long? = null): Long = io { ffi.vacuum(pages) }
 
     override fun toString(): String = "Queue($path)"
 }

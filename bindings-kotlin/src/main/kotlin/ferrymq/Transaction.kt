@@ -3,7 +3,6 @@ package ferrymq
 import ferrymq.ffi.FfiTransaction
 import ferrymq.ffi.SqlValue
 import java.lang.ref.Reference
-import java.time.Instant
 import kotlin.time.Duration
 
 /**
@@ -27,30 +26,15 @@ class Transaction internal constructor(private val ffi: FfiTransaction) {
     fun publish(
         topic: String,
         payload: ByteArray,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: Duration? = null,
-        deliverAt: Instant? = null,
-        priority: Int? = null,
-    ): Long = native {
-        ffi.publish(topic, payload, publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority))
-    }
+        options: PublishOptions = PublishOptions(),
+    ): Long = native { ffi.publish(topic, payload, options.toFfi()) }
 
+    /** [publish] with a UTF-8 text payload. */
     fun publish(
         topic: String,
         payload: String,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: Duration? = null,
-        deliverAt: Instant? = null,
-        priority: Int? = null,
-    ): Long = publish(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
+        options: PublishOptions = PublishOptions(),
+    ): Long = publish(topic, payload.encodeToByteArray(), options)
 
     fun publishBatch(messages: List<Message>): List<Long> = native { ffi.publishBatch(messages.map { it.toFfi() }) }
 

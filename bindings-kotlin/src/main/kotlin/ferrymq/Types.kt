@@ -6,28 +6,14 @@ import ferrymq.ffi.PublishArgs
 import ferrymq.ffi.exponentialDefaults
 import java.time.Instant
 import kotlin.time.Duration
-import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
 import kotlin.time.DurationUnit
 
-/** The views returned by inspection calls: plain values generated from the core's types. */
-typealias Stats = ferrymq.ffi.Stats
-typealias TopicStats = ferrymq.ffi.TopicStats
-typealias GroupStats = ferrymq.ffi.GroupStats
-typealias MessageInfo = ferrymq.ffi.MessageInfo
-typealias DeliveryInfo = ferrymq.ffi.DeliveryInfo
-typealias AttemptRecord = ferrymq.ffi.AttemptRecord
-typealias CheckRecord = ferrymq.ffi.CheckRecord
-typealias DeadLetter = ferrymq.ffi.DeadLetter
-typealias ScheduleInfo = ferrymq.ffi.ScheduleInfo
-/** One operator action of the audit trail ([Queue.audit]). */
-typealias AuditRecord = ferrymq.ffi.AuditRecord
+// The records' typealiases (MessageInfo, Stats, ...) are generated, one per record of
+// ferrymq::RECORDS, into QueueCalls.kt (build.sh, uniffi-bindgen.rs).
 
 /** What a schedule's ticks missed while nothing fired give: CATCH_UP, ONCE (default) or SKIP. */
 typealias Missed = ferrymq.ffi.Missed
-
-/** A schedule's period; null for a cron schedule. */
-val ScheduleInfo.every: Duration? get() = everyMs?.milliseconds
 
 /** A checker's answer about a half message: COMMIT, ROLLBACK or UNKNOWN. */
 typealias Resolution = ferrymq.ffi.Resolution
@@ -37,9 +23,6 @@ typealias MessageState = ferrymq.ffi.MessageState
 typealias DeliveryState = ferrymq.ffi.DeliveryState
 /** INFLIGHT, ACKED, NACKED or LEASE_EXPIRED. */
 typealias AttemptOutcome = ferrymq.ffi.AttemptOutcome
-
-/** How long the oldest ready delivery has been ready; null when nothing is ready. */
-val GroupStats.oldestReadyAge: Duration? get() = oldestReadyAgeMs?.milliseconds
 
 /** SQLite's `synchronous` in WAL mode: NORMAL survives a process crash, FULL power loss too. */
 enum class Synchronous { NORMAL, FULL }
@@ -86,50 +69,37 @@ class RetryPolicy internal constructor(internal val ffi: FfiRetryPolicy) {
     }
 }
 
-/** One message of [Queue.publishBatch] and [Transaction.publishBatch]. */
-class Message(
-    val topic: String,
-    val payload: ByteArray,
+/**
+ * The optional parts of a message, the same for every publish path ([Queue.publish],
+ * [Queue.prepare], [Transaction.publish], [Outbox.publishIn], [Message]): the core's
+ * `PublishOptions`. [delay] and [deliverAt] (not both) hold the first delivery back.
+ */
+data class PublishOptions(
+    /** One word (no `||`, `*` or spaces) that a group's `tags` filter selects on. */
     val tag: String? = null,
+    /** Your business key: [Queue.find] looks messages up by it. */
     val key: String? = null,
     val headers: Map<String, String> = emptyMap(),
+    /** Deliveries of one ordering key reach a consumer group in publish order. */
     val orderingKey: String? = null,
+    /** A repeat within the queue's idempotency window returns the first message's id and stores nothing. */
     val idempotencyKey: String? = null,
     val delay: Duration? = null,
     val deliverAt: Instant? = null,
     /** 0 (default) to 9: higher is received first within a consumer group. */
     val priority: Int? = null,
 ) {
-    constructor(
-        topic: String,
-        payload: String,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: Duration? = null,
-        deliverAt: Instant? = null,
-        priority: Int? = null,
-    ) : this(topic, payload.encodeToByteArray(), tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority)
+    /** Every publish path converts here, so each carries the current span's traceparent. */
+    internal fun toFfi() =
+        PublishArgs(tag, key, Tracing.inject(headers), orderingKey, idempotencyKey, delay.secsOrNull(), deliverAt, priority)
+}
 
-    internal fun toFfi() = MessageArgs(
-        topic,
-        payload,
-        publishArgs(tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt, priority),
-    )
+/** One message of [Queue.publishBatch] and [Transaction.publishBatch]. */
+class Message(val topic: String, val payload: ByteArray, val options: PublishOptions = PublishOptions()) {
+    constructor(topic: String, payload: String, options: PublishOptions = PublishOptions()) :
+        this(topic, payload.encodeToByteArray(), options)
+
+    internal fun toFfi() = MessageArgs(topic, payload, options.toFfi())
 
     override fun toString(): String = "Message(topic=$topic, ${payload.size} bytes)"
 }
-
-/** Every publish path builds its arguments here, so each carries the current span's traceparent. */
-internal fun publishArgs(
-    tag: String?,
-    key: String?,
-    headers: Map<String, String>,
-    orderingKey: String?,
-    idempotencyKey: String?,
-    delay: Duration?,
-    deliverAt: Instant?,
-    priority: Int?,
-) = PublishArgs(tag, key, Tracing.inject(headers), orderingKey, idempotencyKey, delay.secsOrNull(), deliverAt, priority)

@@ -46,7 +46,7 @@ class AuditTest {
             for (bad in listOf("", "   ", "a\u0000b", "x".repeat(1001))) {
                 assertThrows<FerrymqException.InvalidArgument> { q.withReason(bad) }
             }
-            for (limit in listOf(0, 10_001)) {
+            for (limit in listOf(0L, 10_001L)) {
                 assertThrows<FerrymqException.InvalidArgument> { runBlocking { q.audit(limit = limit) } }
             }
             assertEquals(emptyList<AuditRecord>(), q.audit())

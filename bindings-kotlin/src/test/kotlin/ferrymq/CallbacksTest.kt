@@ -50,8 +50,8 @@ class CallbacksTest {
     @Test
     fun `half messages are invisible until committed, and rolled back ones never come`() = runBlocking {
         freshQueue("g" to "fund").use { q ->
-            val h = q.prepare("fund", "buy FUND-A".toByteArray(), key = "tx-1")
-            val r = q.prepare("fund", "buy FUND-B".toByteArray(), key = "tx-2")
+            val h = q.prepare("fund", "buy FUND-A".toByteArray(), PublishOptions(key = "tx-1"))
+            val r = q.prepare("fund", "buy FUND-B".toByteArray(), PublishOptions(key = "tx-2"))
             assertTrue(q.receive("g").isEmpty())
             assertEquals(MessageState.HALF, q.message(h.id).state)
             assertEquals(2, q.halfMessages().size)
@@ -78,10 +78,10 @@ class CallbacksTest {
             q.subscribe("g", "ok")
             q.setChecker("ok") { info -> if (info.key == "commit-me") Resolution.COMMIT else Resolution.ROLLBACK }
             q.setChecker("flaky") { throw IllegalStateException("bank timeout") }
-            val c = q.prepare("ok", "a".toByteArray(), key = "commit-me")
-            val r = q.prepare("ok", "b".toByteArray(), key = "drop-me")
+            val c = q.prepare("ok", "a".toByteArray(), PublishOptions(key = "commit-me"))
+            val r = q.prepare("ok", "b".toByteArray(), PublishOptions(key = "drop-me"))
             val f = q.prepare("flaky", "c".toByteArray())
-            assertEquals(2, q.runChecks())
+            assertEquals(2L, q.runChecks())
             assertEquals(MessageState.COMMITTED, q.message(c.id).state)
             assertEquals(MessageState.ROLLED_BACK, q.message(r.id).state)
             val flaky = q.message(f.id)
@@ -97,7 +97,7 @@ class CallbacksTest {
     fun `dead letters are listed, redriven and purged`() = runBlocking {
         freshQueue().use { q ->
             q.subscribe("g", "t", retry = RetryPolicy.fixed(listOf()))
-            val ids = listOf(q.publish("t", "a", key = "k-a"), q.publish("t", "b"))
+            val ids = listOf(q.publish("t", "a", PublishOptions(key = "k-a")), q.publish("t", "b"))
             for (d in q.receive("g", max = 10)) d.nack("poison ${d.text()}")
             val dead = q.deadLetters("g")
             assertEquals(ids, dead.map { it.messageId })

@@ -93,7 +93,7 @@ class CoroutinesTest {
             assertTrue(q.receive("g").isEmpty())
             clock.advance(1.minutes) // the retry delay passes
             q.receive("g").single().ack()
-            q.publish("t", "in an hour", delay = 60.minutes)
+            q.publish("t", "in an hour", PublishOptions(delay = 60.minutes))
             assertTrue(q.receive("g").isEmpty())
             clock.advance(61.minutes)
             q.receive("g").single().ack()

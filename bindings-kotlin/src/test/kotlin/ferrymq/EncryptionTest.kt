@@ -44,7 +44,7 @@ class EncryptionTest {
 
     private suspend fun Queue.publishSecrets(n: Int) {
         subscribe("payments", "pay")
-        repeat(n) { publish("pay", "$payload-$it", key = "order-$it", headers = mapOf("customer" to header)) }
+        repeat(n) { publish("pay", "$payload-$it", PublishOptions(key = "order-$it", headers = mapOf("customer" to header))) }
     }
 
     /** A file encrypted with [key] holding one message in group g. */

@@ -28,15 +28,15 @@ class ErrorsTest {
         freshQueue("g" to "t").use { q ->
             expect<FerrymqException.InvalidArgument>("topic") { q.publish("", "x") }
             expect<FerrymqException.InvalidArgument>("topic") { q.publish("pay ments", "x") }
-            expect<FerrymqException.InvalidArgument>("tag") { q.publish("t", "x", tag = "*") }
-            expect<FerrymqException.InvalidArgument>("header") { q.publish("t", "x", headers = mapOf("" to "v")) }
-            expect<FerrymqException.InvalidArgument>("delay") { q.publish("t", "x", delay = (-1).seconds) }
-            expect<FerrymqException.InvalidArgument>("delay") { q.publish("t", "x", delay = Duration.INFINITE) }
-            expect<FerrymqException.InvalidArgument>("delay") { q.publish("t", "x", delay = 36500.days) }
-            expect<FerrymqException.InvalidArgument>("deliver_at") { q.publish("t", "x", deliverAt = Instant.MIN) }
-            expect<FerrymqException.InvalidArgument>("deliver_at") { q.publish("t", "x", deliverAt = Instant.MAX) }
+            expect<FerrymqException.InvalidArgument>("tag") { q.publish("t", "x", PublishOptions(tag = "*")) }
+            expect<FerrymqException.InvalidArgument>("header") { q.publish("t", "x", PublishOptions(headers = mapOf("" to "v"))) }
+            expect<FerrymqException.InvalidArgument>("delay") { q.publish("t", "x", PublishOptions(delay = (-1).seconds)) }
+            expect<FerrymqException.InvalidArgument>("delay") { q.publish("t", "x", PublishOptions(delay = Duration.INFINITE)) }
+            expect<FerrymqException.InvalidArgument>("delay") { q.publish("t", "x", PublishOptions(delay = 36500.days)) }
+            expect<FerrymqException.InvalidArgument>("deliver_at") { q.publish("t", "x", PublishOptions(deliverAt = Instant.MIN)) }
+            expect<FerrymqException.InvalidArgument>("deliver_at") { q.publish("t", "x", PublishOptions(deliverAt = Instant.MAX)) }
             expect<FerrymqException.InvalidArgument>("either") {
-                q.publish("t", "x", delay = 1.seconds, deliverAt = Instant.now())
+                q.publish("t", "x", PublishOptions(delay = 1.seconds, deliverAt = Instant.now()))
             }
             expect<FerrymqException.InvalidArgument>("payload") { q.publish("t", ByteArray(5 * 1024 * 1024)) }
             expect<FerrymqException.InvalidArgument>("max") { q.receive("g", max = 0) }

@@ -151,7 +151,7 @@ class InboxTest {
             // killed often must not go dead, hence the generous retry count.
             q.subscribe("g", "notify", lease = 1.seconds, retry = RetryPolicy.fixed(List(1000) { Duration.ZERO }))
             q.transaction { tx -> tx.execute("CREATE TABLE paid (id INTEGER PRIMARY KEY, notify_id TEXT NOT NULL)") }
-            for (chunk in copies.chunked(1000)) q.publishBatch(chunk.map { Message("notify", "paid".encodeToByteArray(), key = it) })
+            for (chunk in copies.chunked(1000)) q.publishBatch(chunk.map { Message("notify", "paid".encodeToByteArray(), PublishOptions(key = it)) })
             val java = File(System.getProperty("java.home"), "bin/java").path
             val classpath = System.getProperty("java.class.path")
             fun start(): Process = ProcessBuilder(java, "-cp", classpath, InboxWorkerMain::class.java.name, db.toString())

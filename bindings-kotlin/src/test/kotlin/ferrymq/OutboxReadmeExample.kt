@@ -11,8 +11,8 @@ fun placeOrder(path: String): Long = DriverManager.getConnection("jdbc:sqlite:$p
         conn.prepareStatement("INSERT INTO orders(id, amount) VALUES (?, ?)").use {
             it.setLong(1, 42); it.setLong(2, 250); it.executeUpdate()
         }
-        val id = Outbox.publishIn(conn, "payments", """{"order": 42}""", tag = "created",
-            key = "order-42", idempotencyKey = "order-42/pay")  // same options as Queue.publish
+        val id = Outbox.publishIn(conn, "payments", """{"order": 42}""", PublishOptions(tag = "created",
+            key = "order-42", idempotencyKey = "order-42/pay"))  // the options of every publish
         conn.commit()                                         // the row and the message, or neither
         id
     } catch (e: Exception) {

@@ -109,8 +109,8 @@ print(json.dumps(out), flush=True)
         val id = jdbc(db).use { c ->
             c.run("INSERT INTO orders VALUES (?, ?)", 1, 100)
             val id = Outbox.publishIn(
-                c, "orders", "order 1", tag = "paid", key = "order-1",
-                headers = mapOf("trace" to "t1"), orderingKey = "account-7",
+                c, "orders", "order 1",
+                PublishOptions(tag = "paid", key = "order-1", headers = mapOf("trace" to "t1"), orderingKey = "account-7"),
             )
             c.commit()
             assertEquals(1L, c.long("SELECT count(*) FROM orders"))
@@ -130,7 +130,7 @@ print(json.dumps(out), flush=True)
         val db = setup()
         jdbc(db).use { c ->
             c.run("INSERT INTO orders VALUES (?, ?)", 1, 100)
-            Outbox.publishIn(c, "orders", "order 1".toByteArray(), key = "order-1")
+            Outbox.publishIn(c, "orders", "order 1".toByteArray(), PublishOptions(key = "order-1"))
             c.rollback()
             assertEquals(0L, c.long("SELECT count(*) FROM orders"))
         }
@@ -142,17 +142,17 @@ print(json.dumps(out), flush=True)
     fun `a repeated idempotency key returns the first id and stores one message`() {
         val db = setup()
         jdbc(db).use { c ->
-            val first = Outbox.publishIn(c, "orders", "pay", idempotencyKey = "order-2/pay")
-            val same = Outbox.publishIn(c, "orders", "pay again", idempotencyKey = "order-2/pay")
+            val first = Outbox.publishIn(c, "orders", "pay", PublishOptions(idempotencyKey = "order-2/pay"))
+            val same = Outbox.publishIn(c, "orders", "pay again", PublishOptions(idempotencyKey = "order-2/pay"))
             c.commit()
-            val later = Outbox.publishIn(c, "orders", "pay later", idempotencyKey = "order-2/pay")
+            val later = Outbox.publishIn(c, "orders", "pay later", PublishOptions(idempotencyKey = "order-2/pay"))
             c.commit()
             assertEquals(listOf(first, first), listOf(same, later))
         }
         // Against a message published by a queue (in another process).
         val byQueue = queue(db, "publish", "by queue", "order-3/pay").getLong("id")
         val byJdbc = jdbc(db).use { c ->
-            Outbox.publishIn(c, "orders", "by jdbc", idempotencyKey = "order-3/pay").also { c.commit() }
+            Outbox.publishIn(c, "orders", "by jdbc", PublishOptions(idempotencyKey = "order-3/pay")).also { c.commit() }
         }
         assertEquals(byQueue, byJdbc)
         assertEquals(listOf("pay", "by queue"), drain(db).map { it.getString("payload") })
@@ -166,14 +166,14 @@ print(json.dumps(out), flush=True)
         val cases: List<Pair<String, (Connection?) -> Unit>> = listOf(
             "topic" to { c -> publish(c, "or ders") },
             "empty topic" to { c -> publish(c, "") },
-            "tag" to { c -> publish(c, "orders", tag = "a||b") },
-            "key" to { c -> publish(c, "orders", key = "") },
-            "ordering key" to { c -> publish(c, "orders", orderingKey = "a\u0000b") },
-            "idempotency key" to { c -> publish(c, "orders", idempotencyKey = "k".repeat(1025)) },
-            "header name" to { c -> publish(c, "orders", headers = mapOf("" to "v")) },
+            "tag" to { c -> publish(c, "orders", PublishOptions(tag = "a||b")) },
+            "key" to { c -> publish(c, "orders", PublishOptions(key = "")) },
+            "ordering key" to { c -> publish(c, "orders", PublishOptions(orderingKey = "a\u0000b")) },
+            "idempotency key" to { c -> publish(c, "orders", PublishOptions(idempotencyKey = "k".repeat(1025))) },
+            "header name" to { c -> publish(c, "orders", PublishOptions(headers = mapOf("" to "v"))) },
             "payload over the default max_payload" to { c -> publish(c, "orders", payload = big) },
-            "delay and deliverAt" to { c -> publish(c, "orders", delay = 1.seconds, deliverAt = now) },
-            "negative delay" to { c -> publish(c, "orders", delay = (-1).seconds) },
+            "delay and deliverAt" to { c -> publish(c, "orders", PublishOptions(delay = 1.seconds, deliverAt = now)) },
+            "negative delay" to { c -> publish(c, "orders", PublishOptions(delay = (-1).seconds)) },
         )
         jdbc(db).use { c ->
             c.run("INSERT INTO orders VALUES (?, ?)", 1, 100)
@@ -204,19 +204,13 @@ print(json.dumps(out), flush=True)
     private fun publish(
         c: Connection?,
         topic: String,
+        options: PublishOptions = PublishOptions(),
         payload: ByteArray = "x".toByteArray(),
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        orderingKey: String? = null,
-        idempotencyKey: String? = null,
-        delay: kotlin.time.Duration? = null,
-        deliverAt: Instant? = null,
     ) {
         if (c == null) {
-            runBlocking { reference.value.publish(topic, payload, tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt) }
+            runBlocking { reference.value.publish(topic, payload, options) }
         } else {
-            Outbox.publishIn(c, topic, payload, tag, key, headers, orderingKey, idempotencyKey, delay, deliverAt)
+            Outbox.publishIn(c, topic, payload, options)
         }
     }
 
@@ -265,7 +259,7 @@ print(json.dumps(out), flush=True)
 
     /** Publishes "order [n]" by the queue and inserts its row; returns the delivery received. */
     private fun Local.order(n: Int): Delivery = runBlocking {
-        q.publish("orders", "order $n", key = "order-$n")
+        q.publish("orders", "order $n", PublishOptions(key = "order-$n"))
         jdbc(db).use { c -> c.run("INSERT INTO orders VALUES (?, ?)", n, 100); c.commit() }
         q.receive("payments").single()
     }
@@ -361,7 +355,7 @@ print(json.dumps(out), flush=True)
     @Test
     fun `publishIn with a queue uses its clock and limits`(): Unit = Local(maxPayload = 16).use { l ->
         val id = jdbc(l.db).use { c ->
-            val id = Outbox.publishIn(c, "orders", "order 1", key = "order-1", delay = 1.seconds, queue = l.q)
+            val id = Outbox.publishIn(c, "orders", "order 1", PublishOptions(key = "order-1", delay = 1.seconds), queue = l.q)
             // The queue's max_payload, not the default 4 MiB.
             val e = assertThrows<FerrymqException.InvalidArgument> {
                 Outbox.publishIn(c, "orders", "x".repeat(17), queue = l.q)
@@ -387,7 +381,7 @@ print(json.dumps(out), flush=True)
         jdbc(db).use { c ->
             for (i in 1..12) {
                 c.run("INSERT INTO orders VALUES (?, ?)", i, i * 10)
-                val id = Outbox.publishIn(c, "orders", "order $i", key = "order-$i")
+                val id = Outbox.publishIn(c, "orders", "order $i", PublishOptions(key = "order-$i"))
                 if (i % 3 == 0) {
                     c.rollback()
                 } else {
@@ -441,7 +435,7 @@ print(json.dumps(out), flush=True)
                 if (failure.get() != null) break
                 lockedJdbc(db).use { c ->
                     c.run("INSERT INTO orders(id) VALUES (?)", i)
-                    Outbox.publishIn(c, "t", "x", key = "order-$i")
+                    Outbox.publishIn(c, "t", "x", PublishOptions(key = "order-$i"))
                     c.commit()
                 }
             }

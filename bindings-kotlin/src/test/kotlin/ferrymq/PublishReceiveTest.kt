@@ -19,11 +19,13 @@ class PublishReceiveTest {
             val id = q.publish(
                 "payments",
                 byteArrayOf(0, 1, 2, -1),
-                tag = "created",
-                key = "order-42",
-                headers = mapOf("traceparent" to "00-1"),
-                orderingKey = "account-7",
-                idempotencyKey = "order-42/pay",
+                PublishOptions(
+                    tag = "created",
+                    key = "order-42",
+                    headers = mapOf("traceparent" to "00-1"),
+                    orderingKey = "account-7",
+                    idempotencyKey = "order-42/pay",
+                ),
             )
             val ds = q.receive("g", max = 10, wait = 1.seconds)
             assertEquals(1, ds.size)
@@ -49,10 +51,10 @@ class PublishReceiveTest {
     fun `an idempotency key publishes once and a tag filter skips other tags`() = runBlocking {
         freshQueue("g" to "t").use { q ->
             q.subscribe("only-created", "t", tags = "created")
-            val a = q.publish("t", "x", tag = "created", idempotencyKey = "k")
-            val b = q.publish("t", "y", tag = "created", idempotencyKey = "k")
+            val a = q.publish("t", "x", PublishOptions(tag = "created", idempotencyKey = "k"))
+            val b = q.publish("t", "y", PublishOptions(tag = "created", idempotencyKey = "k"))
             assertEquals(a, b)
-            q.publish("t", "z", tag = "refunded")
+            q.publish("t", "z", PublishOptions(tag = "refunded"))
             assertEquals(listOf("x", "z"), q.receive("g", max = 10).map { it.text() })
             assertEquals(listOf("x"), q.receive("only-created", max = 10).map { it.text() })
         }
@@ -61,7 +63,7 @@ class PublishReceiveTest {
     @Test
     fun `publishBatch commits all in order`() = runBlocking {
         freshQueue("g" to "t").use { q ->
-            val ids = q.publishBatch(listOf(Message("t", "a", key = "k1"), Message("t", "b".toByteArray(), tag = "x")))
+            val ids = q.publishBatch(listOf(Message("t", "a", PublishOptions(key = "k1")), Message("t", "b".toByteArray(), PublishOptions(tag = "x"))))
             assertEquals(2, ids.size)
             val ds = q.receive("g", max = 10)
             assertEquals(ids, ds.map { it.messageId })
@@ -94,8 +96,8 @@ class PublishReceiveTest {
     @Test
     fun `delay and deliverAt hold a message back`() = runBlocking {
         freshQueue("g" to "t").use { q ->
-            q.publish("t", "later", delay = 300.milliseconds)
-            q.publish("t", "at", deliverAt = Instant.now().plusMillis(300))
+            q.publish("t", "later", PublishOptions(delay = 300.milliseconds))
+            q.publish("t", "at", PublishOptions(deliverAt = Instant.now().plusMillis(300)))
             assertTrue(q.receive("g").isEmpty())
             assertEquals(2L, q.stats().groups.getValue("g").scheduled)
             val got = q.receive("g", max = 2, wait = 3.seconds).toMutableList()
@@ -107,7 +109,7 @@ class PublishReceiveTest {
     @Test
     fun `stats, find and purges`() = runBlocking {
         freshQueue("g" to "t").use { q ->
-            val id = q.publish("t", "x", key = "order-1")
+            val id = q.publish("t", "x", PublishOptions(key = "order-1"))
             val s = q.stats()
             assertEquals(1L, s.groups.getValue("g").ready)
             assertEquals("t", s.groups.getValue("g").topic)

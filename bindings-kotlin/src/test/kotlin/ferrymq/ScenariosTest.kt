@@ -209,14 +209,16 @@ private class Runner(queue: JSONObject, val passphrase: String?) {
     fun message(m: JSONObject) = Message(
         m.getString("topic"),
         m.getString("payload"),
-        tag = m.optStringOrNull("tag"),
-        key = m.optStringOrNull("key"),
-        headers = m.optJSONObject("headers")?.let { h -> h.keySet().associateWith { h.getString(it) } } ?: emptyMap(),
-        orderingKey = m.optStringOrNull("ordering_key"),
-        idempotencyKey = m.optStringOrNull("idempotency_key"),
-        delay = m.msOrNull("delay_ms"),
-        deliverAt = m.optLongOrNull("deliver_at_offset_ms")?.let { Instant.ofEpochMilli(START_MS + it) },
-        priority = m.optLongOrNull("priority")?.let(::intArg),
+        PublishOptions(
+            tag = m.optStringOrNull("tag"),
+            key = m.optStringOrNull("key"),
+            headers = m.optJSONObject("headers")?.let { h -> h.keySet().associateWith { h.getString(it) } } ?: emptyMap(),
+            orderingKey = m.optStringOrNull("ordering_key"),
+            idempotencyKey = m.optStringOrNull("idempotency_key"),
+            delay = m.msOrNull("delay_ms"),
+            deliverAt = m.optLongOrNull("deliver_at_offset_ms")?.let { Instant.ofEpochMilli(START_MS + it) },
+            priority = m.optLongOrNull("priority")?.let(::intArg),
+        ),
     )
 
     suspend fun step(s: JSONObject): Any? {
@@ -264,7 +266,7 @@ private class Runner(queue: JSONObject, val passphrase: String?) {
             "resume" -> q.resume(s.getString("group"))
             "publish" -> {
                 val m = message(s)
-                val id = q.publish(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt, m.priority)
+                val id = q.publish(m.topic, m.payload, m.options)
                 s.optStringOrNull("as")?.let { ids[it] = id }
                 if (s.has("expect_id")) assertEquals(id(s.get("expect_id")), id, "expect_id")
             }
@@ -330,7 +332,7 @@ private class Runner(queue: JSONObject, val passphrase: String?) {
             "publish_in" -> {
                 val m = message(s)
                 val id = onOwnConnection(s) { c ->
-                    Outbox.publishIn(c, m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt, queue = q, priority = m.priority)
+                    Outbox.publishIn(c, m.topic, m.payload, m.options, queue = q)
                 }
                 s.optStringOrNull("as")?.let { ids[it] = id }
                 if (s.has("expect_id")) assertEquals(id(s.get("expect_id")), id, "expect_id")
@@ -342,7 +344,7 @@ private class Runner(queue: JSONObject, val passphrase: String?) {
             "query" -> return q.transaction { tx -> tx.query(s.getString("sql"), *s.params()) }
             "prepare" -> {
                 val m = message(s)
-                val h = q.prepare(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt, m.priority)
+                val h = q.prepare(m.topic, m.payload, m.options)
                 ids[s.getString("as")] = h.id
                 halves[h.id] = h
             }
@@ -428,7 +430,7 @@ private class Runner(queue: JSONObject, val passphrase: String?) {
                         "execute" -> tx.execute(t.getString("sql"), *t.params())
                         "publish" -> {
                             val m = message(t)
-                            tx.publish(m.topic, m.payload, m.tag, m.key, m.headers, m.orderingKey, m.idempotencyKey, m.delay, m.deliverAt, m.priority)
+                            tx.publish(m.topic, m.payload, m.options)
                         }
                         "ack" -> tx.ack(delivery(t.getString("delivery")))
                         "nack" -> tx.nack(delivery(t.getString("delivery")), t.optString("reason", ""))

@@ -54,7 +54,7 @@ class TracingTest {
                 q.publish("t", "under span")
                 q.publishBatch(listOf(Message("t", "batch")))
                 q.transaction { tx -> tx.publish("t", "tx") }
-                q.publish("t", "own", headers = mapOf("traceparent" to own))
+                q.publish("t", "own", PublishOptions(headers = mapOf("traceparent" to own)))
             }
             span.end()
             val got = q.receive("g", max = 10, wait = 1.seconds)

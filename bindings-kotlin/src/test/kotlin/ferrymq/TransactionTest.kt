@@ -22,7 +22,7 @@ class TransactionTest {
             q.createOrders()
             val (changed, id) = q.transaction { tx ->
                 val n = tx.execute("INSERT INTO orders(id, amount, note, blob) VALUES (?, ?, ?, ?)", 42, 100.5, "first", byteArrayOf(7))
-                n to tx.publish("orders", "order 42", key = "order-42")
+                n to tx.publish("orders", "order 42", PublishOptions(key = "order-42"))
             }
             assertEquals(1L, changed)
             val rows = q.orders()
@@ -43,7 +43,7 @@ class TransactionTest {
                 runBlocking {
                     q.transaction { tx ->
                         tx.execute("INSERT INTO orders(id, amount) VALUES (?, ?)", 43, 200)
-                        tx.publish("orders", "order 43", key = "order-43")
+                        tx.publish("orders", "order 43", PublishOptions(key = "order-43"))
                         tx.publishBatch(listOf(Message("orders", "order 43b")))
                         check(false) { "payment refused" }
                     }
