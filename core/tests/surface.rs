@@ -133,11 +133,19 @@ fn node_surface() -> BTreeSet<String> {
 fn kotlin_surface() -> BTreeSet<String> {
     let queue = read("bindings-kotlin/src/main/kotlin/ferrymq/Queue.kt");
     let delivery = read("bindings-kotlin/src/main/kotlin/ferrymq/Delivery.kt");
+    let exports = read("bindings-kotlin/src/queue.rs");
     let mut out = names_after(&block(&queue, "class Queue", "}"), "fun ");
     out.extend(names_after(
         &block(&delivery, "class Delivery", "}"),
         "fun ",
     ));
+    // FfiQueue's exports taking and returning plain values are members of `Queue` with no
+    // Kotlin source (build.sh generates them into QueueCalls.kt, its superclass); the build
+    // fails for any other export that Queue.kt does not declare.
+    for body in exports.split("\nimpl FfiQueue {").skip(1) {
+        let lines: Vec<&str> = body.lines().take_while(|l| !l.starts_with('}')).collect();
+        out.extend(names_after(&lines, "pub fn ").iter().map(|n| camel(n)));
+    }
     out
 }
 

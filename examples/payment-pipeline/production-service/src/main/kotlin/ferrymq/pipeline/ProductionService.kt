@@ -2,6 +2,7 @@ package ferrymq.pipeline
 
 import ferrymq.Key
 import ferrymq.KeyProvider
+import ferrymq.PublishOptions
 import ferrymq.Queue
 import java.io.File
 import kotlinx.coroutines.runBlocking
@@ -36,7 +37,7 @@ fun main(args: Array<String>) = runBlocking {
                 val key = d.key ?: error("payments/paid ${d.messageId} has no order key")
                 q.transaction { tx ->
                     tx.execute("INSERT INTO production(order_id) VALUES (?)", key.removePrefix("order-").toLong())
-                    tx.publish("production", d.payload, tag = "done", key = key)
+                    tx.publish("production", d.payload, PublishOptions(tag = "done", key = key))
                     tx.ack(d)
                 }
             }
