@@ -93,12 +93,6 @@ function scheduleOptions(opts) {
   return { ...rest, startAtMs: instantMs(startAt, 'startAt') }
 }
 
-function scheduleInfo(s) {
-  const { nextAtMs, ...rest } = s
-  return { ...rest, everyMs: s.everyMs ?? null, cron: s.cron ?? null, tz: s.tz ?? null,
-    repeatLeft: s.repeatLeft ?? null, tag: s.tag ?? null, key: s.key ?? null, nextAt: date(nextAtMs) }
-}
-
 function batchMessage(m, i) {
   if (m === null || typeof m !== 'object') throw invalid(`message ${i} must be an object`)
   const { topic, payload: body, ...opts } = m
@@ -122,93 +116,12 @@ function sqlParams(params) {
   })
 }
 
-function date(ms) {
-  return ms === undefined || ms === null ? null : new Date(ms)
-}
-
-function attempt(a) {
-  return {
-    attempt: a.attempt,
-    startedAt: date(a.startedAtMs),
-    endedAt: date(a.endedAtMs),
-    outcome: a.outcome,
-    error: a.error ?? null,
-  }
-}
-
-function messageInfo(m) {
-  const deliveries = {}
-  for (const [group, d] of Object.entries(m.deliveries)) {
-    deliveries[group] = {
-      state: d.state,
-      attempts: d.attempts,
-      lastError: d.lastError ?? null,
-      history: d.history.map(attempt),
-    }
-  }
-  return {
-    id: m.id,
-    topic: m.topic,
-    tag: m.tag ?? null,
-    key: m.key ?? null,
-    payload: m.payload,
-    headers: m.headers,
-    orderingKey: m.orderingKey ?? null,
-    publishedAt: date(m.publishedAtMs),
-    deliverAt: date(m.deliverAtMs),
-    state: m.state,
-    priority: m.priority,
-    deliveries,
-    checks: m.checks.map((c) => ({ at: date(c.atMs), resolution: c.resolution, error: c.error ?? null })),
-  }
-}
-
-function auditRecord(r) {
-  const { atMs, ...rest } = r
-  return { ...rest, detail: r.detail ?? null, reason: r.reason ?? null, at: date(atMs) }
-}
-
-function deadLetter(d) {
-  return {
-    messageId: d.messageId,
-    topic: d.topic,
-    tag: d.tag ?? null,
-    key: d.key ?? null,
-    payload: d.payload,
-    headers: d.headers,
-    attempts: d.attempts,
-    lastError: d.lastError ?? null,
-    diedAt: date(d.diedAtMs),
-    history: d.history.map(attempt),
-  }
-}
-
-function stats(s) {
-  const groups = {}
-  for (const [name, g] of Object.entries(s.groups)) {
-    groups[name] = { ...g, oldestReadyAgeMs: g.oldestReadyAgeMs ?? null }
-  }
-  return { topics: s.topics, groups }
-}
-
 // Delivery is the native class itself (no second object per message); these give it
-// Dates and FerrymqErrors.
+// FerrymqErrors.
 const Delivery = native.Delivery
 {
   const proto = Delivery.prototype
   const raw = { ack: proto.ack, nack: proto.nack, extend: proto.extend, settle: proto.settle }
-  Object.defineProperties(proto, {
-    publishedAt: {
-      get() {
-        return new Date(this.publishedAtMs)
-      },
-    },
-    leaseUntil: {
-      get() {
-        return new Date(this.leaseUntilMs)
-      },
-    },
-  })
   proto.ack = function ack() {
     call(() => raw.ack.call(this))
   }
@@ -533,7 +446,7 @@ class Queue {
 
   /** Every schedule of the file, by name. */
   schedules() {
-    return call(() => this.#q.schedules()).map(scheduleInfo)
+    return call(() => this.#q.schedules())
   }
 
   /**
@@ -550,7 +463,7 @@ class Queue {
   /** The audit trail: operator actions with ids above `after`, oldest first, at most `limit` (100). */
   audit(opts) {
     const o = options(opts, ['after', 'limit'], 'audit options')
-    return call(() => this.#q.audit(o.after, o.limit)).map(auditRecord)
+    return call(() => this.#q.audit(o.after, o.limit))
   }
 
   /** Durable when it returns; the message id (or the first id for a repeated idempotencyKey). */
@@ -729,7 +642,7 @@ class Queue {
     }
     const dispatch = ([request, info]) => {
       Promise.resolve()
-        .then(() => checker(messageInfo(info)))
+        .then(() => checker(info))
         .then(
           (r) => answer(request, answerText(r), null),
           (e) => answer(request, null, errorText(e)),
@@ -755,12 +668,12 @@ class Queue {
   /** Half messages still undecided, or rolled back; `state` 'half' or 'rolled_back'. */
   halfMessages(opts) {
     const o = options(opts, ['state', 'limit'], 'halfMessages options')
-    return call(() => this.#q.halfMessages(o.state, o.limit)).map(messageInfo)
+    return call(() => this.#q.halfMessages(o.state, o.limit))
   }
 
   deadLetters(group, opts) {
     const o = options(opts, ['limit'], 'deadLetters options')
-    return call(() => this.#q.deadLetters(group, o.limit)).map(deadLetter)
+    return call(() => this.#q.deadLetters(group, o.limit))
   }
 
   /** Replays dead letters (all, or `ids`); returns how many. */
@@ -775,7 +688,7 @@ class Queue {
   }
 
   stats() {
-    return stats(call(() => this.#q.stats()))
+    return call(() => this.#q.stats())
   }
 
   /** Every topic by name: kept messages, deliveries ready over its groups, its groups. */
@@ -784,11 +697,11 @@ class Queue {
   }
 
   message(id) {
-    return messageInfo(call(() => this.#q.message(id)))
+    return call(() => this.#q.message(id))
   }
 
   find(topic, key) {
-    return call(() => this.#q.find(topic, key)).map(messageInfo)
+    return call(() => this.#q.find(topic, key))
   }
 
   /** Deletes messages acked by every group at least `olderThanMs` ago (default 7 days). */

@@ -1,6 +1,7 @@
 //! `Delivery` (one leased message), `HalfMessage` and `RetryPolicy`.
 
 use crate::convert::{self, epoch_ms, opt_ms};
+use chrono::{DateTime, Utc};
 use crate::errors::{OrJs, Result};
 use ferrymq::Queue;
 use napi::bindgen_prelude::Buffer;
@@ -81,6 +82,14 @@ impl Delivery {
     #[napi(getter)]
     pub fn lease_until_ms(&self) -> f64 {
         self.read(|d| epoch_ms(d.lease_until))
+    }
+    #[napi(getter)]
+    pub fn published_at(&self) -> DateTime<Utc> {
+        self.read(|d| d.published_at.into())
+    }
+    #[napi(getter)]
+    pub fn lease_until(&self) -> DateTime<Utc> {
+        self.read(|d| d.lease_until.into())
     }
 
     #[napi]

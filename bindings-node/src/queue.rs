@@ -9,7 +9,7 @@ use crate::errors::{OrJs, Result, internal, promise, to_js};
 use crate::keys::{self, JsKey, KeyArg};
 use crate::testing::ManualClock;
 use crate::tx::Transaction;
-use crate::views::{self, DeadLetter, MessageInfo, Stats};
+use crate::views::{self, DeadLetter, MessageInfo, Stats, ToHost};
 use ferrymq::{MessageState, Options, Queue, ReceiveOptions, SubscribeOptions};
 use napi::Env;
 use napi::bindgen_prelude::{Function, PromiseRaw, Unknown};
@@ -305,18 +305,12 @@ impl NativeQueue {
         let after = convert::opt_count("after", after)?;
         let limit = convert::opt_count("limit", limit)?.unwrap_or(ferrymq::defaults::AUDIT_LIMIT);
         let list = self.q.audit(after, limit).js()?;
-        Ok(list.into_iter().map(views::audit_record).collect())
+        Ok(list.to_host())
     }
 
     #[napi]
     pub fn schedules(&self) -> Result<Vec<views::ScheduleInfo>> {
-        Ok(self
-            .q
-            .schedules()
-            .js()?
-            .into_iter()
-            .map(views::schedule_info)
-            .collect())
+        Ok(self.q.schedules().js()?.to_host())
     }
 
     #[napi]
@@ -495,7 +489,7 @@ impl NativeQueue {
             .transpose()
             .js()?;
         let ms = self.q.half_messages(state, limit).js()?;
-        Ok(ms.into_iter().map(views::message_info).collect())
+        Ok(ms.to_host())
     }
 
     #[napi]
@@ -503,7 +497,7 @@ impl NativeQueue {
         let limit =
             convert::opt_count("limit", limit)?.unwrap_or(ferrymq::defaults::DEAD_LETTERS_LIMIT);
         let ds = self.q.dead_letters(&group, limit).js()?;
-        Ok(ds.into_iter().map(views::dead_letter).collect())
+        Ok(ds.to_host())
     }
 
     #[napi]
@@ -524,23 +518,23 @@ impl NativeQueue {
 
     #[napi]
     pub fn stats(&self) -> Result<Stats> {
-        Ok(views::stats(self.q.stats().js()?))
+        Ok(self.q.stats().js()?.to_host())
     }
 
     #[napi]
     pub fn topics(&self) -> Result<Vec<views::TopicInfo>> {
-        Ok(self.q.topics().js()?.into_iter().map(Into::into).collect())
+        Ok(self.q.topics().js()?.to_host())
     }
 
     #[napi]
     pub fn message(&self, id: f64) -> Result<MessageInfo> {
-        Ok(views::message_info(self.q.message(convert::id(id)?).js()?))
+        Ok(self.q.message(convert::id(id)?).js()?.to_host())
     }
 
     #[napi]
     pub fn find(&self, topic: String, key: String) -> Result<Vec<MessageInfo>> {
         let ms = self.q.find(&topic, &key).js()?;
-        Ok(ms.into_iter().map(views::message_info).collect())
+        Ok(ms.to_host())
     }
 
     /// Deletes messages acked by every group at least `olderThanMs` ago (default 7 days),
