@@ -384,23 +384,6 @@ class Queue {
     this.#q = call(() => new native.NativeQueue(path, o, testClock, keyOption(key)))
   }
 
-  get path() {
-    return this.#q.path
-  }
-
-  get closed() {
-    return this.#q.closed
-  }
-
-  /** Stops background work and closes the file; later calls throw CLOSED. */
-  async close() {
-    try {
-      await this.#q.close()
-    } catch (e) {
-      throw convertError(e)
-    }
-  }
-
   /** Rewrites the encrypted file under `key` (a string or 32 bytes); other handles follow through their key providers. */
   async rekey(key) {
     const k = fixedKey(key, 'key')
@@ -418,35 +401,10 @@ class Queue {
     call(() => this.#q.subscribe(group, topic, o, retry?.[NATIVE]))
   }
 
-  /** Holds the group's deliveries, in every process, until resume(); its messages keep accumulating. */
-  pause(group) {
-    call(() => this.#q.pause(group))
-  }
-
-  /** Lets the paused group's receives hand out messages again (waiting ones included). */
-  resume(group) {
-    call(() => this.#q.resume(group))
-  }
-
-  /** The Prometheus text exposition: the file's gauges and this handle's counters. */
-  metrics() {
-    return call(() => this.#q.metrics())
-  }
-
   /** Creates (or replaces) schedule `name`: `body` to `topic` on every tick of `cron` or `everyMs`. */
   schedule(name, topic, body, opts) {
     const o = scheduleOptions(opts)
     call(() => this.#q.schedule(name, topic, payload(body), o))
-  }
-
-  /** Removes schedule `name`; NOT_FOUND if there is none. */
-  unschedule(name) {
-    call(() => this.#q.unschedule(name))
-  }
-
-  /** Every schedule of the file, by name. */
-  schedules() {
-    return call(() => this.#q.schedules())
   }
 
   /**
@@ -458,12 +416,6 @@ class Queue {
     const shared = call(() => this.#q.withReason(reason))
     // Queue's constructor with the caller's class as new.target: a subclass stays one.
     return Reflect.construct(Queue, [SHARE, shared], this.constructor)
-  }
-
-  /** The audit trail: operator actions with ids above `after`, oldest first, at most `limit` (100). */
-  audit(opts) {
-    const o = options(opts, ['after', 'limit'], 'audit options')
-    return call(() => this.#q.audit(o.after, o.limit))
   }
 
   /** Durable when it returns; the message id (or the first id for a repeated idempotencyKey). */
@@ -614,16 +566,6 @@ class Queue {
     return call(() => this.#q.prepare(topic, payload(body), o))
   }
 
-  /** Commits the half message `id` (a no-op if it is committed already). */
-  commitHalf(id) {
-    call(() => this.#q.commitHalf(id))
-  }
-
-  /** Rolls back the half message `id` (kept for audit until retention removes it). */
-  rollbackHalf(id) {
-    call(() => this.#q.rollbackHalf(id))
-  }
-
   /**
    * Registers `checker(info)` (sync or async) for the topic's undecided half messages; it
    * returns a Resolution. A throw or a rejection counts as UNKNOWN (asked again later).
@@ -651,78 +593,61 @@ class Queue {
     }
     call(() => q.setChecker(topic, dispatch))
   }
+}
 
-  removeChecker(topic) {
-    return call(() => this.#q.removeChecker(topic))
-  }
+// Every native method the class above does not write out is a Queue method as it is, its
+// errors made FerrymqErrors (thrown, or the Promise's rejection): a new native method needs
+// no line here unless it takes an options object (OPTION_ARGS) or a value to convert.
 
-  /** Asks the checkers about due half messages now; resolves to how many were decided. */
-  async runChecks() {
-    try {
-      return await this.#q.runChecks()
-    } catch (e) {
-      throw convertError(e)
+/** Native methods that are the class's plumbing, not the queue's API. */
+const PLUMBING = new Set(['constructor', 'receiveNow', 'consumer', 'begin', 'answerCheck'])
+
+/**
+ * Methods whose options object (at argument `at`, unknown keys refused) the native method
+ * takes as positional arguments, in the order of `keys`.
+ */
+const OPTION_ARGS = {
+  audit: { at: 0, keys: ['after', 'limit'] },
+  halfMessages: { at: 0, keys: ['state', 'limit'] },
+  deadLetters: { at: 1, keys: ['limit'] },
+  redrive: { at: 1, keys: ['ids'] },
+  purgeDeadLetters: { at: 1, keys: ['olderThanMs'] },
+  purgeAcked: { at: 0, keys: ['olderThanMs'] },
+  vacuum: { at: 0, keys: ['pages'] },
+}
+
+/** Native methods that return a Promise: a bad argument rejects it rather than throwing. */
+const ASYNC = new Set(['close', 'runChecks', 'purgeAcked', 'vacuum'])
+
+function forward(name) {
+  const spec = OPTION_ARGS[name]
+  const run = (q, args) => {
+    if (spec !== undefined) {
+      const o = options(args[spec.at], spec.keys, `${name} options`)
+      args = [...args.slice(0, spec.at), ...spec.keys.map((k) => o[k] ?? undefined)]
     }
+    return q[name](...args)
   }
+  const method = ASYNC.has(name)
+    ? async function (...args) {
+        try {
+          return await run(nativeQueue(this), args)
+        } catch (e) {
+          throw convertError(e)
+        }
+      }
+    : function (...args) {
+        return call(() => run(nativeQueue(this), args))
+      }
+  return Object.defineProperty(method, 'name', { value: name })
+}
 
-  /** Half messages still undecided, or rolled back; `state` 'half' or 'rolled_back'. */
-  halfMessages(opts) {
-    const o = options(opts, ['state', 'limit'], 'halfMessages options')
-    return call(() => this.#q.halfMessages(o.state, o.limit))
-  }
-
-  deadLetters(group, opts) {
-    const o = options(opts, ['limit'], 'deadLetters options')
-    return call(() => this.#q.deadLetters(group, o.limit))
-  }
-
-  /** Replays dead letters (all, or `ids`); returns how many. */
-  redrive(group, opts) {
-    const o = options(opts, ['ids'], 'redrive options')
-    return call(() => this.#q.redrive(group, o.ids))
-  }
-
-  purgeDeadLetters(group, opts) {
-    const o = options(opts, ['olderThanMs'], 'purgeDeadLetters options')
-    return call(() => this.#q.purgeDeadLetters(group, o.olderThanMs))
-  }
-
-  stats() {
-    return call(() => this.#q.stats())
-  }
-
-  /** Every topic by name: kept messages, deliveries ready over its groups, its groups. */
-  topics() {
-    return call(() => this.#q.topics())
-  }
-
-  message(id) {
-    return call(() => this.#q.message(id))
-  }
-
-  find(topic, key) {
-    return call(() => this.#q.find(topic, key))
-  }
-
-  /** Deletes messages acked by every group at least `olderThanMs` ago (default 7 days). */
-  async purgeAcked(opts) {
-    const o = options(opts, ['olderThanMs'], 'purgeAcked options')
-    try {
-      return await this.#q.purgeAcked(o.olderThanMs)
-    } catch (e) {
-      throw convertError(e)
-    }
-  }
-
-  /** Gives pages freed by purges back to the file system (all unless `pages` is given); resolves to the pages freed. */
-  async vacuum(opts) {
-    const o = options(opts, ['pages'], 'vacuum options')
-    try {
-      return await this.#q.vacuum(o.pages ?? undefined)
-    } catch (e) {
-      throw convertError(e)
-    }
-  }
+for (const [name, d] of Object.entries(Object.getOwnPropertyDescriptors(native.NativeQueue.prototype))) {
+  if (PLUMBING.has(name) || Object.hasOwn(Queue.prototype, name)) continue
+  const property = d.get
+    ? { get: { [name]() { return nativeQueue(this)[name] } }[name] }
+    : { value: forward(name), writable: true }
+  Object.defineProperty(Queue.prototype, name, { ...property, configurable: true })
 }
 
 // publishIn / ackIn / inboxIn: ferrymq's statements on the caller's own connection (better-sqlite3
