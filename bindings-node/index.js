@@ -68,7 +68,10 @@ function instantMs(t, what) {
   throw invalid(`${what} must be a Date or milliseconds since the epoch, not ${describe(t)}`)
 }
 
-const PUBLISH_OPTS = ['tag', 'key', 'headers', 'orderingKey', 'idempotencyKey', 'delayMs', 'deliverAt', 'priority']
+// The options each native call takes, by the names callers write (declared once, with
+// their conversions, in src/convert.rs); the JS-side options are added where they are used.
+const OPTION_KEYS = native.optionKeys()
+const PUBLISH_OPTS = OPTION_KEYS.PublishOpts
 
 // Every publish path (publish, publishAsync, publishBatch, Transaction, prepare,
 // publishIn) comes through here, so each carries the active span's traceparent.
@@ -84,7 +87,7 @@ function checkedPublishOptions(opts) {
   return { ...rest, deliverAtMs: instantMs(deliverAt, 'deliverAt') }
 }
 
-const SCHEDULE_OPTS = ['cron', 'everyMs', 'tz', 'repeat', 'startAt', 'delayMs', 'tag', 'key', 'headers', 'missed']
+const SCHEDULE_OPTS = OPTION_KEYS.ScheduleOpts
 
 function scheduleOptions(opts) {
   const o = options(opts ?? {}, SCHEDULE_OPTS, 'schedule options')
@@ -252,22 +255,8 @@ class Worker {
   }
 }
 
-const QUEUE_OPTS = [
-  'synchronous',
-  'busyTimeoutMs',
-  'maxPayload',
-  'idempotencyWindowMs',
-  'checkAfterMs',
-  'checkIntervalMs',
-  'checkMax',
-  'pollIntervalMs',
-  'maxSize',
-  'foreignKeys',
-  'maxReady',
-  'key',
-  'testClock',
-]
-const RECEIVE_OPTS = ['max', 'waitMs', 'leaseMs', 'signal']
+const QUEUE_OPTS = [...OPTION_KEYS.QueueOpts, 'key', 'testClock']
+const RECEIVE_OPTS = [...OPTION_KEYS.ReceiveOpts, 'signal']
 
 function receiveParts(opts, what) {
   const { signal, ...rest } = options(opts, RECEIVE_OPTS, what)
@@ -396,7 +385,7 @@ class Queue {
 
   /** Creates or updates the consumer group `group` on `topic` (idempotent). */
   subscribe(group, topic, opts) {
-    const { retry, ...o } = options(opts, ['tags', 'retry', 'leaseMs', 'maxInflight', 'rate', 'burst'], 'subscribe options')
+    const { retry, ...o } = options(opts, [...OPTION_KEYS.SubscribeOpts, 'retry'], 'subscribe options')
     if (retry !== undefined && !(retry instanceof RetryPolicy)) throw invalid('retry must be a RetryPolicy')
     call(() => this.#q.subscribe(group, topic, o, retry?.[NATIVE]))
   }
@@ -796,15 +785,17 @@ if (typeof Symbol.asyncDispose === 'symbol') {
   }
 }
 
-module.exports.Queue = Queue
-module.exports.RetryPolicy = RetryPolicy
-module.exports.Resolution = Resolution
-module.exports.FerrymqError = FerrymqError
-module.exports.ERROR_CODES = ERROR_CODES
-module.exports.Delivery = Delivery
-module.exports.HalfMessage = HalfMessage
-module.exports.Transaction = Transaction
-module.exports.Worker = Worker
-module.exports.publishIn = publishIn
-module.exports.ackIn = ackIn
-module.exports.inboxIn = inboxIn
+module.exports = {
+  Queue,
+  RetryPolicy,
+  Resolution,
+  FerrymqError,
+  ERROR_CODES,
+  Delivery,
+  HalfMessage,
+  Transaction,
+  Worker,
+  publishIn,
+  ackIn,
+  inboxIn,
+}

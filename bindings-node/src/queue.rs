@@ -3,7 +3,7 @@
 
 use crate::checker::{self, Bridge, Dispatch};
 use crate::consumer::NativeConsumer;
-use crate::convert::{self, BatchMessage, Payload, PublishOpts};
+use crate::convert::{self, BatchMessage, Payload, PublishOpts, QueueOpts, ReceiveOpts, SubscribeOpts};
 use crate::delivery::{Delivery, HalfMessage, RetryPolicy};
 use crate::errors::{OrJs, Result, internal, promise, to_js};
 use crate::keys::{self, JsKey, KeyArg};
@@ -17,38 +17,6 @@ use napi_derive::napi;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Notify;
-
-#[napi(object)]
-pub struct QueueOpts {
-    pub synchronous: Option<String>,
-    pub busy_timeout_ms: Option<f64>,
-    pub max_payload: Option<f64>,
-    pub idempotency_window_ms: Option<f64>,
-    pub check_after_ms: Option<f64>,
-    pub check_interval_ms: Option<f64>,
-    pub check_max: Option<f64>,
-    pub poll_interval_ms: Option<f64>,
-    pub max_size: Option<f64>,
-    pub foreign_keys: Option<bool>,
-    pub max_ready: Option<f64>,
-}
-
-#[napi(object)]
-pub struct SubscribeOpts {
-    pub tags: Option<String>,
-    pub lease_ms: Option<f64>,
-    pub max_inflight: Option<f64>,
-    /// Deliveries per second.
-    pub rate: Option<f64>,
-    pub burst: Option<f64>,
-}
-
-#[napi(object)]
-pub struct ReceiveOpts {
-    pub max: Option<f64>,
-    pub wait_ms: Option<f64>,
-    pub lease_ms: Option<f64>,
-}
 
 /// Ends a waiting `receive` early (an `AbortSignal` in `index.js` fires it).
 #[napi]
@@ -96,57 +64,7 @@ pub struct NativeQueue {
 }
 
 fn receive_options(o: Option<ReceiveOpts>) -> Result<ReceiveOptions> {
-    let mut out = ReceiveOptions::new();
-    let Some(o) = o else { return Ok(out) };
-    if let Some(m) = convert::opt_count("max", o.max)? {
-        out = out.max(m);
-    }
-    if let Some(w) = convert::opt_ms("waitMs", o.wait_ms)? {
-        out = out.wait(w);
-    }
-    if let Some(l) = convert::opt_ms("leaseMs", o.lease_ms)? {
-        out = out.lease(l);
-    }
-    Ok(out)
-}
-
-fn options(o: Option<QueueOpts>) -> Result<Options> {
-    let mut out = Options::default();
-    let Some(o) = o else { return Ok(out) };
-    if let Some(s) = o.synchronous {
-        out = out.synchronous(s.parse::<ferrymq::Synchronous>().js()?);
-    }
-    if let Some(d) = convert::opt_ms("busyTimeoutMs", o.busy_timeout_ms)? {
-        out = out.busy_timeout(d);
-    }
-    if let Some(n) = convert::opt_count("maxPayload", o.max_payload)? {
-        out = out.max_payload(n);
-    }
-    if let Some(d) = convert::opt_ms("idempotencyWindowMs", o.idempotency_window_ms)? {
-        out = out.idempotency_window(d);
-    }
-    if let Some(d) = convert::opt_ms("checkAfterMs", o.check_after_ms)? {
-        out = out.check_after(d);
-    }
-    if let Some(d) = convert::opt_ms("checkIntervalMs", o.check_interval_ms)? {
-        out = out.check_interval(d);
-    }
-    if let Some(n) = convert::opt_count("checkMax", o.check_max)? {
-        out = out.check_max(n);
-    }
-    if let Some(d) = convert::opt_ms("pollIntervalMs", o.poll_interval_ms)? {
-        out = out.poll_interval(d);
-    }
-    if let Some(n) = convert::opt_count("maxSize", o.max_size)? {
-        out = out.max_size(n);
-    }
-    if let Some(on) = o.foreign_keys {
-        out = out.foreign_keys(on);
-    }
-    if let Some(n) = convert::opt_count("maxReady", o.max_ready)? {
-        out = out.max_ready(n);
-    }
-    Ok(out)
+    o.map_or(Ok(ReceiveOptions::new()), |o| o.apply(ReceiveOptions::new()))
 }
 
 fn deliveries(q: &Queue, ds: Vec<ferrymq::Delivery>) -> Vec<Delivery> {
@@ -172,7 +90,10 @@ impl NativeQueue {
         clock: Option<&ManualClock>,
         key: Option<KeyArg<'_>>,
     ) -> Result<Self> {
-        let mut o = options(opts)?;
+        let mut o = match opts {
+            Some(opts) => opts.apply(Options::default())?,
+            None => Options::default(),
+        };
         if let Some(c) = clock {
             o = o.with_manual_clock(c.inner.clone());
         }
@@ -228,24 +149,10 @@ impl NativeQueue {
         opts: Option<SubscribeOpts>,
         retry: Option<&RetryPolicy>,
     ) -> Result<()> {
-        let mut o = SubscribeOptions::new();
-        if let Some(opts) = opts {
-            if let Some(t) = opts.tags {
-                o = o.tags(t);
-            }
-            if let Some(l) = convert::opt_ms("leaseMs", opts.lease_ms)? {
-                o = o.lease(l);
-            }
-            if let Some(n) = convert::opt_count("maxInflight", opts.max_inflight)? {
-                o = o.max_inflight(n);
-            }
-            if let Some(r) = opts.rate {
-                o = o.rate(r);
-            }
-            if let Some(n) = convert::opt_count("burst", opts.burst)? {
-                o = o.burst(n);
-            }
-        }
+        let mut o = match opts {
+            Some(opts) => opts.apply(SubscribeOptions::new())?,
+            None => SubscribeOptions::new(),
+        };
         if let Some(r) = retry {
             o = o.retry(r.inner.clone());
         }
@@ -278,7 +185,7 @@ impl NativeQueue {
         payload: Payload,
         opts: convert::ScheduleOpts,
     ) -> Result<()> {
-        let o = convert::schedule_options(opts)?;
+        let o = opts.apply(ferrymq::ScheduleOptions::new())?;
         self.q
             .schedule(&name, &topic, convert::payload(&payload), o)
             .js()
