@@ -119,22 +119,36 @@ function sqlParams(params) {
   })
 }
 
-// Delivery is the native class itself (no second object per message); these give it
-// FerrymqErrors.
+/**
+ * Makes each method of a native prototype throw FerrymqErrors (a new native method needs no
+ * line here); returns the methods as they were, for the wrappers that convert arguments.
+ */
+function mappingErrors(proto) {
+  /** @type {Record<string, Function>} */
+  const raw = {}
+  for (const [name, d] of Object.entries(Object.getOwnPropertyDescriptors(proto))) {
+    if (name === 'constructor' || typeof d.value !== 'function') continue
+    const f = d.value
+    raw[name] = f
+    proto[name] = {
+      [name](...args) {
+        return call(() => f.apply(this, args))
+      },
+    }[name]
+  }
+  return raw
+}
+
+// Delivery and HalfMessage are the native classes themselves (no second object per
+// message); these give them FerrymqErrors and convert nack's and settle's arguments.
 const Delivery = native.Delivery
 {
   const proto = Delivery.prototype
-  const raw = { ack: proto.ack, nack: proto.nack, extend: proto.extend, settle: proto.settle }
-  proto.ack = function ack() {
-    call(() => raw.ack.call(this))
-  }
+  const raw = mappingErrors(proto)
   proto.nack = function nack(reason = '', opts) {
     if (typeof reason !== 'string') throw invalid(`reason must be a string, not ${describe(reason)}`)
     const o = options(opts, ['delayMs'], 'nack options')
     call(() => raw.nack.call(this, reason, o))
-  }
-  proto.extend = function extend(leaseMs) {
-    call(() => raw.extend.call(this, leaseMs))
   }
   proto.settle = function settle(error = null) {
     return call(() => raw.settle.call(this, error === null ? null : errorText(error)))
@@ -145,16 +159,7 @@ const Delivery = native.Delivery
 }
 
 const HalfMessage = native.HalfMessage
-{
-  const proto = HalfMessage.prototype
-  const raw = { commit: proto.commit, rollback: proto.rollback }
-  proto.commit = function commit() {
-    call(() => raw.commit.call(this))
-  }
-  proto.rollback = function rollback() {
-    call(() => raw.rollback.call(this))
-  }
-}
+mappingErrors(HalfMessage.prototype)
 
 const NATIVE = Symbol('ferrymq.native')
 

@@ -5,14 +5,14 @@ use crate::checker::{self, Bridge, Dispatch};
 use crate::consumer::NativeConsumer;
 use crate::convert::{self, BatchMessage, Payload, PublishOpts, QueueOpts, ReceiveOpts, SubscribeOpts};
 use crate::delivery::{Delivery, HalfMessage, RetryPolicy};
-use crate::errors::{OrJs, Result, internal, promise, to_js};
+use crate::errors::{OrJs, Result, internal, promise};
 use crate::keys::{self, JsKey, KeyArg};
 use crate::testing::ManualClock;
 use crate::tx::Transaction;
 use crate::views::{self, DeadLetter, MessageInfo, Stats, ToHost};
 use ferrymq::{MessageState, Options, Queue, ReceiveOptions, SubscribeOptions};
 use napi::Env;
-use napi::bindgen_prelude::{Function, PromiseRaw, Unknown};
+use napi::bindgen_prelude::{Function, PromiseRaw, ToNapiValue, Unknown};
 use napi_derive::napi;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +65,25 @@ pub struct NativeQueue {
 
 fn receive_options(o: Option<ReceiveOpts>) -> Result<ReceiveOptions> {
     o.map_or(Ok(ReceiveOptions::new()), |o| o.apply(ReceiveOptions::new()))
+}
+
+/// Runs `f` on the blocking pool: the Promise resolves to its result as JS has it
+/// ([`ToHost`]) or rejects with its error.
+fn off_thread<'env, T>(
+    env: &'env Env,
+    f: impl FnOnce() -> ferrymq::Result<T> + Send + 'static,
+) -> Result<PromiseRaw<'env, T::Host>>
+where
+    T: ToHost + Send + 'static,
+    T::Host: ToNapiValue + Send + 'static,
+{
+    promise(env, async move {
+        let v = napi::bindgen_prelude::spawn_blocking(f)
+            .await
+            .map_err(internal)?
+            .js()?;
+        Ok(v.to_host())
+    })
 }
 
 fn deliveries(q: &Queue, ds: Vec<ferrymq::Delivery>) -> Vec<Delivery> {
@@ -120,12 +139,7 @@ impl NativeQueue {
     pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         self.checks.close();
         let q = self.q.clone();
-        promise(env, async move {
-            napi::bindgen_prelude::spawn_blocking(move || q.close())
-                .await
-                .map_err(internal)?
-                .map_err(to_js)
-        })
+        off_thread(env, move || q.close())
     }
 
     /// Rewrites the encrypted file under `key` (off the JS thread: every page is rewritten).
@@ -133,12 +147,7 @@ impl NativeQueue {
     pub fn rekey<'env>(&self, env: &'env Env, key: JsKey) -> Result<PromiseRaw<'env, ()>> {
         let key = keys::key(&key).js()?;
         let q = self.q.clone();
-        promise(env, async move {
-            napi::bindgen_prelude::spawn_blocking(move || q.rekey(key))
-                .await
-                .map_err(internal)?
-                .map_err(to_js)
-        })
+        off_thread(env, move || q.rekey(key))
     }
 
     #[napi]
@@ -371,15 +380,9 @@ impl NativeQueue {
     /// Asks the checkers about due half messages now. A Promise: the checkers themselves
     /// run on the JS thread, which must stay free meanwhile.
     #[napi]
-    pub fn run_checks<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, u32>> {
+    pub fn run_checks<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, i64>> {
         let q = self.q.clone();
-        promise(env, async move {
-            let n = napi::bindgen_prelude::spawn_blocking(move || q.run_checks())
-                .await
-                .map_err(internal)?
-                .js()?;
-            Ok(u32::try_from(n).unwrap_or(u32::MAX))
-        })
+        off_thread(env, move || q.run_checks())
     }
 
     #[napi]
@@ -455,13 +458,7 @@ impl NativeQueue {
         let older = convert::opt_ms("olderThanMs", older_than_ms)?
             .unwrap_or(ferrymq::defaults::PURGE_ACKED_OLDER_THAN);
         let q = self.q.clone();
-        promise(env, async move {
-            let n = napi::bindgen_prelude::spawn_blocking(move || q.purge_acked(older))
-                .await
-                .map_err(internal)?
-                .js()?;
-            Ok(i64::try_from(n).unwrap_or(i64::MAX))
-        })
+        off_thread(env, move || q.purge_acked(older))
     }
 
     /// Gives pages freed by purges back to the file system (all when `pages` is left
@@ -474,12 +471,6 @@ impl NativeQueue {
     ) -> Result<PromiseRaw<'env, i64>> {
         let pages = convert::opt_count("pages", pages)?;
         let q = self.q.clone();
-        promise(env, async move {
-            let n = napi::bindgen_prelude::spawn_blocking(move || q.vacuum(pages))
-                .await
-                .map_err(internal)?
-                .js()?;
-            Ok(i64::try_from(n).unwrap_or(i64::MAX))
-        })
+        off_thread(env, move || q.vacuum(pages))
     }
 }

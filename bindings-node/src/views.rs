@@ -25,14 +25,19 @@ macro_rules! same {
         }
     )*};
 }
-same!(String, bool, i32, u32, i64);
+same!((), String, bool, i32, u32, i64);
 
-impl ToHost for u64 {
-    type Host = i64;
-    fn to_host(self) -> i64 {
-        i64::try_from(self).unwrap_or(i64::MAX)
-    }
+macro_rules! clamped {
+    ($($t:ty),*) => {$(
+        impl ToHost for $t {
+            type Host = i64;
+            fn to_host(self) -> i64 {
+                i64::try_from(self).unwrap_or(i64::MAX)
+            }
+        }
+    )*};
 }
+clamped!(u64, usize);
 
 /// napi's `chrono_date` makes a JS `Date` of it.
 impl ToHost for SystemTime {
