@@ -103,6 +103,8 @@ macro_rules! js_options {
 
         /// The options each call takes, by the names JS callers write (`index.js` refuses
         /// other keys).
+        // Registered with Node only outside `cfg(test)` (see lib.rs).
+        #[cfg_attr(test, allow(dead_code))]
         #[napi]
         pub fn option_keys() -> HashMap<String, Vec<&'static str>> {
             HashMap::from([$( (stringify!($name).to_owned(), vec![$($what),*]) ),*])
@@ -187,7 +189,9 @@ js_options! {
 }
 
 pub fn publish_options(o: Option<PublishOpts>) -> Result<PublishOptions> {
-    o.map_or(Ok(PublishOptions::new()), |o| o.apply(PublishOptions::new()))
+    o.map_or(Ok(PublishOptions::new()), |o| {
+        o.apply(PublishOptions::new())
+    })
 }
 
 #[napi(object)]

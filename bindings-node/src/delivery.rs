@@ -1,8 +1,8 @@
 //! `Delivery` (one leased message), `HalfMessage` and `RetryPolicy`.
 
 use crate::convert::{self, epoch_ms, opt_ms};
-use chrono::{DateTime, Utc};
 use crate::errors::{OrJs, Result};
+use chrono::{DateTime, Utc};
 use ferrymq::Queue;
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;

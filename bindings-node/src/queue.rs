@@ -3,7 +3,9 @@
 
 use crate::checker::{self, Bridge, Dispatch};
 use crate::consumer::NativeConsumer;
-use crate::convert::{self, BatchMessage, Payload, PublishOpts, QueueOpts, ReceiveOpts, SubscribeOpts};
+use crate::convert::{
+    self, BatchMessage, Payload, PublishOpts, QueueOpts, ReceiveOpts, SubscribeOpts,
+};
 use crate::delivery::{Delivery, HalfMessage, RetryPolicy};
 use crate::errors::{OrJs, Result, internal, promise};
 use crate::keys::{self, JsKey, KeyArg};
@@ -64,7 +66,9 @@ pub struct NativeQueue {
 }
 
 fn receive_options(o: Option<ReceiveOpts>) -> Result<ReceiveOptions> {
-    o.map_or(Ok(ReceiveOptions::new()), |o| o.apply(ReceiveOptions::new()))
+    o.map_or(Ok(ReceiveOptions::new()), |o| {
+        o.apply(ReceiveOptions::new())
+    })
 }
 
 /// Runs `f` on the blocking pool: the Promise resolves to its result as JS has it
