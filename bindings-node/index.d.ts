@@ -258,92 +258,7 @@ export declare class Worker {
 
 export type DeliveryState = 'ready' | 'scheduled' | 'inflight' | 'acked' | 'dead'
 export type MessageState = 'half' | 'committed' | 'rolled_back'
-
-export interface AttemptRecord {
-  attempt: number
-  startedAt: Date
-  endedAt: Date | null
-  outcome: string
-  error: string | null
-}
-
-export interface DeliveryInfo {
-  state: DeliveryState
-  attempts: number
-  lastError: string | null
-  history: AttemptRecord[]
-}
-
-export interface CheckRecord {
-  at: Date
-  resolution: Resolution
-  error: string | null
-}
-
-export interface MessageInfo {
-  id: number
-  topic: string
-  tag: string | null
-  key: string | null
-  payload: Buffer
-  headers: Record<string, string>
-  orderingKey: string | null
-  publishedAt: Date
-  deliverAt: Date
-  state: MessageState
-  /** 0 to 9. */
-  priority: number
-  /** Per consumer group. */
-  deliveries: Record<string, DeliveryInfo>
-  checks: CheckRecord[]
-}
-
-export interface DeadLetter {
-  messageId: number
-  topic: string
-  tag: string | null
-  key: string | null
-  payload: Buffer
-  headers: Record<string, string>
-  attempts: number
-  lastError: string | null
-  diedAt: Date
-  history: AttemptRecord[]
-}
-
-/** One operator action of the audit trail, as `audit()` lists it. */
-export interface AuditRecord {
-  id: number
-  at: Date
-  /** pause, resume, schedule, unschedule, commitHalf's `commit_half`, `rollback_half`, redrive, `purge_dead_letters`, `purge_dead_letter_ids`, `purge_acked`, vacuum. */
-  action: string
-  /** The consumer group, schedule name or message id; empty for the whole file. */
-  target: string
-  /** JSON text: what was asked and what changed. */
-  detail: string | null
-  pid: number
-  /** The executable's file name (`node` here). */
-  process: string
-  host: string
-  user: string
-  reason: string | null
-}
-
-/** One topic as `topics()` lists it. */
-export interface TopicInfo {
-  name: string
-  /** Committed messages kept in the file (acked ones stay until purgeAcked). */
-  messages: number
-  /** Deliveries ready now, summed over the topic's consumer groups. */
-  ready: number
-  /** The consumer groups subscribed to it. */
-  groups: string[]
-}
-
-export interface TopicStats {
-  messages: number
-  half: number
-}
+export type AttemptOutcome = 'inflight' | 'acked' | 'nacked' | 'lease_expired'
 
 /** What a tick missed while nothing fired gives (default 'once'). */
 export type MissedPolicy = 'catch_up' | 'once' | 'skip'
@@ -367,18 +282,127 @@ export interface ScheduleOptions {
   missed?: MissedPolicy
 }
 
+// The records calls return: times are Dates, durations milliseconds, unset fields null.
+// records: generated from ferrymq::RECORDS (cargo test -p ferrymq --test stubs_node)
+/** One attempt to hand one message to one consumer group. */
+export interface AttemptRecord {
+  /** 1 for the first delivery, 2 for the first retry, ... */
+  attempt: number
+  startedAt: Date
+  /** When the attempt was settled or its lease ran out; unset while in flight. */
+  endedAt: Date | null
+  outcome: AttemptOutcome
+  /** What the consumer's nack said, or why the lease ended. */
+  error: string | null
+}
+
+/** Where one message stands in one consumer group. */
+export interface DeliveryInfo {
+  state: DeliveryState
+  attempts: number
+  lastError: string | null
+  /** One entry per attempt, oldest first. */
+  history: AttemptRecord[]
+}
+
+/** One check-back of a half message. */
+export interface CheckRecord {
+  at: Date
+  resolution: Resolution
+  /** Set when the checker failed; the check counted as unknown. */
+  error: string | null
+}
+
+/** Everything known about one message. */
+export interface MessageInfo {
+  id: number
+  topic: string
+  tag: string | null
+  key: string | null
+  payload: Buffer
+  headers: Record<string, string>
+  /** Deliveries of one ordering key reach a consumer group in order. */
+  orderingKey: string | null
+  publishedAt: Date
+  deliverAt: Date
+  state: MessageState
+  /** 0 to 9 (`PublishOptions::priority`). */
+  priority: number
+  /** Per consumer group; empty for half messages and messages no group matched. */
+  deliveries: Record<string, DeliveryInfo>
+  /** Check-backs of a half message, oldest first. */
+  checks: CheckRecord[]
+}
+
+/** A delivery that used up its retries, kept for an operator. */
+export interface DeadLetter {
+  messageId: number
+  topic: string
+  tag: string | null
+  key: string | null
+  payload: Buffer
+  headers: Record<string, string>
+  attempts: number
+  lastError: string | null
+  diedAt: Date
+  history: AttemptRecord[]
+}
+
+/** One topic's share of `Queue::stats`. */
+export interface TopicStats {
+  /** Committed messages kept in the file (acked ones stay until `purge_acked`). */
+  messages: number
+  /** Half messages still undecided. */
+  half: number
+}
+
+/** One consumer group's share of `Queue::stats`. */
+export interface GroupStats {
+  topic: string
+  ready: number
+  /** Delayed first deliveries and ordered messages waiting for their predecessor. */
+  scheduled: number
+  inflight: number
+  /** Waiting out a retry delay. */
+  retrying: number
+  dead: number
+  /** How long the oldest ready delivery has been ready. In milliseconds. */
+  oldestReadyAge: number | null
+  /** Whether `pause` holds the group: its receives return nothing until `resume`. */
+  paused: boolean
+}
+
+/** Counts per topic and per consumer group (`Queue::stats`). */
+export interface Stats {
+  topics: Record<string, TopicStats>
+  groups: Record<string, GroupStats>
+}
+
+/** One topic as `Queue::topics` lists it. */
+export interface TopicInfo {
+  name: string
+  /** Committed messages kept in the file (acked ones stay until `purge_acked`). */
+  messages: number
+  /** Deliveries ready now, summed over the topic's consumer groups. */
+  ready: number
+  /** The consumer groups subscribed to it, by name. */
+  groups: string[]
+}
+
+/** One schedule as `Queue::schedules` lists it. */
 export interface ScheduleInfo {
   name: string
   topic: string
   cron: string | null
-  everyMs: number | null
-  /** The cron pattern's time zone; null for `everyMs`. */
+  /** In milliseconds. */
+  every: number | null
+  /** The cron pattern's time zone (`UTC` unless given); unset for `every`. */
   tz: string | null
   /** The next tick not yet handled (in the past if nobody received since it came due). */
   nextAt: Date
-  /** Tick times handled so far. */
+  /** Tick times handled so far (published, merged by `once` or skipped). */
   fired: number
-  /** Tick times left, the next included; null: no end. */
+  /** Tick times left, the next included (unset: no end). */
   repeatLeft: number | null
   missed: MissedPolicy
   tag: string | null
@@ -386,23 +410,42 @@ export interface ScheduleInfo {
   headers: Record<string, string>
 }
 
-export interface GroupStats {
-  topic: string
-  ready: number
-  scheduled: number
-  inflight: number
-  retrying: number
-  dead: number
-  /** Age of the oldest ready message, or null when none is ready. */
-  oldestReadyAgeMs: number | null
-  /** Paused with pause(): its receives hand out nothing until resume(). */
-  paused: boolean
+/** One record of the audit trail (`Queue::audit`). */
+export interface AuditRecord {
+  /** Increasing in the order the actions committed. */
+  id: number
+  /** When, on the clock of the queue that acted. */
+  at: Date
+  /** The verb: `pause`, `resume`, `schedule`, `unschedule`, `commit_half`, `rollback_half`, `redrive`, `purge_dead_letters`, `purge_dead_letter_ids`, `purge_acked`, `vacuum` or `rekey`. */
+  action: string
+  /** The consumer group, schedule name or message id acted on; empty for the whole file. */
+  target: string
+  /** JSON text: what was asked and what changed (see docs/DESIGN.md). */
+  detail: string | null
+  pid: number
+  /** The executable's file name (`ferrymq`, `python3.12`, `node`, `java`). */
+  process: string
+  host: string
+  /** The effective OS user. */
+  user: string
+  /** What the caller gave to `Queue::with_reason`. */
+  reason: string | null
 }
 
-export interface Stats {
-  topics: Record<string, TopicStats>
-  groups: Record<string, GroupStats>
+/** What `Queue::check_file` found: SQLite's integrity check and the file's marks. */
+export interface FileCheck {
+  /** The lines of `PRAGMA integrity_check`: `["ok"]` for a sound file. */
+  integrity: string[]
+  /** `PRAGMA user_version`: the schema version the file is at. */
+  schemaVersion: number
+  /** The schema version this build writes. */
+  expectedSchemaVersion: number
+  /** `PRAGMA application_id` ("Frry", 0x46727279, for a ferrymq file). */
+  applicationId: number
+  expectedApplicationId: number
 }
+
+// end of generated records
 
 export type Checker = (info: MessageInfo) => Resolution | Promise<Resolution>
 

@@ -68,7 +68,10 @@ function instantMs(t, what) {
   throw invalid(`${what} must be a Date or milliseconds since the epoch, not ${describe(t)}`)
 }
 
-const PUBLISH_OPTS = ['tag', 'key', 'headers', 'orderingKey', 'idempotencyKey', 'delayMs', 'deliverAt', 'priority']
+// The options each native call takes, by the names callers write (declared once, with
+// their conversions, in src/convert.rs); the JS-side options are added where they are used.
+const OPTION_KEYS = native.optionKeys()
+const PUBLISH_OPTS = OPTION_KEYS.PublishOpts
 
 // Every publish path (publish, publishAsync, publishBatch, Transaction, prepare,
 // publishIn) comes through here, so each carries the active span's traceparent.
@@ -84,19 +87,13 @@ function checkedPublishOptions(opts) {
   return { ...rest, deliverAtMs: instantMs(deliverAt, 'deliverAt') }
 }
 
-const SCHEDULE_OPTS = ['cron', 'everyMs', 'tz', 'repeat', 'startAt', 'delayMs', 'tag', 'key', 'headers', 'missed']
+const SCHEDULE_OPTS = OPTION_KEYS.ScheduleOpts
 
 function scheduleOptions(opts) {
   const o = options(opts ?? {}, SCHEDULE_OPTS, 'schedule options')
   if (o.startAt === undefined) return o
   const { startAt, ...rest } = o
   return { ...rest, startAtMs: instantMs(startAt, 'startAt') }
-}
-
-function scheduleInfo(s) {
-  const { nextAtMs, ...rest } = s
-  return { ...rest, everyMs: s.everyMs ?? null, cron: s.cron ?? null, tz: s.tz ?? null,
-    repeatLeft: s.repeatLeft ?? null, tag: s.tag ?? null, key: s.key ?? null, nextAt: date(nextAtMs) }
 }
 
 function batchMessage(m, i) {
@@ -122,103 +119,36 @@ function sqlParams(params) {
   })
 }
 
-function date(ms) {
-  return ms === undefined || ms === null ? null : new Date(ms)
-}
-
-function attempt(a) {
-  return {
-    attempt: a.attempt,
-    startedAt: date(a.startedAtMs),
-    endedAt: date(a.endedAtMs),
-    outcome: a.outcome,
-    error: a.error ?? null,
+/**
+ * Makes each method of a native prototype throw FerrymqErrors (a new native method needs no
+ * line here); returns the methods as they were, for the wrappers that convert arguments.
+ */
+function mappingErrors(proto) {
+  /** @type {Record<string, Function>} */
+  const raw = {}
+  for (const [name, d] of Object.entries(Object.getOwnPropertyDescriptors(proto))) {
+    if (name === 'constructor' || typeof d.value !== 'function') continue
+    const f = d.value
+    raw[name] = f
+    proto[name] = {
+      [name](...args) {
+        return call(() => f.apply(this, args))
+      },
+    }[name]
   }
+  return raw
 }
 
-function messageInfo(m) {
-  const deliveries = {}
-  for (const [group, d] of Object.entries(m.deliveries)) {
-    deliveries[group] = {
-      state: d.state,
-      attempts: d.attempts,
-      lastError: d.lastError ?? null,
-      history: d.history.map(attempt),
-    }
-  }
-  return {
-    id: m.id,
-    topic: m.topic,
-    tag: m.tag ?? null,
-    key: m.key ?? null,
-    payload: m.payload,
-    headers: m.headers,
-    orderingKey: m.orderingKey ?? null,
-    publishedAt: date(m.publishedAtMs),
-    deliverAt: date(m.deliverAtMs),
-    state: m.state,
-    priority: m.priority,
-    deliveries,
-    checks: m.checks.map((c) => ({ at: date(c.atMs), resolution: c.resolution, error: c.error ?? null })),
-  }
-}
-
-function auditRecord(r) {
-  const { atMs, ...rest } = r
-  return { ...rest, detail: r.detail ?? null, reason: r.reason ?? null, at: date(atMs) }
-}
-
-function deadLetter(d) {
-  return {
-    messageId: d.messageId,
-    topic: d.topic,
-    tag: d.tag ?? null,
-    key: d.key ?? null,
-    payload: d.payload,
-    headers: d.headers,
-    attempts: d.attempts,
-    lastError: d.lastError ?? null,
-    diedAt: date(d.diedAtMs),
-    history: d.history.map(attempt),
-  }
-}
-
-function stats(s) {
-  const groups = {}
-  for (const [name, g] of Object.entries(s.groups)) {
-    groups[name] = { ...g, oldestReadyAgeMs: g.oldestReadyAgeMs ?? null }
-  }
-  return { topics: s.topics, groups }
-}
-
-// Delivery is the native class itself (no second object per message); these give it
-// Dates and FerrymqErrors.
+// Delivery and HalfMessage are the native classes themselves (no second object per
+// message); these give them FerrymqErrors and convert nack's and settle's arguments.
 const Delivery = native.Delivery
 {
   const proto = Delivery.prototype
-  const raw = { ack: proto.ack, nack: proto.nack, extend: proto.extend, settle: proto.settle }
-  Object.defineProperties(proto, {
-    publishedAt: {
-      get() {
-        return new Date(this.publishedAtMs)
-      },
-    },
-    leaseUntil: {
-      get() {
-        return new Date(this.leaseUntilMs)
-      },
-    },
-  })
-  proto.ack = function ack() {
-    call(() => raw.ack.call(this))
-  }
+  const raw = mappingErrors(proto)
   proto.nack = function nack(reason = '', opts) {
     if (typeof reason !== 'string') throw invalid(`reason must be a string, not ${describe(reason)}`)
     const o = options(opts, ['delayMs'], 'nack options')
     call(() => raw.nack.call(this, reason, o))
-  }
-  proto.extend = function extend(leaseMs) {
-    call(() => raw.extend.call(this, leaseMs))
   }
   proto.settle = function settle(error = null) {
     return call(() => raw.settle.call(this, error === null ? null : errorText(error)))
@@ -229,16 +159,7 @@ const Delivery = native.Delivery
 }
 
 const HalfMessage = native.HalfMessage
-{
-  const proto = HalfMessage.prototype
-  const raw = { commit: proto.commit, rollback: proto.rollback }
-  proto.commit = function commit() {
-    call(() => raw.commit.call(this))
-  }
-  proto.rollback = function rollback() {
-    call(() => raw.rollback.call(this))
-  }
-}
+mappingErrors(HalfMessage.prototype)
 
 const NATIVE = Symbol('ferrymq.native')
 
@@ -339,22 +260,8 @@ class Worker {
   }
 }
 
-const QUEUE_OPTS = [
-  'synchronous',
-  'busyTimeoutMs',
-  'maxPayload',
-  'idempotencyWindowMs',
-  'checkAfterMs',
-  'checkIntervalMs',
-  'checkMax',
-  'pollIntervalMs',
-  'maxSize',
-  'foreignKeys',
-  'maxReady',
-  'key',
-  'testClock',
-]
-const RECEIVE_OPTS = ['max', 'waitMs', 'leaseMs', 'signal']
+const QUEUE_OPTS = [...OPTION_KEYS.QueueOpts, 'key', 'testClock']
+const RECEIVE_OPTS = [...OPTION_KEYS.ReceiveOpts, 'signal']
 
 function receiveParts(opts, what) {
   const { signal, ...rest } = options(opts, RECEIVE_OPTS, what)
@@ -471,23 +378,6 @@ class Queue {
     this.#q = call(() => new native.NativeQueue(path, o, testClock, keyOption(key)))
   }
 
-  get path() {
-    return this.#q.path
-  }
-
-  get closed() {
-    return this.#q.closed
-  }
-
-  /** Stops background work and closes the file; later calls throw CLOSED. */
-  async close() {
-    try {
-      await this.#q.close()
-    } catch (e) {
-      throw convertError(e)
-    }
-  }
-
   /** Rewrites the encrypted file under `key` (a string or 32 bytes); other handles follow through their key providers. */
   async rekey(key) {
     const k = fixedKey(key, 'key')
@@ -500,40 +390,15 @@ class Queue {
 
   /** Creates or updates the consumer group `group` on `topic` (idempotent). */
   subscribe(group, topic, opts) {
-    const { retry, ...o } = options(opts, ['tags', 'retry', 'leaseMs', 'maxInflight', 'rate', 'burst'], 'subscribe options')
+    const { retry, ...o } = options(opts, [...OPTION_KEYS.SubscribeOpts, 'retry'], 'subscribe options')
     if (retry !== undefined && !(retry instanceof RetryPolicy)) throw invalid('retry must be a RetryPolicy')
     call(() => this.#q.subscribe(group, topic, o, retry?.[NATIVE]))
-  }
-
-  /** Holds the group's deliveries, in every process, until resume(); its messages keep accumulating. */
-  pause(group) {
-    call(() => this.#q.pause(group))
-  }
-
-  /** Lets the paused group's receives hand out messages again (waiting ones included). */
-  resume(group) {
-    call(() => this.#q.resume(group))
-  }
-
-  /** The Prometheus text exposition: the file's gauges and this handle's counters. */
-  metrics() {
-    return call(() => this.#q.metrics())
   }
 
   /** Creates (or replaces) schedule `name`: `body` to `topic` on every tick of `cron` or `everyMs`. */
   schedule(name, topic, body, opts) {
     const o = scheduleOptions(opts)
     call(() => this.#q.schedule(name, topic, payload(body), o))
-  }
-
-  /** Removes schedule `name`; NOT_FOUND if there is none. */
-  unschedule(name) {
-    call(() => this.#q.unschedule(name))
-  }
-
-  /** Every schedule of the file, by name. */
-  schedules() {
-    return call(() => this.#q.schedules()).map(scheduleInfo)
   }
 
   /**
@@ -545,12 +410,6 @@ class Queue {
     const shared = call(() => this.#q.withReason(reason))
     // Queue's constructor with the caller's class as new.target: a subclass stays one.
     return Reflect.construct(Queue, [SHARE, shared], this.constructor)
-  }
-
-  /** The audit trail: operator actions with ids above `after`, oldest first, at most `limit` (100). */
-  audit(opts) {
-    const o = options(opts, ['after', 'limit'], 'audit options')
-    return call(() => this.#q.audit(o.after, o.limit)).map(auditRecord)
   }
 
   /** Durable when it returns; the message id (or the first id for a repeated idempotencyKey). */
@@ -701,16 +560,6 @@ class Queue {
     return call(() => this.#q.prepare(topic, payload(body), o))
   }
 
-  /** Commits the half message `id` (a no-op if it is committed already). */
-  commitHalf(id) {
-    call(() => this.#q.commitHalf(id))
-  }
-
-  /** Rolls back the half message `id` (kept for audit until retention removes it). */
-  rollbackHalf(id) {
-    call(() => this.#q.rollbackHalf(id))
-  }
-
   /**
    * Registers `checker(info)` (sync or async) for the topic's undecided half messages; it
    * returns a Resolution. A throw or a rejection counts as UNKNOWN (asked again later).
@@ -729,7 +578,7 @@ class Queue {
     }
     const dispatch = ([request, info]) => {
       Promise.resolve()
-        .then(() => checker(messageInfo(info)))
+        .then(() => checker(info))
         .then(
           (r) => answer(request, answerText(r), null),
           (e) => answer(request, null, errorText(e)),
@@ -738,78 +587,61 @@ class Queue {
     }
     call(() => q.setChecker(topic, dispatch))
   }
+}
 
-  removeChecker(topic) {
-    return call(() => this.#q.removeChecker(topic))
-  }
+// Every native method the class above does not write out is a Queue method as it is, its
+// errors made FerrymqErrors (thrown, or the Promise's rejection): a new native method needs
+// no line here unless it takes an options object (OPTION_ARGS) or a value to convert.
 
-  /** Asks the checkers about due half messages now; resolves to how many were decided. */
-  async runChecks() {
-    try {
-      return await this.#q.runChecks()
-    } catch (e) {
-      throw convertError(e)
+/** Native methods that are the class's plumbing, not the queue's API. */
+const PLUMBING = new Set(['constructor', 'receiveNow', 'consumer', 'begin', 'answerCheck'])
+
+/**
+ * Methods whose options object (at argument `at`, unknown keys refused) the native method
+ * takes as positional arguments, in the order of `keys`.
+ */
+const OPTION_ARGS = {
+  audit: { at: 0, keys: ['after', 'limit'] },
+  halfMessages: { at: 0, keys: ['state', 'limit'] },
+  deadLetters: { at: 1, keys: ['limit'] },
+  redrive: { at: 1, keys: ['ids'] },
+  purgeDeadLetters: { at: 1, keys: ['olderThanMs'] },
+  purgeAcked: { at: 0, keys: ['olderThanMs'] },
+  vacuum: { at: 0, keys: ['pages'] },
+}
+
+/** Native methods that return a Promise: a bad argument rejects it rather than throwing. */
+const ASYNC = new Set(['close', 'runChecks', 'purgeAcked', 'vacuum'])
+
+function forward(name) {
+  const spec = OPTION_ARGS[name]
+  const run = (q, args) => {
+    if (spec !== undefined) {
+      const o = options(args[spec.at], spec.keys, `${name} options`)
+      args = [...args.slice(0, spec.at), ...spec.keys.map((k) => o[k] ?? undefined)]
     }
+    return q[name](...args)
   }
+  const method = ASYNC.has(name)
+    ? async function (...args) {
+        try {
+          return await run(nativeQueue(this), args)
+        } catch (e) {
+          throw convertError(e)
+        }
+      }
+    : function (...args) {
+        return call(() => run(nativeQueue(this), args))
+      }
+  return Object.defineProperty(method, 'name', { value: name })
+}
 
-  /** Half messages still undecided, or rolled back; `state` 'half' or 'rolled_back'. */
-  halfMessages(opts) {
-    const o = options(opts, ['state', 'limit'], 'halfMessages options')
-    return call(() => this.#q.halfMessages(o.state, o.limit)).map(messageInfo)
-  }
-
-  deadLetters(group, opts) {
-    const o = options(opts, ['limit'], 'deadLetters options')
-    return call(() => this.#q.deadLetters(group, o.limit)).map(deadLetter)
-  }
-
-  /** Replays dead letters (all, or `ids`); returns how many. */
-  redrive(group, opts) {
-    const o = options(opts, ['ids'], 'redrive options')
-    return call(() => this.#q.redrive(group, o.ids))
-  }
-
-  purgeDeadLetters(group, opts) {
-    const o = options(opts, ['olderThanMs'], 'purgeDeadLetters options')
-    return call(() => this.#q.purgeDeadLetters(group, o.olderThanMs))
-  }
-
-  stats() {
-    return stats(call(() => this.#q.stats()))
-  }
-
-  /** Every topic by name: kept messages, deliveries ready over its groups, its groups. */
-  topics() {
-    return call(() => this.#q.topics())
-  }
-
-  message(id) {
-    return messageInfo(call(() => this.#q.message(id)))
-  }
-
-  find(topic, key) {
-    return call(() => this.#q.find(topic, key)).map(messageInfo)
-  }
-
-  /** Deletes messages acked by every group at least `olderThanMs` ago (default 7 days). */
-  async purgeAcked(opts) {
-    const o = options(opts, ['olderThanMs'], 'purgeAcked options')
-    try {
-      return await this.#q.purgeAcked(o.olderThanMs)
-    } catch (e) {
-      throw convertError(e)
-    }
-  }
-
-  /** Gives pages freed by purges back to the file system (all unless `pages` is given); resolves to the pages freed. */
-  async vacuum(opts) {
-    const o = options(opts, ['pages'], 'vacuum options')
-    try {
-      return await this.#q.vacuum(o.pages ?? undefined)
-    } catch (e) {
-      throw convertError(e)
-    }
-  }
+for (const [name, d] of Object.entries(Object.getOwnPropertyDescriptors(native.NativeQueue.prototype))) {
+  if (PLUMBING.has(name) || Object.hasOwn(Queue.prototype, name)) continue
+  const property = d.get
+    ? { get: { [name]() { return nativeQueue(this)[name] } }[name] }
+    : { value: forward(name), writable: true }
+  Object.defineProperty(Queue.prototype, name, { ...property, configurable: true })
 }
 
 // publishIn / ackIn / inboxIn: ferrymq's statements on the caller's own connection (better-sqlite3
@@ -958,15 +790,17 @@ if (typeof Symbol.asyncDispose === 'symbol') {
   }
 }
 
-module.exports.Queue = Queue
-module.exports.RetryPolicy = RetryPolicy
-module.exports.Resolution = Resolution
-module.exports.FerrymqError = FerrymqError
-module.exports.ERROR_CODES = ERROR_CODES
-module.exports.Delivery = Delivery
-module.exports.HalfMessage = HalfMessage
-module.exports.Transaction = Transaction
-module.exports.Worker = Worker
-module.exports.publishIn = publishIn
-module.exports.ackIn = ackIn
-module.exports.inboxIn = inboxIn
+module.exports = {
+  Queue,
+  RetryPolicy,
+  Resolution,
+  FerrymqError,
+  ERROR_CODES,
+  Delivery,
+  HalfMessage,
+  Transaction,
+  Worker,
+  publishIn,
+  ackIn,
+  inboxIn,
+}

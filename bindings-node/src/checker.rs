@@ -4,7 +4,7 @@
 //! `answerCheck`. The checker thread waits for that answer, so a throwing, rejecting or
 //! silent checker becomes an error the core records as an unknown answer.
 
-use crate::views::{self, MessageInfo};
+use crate::views::{MessageInfo, ToHost};
 use ferrymq::Resolution;
 use napi::Status;
 use napi::bindgen_prelude::Unknown;
@@ -84,7 +84,7 @@ impl Bridge {
         let (tx, rx) = sync_channel(1);
         self.pending().insert(id, tx);
         let status = dispatch.call(
-            (id, views::message_info(info.clone())),
+            (id, info.clone().to_host()),
             ThreadsafeFunctionCallMode::NonBlocking,
         );
         if status != Status::Ok {

@@ -37,7 +37,7 @@ pub fn count<T: TryFrom<i64>>(what: &str, v: f64) -> Result<T> {
 
 /// A JS number as the core's priority, which checks the range (0 to 9); a fraction or
 /// a number past i32 is refused here with the same words.
-fn priority(v: f64) -> Result<i32> {
+fn priority(_what: &str, v: f64) -> Result<i32> {
     if v.fract() != 0.0 || !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&v) {
         return Err(invalid(format!(
             "priority must be an integer from 0 to {}, got {v}",
@@ -74,70 +74,124 @@ pub fn epoch_ms(t: SystemTime) -> f64 {
     }
 }
 
-#[napi(object)]
-pub struct PublishOpts {
-    pub tag: Option<String>,
-    pub key: Option<String>,
-    pub headers: Option<HashMap<String, String>>,
-    pub ordering_key: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub delay_ms: Option<f64>,
-    /// Milliseconds since the epoch.
-    pub deliver_at_ms: Option<f64>,
-    pub priority: Option<f64>,
+/// Declares the options object of one call: a `#[napi(object)]` struct `$name` of optional
+/// fields and `$name::apply`, which sets each field the caller gave on the core's builder
+/// `$builder`, converted by its kind. The quoted name is the option as JS callers write it:
+/// it names the value in errors and lists the option in [`option_keys`]. Kinds: `ms`
+/// (milliseconds to a `Duration`), `count` (a whole number), `instant` (epoch
+/// milliseconds), `priority`, `parsed` (text to a core enum), `value` (as is) and `each`
+/// (a map, one setter call per entry).
+macro_rules! js_options {
+    ($(
+        $(#[doc = $doc:expr])*
+        $name:ident for $builder:ty {
+            $( $(#[doc = $fdoc:expr])* $field:ident : $js:ty => $setter:ident($kind:ident $what:literal) ),* $(,)?
+        }
+    )*) => {
+        $(
+            $(#[doc = $doc])*
+            #[napi(object)]
+            pub struct $name { $( $(#[doc = $fdoc])* pub $field: Option<$js>, )* }
+
+            impl $name {
+                pub fn apply(self, mut out: $builder) -> Result<$builder> {
+                    $( if let Some(v) = self.$field { js_options!(@set out, $setter, $kind, $what, v); } )*
+                    Ok(out)
+                }
+            }
+        )*
+
+        /// The options each call takes, by the names JS callers write (`index.js` refuses
+        /// other keys).
+        // Registered with Node only outside `cfg(test)` (see lib.rs).
+        #[cfg_attr(test, allow(dead_code))]
+        #[napi]
+        pub fn option_keys() -> HashMap<String, Vec<&'static str>> {
+            HashMap::from([$( (stringify!($name).to_owned(), vec![$($what),*]) ),*])
+        }
+    };
+    (@set $out:ident, $setter:ident, each, $what:literal, $v:ident) => {
+        for (k, x) in $v {
+            $out = $out.$setter(k, x);
+        }
+    };
+    (@set $out:ident, $setter:ident, $kind:ident, $what:literal, $v:ident) => {
+        $out = $out.$setter($kind($what, $v)?);
+    };
 }
 
-#[napi(object)]
-pub struct ScheduleOpts {
-    pub cron: Option<String>,
-    pub every_ms: Option<f64>,
-    pub tz: Option<String>,
-    pub repeat: Option<f64>,
-    /// Milliseconds since the epoch.
-    pub start_at_ms: Option<f64>,
-    pub delay_ms: Option<f64>,
-    pub tag: Option<String>,
-    pub key: Option<String>,
-    pub headers: Option<HashMap<String, String>>,
-    /// "catch_up", "once" (default) or "skip".
-    pub missed: Option<String>,
+fn value<T>(_what: &str, v: T) -> Result<T> {
+    Ok(v)
 }
 
-pub fn schedule_options(o: ScheduleOpts) -> Result<ferrymq::ScheduleOptions> {
-    Ok(ferrymq::ScheduleOptions {
-        cron: o.cron,
-        every: opt_ms("everyMs", o.every_ms)?,
-        tz: o.tz,
-        repeat: opt_count("repeat", o.repeat)?,
-        start_at: o.start_at_ms.map(|ms| instant("startAt", ms)).transpose()?,
-        delay: opt_ms("delayMs", o.delay_ms)?,
-        tag: o.tag,
-        key: o.key,
-        headers: o.headers.unwrap_or_default().into_iter().collect(),
-        missed: match o.missed {
-            Some(m) => m.parse::<ferrymq::Missed>().js()?,
-            None => ferrymq::Missed::default(),
-        },
-    })
+fn parsed<T: std::str::FromStr<Err = ferrymq::Error>>(_what: &str, text: String) -> Result<T> {
+    text.parse::<T>().js()
+}
+
+js_options! {
+    /// `new Queue(path, opts)`.
+    QueueOpts for ferrymq::Options {
+        synchronous: String => synchronous(parsed "synchronous"),
+        busy_timeout_ms: f64 => busy_timeout(ms "busyTimeoutMs"),
+        max_payload: f64 => max_payload(count "maxPayload"),
+        idempotency_window_ms: f64 => idempotency_window(ms "idempotencyWindowMs"),
+        check_after_ms: f64 => check_after(ms "checkAfterMs"),
+        check_interval_ms: f64 => check_interval(ms "checkIntervalMs"),
+        check_max: f64 => check_max(count "checkMax"),
+        poll_interval_ms: f64 => poll_interval(ms "pollIntervalMs"),
+        max_size: f64 => max_size(count "maxSize"),
+        foreign_keys: bool => foreign_keys(value "foreignKeys"),
+        max_ready: f64 => max_ready(count "maxReady"),
+    }
+    /// `subscribe(group, topic, opts)`.
+    SubscribeOpts for ferrymq::SubscribeOptions {
+        tags: String => tags(value "tags"),
+        lease_ms: f64 => lease(ms "leaseMs"),
+        max_inflight: f64 => max_inflight(count "maxInflight"),
+        /// Deliveries per second.
+        rate: f64 => rate(value "rate"),
+        burst: f64 => burst(count "burst"),
+    }
+    /// `receive`, `consume` and `worker`.
+    ReceiveOpts for ferrymq::ReceiveOptions {
+        max: f64 => max(count "max"),
+        wait_ms: f64 => wait(ms "waitMs"),
+        lease_ms: f64 => lease(ms "leaseMs"),
+    }
+    /// Every publish path (`index.js` has turned `deliverAt` into milliseconds).
+    PublishOpts for PublishOptions {
+        tag: String => tag(value "tag"),
+        key: String => key(value "key"),
+        headers: HashMap<String, String> => header(each "headers"),
+        ordering_key: String => ordering_key(value "orderingKey"),
+        idempotency_key: String => idempotency_key(value "idempotencyKey"),
+        delay_ms: f64 => delay(ms "delayMs"),
+        /// Milliseconds since the epoch.
+        deliver_at_ms: f64 => deliver_at(instant "deliverAt"),
+        priority: f64 => priority(priority "priority"),
+    }
+    /// `schedule(name, topic, payload, opts)` (`index.js` has turned `startAt` into
+    /// milliseconds).
+    ScheduleOpts for ferrymq::ScheduleOptions {
+        cron: String => cron(value "cron"),
+        every_ms: f64 => every(ms "everyMs"),
+        tz: String => tz(value "tz"),
+        repeat: f64 => repeat(count "repeat"),
+        /// Milliseconds since the epoch.
+        start_at_ms: f64 => start_at(instant "startAt"),
+        delay_ms: f64 => delay(ms "delayMs"),
+        tag: String => tag(value "tag"),
+        key: String => key(value "key"),
+        headers: HashMap<String, String> => header(each "headers"),
+        /// "catch_up", "once" (default) or "skip".
+        missed: String => missed(parsed "missed"),
+    }
 }
 
 pub fn publish_options(o: Option<PublishOpts>) -> Result<PublishOptions> {
-    let mut out = PublishOptions::new();
-    let Some(o) = o else { return Ok(out) };
-    out.tag = o.tag;
-    out.key = o.key;
-    out.ordering_key = o.ordering_key;
-    out.idempotency_key = o.idempotency_key;
-    out.headers = o.headers.unwrap_or_default().into_iter().collect();
-    out.delay = opt_ms("delayMs", o.delay_ms)?;
-    out.deliver_at = o
-        .deliver_at_ms
-        .map(|t| instant("deliverAt", t))
-        .transpose()?;
-    if let Some(p) = o.priority {
-        out.priority = priority(p)?;
-    }
-    Ok(out)
+    o.map_or(Ok(PublishOptions::new()), |o| {
+        o.apply(PublishOptions::new())
+    })
 }
 
 #[napi(object)]

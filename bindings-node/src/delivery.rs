@@ -2,6 +2,7 @@
 
 use crate::convert::{self, epoch_ms, opt_ms};
 use crate::errors::{OrJs, Result};
+use chrono::{DateTime, Utc};
 use ferrymq::Queue;
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
@@ -32,57 +33,40 @@ pub struct NackOpts {
     pub delay_ms: Option<f64>,
 }
 
+/// The delivery's fields as JS getters, each read under the lock.
+macro_rules! getters {
+    ($($name:ident -> $ty:ty = |$d:ident| $read:expr;)*) => {
+        #[napi]
+        impl Delivery {
+            $(
+                #[napi(getter)]
+                pub fn $name(&self) -> $ty {
+                    self.read(|$d| $read)
+                }
+            )*
+        }
+    };
+}
+
+getters! {
+    message_id -> i64 = |d| d.message_id;
+    topic -> String = |d| d.topic.clone();
+    tag -> Option<String> = |d| d.tag.clone();
+    key -> Option<String> = |d| d.key.clone();
+    payload -> Buffer = |d| d.payload.clone().into();
+    headers -> HashMap<String, String> = |d| d.headers.clone().into_iter().collect();
+    ordering_key -> Option<String> = |d| d.ordering_key.clone();
+    priority -> i32 = |d| d.priority;
+    attempt -> u32 = |d| d.attempt;
+    consumer_group -> String = |d| d.consumer_group.clone();
+    published_at_ms -> f64 = |d| epoch_ms(d.published_at);
+    lease_until_ms -> f64 = |d| epoch_ms(d.lease_until);
+    published_at -> DateTime<Utc> = |d| d.published_at.into();
+    lease_until -> DateTime<Utc> = |d| d.lease_until.into();
+}
+
 #[napi]
 impl Delivery {
-    #[napi(getter)]
-    pub fn message_id(&self) -> i64 {
-        self.read(|d| d.message_id)
-    }
-    #[napi(getter)]
-    pub fn topic(&self) -> String {
-        self.read(|d| d.topic.clone())
-    }
-    #[napi(getter)]
-    pub fn tag(&self) -> Option<String> {
-        self.read(|d| d.tag.clone())
-    }
-    #[napi(getter)]
-    pub fn key(&self) -> Option<String> {
-        self.read(|d| d.key.clone())
-    }
-    #[napi(getter)]
-    pub fn payload(&self) -> Buffer {
-        self.read(|d| d.payload.clone().into())
-    }
-    #[napi(getter)]
-    pub fn headers(&self) -> HashMap<String, String> {
-        self.read(|d| d.headers.clone().into_iter().collect())
-    }
-    #[napi(getter)]
-    pub fn ordering_key(&self) -> Option<String> {
-        self.read(|d| d.ordering_key.clone())
-    }
-    #[napi(getter)]
-    pub fn priority(&self) -> i32 {
-        self.read(|d| d.priority)
-    }
-    #[napi(getter)]
-    pub fn attempt(&self) -> u32 {
-        self.read(|d| d.attempt)
-    }
-    #[napi(getter)]
-    pub fn consumer_group(&self) -> String {
-        self.read(|d| d.consumer_group.clone())
-    }
-    #[napi(getter)]
-    pub fn published_at_ms(&self) -> f64 {
-        self.read(|d| epoch_ms(d.published_at))
-    }
-    #[napi(getter)]
-    pub fn lease_until_ms(&self) -> f64 {
-        self.read(|d| epoch_ms(d.lease_until))
-    }
-
     #[napi]
     pub fn ack(&self) -> Result<()> {
         self.read(|d| self.q.ack(d)).js()

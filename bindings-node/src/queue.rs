@@ -3,52 +3,22 @@
 
 use crate::checker::{self, Bridge, Dispatch};
 use crate::consumer::NativeConsumer;
-use crate::convert::{self, BatchMessage, Payload, PublishOpts};
+use crate::convert::{
+    self, BatchMessage, Payload, PublishOpts, QueueOpts, ReceiveOpts, SubscribeOpts,
+};
 use crate::delivery::{Delivery, HalfMessage, RetryPolicy};
-use crate::errors::{OrJs, Result, internal, promise, to_js};
+use crate::errors::{OrJs, Result, internal, promise};
 use crate::keys::{self, JsKey, KeyArg};
 use crate::testing::ManualClock;
 use crate::tx::Transaction;
-use crate::views::{self, DeadLetter, MessageInfo, Stats};
+use crate::views::{self, DeadLetter, MessageInfo, Stats, ToHost};
 use ferrymq::{MessageState, Options, Queue, ReceiveOptions, SubscribeOptions};
 use napi::Env;
-use napi::bindgen_prelude::{Function, PromiseRaw, Unknown};
+use napi::bindgen_prelude::{Function, PromiseRaw, ToNapiValue, Unknown};
 use napi_derive::napi;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Notify;
-
-#[napi(object)]
-pub struct QueueOpts {
-    pub synchronous: Option<String>,
-    pub busy_timeout_ms: Option<f64>,
-    pub max_payload: Option<f64>,
-    pub idempotency_window_ms: Option<f64>,
-    pub check_after_ms: Option<f64>,
-    pub check_interval_ms: Option<f64>,
-    pub check_max: Option<f64>,
-    pub poll_interval_ms: Option<f64>,
-    pub max_size: Option<f64>,
-    pub foreign_keys: Option<bool>,
-    pub max_ready: Option<f64>,
-}
-
-#[napi(object)]
-pub struct SubscribeOpts {
-    pub tags: Option<String>,
-    pub lease_ms: Option<f64>,
-    pub max_inflight: Option<f64>,
-    /// Deliveries per second.
-    pub rate: Option<f64>,
-    pub burst: Option<f64>,
-}
-
-#[napi(object)]
-pub struct ReceiveOpts {
-    pub max: Option<f64>,
-    pub wait_ms: Option<f64>,
-    pub lease_ms: Option<f64>,
-}
 
 /// Ends a waiting `receive` early (an `AbortSignal` in `index.js` fires it).
 #[napi]
@@ -96,57 +66,28 @@ pub struct NativeQueue {
 }
 
 fn receive_options(o: Option<ReceiveOpts>) -> Result<ReceiveOptions> {
-    let mut out = ReceiveOptions::new();
-    let Some(o) = o else { return Ok(out) };
-    if let Some(m) = convert::opt_count("max", o.max)? {
-        out = out.max(m);
-    }
-    if let Some(w) = convert::opt_ms("waitMs", o.wait_ms)? {
-        out = out.wait(w);
-    }
-    if let Some(l) = convert::opt_ms("leaseMs", o.lease_ms)? {
-        out = out.lease(l);
-    }
-    Ok(out)
+    o.map_or(Ok(ReceiveOptions::new()), |o| {
+        o.apply(ReceiveOptions::new())
+    })
 }
 
-fn options(o: Option<QueueOpts>) -> Result<Options> {
-    let mut out = Options::default();
-    let Some(o) = o else { return Ok(out) };
-    if let Some(s) = o.synchronous {
-        out = out.synchronous(s.parse::<ferrymq::Synchronous>().js()?);
-    }
-    if let Some(d) = convert::opt_ms("busyTimeoutMs", o.busy_timeout_ms)? {
-        out = out.busy_timeout(d);
-    }
-    if let Some(n) = convert::opt_count("maxPayload", o.max_payload)? {
-        out = out.max_payload(n);
-    }
-    if let Some(d) = convert::opt_ms("idempotencyWindowMs", o.idempotency_window_ms)? {
-        out = out.idempotency_window(d);
-    }
-    if let Some(d) = convert::opt_ms("checkAfterMs", o.check_after_ms)? {
-        out = out.check_after(d);
-    }
-    if let Some(d) = convert::opt_ms("checkIntervalMs", o.check_interval_ms)? {
-        out = out.check_interval(d);
-    }
-    if let Some(n) = convert::opt_count("checkMax", o.check_max)? {
-        out = out.check_max(n);
-    }
-    if let Some(d) = convert::opt_ms("pollIntervalMs", o.poll_interval_ms)? {
-        out = out.poll_interval(d);
-    }
-    if let Some(n) = convert::opt_count("maxSize", o.max_size)? {
-        out = out.max_size(n);
-    }
-    if let Some(on) = o.foreign_keys {
-        out = out.foreign_keys(on);
-    }
-    if let Some(n) = convert::opt_count("maxReady", o.max_ready)? {
-        out = out.max_ready(n);
-    }
-    Ok(out)
+/// Runs `f` on the blocking pool: the Promise resolves to its result as JS has it
+/// ([`ToHost`]) or rejects with its error.
+fn off_thread<'env, T>(
+    env: &'env Env,
+    f: impl FnOnce() -> ferrymq::Result<T> + Send + 'static,
+) -> Result<PromiseRaw<'env, T::Host>>
+where
+    T: ToHost + Send + 'static,
+    T::Host: ToNapiValue + Send + 'static,
+{
+    promise(env, async move {
+        let v = napi::bindgen_prelude::spawn_blocking(f)
+            .await
+            .map_err(internal)?
+            .js()?;
+        Ok(v.to_host())
+    })
 }
 
 fn deliveries(q: &Queue, ds: Vec<ferrymq::Delivery>) -> Vec<Delivery> {
@@ -172,7 +113,10 @@ impl NativeQueue {
         clock: Option<&ManualClock>,
         key: Option<KeyArg<'_>>,
     ) -> Result<Self> {
-        let mut o = options(opts)?;
+        let mut o = match opts {
+            Some(opts) => opts.apply(Options::default())?,
+            None => Options::default(),
+        };
         if let Some(c) = clock {
             o = o.with_manual_clock(c.inner.clone());
         }
@@ -199,12 +143,7 @@ impl NativeQueue {
     pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         self.checks.close();
         let q = self.q.clone();
-        promise(env, async move {
-            napi::bindgen_prelude::spawn_blocking(move || q.close())
-                .await
-                .map_err(internal)?
-                .map_err(to_js)
-        })
+        off_thread(env, move || q.close())
     }
 
     /// Rewrites the encrypted file under `key` (off the JS thread: every page is rewritten).
@@ -212,12 +151,7 @@ impl NativeQueue {
     pub fn rekey<'env>(&self, env: &'env Env, key: JsKey) -> Result<PromiseRaw<'env, ()>> {
         let key = keys::key(&key).js()?;
         let q = self.q.clone();
-        promise(env, async move {
-            napi::bindgen_prelude::spawn_blocking(move || q.rekey(key))
-                .await
-                .map_err(internal)?
-                .map_err(to_js)
-        })
+        off_thread(env, move || q.rekey(key))
     }
 
     #[napi]
@@ -228,24 +162,10 @@ impl NativeQueue {
         opts: Option<SubscribeOpts>,
         retry: Option<&RetryPolicy>,
     ) -> Result<()> {
-        let mut o = SubscribeOptions::new();
-        if let Some(opts) = opts {
-            if let Some(t) = opts.tags {
-                o = o.tags(t);
-            }
-            if let Some(l) = convert::opt_ms("leaseMs", opts.lease_ms)? {
-                o = o.lease(l);
-            }
-            if let Some(n) = convert::opt_count("maxInflight", opts.max_inflight)? {
-                o = o.max_inflight(n);
-            }
-            if let Some(r) = opts.rate {
-                o = o.rate(r);
-            }
-            if let Some(n) = convert::opt_count("burst", opts.burst)? {
-                o = o.burst(n);
-            }
-        }
+        let mut o = match opts {
+            Some(opts) => opts.apply(SubscribeOptions::new())?,
+            None => SubscribeOptions::new(),
+        };
         if let Some(r) = retry {
             o = o.retry(r.inner.clone());
         }
@@ -278,7 +198,7 @@ impl NativeQueue {
         payload: Payload,
         opts: convert::ScheduleOpts,
     ) -> Result<()> {
-        let o = convert::schedule_options(opts)?;
+        let o = opts.apply(ferrymq::ScheduleOptions::new())?;
         self.q
             .schedule(&name, &topic, convert::payload(&payload), o)
             .js()
@@ -305,18 +225,12 @@ impl NativeQueue {
         let after = convert::opt_count("after", after)?;
         let limit = convert::opt_count("limit", limit)?.unwrap_or(ferrymq::defaults::AUDIT_LIMIT);
         let list = self.q.audit(after, limit).js()?;
-        Ok(list.into_iter().map(views::audit_record).collect())
+        Ok(list.to_host())
     }
 
     #[napi]
     pub fn schedules(&self) -> Result<Vec<views::ScheduleInfo>> {
-        Ok(self
-            .q
-            .schedules()
-            .js()?
-            .into_iter()
-            .map(views::schedule_info)
-            .collect())
+        Ok(self.q.schedules().js()?.to_host())
     }
 
     #[napi]
@@ -470,15 +384,9 @@ impl NativeQueue {
     /// Asks the checkers about due half messages now. A Promise: the checkers themselves
     /// run on the JS thread, which must stay free meanwhile.
     #[napi]
-    pub fn run_checks<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, u32>> {
+    pub fn run_checks<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, i64>> {
         let q = self.q.clone();
-        promise(env, async move {
-            let n = napi::bindgen_prelude::spawn_blocking(move || q.run_checks())
-                .await
-                .map_err(internal)?
-                .js()?;
-            Ok(u32::try_from(n).unwrap_or(u32::MAX))
-        })
+        off_thread(env, move || q.run_checks())
     }
 
     #[napi]
@@ -495,7 +403,7 @@ impl NativeQueue {
             .transpose()
             .js()?;
         let ms = self.q.half_messages(state, limit).js()?;
-        Ok(ms.into_iter().map(views::message_info).collect())
+        Ok(ms.to_host())
     }
 
     #[napi]
@@ -503,7 +411,7 @@ impl NativeQueue {
         let limit =
             convert::opt_count("limit", limit)?.unwrap_or(ferrymq::defaults::DEAD_LETTERS_LIMIT);
         let ds = self.q.dead_letters(&group, limit).js()?;
-        Ok(ds.into_iter().map(views::dead_letter).collect())
+        Ok(ds.to_host())
     }
 
     #[napi]
@@ -524,23 +432,23 @@ impl NativeQueue {
 
     #[napi]
     pub fn stats(&self) -> Result<Stats> {
-        Ok(views::stats(self.q.stats().js()?))
+        Ok(self.q.stats().js()?.to_host())
     }
 
     #[napi]
     pub fn topics(&self) -> Result<Vec<views::TopicInfo>> {
-        Ok(self.q.topics().js()?.into_iter().map(Into::into).collect())
+        Ok(self.q.topics().js()?.to_host())
     }
 
     #[napi]
     pub fn message(&self, id: f64) -> Result<MessageInfo> {
-        Ok(views::message_info(self.q.message(convert::id(id)?).js()?))
+        Ok(self.q.message(convert::id(id)?).js()?.to_host())
     }
 
     #[napi]
     pub fn find(&self, topic: String, key: String) -> Result<Vec<MessageInfo>> {
         let ms = self.q.find(&topic, &key).js()?;
-        Ok(ms.into_iter().map(views::message_info).collect())
+        Ok(ms.to_host())
     }
 
     /// Deletes messages acked by every group at least `olderThanMs` ago (default 7 days),
@@ -554,13 +462,7 @@ impl NativeQueue {
         let older = convert::opt_ms("olderThanMs", older_than_ms)?
             .unwrap_or(ferrymq::defaults::PURGE_ACKED_OLDER_THAN);
         let q = self.q.clone();
-        promise(env, async move {
-            let n = napi::bindgen_prelude::spawn_blocking(move || q.purge_acked(older))
-                .await
-                .map_err(internal)?
-                .js()?;
-            Ok(i64::try_from(n).unwrap_or(i64::MAX))
-        })
+        off_thread(env, move || q.purge_acked(older))
     }
 
     /// Gives pages freed by purges back to the file system (all when `pages` is left
@@ -573,12 +475,6 @@ impl NativeQueue {
     ) -> Result<PromiseRaw<'env, i64>> {
         let pages = convert::opt_count("pages", pages)?;
         let q = self.q.clone();
-        promise(env, async move {
-            let n = napi::bindgen_prelude::spawn_blocking(move || q.vacuum(pages))
-                .await
-                .map_err(internal)?
-                .js()?;
-            Ok(i64::try_from(n).unwrap_or(i64::MAX))
-        })
+        off_thread(env, move || q.vacuum(pages))
     }
 }

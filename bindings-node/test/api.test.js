@@ -191,7 +191,7 @@ test('stats, message, find and purgeAcked', async () => {
   assert.deepEqual(s.topics.t, { messages: 1, half: 0 })
   assert.equal(s.groups.g.topic, 't')
   assert.equal(s.groups.g.ready, 1)
-  assert.equal(s.groups.g.oldestReadyAgeMs, 0)
+  assert.equal(s.groups.g.oldestReadyAge, 0)
   const info = q.message(id)
   assert.equal(info.state, 'committed')
   assert.equal(info.deliveries.g.state, 'ready')

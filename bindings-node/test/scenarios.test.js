@@ -157,7 +157,7 @@ class Runner {
           name: x.name,
           topic: x.topic,
           cron: x.cron,
-          every_ms: x.everyMs,
+          every_ms: x.every,
           tz: x.tz,
           next_at_offset_ms: x.nextAt.getTime() - START_MS,
           fired: x.fired,

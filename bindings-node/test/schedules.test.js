@@ -1,6 +1,6 @@
 'use strict'
 // Schedules through the binding: everyMs / startAt (a Date or epoch ms) in, nextAt as a
-// Date and everyMs out, and the error codes. The core decides what a tick gives
+// Date and `every` (milliseconds) out, and the error codes. The core decides what a tick gives
 // (tests/scenarios/schedule.json runs here too).
 const test = require('node:test')
 const assert = require('node:assert/strict')
@@ -19,9 +19,9 @@ test('schedule takes Dates and ms and schedules() gives Dates back', async () =>
   const [a, b, c] = q.schedules()
   assert.ok(a.nextAt instanceof Date)
   assert.equal(a.nextAt.getTime(), START_MS + 5000)
-  assert.deepEqual([a.everyMs, a.repeatLeft, a.missed, a.tag, a.headers, a.cron, a.tz], [60_000, 2, 'catch_up', 'tick', { h: 'v' }, null, null])
+  assert.deepEqual([a.every, a.repeatLeft, a.missed, a.tag, a.headers, a.cron, a.tz], [60_000, 2, 'catch_up', 'tick', { h: 'v' }, null, null])
   assert.deepEqual([b.nextAt.getTime(), b.missed, b.repeatLeft], [START_MS + 30_000, 'once', null])
-  assert.deepEqual([c.cron, c.tz, c.everyMs], ['30 8 * * MON-FRI', 'Europe/Paris', null])
+  assert.deepEqual([c.cron, c.tz, c.every], ['30 8 * * MON-FRI', 'Europe/Paris', null])
   clock.advance(5000)
   const [d] = await q.receive('g', { max: 10 })
   assert.equal(d.payload.toString(), 'x')
