@@ -610,7 +610,10 @@ const OPTION_ARGS = {
   vacuum: { at: 0, keys: ['pages'] },
 }
 
-/** Native methods that return a Promise: a bad argument rejects it rather than throwing. */
+/**
+ * Native methods that return a Promise and take arguments: a bad argument rejects it rather
+ * than throwing. (Any Promise a forwarded method returns has its rejection mapped.)
+ */
 const ASYNC = new Set(['close', 'runChecks', 'purgeAcked', 'vacuum'])
 
 function forward(name) {
@@ -631,7 +634,13 @@ function forward(name) {
         }
       }
     : function (...args) {
-        return call(() => run(nativeQueue(this), args))
+        const result = call(() => run(nativeQueue(this), args))
+        // A native method that works off the JS thread rejects with the native error.
+        return result instanceof Promise
+          ? result.catch((e) => {
+              throw convertError(e)
+            })
+          : result
       }
   return Object.defineProperty(method, 'name', { value: name })
 }
