@@ -511,6 +511,8 @@ export declare class Queue {
   purgeDeadLetters(group: string, options?: { olderThanMs?: number }): number
   stats(): Stats
   topics(): TopicInfo[]
+  /** `PRAGMA integrity_check` and the file's marks (reads every page, off the JS thread). */
+  checkFile(): Promise<FileCheck>
   message(id: number): MessageInfo
   find(topic: string, key: string): MessageInfo[]
   purgeAcked(options?: { olderThanMs?: number }): Promise<number>

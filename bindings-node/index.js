@@ -489,11 +489,8 @@ class Queue {
       ['concurrency', ...RECEIVE_OPTS],
       'worker options',
     )
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw invalid(`concurrency must be a whole number >= 1, got ${concurrency}`)
-    }
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal')
-    const c = call(() => this.#q.consumer(group, rest))
+    const c = call(() => this.#q.consumer(group, rest, concurrency))
     const abort = new AbortController()
     const stopOn = () => abort.abort()
     signal?.addEventListener('abort', stopOn, { once: true })
@@ -512,7 +509,7 @@ class Queue {
         await new Promise(setImmediate) // see consume
       }
     }
-    const loops = Array.from({ length: concurrency }, () =>
+    const loops = Array.from({ length: c.concurrency }, () =>
       loop().catch((e) => {
         abort.abort()
         throw e

@@ -378,6 +378,7 @@ impl FfiQueue {
             max: max.map(|m| int("max", m)).transpose()?,
             wait: opt_secs("wait", wait_secs)?,
             lease: opt_secs("lease", lease_secs)?,
+            concurrency: None,
         };
         let c = self.q.consumer(&group, o)?;
         Ok(crate::consumer::FfiConsumer::new(self.q.clone(), c))
@@ -508,6 +509,11 @@ impl FfiQueue {
     /// Every topic by name: kept messages, deliveries ready over its groups, its groups.
     pub fn topics(&self) -> FfiResult<Vec<crate::views::TopicInfo>> {
         Ok(self.q.topics()?.into_iter().map(Into::into).collect())
+    }
+
+    /// `PRAGMA integrity_check`, the schema version and the application id of the file.
+    pub fn check_file(&self) -> FfiResult<crate::views::FileCheck> {
+        Ok(self.q.check_file()?.into())
     }
 
     /// One message with its state in every group and its attempt and check history.

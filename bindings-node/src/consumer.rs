@@ -27,6 +27,12 @@ impl NativeConsumer {
 
 #[napi]
 impl NativeConsumer {
+    /// How many loops `worker` runs over this consumer.
+    #[napi(getter)]
+    pub fn concurrency(&self) -> u32 {
+        self.c.concurrency() as u32
+    }
+
     /// A delivery ready now, or null; CLOSED once closed.
     #[napi]
     pub fn next_now(&self) -> Result<Option<Delivery>> {

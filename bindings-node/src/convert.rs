@@ -91,6 +91,7 @@ macro_rules! js_options {
         $(
             $(#[doc = $doc])*
             #[napi(object)]
+            #[derive(Default)]
             pub struct $name { $( $(#[doc = $fdoc])* pub $field: Option<$js>, )* }
 
             impl $name {

@@ -306,14 +306,18 @@ impl NativeQueue {
     /// The core's consumer of `group` (`consume` and `worker` in `index.js`); a missing
     /// `waitMs` is the core's default wait.
     #[napi]
-    pub fn consumer(&self, group: String, opts: Option<ReceiveOpts>) -> Result<NativeConsumer> {
-        let o = match opts {
-            None => ferrymq::ConsumerOptions::default(),
-            Some(o) => ferrymq::ConsumerOptions {
-                max: convert::opt_count("max", o.max)?,
-                wait: convert::opt_ms("waitMs", o.wait_ms)?,
-                lease: convert::opt_ms("leaseMs", o.lease_ms)?,
-            },
+    pub fn consumer(
+        &self,
+        group: String,
+        opts: Option<ReceiveOpts>,
+        concurrency: Option<f64>,
+    ) -> Result<NativeConsumer> {
+        let o = opts.unwrap_or_default();
+        let o = ferrymq::ConsumerOptions {
+            max: convert::opt_count("max", o.max)?,
+            wait: convert::opt_ms("waitMs", o.wait_ms)?,
+            lease: convert::opt_ms("leaseMs", o.lease_ms)?,
+            concurrency: convert::opt_count("concurrency", concurrency)?,
         };
         let c = self.q.consumer(&group, o).js()?;
         Ok(NativeConsumer::new(self.q.clone(), c))
@@ -438,6 +442,13 @@ impl NativeQueue {
     #[napi]
     pub fn topics(&self) -> Result<Vec<views::TopicInfo>> {
         Ok(self.q.topics().js()?.to_host())
+    }
+
+    /// `PRAGMA integrity_check` and the file's marks, off the JS thread (it reads every page).
+    #[napi]
+    pub fn check_file<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, views::FileCheck>> {
+        let q = self.q.clone();
+        off_thread(env, move || q.check_file())
     }
 
     #[napi]

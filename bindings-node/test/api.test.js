@@ -413,3 +413,22 @@ test('topics lists each topic with its messages, ready deliveries and groups', a
   ])
   held?.ack()
 })
+
+test('checkFile reports integrity and the marks the file has now', async () => {
+  const db = tempDb()
+  const q = new Queue(db)
+  q.publish('t', 'x')
+  let c = await q.checkFile()
+  assert.deepEqual(c.integrity, ['ok'])
+  assert.equal(c.schemaVersion, c.expectedSchemaVersion)
+  assert.equal(c.applicationId, 0x46727279)
+  assert.equal(c.expectedApplicationId, 0x46727279)
+  const Database = require('better-sqlite3')
+  const own = new Database(db)
+  own.pragma('application_id = 7')
+  own.close()
+  c = await q.checkFile()
+  assert.deepEqual([c.integrity, c.applicationId], [['ok'], 7])
+  await q.close()
+})
+

@@ -79,6 +79,8 @@ test('INVALID_ARGUMENT for bad input of every shape, and nothing changes', async
     () => q.setChecker('t', /** @type {any} */ ('commit')),
     () => q.worker('g', /** @type {any} */ (null)),
     () => q.worker('g', async () => {}, { concurrency: 0 }),
+    // The core's bound for a worker's threads holds for the event-loop worker's loops.
+    () => q.worker('g', async () => {}, { concurrency: 257 }),
     () => new Queue(tempDb(), /** @type {any} */ ({ synchronous: 'sometimes' })),
     () => new Queue(tempDb(), /** @type {any} */ ({ testClock: {} })),
     () => new ManualClock(0).advance(-1),

@@ -146,6 +146,12 @@ impl PyConsumer {
         self.c.is_closed()
     }
 
+    /// How many tasks `run_worker` runs over this consumer.
+    #[getter]
+    fn concurrency(&self) -> usize {
+        self.c.concurrency()
+    }
+
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
@@ -154,5 +160,14 @@ impl PyConsumer {
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
         self.close(py);
         false
+    }
+}
+
+// Dropped by the garbage collector without `close`: the put-back writes to the file, so it
+// runs without the GIL (other Python threads go on meanwhile).
+impl Drop for PyConsumer {
+    fn drop(&mut self) {
+        let c = Arc::clone(&self.c);
+        Python::attach(|py| py.detach(move || c.close()));
     }
 }

@@ -367,8 +367,8 @@ impl PyQueue {
     /// core's); the lease of the delivery in hand is renewed until the loop moves on, and
     /// breaking out or closing puts back what the consumer holds.
     #[pyo3(
-        signature = (group, *, max=Int(1), wait=None, lease=None),
-        text_signature = "($self, group, *, max=1, wait=None, lease=None)"
+        signature = (group, *, max=Int(1), wait=None, lease=None, concurrency=None),
+        text_signature = "($self, group, *, max=1, wait=None, lease=None, concurrency=None)"
     )]
     fn consume(
         &self,
@@ -376,11 +376,13 @@ impl PyQueue {
         max: Int,
         wait: Option<&Bound<'_, PyAny>>,
         lease: Option<&Bound<'_, PyAny>>,
+        concurrency: Option<Int>,
     ) -> PyResult<PyConsumer> {
         let o = ferrymq::ConsumerOptions {
             max: Some(max.get("max")?),
             wait: convert::opt_seconds("wait", wait)?,
             lease: convert::opt_seconds("lease", lease)?,
+            concurrency: concurrency.map(|n| n.get("concurrency")).transpose()?,
         };
         let c = self.q.consumer(group, o).py_err()?;
         Ok(PyConsumer::new(self.q.clone(), c))
@@ -526,6 +528,11 @@ impl PyQueue {
     fn topics(&self, py: Python<'_>) -> PyResult<Vec<Py<views::TopicInfo>>> {
         let ts = py.detach(|| self.q.topics()).py_err()?;
         ts.to_host(py)
+    }
+
+    /// `PRAGMA integrity_check`, the schema version and the application id of the file.
+    fn check_file(&self, py: Python<'_>) -> PyResult<Py<views::FileCheck>> {
+        py.detach(|| self.q.check_file()).py_err()?.to_host(py)
     }
 
     fn message(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<Py<views::MessageInfo>> {

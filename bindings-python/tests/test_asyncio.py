@@ -6,6 +6,8 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 import ferrymq
 from ferrymq import Delivery, Queue, RetryPolicy
 
@@ -94,3 +96,14 @@ def test_async_settle_and_nack(q: Queue) -> None:
 
     assert asyncio.run(main()) == "acked"
     assert isinstance(ferrymq.__version__, str)
+
+
+def test_run_workers_concurrency_is_bounded_as_a_threaded_workers(q: Queue) -> None:
+    q.subscribe("g", "t")
+
+    async def handler(d: Delivery) -> None:
+        pass
+
+    for bad in (0, 257):
+        with pytest.raises(ferrymq.InvalidArgumentError, match="concurrency"):
+            asyncio.run(q.run_worker("g", handler, concurrency=bad))

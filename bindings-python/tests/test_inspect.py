@@ -3,6 +3,8 @@ purge_acked, tx.nack and explicit commit/rollback, Message getters."""
 
 from __future__ import annotations
 
+import pathlib
+import sqlite3
 import time
 
 from ferrymq import Message, Queue, RetryPolicy
@@ -87,3 +89,19 @@ def test_topics_lists_messages_ready_deliveries_and_groups(q: Queue) -> None:
     got = [(t.name, t.messages, t.ready, t.groups) for t in q.topics()]
     assert got == [("logs", 1, 0, []), ("payments", 3, 5, ["audit", "billing"])]
     held.ack()
+
+
+def test_check_file_reports_integrity_and_the_marks_the_file_has_now(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "q.db"
+    with Queue(str(path)) as q:
+        q.publish("t", "x")
+        c = q.check_file()
+        assert c.integrity == ["ok"]
+        assert c.schema_version == c.expected_schema_version
+        assert c.application_id == c.expected_application_id == 0x46727279
+        own = sqlite3.connect(path)
+        own.execute("PRAGMA application_id = 7")
+        own.commit()
+        own.close()
+        c = q.check_file()
+        assert (c.integrity, c.application_id) == (["ok"], 7)

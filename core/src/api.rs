@@ -234,6 +234,7 @@ pub const VERBS: &[&str] = &[
     "purge_dead_letters",
     "stats",
     "topics",
+    "check_file",
     "message",
     "find",
     "purge_acked",

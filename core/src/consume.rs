@@ -27,12 +27,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// What a consumer asks each claim for. A missing field is the core's default: `max` 1,
-/// `wait` `defaults::CONSUME_WAIT`, `lease` the group's.
+/// `wait` `defaults::CONSUME_WAIT`, `lease` the group's, `concurrency` 1.
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerOptions {
     pub max: Option<usize>,
     pub wait: Option<Duration>,
     pub lease: Option<Duration>,
+    /// How many loops share the consumer when a binding runs a worker on its event loop
+    /// (Python's `run_worker`, Node's `worker`): 1 to 256, as a threaded worker's threads.
+    pub concurrency: Option<usize>,
 }
 
 #[derive(Default)]
@@ -59,6 +62,7 @@ pub struct Consumer {
     /// The last renewal that failed for a reason that may pass (the file busy past the
     /// timeout, a storage error); a lease already lost is not one.
     renewal_error: Arc<Mutex<Option<Error>>>,
+    concurrency: usize,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -91,6 +95,7 @@ impl Queue {
             receive = receive.lease(lease);
         }
         receive.validate()?;
+        let concurrency = crate::worker::check_concurrency(options.concurrency.unwrap_or(1))?;
         self.inner.check_open()?;
         // A failed renewal also shows as LeaseLost when the holder settles; kept here so
         // a caller can tell a lost lease from a slow handler before that.
@@ -111,6 +116,7 @@ impl Queue {
             closed: AtomicBool::new(false),
             pid: std::process::id(),
             renewal_error,
+            concurrency,
         })
     }
 
@@ -258,6 +264,12 @@ impl Consumer {
     /// Whether `close` was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// How many loops an event-loop worker runs over this consumer
+    /// (`ConsumerOptions::concurrency`).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// The last lease renewal that failed, as `Worker::last_error` has it: the deliveries

@@ -57,6 +57,17 @@ pub type ErrorHook = dyn Fn(&Error) + Send + Sync;
 /// How long one receive of a worker waits before it looks at its stop flag again.
 const WORKER_WAIT: Duration = Duration::from_millis(200);
 const MAX_CONCURRENCY: usize = 256;
+/// The threads of a worker, or the loops of a binding's event-loop worker over one
+/// `Consumer` (`ConsumerOptions::concurrency`): 1 to 256.
+pub(crate) fn check_concurrency(n: usize) -> Result<usize> {
+    if n == 0 || n > MAX_CONCURRENCY {
+        return Err(Error::invalid(format!(
+            "concurrency must be between 1 and {MAX_CONCURRENCY}, got {n}"
+        )));
+    }
+    Ok(n)
+}
+
 /// A worker thread that meets this many non-transient errors in a row (with a pause
 /// that doubles between them: 0.2 s, then 0.4 s) stops the worker.
 const GIVE_UP_AFTER: u32 = 3;
@@ -203,11 +214,7 @@ impl Queue {
             receive,
             on_error,
         } = options;
-        if concurrency == 0 || concurrency > MAX_CONCURRENCY {
-            return Err(Error::invalid(format!(
-                "concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}"
-            )));
-        }
+        check_concurrency(concurrency)?;
         receive.validate()?;
         // A worker always waits (a zero wait would poll in a loop), but never longer than
         // it takes to notice `stop`.

@@ -56,7 +56,7 @@ fn consume_takes_what_a_consumer_takes_and_an_unknown_group_fails_on_first_use()
     let batch = ConsumerOptions {
         max: Some(2),
         wait: Some(Duration::ZERO),
-        lease: None,
+        ..ConsumerOptions::default()
     };
     let mut it = q.consume("g", batch).unwrap();
     let payloads: Vec<Vec<u8>> = (0..3)
@@ -181,4 +181,26 @@ fn a_consumer_without_a_wait_takes_the_core_default_and_try_next_does_not_wait()
             .kind(),
         ErrorKind::InvalidArgument
     );
+}
+
+#[test]
+fn an_event_loop_workers_concurrency_is_bounded_as_a_threaded_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::open(dir.path().join("q.db"), Options::default()).unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new()).unwrap();
+    let loops = |n: Option<usize>| {
+        q.consumer(
+            "g",
+            ConsumerOptions {
+                concurrency: n,
+                ..ConsumerOptions::default()
+            },
+        )
+        .map(|c| c.concurrency())
+        .map_err(|e| e.kind())
+    };
+    assert_eq!(loops(None), Ok(1));
+    assert_eq!(loops(Some(256)), Ok(256));
+    assert_eq!(loops(Some(0)), Err(ErrorKind::InvalidArgument));
+    assert_eq!(loops(Some(257)), Err(ErrorKind::InvalidArgument));
 }

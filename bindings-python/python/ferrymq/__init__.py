@@ -37,7 +37,7 @@ class Queue(_NativeQueue):
         """Awaits `handler(delivery)` for every delivery on `concurrency` tasks until
         cancelled. Returning acks; raising nacks with str(exception) (the core decides
         retry or dead)."""
-        consumer = self.consume(group, max=max, wait=wait, lease=lease)
+        consumer = self.consume(group, max=max, wait=wait, lease=lease, concurrency=concurrency)
 
         async def one() -> None:
             # The consumer waits, renews the lease while the handler runs, and says
@@ -54,4 +54,4 @@ class Queue(_NativeQueue):
                     await consumer.settle_async(d, None)
 
         with consumer:
-            await asyncio.gather(*(one() for _ in range(concurrency)))
+            await asyncio.gather(*(one() for _ in range(consumer.concurrency)))

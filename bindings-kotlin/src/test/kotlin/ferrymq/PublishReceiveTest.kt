@@ -6,6 +6,7 @@ import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
+import java.sql.DriverManager
 import java.time.Instant
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
@@ -140,6 +141,24 @@ class PublishReceiveTest {
                 q.topics(),
             )
             held.ack()
+        }
+    }
+
+    @Test
+    fun `checkFile reports integrity and the marks the file has now`() = runBlocking {
+        val db = tempDb()
+        Queue.open(db.toString()).use { q ->
+            q.publish("t", "x")
+            val c = q.checkFile()
+            assertEquals(listOf("ok"), c.integrity)
+            assertEquals(c.expectedSchemaVersion, c.schemaVersion)
+            assertEquals(0x46727279L, c.applicationId)
+            assertEquals(0x46727279L, c.expectedApplicationId)
+            DriverManager.getConnection("jdbc:sqlite:$db").use { own ->
+                own.createStatement().use { it.execute("PRAGMA application_id = 7") }
+            }
+            val after = q.checkFile()
+            assertEquals(listOf("ok") to 7L, after.integrity to after.applicationId)
         }
     }
 }
