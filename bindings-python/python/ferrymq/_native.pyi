@@ -7,9 +7,22 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Literal, Optional, Sequence, Union, final
 
-from typing_extensions import Self, disjoint_base
+from typing_extensions import Self, TypedDict, Unpack, disjoint_base
 
 _Seconds = Union[float, datetime.timedelta]
+
+class _PublishOptions(TypedDict, total=False):
+    """The publish options of every publish path (`Queue.publish`, `prepare`, `Message`,
+    `Transaction.publish`, `publish_in`); unset or None means the core's default."""
+
+    tag: Optional[str]
+    key: Optional[str]
+    headers: Optional[dict[str, str]]
+    ordering_key: Optional[str]
+    idempotency_key: Optional[str]
+    delay: Optional[_Seconds]
+    deliver_at: Optional[datetime.datetime]
+    priority: Optional[int]
 _Payload = Union[bytes, bytearray, memoryview, str]
 _SqlValue = Union[None, int, float, str, bytes]
 # A passphrase (or SQLCipher's x'<64 hex digits>'), or a raw 32-byte key.
@@ -89,15 +102,7 @@ class Message:
         cls,
         topic: str,
         payload: _Payload,
-        *,
-        tag: Optional[str] = None,
-        key: Optional[str] = None,
-        headers: Optional[dict[str, str]] = None,
-        ordering_key: Optional[str] = None,
-        idempotency_key: Optional[str] = None,
-        delay: Optional[_Seconds] = None,
-        deliver_at: Optional[datetime.datetime] = None,
-        priority: Optional[int] = None,
+        **options: Unpack[_PublishOptions],
     ) -> Self: ...
     @property
     def topic(self) -> str: ...
@@ -446,15 +451,7 @@ class Transaction:
         self,
         topic: str,
         payload: _Payload,
-        *,
-        tag: Optional[str] = None,
-        key: Optional[str] = None,
-        headers: Optional[dict[str, str]] = None,
-        ordering_key: Optional[str] = None,
-        idempotency_key: Optional[str] = None,
-        delay: Optional[_Seconds] = None,
-        deliver_at: Optional[datetime.datetime] = None,
-        priority: Optional[int] = None,
+        **options: Unpack[_PublishOptions],
     ) -> int: ...
     def publish_batch(self, messages: Sequence[Message]) -> list[int]: ...
     def ack(self, delivery: Delivery) -> None: ...
@@ -531,15 +528,7 @@ class Queue:
         self,
         topic: str,
         payload: _Payload,
-        *,
-        tag: Optional[str] = None,
-        key: Optional[str] = None,
-        headers: Optional[dict[str, str]] = None,
-        ordering_key: Optional[str] = None,
-        idempotency_key: Optional[str] = None,
-        delay: Optional[_Seconds] = None,
-        deliver_at: Optional[datetime.datetime] = None,
-        priority: Optional[int] = None,
+        **options: Unpack[_PublishOptions],
     ) -> int: ...
     def publish_batch(self, messages: Sequence[Message]) -> list[int]: ...
     def receive(
@@ -582,15 +571,7 @@ class Queue:
         self,
         topic: str,
         payload: _Payload,
-        *,
-        tag: Optional[str] = None,
-        key: Optional[str] = None,
-        headers: Optional[dict[str, str]] = None,
-        ordering_key: Optional[str] = None,
-        idempotency_key: Optional[str] = None,
-        delay: Optional[_Seconds] = None,
-        deliver_at: Optional[datetime.datetime] = None,
-        priority: Optional[int] = None,
+        **options: Unpack[_PublishOptions],
     ) -> HalfMessage: ...
     def commit_half(self, id: int) -> None: ...
     def rollback_half(self, id: int) -> None: ...
@@ -634,15 +615,8 @@ def publish_row(
     topic: str,
     payload: _Payload,
     *,
-    tag: Optional[str] = None,
-    key: Optional[str] = None,
-    headers: Optional[dict[str, str]] = None,
-    ordering_key: Optional[str] = None,
-    idempotency_key: Optional[str] = None,
-    delay: Optional[_Seconds] = None,
-    deliver_at: Optional[datetime.datetime] = None,
-    priority: Optional[int] = None,
     queue: Optional[Queue] = None,
+    **options: Unpack[_PublishOptions],
 ) -> tuple[
     str,
     bytes,

@@ -11,10 +11,15 @@ from __future__ import annotations
 import contextlib
 import datetime
 import sqlite3
-from typing import Any, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 
 from . import _native
 from ._native import Delivery, Queue
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._native import _PublishOptions
 
 _Seconds = Union[float, datetime.timedelta]
 _Payload = Union[bytes, bytearray, memoryview, str]
@@ -86,15 +91,8 @@ def publish_in(
     topic: str,
     payload: _Payload,
     *,
-    tag: Optional[str] = None,
-    key: Optional[str] = None,
-    headers: Optional[dict[str, str]] = None,
-    ordering_key: Optional[str] = None,
-    idempotency_key: Optional[str] = None,
-    delay: Optional[_Seconds] = None,
-    deliver_at: Optional[datetime.datetime] = None,
-    priority: Optional[int] = None,
     queue: Optional[Queue] = None,
+    **options: Unpack[_PublishOptions],
 ) -> int:
     """Publishes on `conn` (sqlite3.Connection, SQLAlchemy Connection or Session, or a
     DB-API connection of sqlite3's shape) inside its open transaction: the message is
@@ -102,22 +100,10 @@ def publish_in(
     checks are `Queue.publish`'s; `queue` gives its max_payload, idempotency window and
     clock (without it: the defaults and SQLite's clock). Returns the message id (for a
     repeated idempotency key, the first message's)."""
-    row = _native.publish_row(
-        topic,
-        payload,
-        tag=tag,
-        key=key,
-        headers=headers,
-        ordering_key=ordering_key,
-        idempotency_key=idempotency_key,
-        delay=delay,
-        deliver_at=deliver_at,
-        priority=priority,
-        queue=queue,
-    )
+    row = _native.publish_row(topic, payload, queue=queue, **options)
     with _cursor(conn, queue) as cur:
         cur.execute(_native.PUBLISH_SQL, row)
-        cur.execute(_native.PUBLISHED_ID_SQL, (topic, idempotency_key))
+        cur.execute(_native.PUBLISHED_ID_SQL, (topic, options.get("idempotency_key")))
         (message_id,) = cur.fetchone()
     return int(message_id)
 
