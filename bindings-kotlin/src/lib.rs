@@ -35,7 +35,6 @@ pub use delivery::{FfiDelivery, FfiHalfMessage, FfiReceiveSlot, FfiWorker, Recei
 pub use error::FfiError;
 pub use keys::{FfiKey, FfiKeyProvider, KeysAnswer};
 pub use queue::{FfiManualClock, FfiQueue, FfiRetryPolicy};
-pub use sql::{SqlAckRow, SqlPublishRow};
 pub use trace::TraceContext;
 pub use tx::FfiTransaction;
 pub use views::*;

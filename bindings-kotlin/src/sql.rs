@@ -12,8 +12,14 @@ use crate::convert::{PublishArgs, int, opt_secs};
 use crate::delivery::FfiDelivery;
 use crate::error::{FfiError, FfiResult};
 use crate::queue::FfiQueue;
+use crate::tx::SqlValue;
 use ferrymq::sql;
 use std::sync::Arc;
+
+/// Core's parameters of a statement, as Kotlin binds them (`Outbox.bind`).
+fn values(params: Vec<ferrymq::Value>) -> Vec<SqlValue> {
+    params.into_iter().map(SqlValue::from).collect()
+}
 
 /// The INSERT that publishes (see `ferrymq::sql::PUBLISH` for its parameters).
 #[uniffi::export]
@@ -45,72 +51,28 @@ pub fn sql_check_file(queue: Arc<FfiQueue>, main_file: String) -> FfiResult<()> 
     Ok(sql::check_file(&queue.q, &main_file)?)
 }
 
-/// `ferrymq::sql::PublishRow`: the parameters of the publish INSERT after topic and payload.
-#[derive(uniffi::Record)]
-pub struct SqlPublishRow {
-    pub tag: Option<String>,
-    pub key: Option<String>,
-    pub headers: Option<String>,
-    pub ordering_key: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub delay_ms: Option<i64>,
-    pub deliver_at: Option<i64>,
-    pub idempotency_window_ms: i64,
-    pub published_at: Option<i64>,
-    pub priority: i64,
-}
-
-impl From<sql::PublishRow> for SqlPublishRow {
-    fn from(r: sql::PublishRow) -> Self {
-        SqlPublishRow {
-            tag: r.tag,
-            key: r.key,
-            headers: r.headers,
-            ordering_key: r.ordering_key,
-            idempotency_key: r.idempotency_key,
-            delay_ms: r.delay_ms,
-            deliver_at: r.deliver_at,
-            idempotency_window_ms: r.idempotency_window_ms,
-            published_at: r.published_at,
-            priority: r.priority,
-        }
-    }
-}
-
-/// Checks a message as `publish` does and resolves its columns.
+/// Checks a message as `publish` does; the parameters of the publish INSERT after topic and
+/// payload, in its order.
 #[uniffi::export]
 pub fn sql_publish_row(
     topic: String,
     payload_len: i64,
     options: PublishArgs,
     queue: Option<Arc<FfiQueue>>,
-) -> FfiResult<SqlPublishRow> {
+) -> FfiResult<Vec<SqlValue>> {
     let len = int("payload length", payload_len)?;
     let o = options.into_core()?;
     let row = sql::PublishRow::new(&topic, len, &o, queue.as_ref().map(|q| &q.q))?;
-    Ok(row.into())
+    Ok(values(row.params()))
 }
 
-/// `ferrymq::sql::AckRow`: the parameters of the ack INSERT.
-#[derive(uniffi::Record)]
-pub struct SqlAckRow {
-    pub message_id: i64,
-    pub consumer_group: String,
-    pub lease_token: i64,
-    pub acked_at: Option<i64>,
-}
-
-/// The ack columns of the delivery behind `delivery` (the handle of a `Received`).
+/// The parameters of the ack INSERT for the delivery behind `delivery` (the handle of a
+/// `Received`).
 #[uniffi::export]
-pub fn sql_ack_row(delivery: u64, queue: Option<Arc<FfiQueue>>) -> FfiResult<SqlAckRow> {
+pub fn sql_ack_row(delivery: u64, queue: Option<Arc<FfiQueue>>) -> FfiResult<Vec<SqlValue>> {
     let d = FfiDelivery::get(delivery)?.snapshot();
     let r = sql::AckRow::new(&d, queue.as_ref().map(|q| &q.q));
-    Ok(SqlAckRow {
-        message_id: r.message_id,
-        consumer_group: r.consumer_group,
-        lease_token: r.lease_token,
-        acked_at: r.acked_at,
-    })
+    Ok(values(r.params()))
 }
 
 /// The inbox INSERT (`ferrymq::sql::INBOX`): one row changed means a new key.
@@ -119,28 +81,17 @@ pub fn sql_inbox() -> String {
     sql::INBOX.to_owned()
 }
 
-/// `ferrymq::sql::InboxRow`: the parameters of the inbox INSERT.
-#[derive(uniffi::Record)]
-pub struct SqlInboxRow {
-    pub key: String,
-    pub now: Option<i64>,
-    pub window_ms: i64,
-}
-
-/// Checks an inbox key and window as `tx.inbox` does (`window_secs`: none for a week).
+/// Checks an inbox key and window as `tx.inbox` does (`window_secs`: none for a week);
+/// the parameters of the inbox INSERT.
 #[uniffi::export]
 pub fn sql_inbox_row(
     key: String,
     window_secs: Option<f64>,
     queue: Option<Arc<FfiQueue>>,
-) -> FfiResult<SqlInboxRow> {
+) -> FfiResult<Vec<SqlValue>> {
     let window = opt_secs("window", window_secs)?;
     let r = sql::InboxRow::new(&key, window, queue.as_ref().map(|q| &q.q))?;
-    Ok(SqlInboxRow {
-        key: r.key,
-        now: r.now,
-        window_ms: r.window_ms,
-    })
+    Ok(values(r.params()))
 }
 
 /// The error for a connection outside a transaction (`ferrymq::sql::no_transaction`).

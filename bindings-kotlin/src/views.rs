@@ -11,25 +11,11 @@
 //! are `Map`, the core's state enums are the Kotlin enums below.
 
 use crate::convert::count;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-/// A core value as the value uniffi passes to Kotlin.
-pub trait ToHost {
-    type Host;
-    fn to_host(self) -> Self::Host;
-}
-
-/// Types uniffi passes as they are.
-macro_rules! same {
-    ($($t:ty),*) => {$(
-        impl ToHost for $t {
-            type Host = $t;
-            fn to_host(self) -> $t { self }
-        }
-    )*};
-}
-same!(String, i64, i32, u32, u8, bool, SystemTime);
+// The types uniffi passes as they are; maps are Kotlin `Map`s.
+ferrymq::host_conversions!(map: HashMap, same: [String, i64, i32, u32, u8, bool, SystemTime]);
 
 impl ToHost for u64 {
     type Host = i64;
@@ -50,27 +36,6 @@ impl ToHost for Duration {
     type Host = KtDuration;
     fn to_host(self) -> KtDuration {
         KtDuration(self)
-    }
-}
-
-impl<T: ToHost> ToHost for Option<T> {
-    type Host = Option<T::Host>;
-    fn to_host(self) -> Self::Host {
-        self.map(T::to_host)
-    }
-}
-
-impl<T: ToHost> ToHost for Vec<T> {
-    type Host = Vec<T::Host>;
-    fn to_host(self) -> Self::Host {
-        self.into_iter().map(T::to_host).collect()
-    }
-}
-
-impl<T: ToHost> ToHost for BTreeMap<String, T> {
-    type Host = HashMap<String, T::Host>;
-    fn to_host(self) -> Self::Host {
-        self.into_iter().map(|(k, v)| (k, v.to_host())).collect()
     }
 }
 

@@ -7,8 +7,9 @@ use crate::convert::{self, PublishOpts};
 use crate::delivery::Delivery;
 use crate::errors::{ErrorInfo, Result, error_info};
 use crate::queue::NativeQueue;
+use ferrymq::Value;
 use ferrymq::sql::{self, AckRow, InboxRow, PublishRow};
-use napi::bindgen_prelude::{BigInt, Either3, Null};
+use napi::bindgen_prelude::{BigInt, Buffer, Either5, Null};
 use napi_derive::napi;
 
 /// The SQL texts of `ferrymq::sql`, bound positionally.
@@ -34,14 +35,19 @@ pub fn sql_statements() -> SqlStatements {
 
 /// A parameter of those statements. Integers are BigInts: better-sqlite3 and node:sqlite
 /// bind every JS number as a REAL, which the triggers refuse where they need an integer.
-pub type SqlArg = Either3<Null, String, BigInt>;
+pub type SqlArg = Either5<Null, String, BigInt, f64, Buffer>;
 
-fn text(v: Option<String>) -> SqlArg {
-    v.map_or(Either3::A(Null), Either3::B)
-}
-
-fn int(v: Option<i64>) -> SqlArg {
-    v.map_or(Either3::A(Null), |n| Either3::C(BigInt::from(n)))
+fn args(params: Vec<Value>) -> Vec<SqlArg> {
+    params
+        .into_iter()
+        .map(|v| match v {
+            Value::Null => Either5::A(Null),
+            Value::Text(s) => Either5::B(s),
+            Value::Integer(n) => Either5::C(BigInt::from(n)),
+            Value::Real(f) => Either5::D(f),
+            Value::Blob(b) => Either5::E(b.into()),
+        })
+        .collect()
 }
 
 /// The parameters of PUBLISH after `topic` and `payload`, checked as `publish` checks
@@ -57,30 +63,14 @@ pub fn publish_row(
     let options = convert::publish_options(opts)?;
     let row = PublishRow::new(&topic, len, &options, queue.map(NativeQueue::queue))
         .map_err(crate::errors::to_js)?;
-    Ok(vec![
-        text(row.tag),
-        text(row.key),
-        text(row.headers),
-        text(row.ordering_key),
-        text(row.idempotency_key),
-        int(row.delay_ms),
-        int(row.deliver_at),
-        int(Some(row.idempotency_window_ms)),
-        int(row.published_at),
-        int(Some(row.priority)),
-    ])
+    Ok(args(row.params()))
 }
 
 /// The parameters of ACK for `delivery`.
 #[napi]
 pub fn ack_row(delivery: &Delivery, queue: Option<&NativeQueue>) -> Vec<SqlArg> {
     let row = delivery.read(|d| AckRow::new(d, queue.map(NativeQueue::queue)));
-    vec![
-        int(Some(row.message_id)),
-        text(Some(row.consumer_group)),
-        int(Some(row.lease_token)),
-        int(row.acked_at),
-    ]
+    args(row.params())
 }
 
 /// The parameters of INBOX (key, now, window_ms), checked as `tx.inbox` checks them
@@ -94,11 +84,7 @@ pub fn inbox_row(
     let window = convert::opt_ms("windowMs", window_ms)?;
     let row =
         InboxRow::new(&key, window, queue.map(NativeQueue::queue)).map_err(crate::errors::to_js)?;
-    Ok(vec![
-        text(Some(row.key)),
-        int(row.now),
-        int(Some(row.window_ms)),
-    ])
+    Ok(args(row.params()))
 }
 
 /// The ferrymq error for the text of an error the host library threw running one of the

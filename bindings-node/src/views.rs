@@ -11,21 +11,8 @@ use napi_derive::napi;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-/// A core value as the JS value a record field holds.
-pub trait ToHost {
-    type Host;
-    fn to_host(self) -> Self::Host;
-}
-
-macro_rules! same {
-    ($($t:ty),*) => {$(
-        impl ToHost for $t {
-            type Host = $t;
-            fn to_host(self) -> $t { self }
-        }
-    )*};
-}
-same!((), String, bool, i32, u32, i64);
+// Maps are plain objects.
+ferrymq::host_conversions!(map: BTreeMap, same: [(), String, bool, i32, u32, i64]);
 
 macro_rules! clamped {
     ($($t:ty),*) => {$(
@@ -59,29 +46,6 @@ impl ToHost for Vec<u8> {
     type Host = Buffer;
     fn to_host(self) -> Buffer {
         self.into()
-    }
-}
-
-/// `None` becomes `null` (napi's conversion of `Option`).
-impl<T: ToHost> ToHost for Option<T> {
-    type Host = Option<T::Host>;
-    fn to_host(self) -> Self::Host {
-        self.map(T::to_host)
-    }
-}
-
-/// Any list but a payload (which is a `Buffer`).
-impl<T: ToHost> ToHost for Vec<T> {
-    type Host = Vec<T::Host>;
-    fn to_host(self) -> Self::Host {
-        self.into_iter().map(T::to_host).collect()
-    }
-}
-
-impl<T: ToHost> ToHost for BTreeMap<String, T> {
-    type Host = BTreeMap<String, T::Host>;
-    fn to_host(self) -> Self::Host {
-        self.into_iter().map(|(k, v)| (k, v.to_host())).collect()
     }
 }
 

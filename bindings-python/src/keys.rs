@@ -83,31 +83,23 @@ fn provided_keys(out: &Bound<'_, PyAny>) -> Result<Vec<Key>, String> {
     one(out).map(|k| vec![k])
 }
 
-/// Writes an encrypted copy of the plain file `src` to `dst` (which must not exist).
-#[pyfunction]
-fn encrypt_file(
-    py: Python<'_>,
-    src: PathBuf,
-    dst: PathBuf,
-    key: &Bound<'_, PyAny>,
-) -> PyResult<()> {
-    let key = self::key(key)?;
-    py.detach(|| ferrymq::encrypt_file(&src, &dst, &key, |_, _| {}))
-        .py_err()
+/// The file conversions of core, one `#[pyfunction]` each under core's name.
+macro_rules! conversions {
+    ($( $(#[doc = $doc:expr])* $name:ident ),*) => {$(
+        $(#[doc = $doc])*
+        #[pyfunction]
+        fn $name(py: Python<'_>, src: PathBuf, dst: PathBuf, key: &Bound<'_, PyAny>) -> PyResult<()> {
+            let key = self::key(key)?;
+            py.detach(|| ferrymq::$name(&src, &dst, &key, |_, _| {})).py_err()
+        }
+    )*};
 }
-
-/// Writes a plain copy of the encrypted file `src`, opened with `key`, to `dst`.
-#[pyfunction]
-fn decrypt_file(
-    py: Python<'_>,
-    src: PathBuf,
-    dst: PathBuf,
-    key: &Bound<'_, PyAny>,
-) -> PyResult<()> {
-    let key = self::key(key)?;
-    py.detach(|| ferrymq::decrypt_file(&src, &dst, &key, |_, _| {}))
-        .py_err()
-}
+conversions!(
+    /// Writes an encrypted copy of the plain file `src` to `dst` (which must not exist).
+    encrypt_file,
+    /// Writes a plain copy of the encrypted file `src`, opened with `key`, to `dst`.
+    decrypt_file
+);
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encrypt_file, m)?)?;

@@ -11,7 +11,7 @@ use crate::types::{PyDelivery, publish_options};
 use ferrymq::sql::{self, AckRow, InboxRow, PublishRow};
 use pyo3::exceptions::PyBaseException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 /// The parameters of `PUBLISH_SQL`, in its order, after the same checks as
 /// `Queue.publish` (with `queue`'s max_payload, idempotency window and clock; without
@@ -33,21 +33,11 @@ fn publish_row<'py>(
     let options = publish_options(py, "publish_row", options)?;
     let q = queue.as_ref().map(|q| q.queue());
     let row = PublishRow::new(topic, payload.as_bytes().len(), &options, q).py_err()?;
-    (
-        topic,
-        payload,
-        row.tag,
-        row.key,
-        row.headers,
-        row.ordering_key,
-        row.idempotency_key,
-        row.delay_ms,
-        row.deliver_at,
-        row.idempotency_window_ms,
-        row.published_at,
-        row.priority,
-    )
-        .into_pyobject(py)
+    let mut items = vec![PyString::new(py, topic).into_any(), payload.into_any()];
+    for v in row.params() {
+        items.push(convert::py_value(py, &v)?);
+    }
+    PyTuple::new(py, items)
 }
 
 /// The parameters of `ACK_SQL` for `delivery`, acked at `queue`'s clock (without one,
@@ -61,13 +51,7 @@ fn ack_row<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let q = queue.as_ref().map(|q| q.queue());
     let row = delivery.read(|d| AckRow::new(d, q));
-    (
-        row.message_id,
-        row.consumer_group,
-        row.lease_token,
-        row.acked_at,
-    )
-        .into_pyobject(py)
+    convert::row(py, &row.params())
 }
 
 /// The parameters of `INBOX_SQL` (key, now, window_ms) after the same checks as
@@ -83,7 +67,7 @@ fn inbox_row<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let window = convert::opt_seconds("window", window)?;
     let row = InboxRow::new(key, window, queue.as_ref().map(|q| q.queue())).py_err()?;
-    (row.key, row.now, row.window_ms).into_pyobject(py)
+    convert::row(py, &row.params())
 }
 
 /// The ferrymq exception (not raised) for the text of an error Python's SQLite library

@@ -68,8 +68,11 @@ def test_a_python_producer_and_a_rust_consumer(db: pathlib.Path) -> None:
 def test_ctrl_c_interrupts_a_waiting_receive(db: pathlib.Path) -> None:
     with ferrymq.Queue(db) as q:
         q.subscribe("g", "t")
+    # A runner started in the background (`cmd &` in a shell without job control) hands
+    # its children SIGINT ignored; the child takes Python's handler back.
     code = """
-import sys, ferrymq
+import signal, sys, ferrymq
+signal.signal(signal.SIGINT, signal.default_int_handler)
 q = ferrymq.Queue(sys.argv[1])
 print("waiting", flush=True)
 try:

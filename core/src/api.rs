@@ -207,6 +207,55 @@ macro_rules! define_records {
 
 for_each_record!(define_records);
 
+/// Declares, in a binding, the trait `ToHost` (a core value as the host value a record
+/// field holds; the binding's record macro converts field by field through it) with its
+/// impls for what every record is built of: the types listed after `same` (taken as they
+/// are), and `Option`, `Vec` and string-keyed maps of anything convertible, a map becoming
+/// `$map` (an ident in scope at the call). The binding adds one impl per host idiom
+/// (times, durations, payloads, states). For hosts whose conversion cannot fail and needs
+/// no runtime handle (Node, Kotlin); Python's needs the GIL token and declares its own.
+#[macro_export]
+macro_rules! host_conversions {
+    (map: $map:ident, same: [$($t:ty),* $(,)?]) => {
+        /// A core value as the host value a record field holds.
+        pub trait ToHost {
+            type Host;
+            fn to_host(self) -> Self::Host;
+        }
+
+        $(
+            impl ToHost for $t {
+                type Host = $t;
+                fn to_host(self) -> $t {
+                    self
+                }
+            }
+        )*
+
+        /// `None` stays unset (the host's null).
+        impl<T: ToHost> ToHost for Option<T> {
+            type Host = Option<T::Host>;
+            fn to_host(self) -> Self::Host {
+                self.map(T::to_host)
+            }
+        }
+
+        impl<T: ToHost> ToHost for Vec<T> {
+            type Host = Vec<T::Host>;
+            fn to_host(self) -> Self::Host {
+                self.into_iter().map(T::to_host).collect()
+            }
+        }
+
+        impl<T: ToHost> ToHost for ::std::collections::BTreeMap<String, T> {
+            type Host = $map<String, T::Host>;
+            fn to_host(self) -> Self::Host {
+                self.into_iter().map(|(k, v)| (k, v.to_host())).collect()
+            }
+        }
+    };
+}
+
 /// The verbs of a queue that every language offers, under this name in Rust and Python and
 /// in camelCase in Node and Kotlin (`ack`, `nack` and `extend` are methods of a delivery
 /// there). `core/tests/surface.rs` fails when a binding lacks one.

@@ -22,7 +22,8 @@ use crate::options::{Options, PublishOptions};
 use crate::publish;
 use crate::queue::Queue;
 use crate::store;
-use rusqlite::params;
+use rusqlite::types::Value;
+use rusqlite::{ToSql, params, params_from_iter};
 
 /// Publishes one message: bind `topic`, `payload`, then the fields of a [`PublishRow`]
 /// in order (`tag`, `key`, `headers`, `ordering_key`, `idempotency_key`, `delay_ms`,
@@ -120,6 +121,23 @@ impl PublishRow {
             priority: i64::from(options.priority),
         })
     }
+
+    /// The parameters of [`PUBLISH`] after `topic` and `payload`, in its order: what
+    /// every binding binds on the caller's connection.
+    pub fn params(&self) -> Vec<Value> {
+        vec![
+            self.tag.clone().into(),
+            self.key.clone().into(),
+            self.headers.clone().into(),
+            self.ordering_key.clone().into(),
+            self.idempotency_key.clone().into(),
+            self.delay_ms.into(),
+            self.deliver_at.into(),
+            self.idempotency_window_ms.into(),
+            self.published_at.into(),
+            self.priority.into(),
+        ]
+    }
 }
 
 /// The columns of [`ACK`].
@@ -140,6 +158,16 @@ impl AckRow {
             lease_token: delivery.lease_token,
             acked_at: queue.map(|q| q.inner.now()),
         }
+    }
+
+    /// The parameters of [`ACK`], in its order.
+    pub fn params(&self) -> Vec<Value> {
+        vec![
+            self.message_id.into(),
+            self.consumer_group.clone().into(),
+            self.lease_token.into(),
+            self.acked_at.into(),
+        ]
     }
 }
 
@@ -166,6 +194,15 @@ impl InboxRow {
             now: queue.map(|q| q.inner.now()),
             window_ms: duration_to_ms(window),
         })
+    }
+
+    /// The parameters of [`INBOX`], in its order.
+    pub fn params(&self) -> Vec<Value> {
+        vec![
+            self.key.clone().into(),
+            self.now.into(),
+            self.window_ms.into(),
+        ]
     }
 }
 
@@ -242,20 +279,12 @@ pub fn publish_in(
         check_file(q, conn.path().unwrap_or(""))?;
     }
     let run = || -> rusqlite::Result<i64> {
-        conn.prepare_cached(PUBLISH)?.execute(params![
-            topic,
-            payload,
-            row.tag,
-            row.key,
-            row.headers,
-            row.ordering_key,
-            row.idempotency_key,
-            row.delay_ms,
-            row.deliver_at,
-            row.idempotency_window_ms,
-            row.published_at,
-            row.priority
-        ])?;
+        let rest = row.params();
+        let all: Vec<&dyn ToSql> = [&topic as &dyn ToSql, &payload]
+            .into_iter()
+            .chain(rest.iter().map(|v| v as &dyn ToSql))
+            .collect();
+        conn.prepare_cached(PUBLISH)?.execute(all.as_slice())?;
         conn.prepare_cached(PUBLISHED_ID)?
             .query_row(params![topic, row.idempotency_key], |r| r.get(0))
     };
@@ -276,12 +305,7 @@ pub fn ack_in(
     }
     let row = AckRow::new(delivery, queue);
     conn.prepare_cached(ACK)?
-        .execute(params![
-            row.message_id,
-            row.consumer_group,
-            row.lease_token,
-            row.acked_at
-        ])
+        .execute(params_from_iter(row.params()))
         .map(|_| ())
         .map_err(|e| host_error(&e.to_string(), Some(delivery)))
 }
@@ -302,7 +326,7 @@ pub fn inbox_in(
         check_file(q, conn.path().unwrap_or(""))?;
     }
     conn.prepare_cached(INBOX)?
-        .execute(params![row.key, row.now, row.window_ms])
+        .execute(params_from_iter(row.params()))
         .map(|n| n == 1)
         .map_err(|e| host_error(&e.to_string(), None))
 }

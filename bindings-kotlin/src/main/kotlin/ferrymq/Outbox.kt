@@ -1,5 +1,6 @@
 package ferrymq
 
+import ferrymq.ffi.SqlValue
 import ferrymq.ffi.sqlAck
 import ferrymq.ffi.sqlAckRow
 import ferrymq.ffi.sqlCheckFile
@@ -66,21 +67,12 @@ object Outbox {
             connection.prepareStatement(publishSql).use { st ->
                 st.setString(1, topic)
                 st.setBytes(2, payload)
-                st.setText(3, row.tag)
-                st.setText(4, row.key)
-                st.setText(5, row.headers)
-                st.setText(6, row.orderingKey)
-                st.setText(7, row.idempotencyKey)
-                st.setInteger(8, row.delayMs)
-                st.setInteger(9, row.deliverAt)
-                st.setLong(10, row.idempotencyWindowMs)
-                st.setInteger(11, row.publishedAt)
-                st.setLong(12, row.priority)
+                st.bind(3, row)
                 st.executeUpdate()
             }
             connection.prepareStatement(publishedIdSql).use { st ->
                 st.setString(1, topic)
-                st.setText(2, row.idempotencyKey)
+                st.setText(2, options.idempotencyKey)
                 st.executeQuery().use { rs ->
                     check(rs.next()) { "the id query returned no row" }
                     rs.getLong(1)
@@ -112,10 +104,7 @@ object Outbox {
                 requireSameFile(connection, queue)
                 val row = native { sqlAckRow(delivery.raw.toULong(), queue?.ffi) }
                 connection.prepareStatement(ackSql).use { st ->
-                    st.setLong(1, row.messageId)
-                    st.setString(2, row.consumerGroup)
-                    st.setLong(3, row.leaseToken)
-                    st.setInteger(4, row.ackedAt)
+                    st.bind(1, row)
                     st.executeUpdate()
                 }
             }
@@ -137,9 +126,7 @@ object Outbox {
             requireTransaction(connection)
             requireSameFile(connection, queue)
             connection.prepareStatement(inboxSql).use { st ->
-                st.setString(1, row.key)
-                st.setInteger(2, row.now)
-                st.setLong(3, row.windowMs)
+                st.bind(1, row)
                 st.executeUpdate() == 1
             }
         }
@@ -173,5 +160,14 @@ object Outbox {
 private fun PreparedStatement.setText(i: Int, v: String?) =
     if (v == null) setNull(i, Types.VARCHAR) else setString(i, v)
 
-private fun PreparedStatement.setInteger(i: Int, v: Long?) =
-    if (v == null) setNull(i, Types.BIGINT) else setLong(i, v)
+/** Binds core's parameters of a statement ([values]) from parameter [first] on. */
+private fun PreparedStatement.bind(first: Int, values: List<SqlValue>) =
+    values.forEachIndexed { i, v ->
+        when (v) {
+            is SqlValue.Null -> setNull(first + i, Types.NULL)
+            is SqlValue.Integer -> setLong(first + i, v.value)
+            is SqlValue.Real -> setDouble(first + i, v.value)
+            is SqlValue.Text -> setString(first + i, v.value)
+            is SqlValue.Blob -> setBytes(first + i, v.value)
+        }
+    }
