@@ -3,11 +3,32 @@
 //! `LeaseLost` when the row no longer matches; nothing else is touched.
 
 use super::delivery_state;
-use super::{ACKED, DEAD, INFLIGHT, PENDING};
+use super::{ACKED, DEAD, PENDING};
 use crate::error::{Error, Result};
 use crate::model::Delivery;
 use crate::retry::{AfterFailure, RetryPolicy};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
+
+/// `UPDATE ferrymq_deliveries SET $set` on the row a holder names: ?1-?3 are the message
+/// id, group id and lease token, the state must still be in flight; `$set` uses ?4 on.
+macro_rules! update_held {
+    ($set:literal) => {
+        concat!(
+            "UPDATE ferrymq_deliveries SET ",
+            $set,
+            " WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = ",
+            delivery_state!(inflight)
+        )
+    };
+}
+
+/// Runs an [`update_held!`] statement for `d` with `values` as ?4...; the rows changed
+/// (0: the lease was lost).
+fn on_held(conn: &Connection, sql: &str, d: &Delivery, values: &[&dyn ToSql]) -> Result<usize> {
+    let key: [&dyn ToSql; 3] = [&d.message_id, &d.group_id, &d.lease_token];
+    let all = key.into_iter().chain(values.iter().copied());
+    Ok(conn.prepare_cached(sql)?.execute(params_from_iter(all))?)
+}
 
 fn lease_lost(d: &Delivery) -> Error {
     Error::LeaseLost {
@@ -17,20 +38,8 @@ fn lease_lost(d: &Delivery) -> Error {
 }
 
 pub(crate) fn ack(conn: &Connection, d: &Delivery, now: i64) -> Result<()> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE ferrymq_deliveries SET state = ?4, due_at = ?5, lease_token = NULL
-             WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = ?6",
-        )?
-        .execute(params![
-            d.message_id,
-            d.group_id,
-            d.lease_token,
-            ACKED,
-            now,
-            INFLIGHT
-        ])?;
-    if changed == 0 {
+    let sql = update_held!("state = ?4, due_at = ?5, lease_token = NULL");
+    if on_held(conn, sql, d, &[&ACKED, &now])? == 0 {
         return Err(lease_lost(d));
     }
     if let Some(og) = &d.ordering_key {
@@ -77,19 +86,8 @@ pub(crate) fn nack(
         AfterFailure::RetryAt(at) => (PENDING, at),
         AfterFailure::Dead => (DEAD, now),
     };
-    conn.prepare_cached(concat!(
-        "UPDATE ferrymq_deliveries SET state = ?4, due_at = ?5, last_error = ?6, lease_token = NULL
-         WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = ",
-        delivery_state!(inflight)
-    ))?
-    .execute(params![
-        d.message_id,
-        d.group_id,
-        d.lease_token,
-        state,
-        due_at,
-        reason
-    ])?;
+    let sql = update_held!("state = ?4, due_at = ?5, last_error = ?6, lease_token = NULL");
+    on_held(conn, sql, d, &[&state, &due_at, &reason])?;
     if outcome == AfterFailure::Dead
         && let Some(og) = &d.ordering_key
     {
@@ -101,14 +99,7 @@ pub(crate) fn nack(
 /// Moves the lease end to `now + lease_ms`; returns the new end.
 pub(crate) fn extend(conn: &Connection, d: &Delivery, lease_ms: i64, now: i64) -> Result<i64> {
     let until = now.saturating_add(lease_ms);
-    let changed = conn
-        .prepare_cached(concat!(
-            "UPDATE ferrymq_deliveries SET due_at = ?4
-             WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = ",
-            delivery_state!(inflight)
-        ))?
-        .execute(params![d.message_id, d.group_id, d.lease_token, until])?;
-    if changed == 0 {
+    if on_held(conn, update_held!("due_at = ?4"), d, &[&until])? == 0 {
         return Err(lease_lost(d));
     }
     Ok(until)
@@ -117,20 +108,11 @@ pub(crate) fn extend(conn: &Connection, d: &Delivery, lease_ms: i64, now: i64) -
 /// Puts a held delivery back as if it had never been handed out (the attempt is not
 /// counted). For a claim whose caller vanished before it saw the delivery.
 pub(crate) fn release(conn: &Connection, d: &Delivery) -> Result<()> {
-    conn.prepare_cached(concat!(
-        "UPDATE ferrymq_deliveries
-         SET state = ",
-        delivery_state!(pending),
-        ", attempt = attempt - 1, lease_token = NULL, claimed_at = NULL, due_at = ?4
-         WHERE message_id = ?1 AND group_id = ?2 AND lease_token = ?3 AND state = ",
-        delivery_state!(inflight)
-    ))?
-    .execute(params![
-        d.message_id,
-        d.group_id,
-        d.lease_token,
-        crate::clock::system_time_to_ms(d.published_at).unwrap_or(0)
-    ])?;
+    let sql = update_held!(
+        "state = ?5, attempt = attempt - 1, lease_token = NULL, claimed_at = NULL, due_at = ?4"
+    );
+    let due = crate::clock::system_time_to_ms(d.published_at).unwrap_or(0);
+    on_held(conn, sql, d, &[&due, &PENDING])?;
     Ok(())
 }
 
