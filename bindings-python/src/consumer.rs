@@ -6,6 +6,7 @@
 //! which share one consumer and say themselves when they are done with a delivery.
 
 use crate::errors::OrPy;
+use crate::interrupt::interruptible;
 use crate::types::PyDelivery;
 use ferrymq::{Delivery, ErrorKind, Queue};
 use pyo3::exceptions::{PyStopAsyncIteration, PyStopIteration};
@@ -58,22 +59,7 @@ impl PyConsumer {
     fn __next__(&self, py: Python<'_>) -> PyResult<PyDelivery> {
         finish_last(&self.c, &self.last);
         loop {
-            let pending: Mutex<Option<PyErr>> = Mutex::new(None);
-            let got = py.detach(|| {
-                let interrupted = || {
-                    Python::attach(|py| match py.check_signals() {
-                        Ok(()) => false,
-                        Err(e) => {
-                            *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                            true
-                        }
-                    })
-                };
-                self.c.next_interruptible(Some(&interrupted))
-            });
-            if let Some(e) = pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                return Err(e);
-            }
+            let got = interruptible(py, |stop| self.c.next_interruptible(Some(stop)))?;
             match got {
                 Ok(Some(d)) => {
                     *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(d.clone());

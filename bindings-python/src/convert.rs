@@ -84,6 +84,21 @@ pub fn opt_number(what: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option
         .map_err(|_| invalid(format!("{what} is out of range")))
 }
 
+/// Applies to builder `$o` each option the caller gave, through the builder method named
+/// like the argument, converted by `convert::$how` (given that name, for its error). An
+/// option not given keeps the core's default.
+macro_rules! given {
+    ($o:ident, $($arg:ident: $how:ident),* $(,)?) => {
+        $( if let Some(v) = $crate::convert::$how(stringify!($arg), $arg)? { $o = $o.$arg(v); } )*
+    };
+}
+pub(crate) use given;
+
+/// A value that needs no conversion, for [`given!`].
+pub fn opt_value<T>(_what: &str, v: Option<T>) -> PyResult<Option<T>> {
+    Ok(v)
+}
+
 pub fn opt_seconds(what: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     obj.filter(|o| !o.is_none())
         .map(|o| seconds(what, o))

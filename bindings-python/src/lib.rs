@@ -5,6 +5,7 @@ mod callbacks;
 mod consumer;
 mod convert;
 mod errors;
+mod interrupt;
 mod keys;
 mod queue;
 mod sql;

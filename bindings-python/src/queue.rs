@@ -3,13 +3,13 @@
 
 use crate::callbacks;
 use crate::consumer::PyConsumer;
+use crate::convert::given;
 use crate::convert::{self, Int};
 use crate::errors::{OrPy, invalid};
+use crate::interrupt::interruptible;
 use crate::testing::PyManualClock;
 use crate::tx::PyTransaction;
-use crate::types::{
-    PyDelivery, PyHalfMessage, PyMessage, PyRetryPolicy, PyWorker, publish_options,
-};
+use crate::types::{Batch, PyDelivery, PyHalfMessage, PyRetryPolicy, PyWorker, publish_args};
 use crate::views::{self, ToHost};
 use ferrymq::{MessageState, Options, Queue, ReceiveOptions, SubscribeOptions};
 use pyo3::prelude::*;
@@ -43,12 +43,7 @@ fn receive_options(
     lease: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<ReceiveOptions> {
     let mut o = ReceiveOptions::new().max(max.get("max")?);
-    if let Some(w) = convert::opt_seconds("wait", wait)? {
-        o = o.wait(w);
-    }
-    if let Some(l) = convert::opt_seconds("lease", lease)? {
-        o = o.lease(l);
-    }
+    given!(o, wait: opt_seconds, lease: opt_seconds);
     Ok(o)
 }
 
@@ -78,36 +73,18 @@ impl PyQueue {
             return Ok(PyQueue { q });
         }
         let mut o = Options::default().synchronous(synchronous.parse().py_err()?);
-        if let Some(d) = convert::opt_seconds("busy_timeout", busy_timeout)? {
-            o = o.busy_timeout(d);
-        }
-        if let Some(n) = convert::opt_int("max_payload", max_payload)? {
-            o = o.max_payload(n);
-        }
-        if let Some(d) = convert::opt_seconds("idempotency_window", idempotency_window)? {
-            o = o.idempotency_window(d);
-        }
-        if let Some(d) = convert::opt_seconds("check_after", check_after)? {
-            o = o.check_after(d);
-        }
-        if let Some(d) = convert::opt_seconds("check_interval", check_interval)? {
-            o = o.check_interval(d);
-        }
-        if let Some(n) = convert::opt_int("check_max", check_max)? {
-            o = o.check_max(n);
-        }
-        if let Some(d) = convert::opt_seconds("poll_interval", poll_interval)? {
-            o = o.poll_interval(d);
-        }
-        if let Some(bytes) = convert::opt_int("max_size", max_size)? {
-            o = o.max_size(bytes);
-        }
-        if let Some(n) = convert::opt_int("max_ready", max_ready)? {
-            o = o.max_ready(n);
-        }
-        if let Some(on) = foreign_keys {
-            o = o.foreign_keys(on);
-        }
+        given!(o,
+            busy_timeout: opt_seconds,
+            max_payload: opt_int,
+            idempotency_window: opt_seconds,
+            check_after: opt_seconds,
+            check_interval: opt_seconds,
+            check_max: opt_int,
+            poll_interval: opt_seconds,
+            max_size: opt_int,
+            max_ready: opt_int,
+            foreign_keys: opt_value,
+        );
         if let Some(clock) = test_clock {
             o = o.with_manual_clock(clock.inner.clone());
         }
@@ -123,11 +100,6 @@ impl PyQueue {
         self.q.path().to_owned()
     }
 
-    #[getter]
-    fn closed(&self) -> bool {
-        self.q.is_closed()
-    }
-
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
@@ -136,6 +108,11 @@ impl PyQueue {
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
         self.close(py)?;
         Ok(false)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.q.is_closed()
     }
 
     /// Stops background work and closes the file; later calls raise ClosedError.
@@ -167,18 +144,7 @@ impl PyQueue {
         if let Some(r) = retry {
             o = o.retry(r.inner.clone());
         }
-        if let Some(l) = convert::opt_seconds("lease", lease)? {
-            o = o.lease(l);
-        }
-        if let Some(n) = convert::opt_int("max_inflight", max_inflight)? {
-            o = o.max_inflight(n);
-        }
-        if let Some(r) = convert::opt_number("rate", rate)? {
-            o = o.rate(r);
-        }
-        if let Some(n) = convert::opt_int("burst", burst)? {
-            o = o.burst(n);
-        }
+        given!(o, lease: opt_seconds, max_inflight: opt_int, rate: opt_number, burst: opt_int);
         py.detach(|| self.q.subscribe(group, topic, o)).py_err()
     }
 
@@ -285,17 +251,12 @@ impl PyQueue {
         payload: &Bound<'_, PyAny>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<i64> {
-        let payload = convert::payload("payload", payload)?;
-        let options = publish_options(py, "publish", options)?;
+        let (payload, options) = publish_args(py, "publish", payload, options)?;
         py.detach(|| self.q.publish(topic, payload, options))
             .py_err()
     }
 
-    fn publish_batch(
-        &self,
-        py: Python<'_>,
-        messages: Vec<PyRef<'_, PyMessage>>,
-    ) -> PyResult<Vec<i64>> {
+    fn publish_batch(&self, py: Python<'_>, messages: Batch<'_>) -> PyResult<Vec<i64>> {
         let batch = crate::trace::traced_batch(py, &messages)?;
         py.detach(|| self.q.publish_batch(&batch)).py_err()
     }
@@ -315,22 +276,7 @@ impl PyQueue {
         lease: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<PyDelivery>> {
         let o = receive_options(max, wait, lease)?;
-        let pending: Mutex<Option<PyErr>> = Mutex::new(None);
-        let got = py.detach(|| {
-            let interrupted = || {
-                Python::attach(|py| match py.check_signals() {
-                    Ok(()) => false,
-                    Err(e) => {
-                        *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                        true
-                    }
-                })
-            };
-            self.q.receive_interruptible(group, o, &interrupted)
-        });
-        if let Some(e) = pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(e);
-        }
+        let got = interruptible(py, |stop| self.q.receive_interruptible(group, o, stop))?;
         Ok(got
             .py_err()?
             .into_iter()
@@ -443,8 +389,7 @@ impl PyQueue {
         payload: &Bound<'_, PyAny>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyHalfMessage> {
-        let payload = convert::payload("payload", payload)?;
-        let options = publish_options(py, "prepare", options)?;
+        let (payload, options) = publish_args(py, "prepare", payload, options)?;
         let h = py
             .detach(|| self.q.prepare(topic, payload, options))
             .py_err()?;

@@ -8,12 +8,13 @@ use crate::convert;
 use crate::errors::{OrPy, to_py};
 use crate::queue::PyQueue;
 use crate::types::{PyDelivery, publish_options};
+use crate::views::ToHost;
 use ferrymq::sql::{self, AckRow, InboxRow, PublishRow};
 use pyo3::exceptions::PyBaseException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
-/// The parameters of `PUBLISH_SQL`, in its order, after the same checks as
+/// The parameters of `SQL.publish`, in its order, after the same checks as
 /// `Queue.publish` (with `queue`'s max_payload, idempotency window and clock; without
 /// one, the defaults and SQLite's clock). The payload comes back as bytes.
 #[pyfunction]
@@ -40,7 +41,7 @@ fn publish_row<'py>(
     PyTuple::new(py, items)
 }
 
-/// The parameters of `ACK_SQL` for `delivery`, acked at `queue`'s clock (without one,
+/// The parameters of `SQL.ack` for `delivery`, acked at `queue`'s clock (without one,
 /// SQLite's).
 #[pyfunction]
 #[pyo3(signature = (delivery, *, queue=None))]
@@ -54,7 +55,7 @@ fn ack_row<'py>(
     convert::row(py, &row.params())
 }
 
-/// The parameters of `INBOX_SQL` (key, now, window_ms) after the same checks as
+/// The parameters of `SQL.inbox` (key, now, window_ms) after the same checks as
 /// `tx.inbox` (`window`: seconds or a timedelta; None: a week), at `queue`'s clock
 /// (without one, SQLite's).
 #[pyfunction]
@@ -92,7 +93,7 @@ fn no_transaction(py: Python<'_>) -> Bound<'_, PyBaseException> {
     to_py(sql::no_transaction()).into_value(py).into_bound(py)
 }
 
-/// Raises InvalidArgumentError when `main_file` (what MAIN_FILE_SQL read on the
+/// Raises InvalidArgumentError when `main_file` (what `SQL.main_file` read on the
 /// connection) is not `queue`'s file.
 #[pyfunction]
 fn check_file(queue: PyRef<'_, PyQueue>, main_file: &str) -> PyResult<()> {
@@ -100,11 +101,7 @@ fn check_file(queue: PyRef<'_, PyQueue>, main_file: &str) -> PyResult<()> {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("PUBLISH_SQL", sql::PUBLISH)?;
-    m.add("PUBLISHED_ID_SQL", sql::PUBLISHED_ID)?;
-    m.add("ACK_SQL", sql::ACK)?;
-    m.add("MAIN_FILE_SQL", sql::MAIN_FILE)?;
-    m.add("INBOX_SQL", sql::INBOX)?;
+    m.add("SQL", sql::statements().to_host(m.py())?)?;
     m.add_function(wrap_pyfunction!(inbox_row, m)?)?;
     m.add_function(wrap_pyfunction!(check_file, m)?)?;
     m.add_function(wrap_pyfunction!(publish_row, m)?)?;

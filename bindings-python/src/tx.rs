@@ -3,7 +3,7 @@
 
 use crate::convert;
 use crate::errors::{OrPy, invalid};
-use crate::types::{PyDelivery, PyMessage, publish_options};
+use crate::types::{Batch, PyDelivery, publish_args};
 use ferrymq::{Queue, Transaction};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -130,16 +130,11 @@ impl PyTransaction {
         payload: &Bound<'_, PyAny>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<i64> {
-        let payload = convert::payload("payload", payload)?;
-        let options = publish_options(py, "publish", options)?;
+        let (payload, options) = publish_args(py, "publish", payload, options)?;
         self.with(py, |tx| tx.publish(&topic, &payload, options))
     }
 
-    fn publish_batch(
-        &self,
-        py: Python<'_>,
-        messages: Vec<PyRef<'_, PyMessage>>,
-    ) -> PyResult<Vec<i64>> {
+    fn publish_batch(&self, py: Python<'_>, messages: Batch<'_>) -> PyResult<Vec<i64>> {
         let batch = crate::trace::traced_batch(py, &messages)?;
         self.with(py, |tx| tx.publish_batch(&batch))
     }

@@ -11,6 +11,22 @@ use pyo3::types::{PyBytes, PyDict};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// The messages of a `publish_batch`.
+pub type Batch<'py> = Vec<PyRef<'py, PyMessage>>;
+
+/// The payload and options of a call that publishes one message.
+pub fn publish_args(
+    py: Python<'_>,
+    call: &str,
+    payload: &Bound<'_, PyAny>,
+    options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<(Vec<u8>, PublishOptions)> {
+    Ok((
+        convert::payload("payload", payload)?,
+        publish_options(py, call, options)?,
+    ))
+}
+
 /// The publish options, once for every call that takes them as `**options` (publish,
 /// prepare, Message, Transaction.publish, publish_row); the stub spells each signature
 /// out. None is the option's default; an unknown name is the TypeError Python raises for
@@ -78,10 +94,9 @@ impl PyMessage {
         payload: &Bound<'_, PyAny>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let options = publish_options(py, "Message", options)?;
+        let (payload, options) = publish_args(py, "Message", payload, options)?;
         Ok(PyMessage {
-            inner: ferrymq::Message::new(topic, convert::payload("payload", payload)?)
-                .with_options(options),
+            inner: ferrymq::Message::new(topic, payload).with_options(options),
         })
     }
 

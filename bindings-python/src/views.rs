@@ -112,12 +112,7 @@ fn repr(obj: &Bound<'_, PyAny>, name: &str, fields: &[&str]) -> PyResult<String>
 }
 
 macro_rules! py_records {
-    ($(
-        $(#[doc = $doc:expr])*
-        $name:ident {
-            $( $(#[doc = $fdoc:expr])* $field:ident : $ty:ty ),* $(,)?
-        }
-    )*) => {
+    ($( $(#[doc = $doc:expr])* $name:ident { $( $(#[doc = $fdoc:expr])* $field:ident : $ty:ty ),* $(,)? } )*) => {
         $(
             $(#[doc = $doc])*
             #[pyclass(module = "ferrymq", frozen, get_all)]

@@ -38,7 +38,7 @@ def test_every_record_is_exported_with_the_public_names_only() -> None:
         assert getattr(ferrymq, name) is getattr(_native, name)
     assert ferrymq.FileCheck.__module__ == "ferrymq"
     # Test and package helpers stay out of the star import; Queue is the package's subclass.
-    for internal in ["ManualClock", "publish_row", "cli_main", "PUBLISH_SQL"]:
+    for internal in ["ManualClock", "publish_row", "cli_main", "SQL"]:
         assert internal not in ferrymq.__all__ and not hasattr(ferrymq, internal), internal
     assert ferrymq.Queue is not _native.Queue and issubclass(ferrymq.Queue, _native.Queue)
     assert sorted(set(ferrymq.__all__)) == sorted(ferrymq.__all__)

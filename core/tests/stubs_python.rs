@@ -90,11 +90,9 @@ fn render() -> String {
         out.push_str(&docstring(r.doc, "    "));
         for (name, ty, doc) in r.fields {
             let py = python_type(&stubs::short_type(ty));
-            out.push_str(&format!("    @property\n    def {name}(self) -> {py}:"));
-            match docstring(doc, "        ").as_str() {
-                "" => out.push_str(" ...\n"),
-                d => out.push_str(&format!("\n{d}")),
-            }
+            // Final: read-only to a type checker, as the getter-only attribute is.
+            out.push_str(&format!("    {name}: Final[{py}]\n"));
+            out.push_str(&docstring(doc, "    "));
         }
         out.push('\n');
     }

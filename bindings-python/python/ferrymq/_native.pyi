@@ -5,7 +5,7 @@ import os
 import pathlib
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Literal, Optional, Sequence, Union, final
+from typing import Any, Awaitable, Callable, Final, Literal, Optional, Sequence, Union, final
 
 from typing_extensions import Self, TypedDict, Unpack, disjoint_base
 
@@ -184,240 +184,176 @@ class Consumer:
 @final
 class AttemptRecord:
     """One attempt to hand one message to one consumer group."""
-    @property
-    def attempt(self) -> int:
-        """1 for the first delivery, 2 for the first retry, ..."""
-    @property
-    def started_at(self) -> datetime.datetime: ...
-    @property
-    def ended_at(self) -> Optional[datetime.datetime]:
-        """When the attempt was settled or its lease ran out; unset while in flight."""
-    @property
-    def outcome(self) -> Literal["inflight", "acked", "nacked", "lease_expired"]: ...
-    @property
-    def error(self) -> Optional[str]:
-        """What the consumer's nack said, or why the lease ended."""
+    attempt: Final[int]
+    """1 for the first delivery, 2 for the first retry, ..."""
+    started_at: Final[datetime.datetime]
+    ended_at: Final[Optional[datetime.datetime]]
+    """When the attempt was settled or its lease ran out; unset while in flight."""
+    outcome: Final[Literal["inflight", "acked", "nacked", "lease_expired"]]
+    error: Final[Optional[str]]
+    """What the consumer's nack said, or why the lease ended."""
 
 @final
 class DeliveryInfo:
     """Where one message stands in one consumer group."""
-    @property
-    def state(self) -> Literal["ready", "scheduled", "inflight", "acked", "dead"]: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def last_error(self) -> Optional[str]: ...
-    @property
-    def history(self) -> list[AttemptRecord]:
-        """One entry per attempt, oldest first."""
+    state: Final[Literal["ready", "scheduled", "inflight", "acked", "dead"]]
+    attempts: Final[int]
+    last_error: Final[Optional[str]]
+    history: Final[list[AttemptRecord]]
+    """One entry per attempt, oldest first."""
 
 @final
 class CheckRecord:
     """One check-back of a half message."""
-    @property
-    def at(self) -> datetime.datetime: ...
-    @property
-    def resolution(self) -> Resolution: ...
-    @property
-    def error(self) -> Optional[str]:
-        """Set when the checker failed; the check counted as unknown."""
+    at: Final[datetime.datetime]
+    resolution: Final[Resolution]
+    error: Final[Optional[str]]
+    """Set when the checker failed; the check counted as unknown."""
 
 @final
 class MessageInfo:
     """Everything known about one message."""
-    @property
-    def id(self) -> int: ...
-    @property
-    def topic(self) -> str: ...
-    @property
-    def tag(self) -> Optional[str]: ...
-    @property
-    def key(self) -> Optional[str]: ...
-    @property
-    def payload(self) -> bytes: ...
-    @property
-    def headers(self) -> dict[str, str]: ...
-    @property
-    def ordering_key(self) -> Optional[str]:
-        """Deliveries of one ordering key reach a consumer group in order."""
-    @property
-    def published_at(self) -> datetime.datetime: ...
-    @property
-    def deliver_at(self) -> datetime.datetime: ...
-    @property
-    def state(self) -> Literal["half", "committed", "rolled_back"]: ...
-    @property
-    def priority(self) -> int:
-        """0 to 9 (`PublishOptions::priority`)."""
-    @property
-    def deliveries(self) -> dict[str, DeliveryInfo]:
-        """Per consumer group; empty for half messages and messages no group matched."""
-    @property
-    def checks(self) -> list[CheckRecord]:
-        """Check-backs of a half message, oldest first."""
+    id: Final[int]
+    topic: Final[str]
+    tag: Final[Optional[str]]
+    key: Final[Optional[str]]
+    payload: Final[bytes]
+    headers: Final[dict[str, str]]
+    ordering_key: Final[Optional[str]]
+    """Deliveries of one ordering key reach a consumer group in order."""
+    published_at: Final[datetime.datetime]
+    deliver_at: Final[datetime.datetime]
+    state: Final[Literal["half", "committed", "rolled_back"]]
+    priority: Final[int]
+    """0 to 9 (`PublishOptions::priority`)."""
+    deliveries: Final[dict[str, DeliveryInfo]]
+    """Per consumer group; empty for half messages and messages no group matched."""
+    checks: Final[list[CheckRecord]]
+    """Check-backs of a half message, oldest first."""
 
 @final
 class DeadLetter:
     """A delivery that used up its retries, kept for an operator."""
-    @property
-    def message_id(self) -> int: ...
-    @property
-    def topic(self) -> str: ...
-    @property
-    def tag(self) -> Optional[str]: ...
-    @property
-    def key(self) -> Optional[str]: ...
-    @property
-    def payload(self) -> bytes: ...
-    @property
-    def headers(self) -> dict[str, str]: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def last_error(self) -> Optional[str]: ...
-    @property
-    def died_at(self) -> datetime.datetime: ...
-    @property
-    def history(self) -> list[AttemptRecord]: ...
+    message_id: Final[int]
+    topic: Final[str]
+    tag: Final[Optional[str]]
+    key: Final[Optional[str]]
+    payload: Final[bytes]
+    headers: Final[dict[str, str]]
+    attempts: Final[int]
+    last_error: Final[Optional[str]]
+    died_at: Final[datetime.datetime]
+    history: Final[list[AttemptRecord]]
 
 @final
 class TopicStats:
     """One topic's share of `Queue::stats`."""
-    @property
-    def messages(self) -> int:
-        """Committed messages kept in the file (acked ones stay until `purge_acked`)."""
-    @property
-    def half(self) -> int:
-        """Half messages still undecided."""
+    messages: Final[int]
+    """Committed messages kept in the file (acked ones stay until `purge_acked`)."""
+    half: Final[int]
+    """Half messages still undecided."""
 
 @final
 class GroupStats:
     """One consumer group's share of `Queue::stats`."""
-    @property
-    def topic(self) -> str: ...
-    @property
-    def ready(self) -> int: ...
-    @property
-    def scheduled(self) -> int:
-        """Delayed first deliveries and ordered messages waiting for their predecessor."""
-    @property
-    def inflight(self) -> int: ...
-    @property
-    def retrying(self) -> int:
-        """Waiting out a retry delay."""
-    @property
-    def dead(self) -> int: ...
-    @property
-    def oldest_ready_age(self) -> Optional[datetime.timedelta]:
-        """How long the oldest ready delivery has been ready."""
-    @property
-    def paused(self) -> bool:
-        """Whether `pause` holds the group: its receives return nothing until `resume`."""
+    topic: Final[str]
+    ready: Final[int]
+    scheduled: Final[int]
+    """Delayed first deliveries and ordered messages waiting for their predecessor."""
+    inflight: Final[int]
+    retrying: Final[int]
+    """Waiting out a retry delay."""
+    dead: Final[int]
+    oldest_ready_age: Final[Optional[datetime.timedelta]]
+    """How long the oldest ready delivery has been ready."""
+    paused: Final[bool]
+    """Whether `pause` holds the group: its receives return nothing until `resume`."""
 
 @final
 class Stats:
     """Counts per topic and per consumer group (`Queue::stats`)."""
-    @property
-    def topics(self) -> dict[str, TopicStats]: ...
-    @property
-    def groups(self) -> dict[str, GroupStats]: ...
+    topics: Final[dict[str, TopicStats]]
+    groups: Final[dict[str, GroupStats]]
 
 @final
 class TopicInfo:
     """One topic as `Queue::topics` lists it."""
-    @property
-    def name(self) -> str: ...
-    @property
-    def messages(self) -> int:
-        """Committed messages kept in the file (acked ones stay until `purge_acked`)."""
-    @property
-    def ready(self) -> int:
-        """Deliveries ready now, summed over the topic's consumer groups."""
-    @property
-    def groups(self) -> list[str]:
-        """The consumer groups subscribed to it, by name."""
+    name: Final[str]
+    messages: Final[int]
+    """Committed messages kept in the file (acked ones stay until `purge_acked`)."""
+    ready: Final[int]
+    """Deliveries ready now, summed over the topic's consumer groups."""
+    groups: Final[list[str]]
+    """The consumer groups subscribed to it, by name."""
 
 @final
 class ScheduleInfo:
     """One schedule as `Queue::schedules` lists it."""
-    @property
-    def name(self) -> str: ...
-    @property
-    def topic(self) -> str: ...
-    @property
-    def cron(self) -> Optional[str]: ...
-    @property
-    def every(self) -> Optional[datetime.timedelta]: ...
-    @property
-    def tz(self) -> Optional[str]:
-        """The cron pattern's time zone (`UTC` unless given); unset for `every`."""
-    @property
-    def next_at(self) -> datetime.datetime:
-        """The next tick not yet handled (in the past if nobody received since it came due)."""
-    @property
-    def fired(self) -> int:
-        """Tick times handled so far (published, merged by `once` or skipped)."""
-    @property
-    def repeat_left(self) -> Optional[int]:
-        """Tick times left, the next included (unset: no end)."""
-    @property
-    def missed(self) -> Literal["catch_up", "once", "skip"]: ...
-    @property
-    def tag(self) -> Optional[str]: ...
-    @property
-    def key(self) -> Optional[str]: ...
-    @property
-    def headers(self) -> dict[str, str]: ...
+    name: Final[str]
+    topic: Final[str]
+    cron: Final[Optional[str]]
+    every: Final[Optional[datetime.timedelta]]
+    tz: Final[Optional[str]]
+    """The cron pattern's time zone (`UTC` unless given); unset for `every`."""
+    next_at: Final[datetime.datetime]
+    """The next tick not yet handled (in the past if nobody received since it came due)."""
+    fired: Final[int]
+    """Tick times handled so far (published, merged by `once` or skipped)."""
+    repeat_left: Final[Optional[int]]
+    """Tick times left, the next included (unset: no end)."""
+    missed: Final[Literal["catch_up", "once", "skip"]]
+    tag: Final[Optional[str]]
+    key: Final[Optional[str]]
+    headers: Final[dict[str, str]]
 
 @final
 class AuditRecord:
     """One record of the audit trail (`Queue::audit`)."""
-    @property
-    def id(self) -> int:
-        """Increasing in the order the actions committed."""
-    @property
-    def at(self) -> datetime.datetime:
-        """When, on the clock of the queue that acted."""
-    @property
-    def action(self) -> str:
-        """The verb: `pause`, `resume`, `schedule`, `unschedule`, `commit_half`, `rollback_half`, `redrive`, `purge_dead_letters`, `purge_dead_letter_ids`, `purge_acked`, `vacuum` or `rekey`."""
-    @property
-    def target(self) -> str:
-        """The consumer group, schedule name or message id acted on; empty for the whole file."""
-    @property
-    def detail(self) -> Optional[str]:
-        """JSON text: what was asked and what changed (see docs/DESIGN.md)."""
-    @property
-    def pid(self) -> int: ...
-    @property
-    def process(self) -> str:
-        """The executable's file name (`ferrymq`, `python3.12`, `node`, `java`)."""
-    @property
-    def host(self) -> str: ...
-    @property
-    def user(self) -> str:
-        """The effective OS user."""
-    @property
-    def reason(self) -> Optional[str]:
-        """What the caller gave to `Queue::with_reason`."""
+    id: Final[int]
+    """Increasing in the order the actions committed."""
+    at: Final[datetime.datetime]
+    """When, on the clock of the queue that acted."""
+    action: Final[str]
+    """The verb: `pause`, `resume`, `schedule`, `unschedule`, `commit_half`, `rollback_half`, `redrive`, `purge_dead_letters`, `purge_dead_letter_ids`, `purge_acked`, `vacuum` or `rekey`."""
+    target: Final[str]
+    """The consumer group, schedule name or message id acted on; empty for the whole file."""
+    detail: Final[Optional[str]]
+    """JSON text: what was asked and what changed (see docs/DESIGN.md)."""
+    pid: Final[int]
+    process: Final[str]
+    """The executable's file name (`ferrymq`, `python3.12`, `node`, `java`)."""
+    host: Final[str]
+    user: Final[str]
+    """The effective OS user."""
+    reason: Final[Optional[str]]
+    """What the caller gave to `Queue::with_reason`."""
 
 @final
 class FileCheck:
     """What `Queue::check_file` found: SQLite's integrity check and the file's marks."""
-    @property
-    def integrity(self) -> list[str]:
-        """The lines of `PRAGMA integrity_check`: `["ok"]` for a sound file."""
-    @property
-    def schema_version(self) -> int:
-        """`PRAGMA user_version`: the schema version the file is at."""
-    @property
-    def expected_schema_version(self) -> int:
-        """The schema version this build writes."""
-    @property
-    def application_id(self) -> int:
-        """`PRAGMA application_id` ("Frry", 0x46727279, for a ferrymq file)."""
-    @property
-    def expected_application_id(self) -> int: ...
+    integrity: Final[list[str]]
+    """The lines of `PRAGMA integrity_check`: `["ok"]` for a sound file."""
+    schema_version: Final[int]
+    """`PRAGMA user_version`: the schema version the file is at."""
+    expected_schema_version: Final[int]
+    """The schema version this build writes."""
+    application_id: Final[int]
+    """`PRAGMA application_id` ("Frry", 0x46727279, for a ferrymq file)."""
+    expected_application_id: Final[int]
+
+@final
+class SqlStatements:
+    """The SQL that publishes, acks and keeps inbox keys on a caller's own connection (`sql::statements`), each bound with the parameters its `sql` row gives."""
+    publish: Final[str]
+    """The INSERT that publishes: topic, payload, then `PublishRow::params`."""
+    published_id: Final[str]
+    """The SELECT of the id just published: topic, idempotency key."""
+    ack: Final[str]
+    """The INSERT that acks: `AckRow::params`."""
+    main_file: Final[str]
+    """The SELECT of the connection's main file, for `sql::check_file`."""
+    inbox: Final[str]
+    """The inbox INSERT: `InboxRow::params`; one row changed means a new key."""
 
 __all__ += [
     "AttemptRecord",
@@ -432,6 +368,7 @@ __all__ += [
     "ScheduleInfo",
     "AuditRecord",
     "FileCheck",
+    "SqlStatements",
 ]
 
 # end of generated records
@@ -603,11 +540,7 @@ class ManualClock:
 
 # publish_in / ack_in (ferrymq._sql): the core's statements, their checked parameters and
 # its mapping of the host library's errors.
-PUBLISH_SQL: str
-PUBLISHED_ID_SQL: str
-ACK_SQL: str
-MAIN_FILE_SQL: str
-INBOX_SQL: str
+SQL: SqlStatements
 
 def check_file(queue: Queue, main_file: str) -> None: ...
 

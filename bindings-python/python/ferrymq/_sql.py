@@ -59,7 +59,7 @@ def _check_file(cur: Any, queue: Optional[Queue]) -> None:
     """With `queue`, refuses a connection to another file (its clock and limits would
     apply to the wrong queue)."""
     if queue is not None:
-        cur.execute(_native.MAIN_FILE_SQL)
+        cur.execute(_native.SQL.main_file)
         (main_file,) = cur.fetchone()
         _native.check_file(queue, main_file)
 
@@ -102,8 +102,8 @@ def publish_in(
     repeated idempotency key, the first message's)."""
     row = _native.publish_row(topic, payload, queue=queue, **options)
     with _cursor(conn, queue) as cur:
-        cur.execute(_native.PUBLISH_SQL, row)
-        cur.execute(_native.PUBLISHED_ID_SQL, (topic, options.get("idempotency_key")))
+        cur.execute(_native.SQL.publish, row)
+        cur.execute(_native.SQL.published_id, (topic, options.get("idempotency_key")))
         (message_id,) = cur.fetchone()
     return int(message_id)
 
@@ -115,7 +115,7 @@ def ack_in(conn: Any, delivery: Delivery, *, queue: Optional[Queue] = None) -> N
     the transaction so the caller's writes roll back with it."""
     row = _native.ack_row(delivery, queue=queue)
     with _cursor(conn, queue, delivery) as cur:
-        cur.execute(_native.ACK_SQL, row)
+        cur.execute(_native.SQL.ack, row)
 
 
 def inbox_in(conn: Any, key: str, *, window: Optional[_Seconds] = None, queue: Optional[Queue] = None) -> bool:
@@ -125,6 +125,6 @@ def inbox_in(conn: Any, key: str, *, window: Optional[_Seconds] = None, queue: O
     clock (without it: SQLite's)."""
     row = _native.inbox_row(key, window=window, queue=queue)
     with _cursor(conn, queue) as cur:
-        cur.execute(_native.INBOX_SQL, row)
+        cur.execute(_native.SQL.inbox, row)
         new: bool = cur.rowcount == 1
     return new
