@@ -445,6 +445,20 @@ export interface FileCheck {
   expectedApplicationId: number
 }
 
+/** The SQL that publishes, acks and keeps inbox keys on a caller's own connection (`sql::statements`), each bound with the parameters its `sql` row gives. */
+export interface SqlStatements {
+  /** The INSERT that publishes: topic, payload, then `PublishRow::params`. */
+  publish: string
+  /** The SELECT of the id just published: topic, idempotency key. */
+  publishedId: string
+  /** The INSERT that acks: `AckRow::params`. */
+  ack: string
+  /** The SELECT of the connection's main file, for `sql::check_file`. */
+  mainFile: string
+  /** The inbox INSERT: `InboxRow::params`; one row changed means a new key. */
+  inbox: string
+}
+
 // end of generated records
 
 export type Checker = (info: MessageInfo) => Resolution | Promise<Resolution>

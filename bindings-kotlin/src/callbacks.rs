@@ -4,7 +4,7 @@
 //! core's own `catch_unwind` around callbacks turns it into the same failure.
 
 use crate::delivery::{self, Received};
-use crate::views::{MessageInfo, Resolution};
+use crate::views::{MessageInfo, Resolution, ToHost};
 use ferrymq::{Delivery, Queue};
 use std::sync::Arc;
 
@@ -40,7 +40,7 @@ pub fn handler(
 pub fn checker(
     c: Arc<dyn FfiChecker>,
 ) -> impl Fn(&ferrymq::MessageInfo) -> Result<ferrymq::Resolution, String> + Send + Sync + 'static {
-    move |info| match c.check(info.clone().into()) {
+    move |info| match c.check(info.clone().to_host()) {
         CheckAnswer::Resolved { resolution } => Ok(resolution.into()),
         CheckAnswer::Failed { reason } => Err(reason),
     }

@@ -24,33 +24,104 @@ pub fn count(n: impl TryInto<i64>) -> i64 {
     n.try_into().unwrap_or(i64::MAX)
 }
 
-/// The optional parts of a message (`publish`, `prepare`, `Message`).
-#[derive(uniffi::Record, Default)]
-pub struct PublishArgs {
-    pub tag: Option<String>,
-    pub key: Option<String>,
-    pub headers: HashMap<String, String>,
-    pub ordering_key: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub delay_secs: Option<f64>,
-    pub deliver_at: Option<SystemTime>,
-    /// 0 (default) to 9.
-    pub priority: Option<i32>,
+/// Declares a uniffi record per options struct of core (named after `for`), one line per field: the type
+/// Kotlin passes and the function that turns it into the core's field of the same name
+/// (given the name, for its error). Every core field is listed, so a field added to core
+/// fails to compile here until Kotlin passes it.
+macro_rules! ffi_options {
+    ($( $(#[doc = $doc:expr])* $name:ident for $core:ident { $( $field:ident: $ty:ty => $conv:path ),* $(,)? } )*) => {
+        $(
+            $(#[doc = $doc])*
+            #[derive(uniffi::Record)]
+            pub struct $name { $( pub $field: $ty, )* }
+
+            impl $name {
+                pub fn into_core(self) -> FfiResult<ferrymq::$core> {
+                    Ok(ferrymq::$core { $( $field: $conv(stringify!($field), self.$field)?, )* })
+                }
+            }
+        )*
+    };
 }
 
-impl PublishArgs {
-    pub fn into_core(self) -> FfiResult<ferrymq::PublishOptions> {
-        Ok(ferrymq::PublishOptions {
-            tag: self.tag,
-            key: self.key,
-            headers: self.headers.into_iter().collect(),
-            ordering_key: self.ordering_key,
-            idempotency_key: self.idempotency_key,
-            delay: opt_secs("delay", self.delay_secs)?,
-            deliver_at: self.deliver_at,
-            priority: self.priority.unwrap_or(0),
-        })
+ffi_options! {
+    /// The optional parts of a message (`publish`, `prepare`, `Message`).
+    PublishArgs for PublishOptions {
+        tag: Option<String> => value,
+        key: Option<String> => value,
+        headers: HashMap<String, String> => map,
+        ordering_key: Option<String> => value,
+        idempotency_key: Option<String> => value,
+        delay: Option<f64> => opt_secs,
+        deliver_at: Option<SystemTime> => value,
+        priority: Option<i32> => or_default,
     }
+    /// The options of `schedule` (exactly one of `cron` and `every`).
+    ScheduleArgs for ScheduleOptions {
+        cron: Option<String> => value,
+        every: Option<f64> => opt_secs,
+        tz: Option<String> => value,
+        repeat: Option<i64> => opt_int,
+        start_at: Option<SystemTime> => value,
+        delay: Option<f64> => opt_secs,
+        tag: Option<String> => value,
+        key: Option<String> => value,
+        headers: HashMap<String, String> => map,
+        missed: Missed => into,
+    }
+}
+
+/// Declares a uniffi record of optional settings of a core builder, one line per field:
+/// the type Kotlin passes, the builder method that takes it and the conversion on the way
+/// (given the method's name, for its error). An unset field keeps the core's default.
+/// Fields after `;` are only declared, for the caller to apply.
+macro_rules! ffi_settings {
+    ($(#[doc = $doc:expr])* $name:ident for $core:ident {
+        $( $(#[$fattr:meta])* $field:ident: $ty:ty => $setter:ident($conv:path) ),* ;
+        $( $(#[$pattr:meta])* $pfield:ident: $pty:ty ),* $(,)?
+    }) => {
+        $(#[doc = $doc])*
+        #[derive(uniffi::Record, Default)]
+        pub struct $name {
+            $( $(#[$fattr])* pub $field: Option<$ty>, )*
+            $( $(#[$pattr])* pub $pfield: $pty, )*
+        }
+
+        impl $name {
+            /// The settings given, over the core's defaults.
+            fn settings(&mut self) -> FfiResult<ferrymq::$core> {
+                let mut o = ferrymq::$core::default();
+                $( if let Some(v) = self.$field.take() { o = o.$setter($conv(stringify!($setter), v)?); } )*
+                Ok(o)
+            }
+        }
+    };
+}
+pub(crate) use ffi_settings;
+
+pub fn value<T>(_what: &str, v: T) -> FfiResult<T> {
+    Ok(v)
+}
+
+pub fn parsed<T: std::str::FromStr<Err = ferrymq::Error>>(_what: &str, s: String) -> FfiResult<T> {
+    Ok(s.parse()?)
+}
+
+fn into<T: Into<U>, U>(_what: &str, v: T) -> FfiResult<U> {
+    Ok(v.into())
+}
+
+/// Unset is the core type's default (priority 0).
+fn or_default<T: Default>(_what: &str, v: Option<T>) -> FfiResult<T> {
+    Ok(v.unwrap_or_default())
+}
+
+fn map<C: FromIterator<(String, String)>>(_what: &str, m: HashMap<String, String>) -> FfiResult<C> {
+    Ok(m.into_iter().collect())
+}
+
+fn opt_int<T: TryFrom<i64>>(what: &str, n: Option<i64>) -> FfiResult<Option<T>> {
+    n.map(|n| int(what, n)).transpose()
 }
 
 /// One message of `publish_batch`.
@@ -84,37 +155,5 @@ impl ReceiveArgs {
             o = o.lease(l);
         }
         Ok(o)
-    }
-}
-
-/// The options of `schedule` (exactly one of `cron` and `every_secs`).
-#[derive(uniffi::Record)]
-pub struct ScheduleArgs {
-    pub cron: Option<String>,
-    pub every_secs: Option<f64>,
-    pub tz: Option<String>,
-    pub repeat: Option<i64>,
-    pub start_at: Option<SystemTime>,
-    pub delay_secs: Option<f64>,
-    pub tag: Option<String>,
-    pub key: Option<String>,
-    pub headers: HashMap<String, String>,
-    pub missed: Missed,
-}
-
-impl ScheduleArgs {
-    pub fn into_core(self) -> FfiResult<ferrymq::ScheduleOptions> {
-        Ok(ferrymq::ScheduleOptions {
-            cron: self.cron,
-            every: opt_secs("every", self.every_secs)?,
-            tz: self.tz,
-            repeat: self.repeat.map(|n| int("repeat", n)).transpose()?,
-            start_at: self.start_at,
-            delay: opt_secs("delay", self.delay_secs)?,
-            tag: self.tag,
-            key: self.key,
-            headers: self.headers.into_iter().collect(),
-            missed: self.missed.into(),
-        })
     }
 }

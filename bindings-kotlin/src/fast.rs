@@ -104,51 +104,45 @@ fn read<T: Lift<UniFfiTag>>(buf: &mut &[u8]) -> T {
     T::try_read(buf).unwrap_or_else(|e| panic!("ferrymq: malformed argument from Kotlin: {e}"))
 }
 
-/// `FfiQueue::publish` (topic, payload, options) in one crossing; `out[0]` is the id.
-///
-/// # Safety
-/// `args` points to `len` bytes; `out` to 2 i64s. `q` may be any integer: one that is
-/// not a live handle from `FfiQueue::fast_handle` is `InvalidArgument`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ferrymq_kt_publish(
-    q: u64,
-    args: *const u8,
-    len: i32,
-    out: *mut i64,
-) -> i32 {
-    // SAFETY: per the contract of this function.
-    let mut buf = unsafe { input(args, len) };
-    call(out, || {
-        let q = FfiQueue::get(q)?;
-        let topic: String = read(&mut buf);
-        let payload: Vec<u8> = read(&mut buf);
-        let options: PublishArgs = read(&mut buf);
-        Ok(Reply::Int(q.q.publish(
-            &topic,
-            payload,
-            options.into_core()?,
-        )?))
+/// Declares `extern "C" fn $name(q, args, len, out) -> i32`: a call on the queue behind
+/// handle `q`, its arguments read from the `len` bytes at `args` (uniffi's format) by the
+/// body, its reply or error written to `out`.
+macro_rules! queue_call {
+    ($(#[doc = $doc:expr])* $name:ident(|$q:ident, $buf:ident| $body:block)) => {
+        $(#[doc = $doc])*
+        ///
+        /// # Safety
+        /// `args` points to `len` bytes; `out` to 2 i64s. `q` may be any integer: one that
+        /// is not a live handle from `FfiQueue::fast_handle` is `InvalidArgument`.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(q: u64, args: *const u8, len: i32, out: *mut i64) -> i32 {
+            // SAFETY: per the contract of this function.
+            let mut bytes = unsafe { input(args, len) };
+            call(out, || {
+                let $q = FfiQueue::get(q)?;
+                let $buf = &mut bytes;
+                $body
+            })
+        }
+    };
+}
+
+queue_call! {
+    /// `FfiQueue::publish` (topic, payload, options) in one crossing; `out[0]` is the id.
+    ferrymq_kt_publish(|q, buf| {
+        let topic: String = read(buf);
+        let payload: Vec<u8> = read(buf);
+        let options: PublishArgs = read(buf);
+        Ok(Reply::Int(q.q.publish(&topic, payload, options.into_core()?)?))
     })
 }
 
-/// `FfiQueue::receive` (group, args) in one crossing; the reply is a `Vec<Received>`.
-/// Blocks for `args.wait_secs`: Kotlin calls it only with no wait.
-///
-/// # Safety
-/// As `ferrymq_kt_publish`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ferrymq_kt_receive(
-    q: u64,
-    args: *const u8,
-    len: i32,
-    out: *mut i64,
-) -> i32 {
-    // SAFETY: per the contract of this function.
-    let mut buf = unsafe { input(args, len) };
-    call(out, || {
-        let q = FfiQueue::get(q)?;
-        let group: String = read(&mut buf);
-        let args: ReceiveArgs = read(&mut buf);
+queue_call! {
+    /// `FfiQueue::receive` (group, args) in one crossing; the reply is a `Vec<Received>`.
+    /// Blocks for `args.wait_secs`: Kotlin calls it only with no wait.
+    ferrymq_kt_receive(|q, buf| {
+        let group: String = read(buf);
+        let args: ReceiveArgs = read(buf);
         let ds = q.q.receive(&group, args.into_core()?)?;
         let rs: Vec<Received> = ds.into_iter().map(|d| received(&q.q, d)).collect();
         let mut reply = Vec::new();

@@ -7,77 +7,48 @@
 //! those comments are written for Kotlin readers (`[group]` names a parameter).
 
 use crate::callbacks::{self, FfiChecker, FfiHandler};
-use crate::convert::{self, MessageArgs, PublishArgs, ReceiveArgs, count, int, opt_secs, secs};
+use crate::convert::{
+    self, MessageArgs, PublishArgs, ReceiveArgs, count, ffi_settings, int, opt_secs, parsed, secs,
+    value,
+};
 use crate::delivery::{FfiHalfMessage, FfiReceiveSlot, FfiWorker};
 use crate::error::{FfiError, FfiResult};
 use crate::handles::Registry;
 use crate::keys::{self, FfiKey, FfiKeyProvider};
 use crate::tx::FfiTransaction;
-use crate::views::{DeadLetter, MessageInfo, MessageState, Stats};
+use crate::views::{DeadLetter, MessageInfo, MessageState, Stats, ToHost};
 use ferrymq::{Clock, Options, Queue, SubscribeOptions};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::SystemTime;
 
-/// How a queue opens its file; `None` keeps the core's default.
-#[derive(uniffi::Record, Default)]
-pub struct OpenArgs {
-    /// "normal" or "full".
-    pub synchronous: Option<String>,
-    pub busy_timeout_secs: Option<f64>,
-    pub max_payload: Option<i64>,
-    pub idempotency_window_secs: Option<f64>,
-    pub check_after_secs: Option<f64>,
-    pub check_interval_secs: Option<f64>,
-    pub check_max: Option<i64>,
-    pub poll_interval_secs: Option<f64>,
-    pub max_size: Option<i64>,
-    #[uniffi(default = None)]
-    pub foreign_keys: Option<bool>,
-    #[uniffi(default = None)]
-    pub max_ready: Option<i64>,
-    /// Encryption at rest: a key, or a provider of the keys to try (not both).
-    #[uniffi(default = None)]
-    pub key: Option<Arc<FfiKey>>,
-    #[uniffi(default = None)]
-    pub key_provider: Option<Arc<dyn FfiKeyProvider>>,
+ffi_settings! {
+    /// How a queue opens its file; `None` keeps the core's default.
+    OpenArgs for Options {
+        /// "normal" or "full".
+        synchronous: String => synchronous(parsed),
+        busy_timeout_secs: f64 => busy_timeout(secs),
+        max_payload: i64 => max_payload(int),
+        idempotency_window_secs: f64 => idempotency_window(secs),
+        check_after_secs: f64 => check_after(secs),
+        check_interval_secs: f64 => check_interval(secs),
+        check_max: i64 => check_max(int),
+        poll_interval_secs: f64 => poll_interval(secs),
+        max_size: i64 => max_size(int),
+        #[uniffi(default = None)]
+        foreign_keys: bool => foreign_keys(value),
+        #[uniffi(default = None)]
+        max_ready: i64 => max_ready(int);
+        /// Encryption at rest: a key, or a provider of the keys to try (not both).
+        #[uniffi(default = None)]
+        key: Option<Arc<FfiKey>>,
+        #[uniffi(default = None)]
+        key_provider: Option<Arc<dyn FfiKeyProvider>>,
+    }
 }
 
 impl OpenArgs {
-    fn into_core(self) -> FfiResult<Options> {
-        let mut o = Options::default();
-        if let Some(s) = self.synchronous {
-            o = o.synchronous(s.parse()?);
-        }
-        if let Some(d) = opt_secs("busy_timeout", self.busy_timeout_secs)? {
-            o = o.busy_timeout(d);
-        }
-        if let Some(n) = self.max_payload {
-            o = o.max_payload(int("max_payload", n)?);
-        }
-        if let Some(d) = opt_secs("idempotency_window", self.idempotency_window_secs)? {
-            o = o.idempotency_window(d);
-        }
-        if let Some(d) = opt_secs("check_after", self.check_after_secs)? {
-            o = o.check_after(d);
-        }
-        if let Some(d) = opt_secs("check_interval", self.check_interval_secs)? {
-            o = o.check_interval(d);
-        }
-        if let Some(n) = self.check_max {
-            o = o.check_max(int("check_max", n)?);
-        }
-        if let Some(d) = opt_secs("poll_interval", self.poll_interval_secs)? {
-            o = o.poll_interval(d);
-        }
-        if let Some(n) = self.max_size {
-            o = o.max_size(int("max_size", n)?);
-        }
-        if let Some(on) = self.foreign_keys {
-            o = o.foreign_keys(on);
-        }
-        if let Some(n) = self.max_ready {
-            o = o.max_ready(int("max_ready", n)?);
-        }
+    fn into_core(mut self) -> FfiResult<Options> {
+        let mut o = self.settings()?;
         match (self.key, self.key_provider) {
             (Some(_), Some(_)) => {
                 return Err(FfiError::invalid("give a key or a key provider, not both"));
@@ -357,7 +328,7 @@ impl FfiQueue {
 
     /// Every schedule of the file, by name.
     pub fn schedules(&self) -> FfiResult<Vec<crate::views::ScheduleInfo>> {
-        Ok(self.q.schedules()?.into_iter().map(Into::into).collect())
+        Ok(self.q.schedules()?.to_host())
     }
 
     // `publish`, and `receive` with no wait, are the structure-free calls of `crate::fast`.
@@ -451,7 +422,7 @@ impl FfiQueue {
             None => ferrymq::defaults::HALF_MESSAGES_LIMIT,
         };
         let ms = self.q.half_messages(state.map(Into::into), limit)?;
-        Ok(ms.into_iter().map(Into::into).collect())
+        Ok(ms.to_host())
     }
 
     /// A queue on the same open file (closing one closes both) whose operator actions
@@ -474,7 +445,7 @@ impl FfiQueue {
             None => ferrymq::defaults::AUDIT_LIMIT,
         };
         let list = self.q.audit(after, limit)?;
-        Ok(list.into_iter().map(Into::into).collect())
+        Ok(list.to_host())
     }
 
     /// The group's dead letters, oldest death first.
@@ -484,7 +455,7 @@ impl FfiQueue {
             None => ferrymq::defaults::DEAD_LETTERS_LIMIT,
         };
         let ds = self.q.dead_letters(&group, limit)?;
-        Ok(ds.into_iter().map(Into::into).collect())
+        Ok(ds.to_host())
     }
 
     /// Replays dead letters (all, or the given message ids); returns how many.
@@ -503,28 +474,28 @@ impl FfiQueue {
 
     /// Counts per topic and per consumer group.
     pub fn stats(&self) -> FfiResult<Stats> {
-        Ok(self.q.stats()?.into())
+        Ok(self.q.stats()?.to_host())
     }
 
     /// Every topic by name: kept messages, deliveries ready over its groups, its groups.
     pub fn topics(&self) -> FfiResult<Vec<crate::views::TopicInfo>> {
-        Ok(self.q.topics()?.into_iter().map(Into::into).collect())
+        Ok(self.q.topics()?.to_host())
     }
 
     /// `PRAGMA integrity_check`, the schema version and the application id of the file.
     pub fn check_file(&self) -> FfiResult<crate::views::FileCheck> {
-        Ok(self.q.check_file()?.into())
+        Ok(self.q.check_file()?.to_host())
     }
 
     /// One message with its state in every group and its attempt and check history.
     pub fn message(&self, id: i64) -> FfiResult<MessageInfo> {
-        Ok(self.q.message(id)?.into())
+        Ok(self.q.message(id)?.to_host())
     }
 
     /// Messages of [topic] with business key [key], oldest first.
     pub fn find(&self, topic: String, key: String) -> FfiResult<Vec<MessageInfo>> {
         let ms = self.q.find(&topic, &key)?;
-        Ok(ms.into_iter().map(Into::into).collect())
+        Ok(ms.to_host())
     }
 
     pub fn purge_acked(&self, older_than_secs: Option<f64>) -> FfiResult<i64> {

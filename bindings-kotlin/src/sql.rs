@@ -13,6 +13,7 @@ use crate::delivery::FfiDelivery;
 use crate::error::{FfiError, FfiResult};
 use crate::queue::FfiQueue;
 use crate::tx::SqlValue;
+use crate::views::{SqlStatements, ToHost};
 use ferrymq::sql;
 use std::sync::Arc;
 
@@ -21,28 +22,10 @@ fn values(params: Vec<ferrymq::Value>) -> Vec<SqlValue> {
     params.into_iter().map(SqlValue::from).collect()
 }
 
-/// The INSERT that publishes (see `ferrymq::sql::PUBLISH` for its parameters).
+/// The text of the statements `Outbox` runs (see `ferrymq::sql` for their parameters).
 #[uniffi::export]
-pub fn sql_publish() -> String {
-    sql::PUBLISH.to_owned()
-}
-
-/// The SELECT of the id just published (`ferrymq::sql::PUBLISHED_ID`).
-#[uniffi::export]
-pub fn sql_published_id() -> String {
-    sql::PUBLISHED_ID.to_owned()
-}
-
-/// The INSERT that acks (`ferrymq::sql::ACK`).
-#[uniffi::export]
-pub fn sql_ack() -> String {
-    sql::ACK.to_owned()
-}
-
-/// The SELECT of the connection's main file (`ferrymq::sql::MAIN_FILE`).
-#[uniffi::export]
-pub fn sql_main_file() -> String {
-    sql::MAIN_FILE.to_owned()
+pub fn sql_statements() -> SqlStatements {
+    sql::statements().to_host()
 }
 
 /// Refuses a connection whose main file (what `sql_main_file` read) is not `queue`'s.
@@ -73,12 +56,6 @@ pub fn sql_ack_row(delivery: u64, queue: Option<Arc<FfiQueue>>) -> FfiResult<Vec
     let d = FfiDelivery::get(delivery)?.snapshot();
     let r = sql::AckRow::new(&d, queue.as_ref().map(|q| &q.q));
     Ok(values(r.params()))
-}
-
-/// The inbox INSERT (`ferrymq::sql::INBOX`): one row changed means a new key.
-#[uniffi::export]
-pub fn sql_inbox() -> String {
-    sql::INBOX.to_owned()
 }
 
 /// Checks an inbox key and window as `tx.inbox` does (`window_secs`: none for a week);

@@ -1,6 +1,6 @@
 //! The records calls return and the enums they use, as uniffi records and enums. The
-//! records are not written here: `ferrymq::for_each_record!` expands [`kotlin_records`]
-//! once per record of the core's list, declaring a uniffi record of the same name whose
+//! records are not written here: `ferrymq::host_records!` expands once per record
+//! of the core's list, declaring a uniffi record of the same name whose
 //! fields are the core's mapped through [`ToHost`], which is implemented per field TYPE.
 //! A record added to the core therefore reaches Kotlin with no code here; a field type
 //! never converted before fails to compile until it gets a `ToHost` impl.
@@ -39,31 +39,8 @@ impl ToHost for Duration {
     }
 }
 
-/// One uniffi record per record of `ferrymq::for_each_record!`, docs included.
-macro_rules! kotlin_records {
-    ($( $(#[doc = $doc:expr])* $name:ident { $( $(#[doc = $fdoc:expr])* $field:ident : $ty:ty ),* $(,)? } )*) => {
-        $(
-            $(#[doc = $doc])*
-            #[derive(uniffi::Record)]
-            pub struct $name { $( $(#[doc = $fdoc])* pub $field: <$ty as ToHost>::Host, )* }
-
-            impl ToHost for ferrymq::$name {
-                type Host = $name;
-                fn to_host(self) -> $name {
-                    let ferrymq::$name { $($field),* } = self;
-                    $name { $( $field: $field.to_host(), )* }
-                }
-            }
-
-            impl From<ferrymq::$name> for $name {
-                fn from(r: ferrymq::$name) -> Self {
-                    r.to_host()
-                }
-            }
-        )*
-    };
-}
-ferrymq::for_each_record!(kotlin_records);
+// One uniffi record per record of the core's list, docs included.
+ferrymq::host_records!(#[derive(uniffi::Record)]);
 
 /// A uniffi enum mirroring a core enum of the same variants, converted both ways.
 macro_rules! kotlin_enum {

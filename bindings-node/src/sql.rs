@@ -7,30 +7,16 @@ use crate::convert::{self, PublishOpts};
 use crate::delivery::Delivery;
 use crate::errors::{ErrorInfo, Result, error_info};
 use crate::queue::NativeQueue;
+use crate::views::{SqlStatements, ToHost};
 use ferrymq::Value;
 use ferrymq::sql::{self, AckRow, InboxRow, PublishRow};
 use napi::bindgen_prelude::{BigInt, Buffer, Either5, Null};
 use napi_derive::napi;
 
 /// The SQL texts of `ferrymq::sql`, bound positionally.
-#[napi(object)]
-pub struct SqlStatements {
-    pub publish: String,
-    pub published_id: String,
-    pub ack: String,
-    pub main_file: String,
-    pub inbox: String,
-}
-
 #[napi]
 pub fn sql_statements() -> SqlStatements {
-    SqlStatements {
-        publish: sql::PUBLISH.to_owned(),
-        published_id: sql::PUBLISHED_ID.to_owned(),
-        ack: sql::ACK.to_owned(),
-        main_file: sql::MAIN_FILE.to_owned(),
-        inbox: sql::INBOX.to_owned(),
-    }
+    sql::statements().to_host()
 }
 
 /// A parameter of those statements. Integers are BigInts: better-sqlite3 and node:sqlite

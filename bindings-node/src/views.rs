@@ -1,6 +1,6 @@
 //! The records calls return (`stats()`, `message()`, `deadLetters()`, `schedules()`, ...)
-//! as plain JS objects. One `#[napi(object)]` per record of `ferrymq::for_each_record!`,
-//! declared by [`node_records`] and filled field by field through [`ToHost`], which is
+//! as plain JS objects. One `#[napi(object)]` per record of the core's list,
+//! declared by `ferrymq::host_records!` and filled field by field through [`ToHost`], which is
 //! implemented per field *type*: a record added to core needs no code here.
 //!
 //! Per type: times are `Date`s, durations milliseconds, counts numbers (clamped to
@@ -65,22 +65,4 @@ text!(
     ferrymq::Missed
 );
 
-macro_rules! node_records {
-    ($( $(#[doc = $doc:expr])* $name:ident { $( $(#[doc = $fdoc:expr])* $field:ident : $ty:ty ),* $(,)? } )*) => {
-        $(
-            $(#[doc = $doc])*
-            #[napi(object, object_from_js = false)]
-            pub struct $name {
-                $( $(#[doc = $fdoc])* pub $field: <$ty as ToHost>::Host, )*
-            }
-            impl ToHost for ferrymq::$name {
-                type Host = $name;
-                fn to_host(self) -> $name {
-                    let ferrymq::$name { $($field),* } = self;
-                    $name { $( $field: $field.to_host(), )* }
-                }
-            }
-        )*
-    };
-}
-ferrymq::for_each_record!(node_records);
+ferrymq::host_records!(#[napi(object, object_from_js = false)]);

@@ -11,11 +11,13 @@
 //! Field types are written as full paths (`$crate::...`, `::std::...`) because the list
 //! expands inside the bindings too, where a bare `DeliveryInfo` would be their own class.
 
-/// Calls `$then! { Record { field: Type, ... } ... }` with every record, docs included.
+/// Calls `$then! { Record { field: Type, ... } ... }` with every record, docs included;
+/// tokens after `$then,` are passed first.
 #[macro_export]
 macro_rules! for_each_record {
-    ($then:ident) => {
-        $then! {
+    ($($then:ident)::+ $(, $($with:tt)*)?) => {
+        $($then)::+! {
+            $($($with)*)?
             /// One attempt to hand one message to one consumer group.
             AttemptRecord {
                 /// 1 for the first delivery, 2 for the first retry, ...
@@ -166,6 +168,20 @@ macro_rules! for_each_record {
                 application_id: i64,
                 expected_application_id: i64,
             }
+            /// The SQL that publishes, acks and keeps inbox keys on a caller's own connection
+            /// (`sql::statements`), each bound with the parameters its `sql` row gives.
+            SqlStatements {
+                /// The INSERT that publishes: topic, payload, then `PublishRow::params`.
+                publish: ::std::string::String,
+                /// The SELECT of the id just published: topic, idempotency key.
+                published_id: ::std::string::String,
+                /// The INSERT that acks: `AckRow::params`.
+                ack: ::std::string::String,
+                /// The SELECT of the connection's main file, for `sql::check_file`.
+                main_file: ::std::string::String,
+                /// The inbox INSERT: `InboxRow::params`; one row changed means a new key.
+                inbox: ::std::string::String,
+            }
         }
     };
 }
@@ -180,12 +196,7 @@ pub struct RecordShape {
 }
 
 macro_rules! define_records {
-    ($(
-        $(#[doc = $doc:expr])*
-        $name:ident {
-            $( $(#[doc = $fdoc:expr])* $field:ident : $ty:ty ),* $(,)?
-        }
-    )*) => {
+    ($( $(#[doc = $doc:expr])* $name:ident { $( $(#[doc = $fdoc:expr])* $field:ident : $ty:ty ),* $(,)? } )*) => {
         $(
             $(#[doc = $doc])*
             #[derive(Debug, Clone, PartialEq)]
@@ -253,6 +264,38 @@ macro_rules! host_conversions {
                 self.into_iter().map(|(k, v)| (k, v.to_host())).collect()
             }
         }
+    };
+}
+
+/// Declares, in a binding, one host struct per record of [`for_each_record!`], of the same
+/// name and fields, each field's type the core's mapped through the binding's `ToHost`
+/// (see [`host_conversions!`]), and `ToHost` for the core record. The attribute given
+/// (one: the binding generator's derive) goes on every struct. For Node and Kotlin; Python's
+/// classes need the GIL token and a `__repr__`, and declare their own.
+#[macro_export]
+macro_rules! host_records {
+    (#[$($attr:tt)*]) => {
+        $crate::for_each_record!($crate::__host_records, [$($attr)*]);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __host_records {
+    ($attr:tt $( $(#[doc = $doc:expr])* $name:ident { $( $(#[doc = $fdoc:expr])* $field:ident : $ty:ty ),* $(,)? } )*) => {
+        $(
+            $(#[doc = $doc])*
+            #$attr
+            pub struct $name { $( $(#[doc = $fdoc])* pub $field: <$ty as ToHost>::Host, )* }
+
+            impl ToHost for $crate::$name {
+                type Host = $name;
+                fn to_host(self) -> $name {
+                    let $crate::$name { $($field),* } = self;
+                    $name { $( $field: $field.to_host(), )* }
+                }
+            }
+        )*
     };
 }
 

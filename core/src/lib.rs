@@ -81,7 +81,8 @@ mod worker;
 
 pub use api::{
     AttemptRecord, AuditRecord, CheckRecord, DeadLetter, DeliveryInfo, FileCheck, GroupStats,
-    MessageInfo, RECORDS, RecordShape, ScheduleInfo, Stats, TopicInfo, TopicStats, VERBS,
+    MessageInfo, RECORDS, RecordShape, ScheduleInfo, SqlStatements, Stats, TopicInfo, TopicStats,
+    VERBS,
 };
 pub use cipher::{Key, KeyProvider, KeySource, decrypt_file, encrypt_file};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -60,6 +60,17 @@ pub const INBOX: &str = "INSERT INTO ferrymq_inbox (key, seen_at, expires_at) \
 /// [`check_file`].
 pub const MAIN_FILE: &str = "SELECT file FROM pragma_database_list WHERE name = 'main'";
 
+/// Every statement above, for a binding to hand to its host.
+pub fn statements() -> crate::SqlStatements {
+    crate::SqlStatements {
+        publish: PUBLISH.into(),
+        published_id: PUBLISHED_ID.into(),
+        ack: ACK.into(),
+        main_file: MAIN_FILE.into(),
+        inbox: INBOX.into(),
+    }
+}
+
 /// Refuses a connection (whose [`MAIN_FILE`] is `main_file`) to another file than
 /// `queue`'s: its clock and limits would apply to a queue they do not belong to.
 pub fn check_file(queue: &Queue, main_file: &str) -> Result<()> {

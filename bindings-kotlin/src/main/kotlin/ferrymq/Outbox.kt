@@ -1,17 +1,13 @@
 package ferrymq
 
 import ferrymq.ffi.SqlValue
-import ferrymq.ffi.sqlAck
 import ferrymq.ffi.sqlAckRow
 import ferrymq.ffi.sqlCheckFile
 import ferrymq.ffi.sqlHostError
-import ferrymq.ffi.sqlInbox
 import ferrymq.ffi.sqlInboxRow
-import ferrymq.ffi.sqlMainFile
 import ferrymq.ffi.sqlNoTransaction
-import ferrymq.ffi.sqlPublish
 import ferrymq.ffi.sqlPublishRow
-import ferrymq.ffi.sqlPublishedId
+import ferrymq.ffi.sqlStatements
 import java.lang.ref.Reference
 import java.sql.Connection
 import java.sql.PreparedStatement
@@ -40,11 +36,7 @@ import kotlin.time.Duration
  * driver off the queue's file in a process that has a [Queue] open on it.
  */
 object Outbox {
-    private val publishSql: String by lazy { sqlPublish() }
-    private val publishedIdSql: String by lazy { sqlPublishedId() }
-    private val ackSql: String by lazy { sqlAck() }
-    private val mainFileSql: String by lazy { sqlMainFile() }
-    private val inboxSql: String by lazy { sqlInbox() }
+    private val statements by lazy { sqlStatements() }
 
     /**
      * Publishes one message in [connection]'s open transaction; returns its id (the first
@@ -64,13 +56,13 @@ object Outbox {
         return jdbc(null) {
             requireTransaction(connection)
             requireSameFile(connection, queue)
-            connection.prepareStatement(publishSql).use { st ->
+            connection.prepareStatement(statements.publish).use { st ->
                 st.setString(1, topic)
                 st.setBytes(2, payload)
                 st.bind(3, row)
                 st.executeUpdate()
             }
-            connection.prepareStatement(publishedIdSql).use { st ->
+            connection.prepareStatement(statements.publishedId).use { st ->
                 st.setString(1, topic)
                 st.setText(2, options.idempotencyKey)
                 st.executeQuery().use { rs ->
@@ -103,7 +95,7 @@ object Outbox {
                 requireTransaction(connection)
                 requireSameFile(connection, queue)
                 val row = native { sqlAckRow(delivery.raw.toULong(), queue?.ffi) }
-                connection.prepareStatement(ackSql).use { st ->
+                connection.prepareStatement(statements.ack).use { st ->
                     st.bind(1, row)
                     st.executeUpdate()
                 }
@@ -125,7 +117,7 @@ object Outbox {
             val row = native { sqlInboxRow(key, window.secsOrNull(), queue?.ffi) }
             requireTransaction(connection)
             requireSameFile(connection, queue)
-            connection.prepareStatement(inboxSql).use { st ->
+            connection.prepareStatement(statements.inbox).use { st ->
                 st.bind(1, row)
                 st.executeUpdate() == 1
             }
@@ -139,7 +131,7 @@ object Outbox {
     /** With a [queue], refuses a connection to another file (its clock and limits would apply there). */
     private fun requireSameFile(connection: Connection, queue: Queue?) {
         if (queue == null) return
-        val file = connection.prepareStatement(mainFileSql).use { st ->
+        val file = connection.prepareStatement(statements.mainFile).use { st ->
             st.executeQuery().use { rs -> if (rs.next()) rs.getString(1) ?: "" else "" }
         }
         native { sqlCheckFile(queue.ffi, file) }

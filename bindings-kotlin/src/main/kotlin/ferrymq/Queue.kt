@@ -150,47 +150,17 @@ class Queue private constructor(ffi: FfiQueue, dispatcher: CoroutineDispatcher) 
 
     /**
      * Creates schedule [name] (or replaces the one of that name, its tick count starting
-     * over): [payload] to [topic] on every tick of [cron] (5 fields, or 6 with seconds
-     * first, read in the IANA zone [tz], UTC by default) or [every] (exactly one). [repeat]
-     * counts tick times, the first included; [startAt] / [delay]: no tick before. Ticks
-     * are fired by the processes that receive from the file. Bad input is
-     * [FerrymqException.InvalidArgument] and changes nothing.
+     * over): [payload] to [topic] on every tick of [ScheduleOptions.cron] or
+     * [ScheduleOptions.every] (exactly one). Ticks are fired by the processes that receive
+     * from the file. Bad input is [FerrymqException.InvalidArgument] and changes nothing.
      */
-    suspend fun schedule(
-        name: String,
-        topic: String,
-        payload: ByteArray,
-        cron: String? = null,
-        every: Duration? = null,
-        tz: String? = null,
-        repeat: Long? = null,
-        startAt: Instant? = null,
-        delay: Duration? = null,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        missed: Missed = Missed.ONCE,
-    ) {
-        val args = ferrymq.ffi.ScheduleArgs(cron, every.secsOrNull(), tz, repeat, startAt, delay.secsOrNull(), tag, key, headers, missed)
-        io { ffi.schedule(name, topic, payload, args) }
+    suspend fun schedule(name: String, topic: String, payload: ByteArray, options: ScheduleOptions = ScheduleOptions()) {
+        io { ffi.schedule(name, topic, payload, options.toFfi()) }
     }
 
     /** [schedule] with a UTF-8 text payload. */
-    suspend fun schedule(
-        name: String,
-        topic: String,
-        payload: String,
-        cron: String? = null,
-        every: Duration? = null,
-        tz: String? = null,
-        repeat: Long? = null,
-        startAt: Instant? = null,
-        delay: Duration? = null,
-        tag: String? = null,
-        key: String? = null,
-        headers: Map<String, String> = emptyMap(),
-        missed: Missed = Missed.ONCE,
-    ): Unit = schedule(name, topic, payload.encodeToByteArray(), cron, every, tz, repeat, startAt, delay, tag, key, headers, missed)
+    suspend fun schedule(name: String, topic: String, payload: String, options: ScheduleOptions = ScheduleOptions()) =
+        schedule(name, topic, payload.encodeToByteArray(), options)
 
 
 

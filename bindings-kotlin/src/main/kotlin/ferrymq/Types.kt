@@ -94,6 +94,29 @@ data class PublishOptions(
         PublishArgs(tag, key, Tracing.inject(headers), orderingKey, idempotencyKey, delay.secsOrNull(), deliverAt, priority)
 }
 
+/** How [Queue.schedule] ticks and what each tick's message carries. */
+data class ScheduleOptions(
+    /** 5 fields, or 6 with seconds first, read in the IANA zone [tz]. */
+    val cron: String? = null,
+    val every: Duration? = null,
+    /** The zone of [cron]; UTC by default. */
+    val tz: String? = null,
+    /** How many tick times, the first included; forever by default. */
+    val repeat: Long? = null,
+    /** No tick before this instant. */
+    val startAt: Instant? = null,
+    /** No tick before this long from now. */
+    val delay: Duration? = null,
+    val tag: String? = null,
+    val key: String? = null,
+    val headers: Map<String, String> = emptyMap(),
+    /** What a tick time that passed while no process received does. */
+    val missed: Missed = Missed.ONCE,
+) {
+    internal fun toFfi() =
+        ferrymq.ffi.ScheduleArgs(cron, every.secsOrNull(), tz, repeat, startAt, delay.secsOrNull(), tag, key, headers, missed)
+}
+
 /** One message of [Queue.publishBatch] and [Transaction.publishBatch]. */
 class Message(val topic: String, val payload: ByteArray, val options: PublishOptions = PublishOptions()) {
     constructor(topic: String, payload: String, options: PublishOptions = PublishOptions()) :

@@ -237,16 +237,18 @@ private class Runner(queue: JSONObject, val passphrase: String?) {
                 s.getString("name"),
                 s.getString("topic"),
                 s.getString("payload"),
-                cron = s.optStringOrNull("cron"),
-                every = s.msOrNull("every_ms"),
-                tz = s.optStringOrNull("tz"),
-                repeat = s.optLongOrNull("repeat"),
-                startAt = s.optLongOrNull("start_at_offset_ms")?.let { Instant.ofEpochMilli(START_MS + it) },
-                delay = s.msOrNull("delay_ms"),
-                tag = s.optStringOrNull("tag"),
-                key = s.optStringOrNull("key"),
-                headers = s.optJSONObject("headers")?.let { h -> h.keySet().associateWith { h.getString(it) } } ?: emptyMap(),
-                missed = s.optStringOrNull("missed")?.let(::missed) ?: Missed.ONCE,
+                ScheduleOptions(
+                    cron = s.optStringOrNull("cron"),
+                    every = s.msOrNull("every_ms"),
+                    tz = s.optStringOrNull("tz"),
+                    repeat = s.optLongOrNull("repeat"),
+                    startAt = s.optLongOrNull("start_at_offset_ms")?.let { Instant.ofEpochMilli(START_MS + it) },
+                    delay = s.msOrNull("delay_ms"),
+                    tag = s.optStringOrNull("tag"),
+                    key = s.optStringOrNull("key"),
+                    headers = s.optJSONObject("headers")?.let { h -> h.keySet().associateWith { h.getString(it) } } ?: emptyMap(),
+                    missed = s.optStringOrNull("missed")?.let(::missed) ?: Missed.ONCE,
+                ),
             )
             "unschedule" -> q.unschedule(s.getString("name"))
             "schedules" -> return q.schedules().map {

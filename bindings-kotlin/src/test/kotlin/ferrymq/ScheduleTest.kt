@@ -25,10 +25,10 @@ class ScheduleTest {
         val clock = ManualClock(start)
         Queue.open(tempDb().toString(), testClock = clock).use { q ->
             q.subscribe("g", "t")
-            q.schedule("a", "t", "x", every = 1.minutes, startAt = Instant.ofEpochMilli(start + 5_000), repeat = 2,
-                missed = Missed.CATCH_UP, headers = mapOf("h" to "v"), tag = "tick")
-            q.schedule("b", "t", "y".encodeToByteArray(), every = 90.seconds, delay = 30.seconds)
-            q.schedule("c", "t", "z", cron = "30 8 * * MON-FRI", tz = "Europe/Paris")
+            q.schedule("a", "t", "x", ScheduleOptions(every = 1.minutes, startAt = Instant.ofEpochMilli(start + 5_000), repeat = 2,
+                missed = Missed.CATCH_UP, headers = mapOf("h" to "v"), tag = "tick"))
+            q.schedule("b", "t", "y".encodeToByteArray(), ScheduleOptions(every = 90.seconds, delay = 30.seconds))
+            q.schedule("c", "t", "z", ScheduleOptions(cron = "30 8 * * MON-FRI", tz = "Europe/Paris"))
             val (a, b, c) = q.schedules()
             assertEquals(listOf<Any?>("a", 1.minutes, Instant.ofEpochMilli(start + 5_000), 2L, Missed.CATCH_UP, "tick"),
                 listOf(a.name, a.every, a.nextAt, a.repeatLeft, a.missed, a.tag))
@@ -47,14 +47,14 @@ class ScheduleTest {
     fun `bad schedules are InvalidArgument and change nothing, unknown names NotFound`() = runBlocking<Unit> {
         Queue.open(tempDb().toString(), testClock = ManualClock(start)).use { q ->
             val bad: List<suspend () -> Unit> = listOf(
-                { q.schedule("s", "t", "x", cron = "61 * * * *") },
-                { q.schedule("s", "t", "x", cron = "0 * * * *", tz = "Mars/Olympus") },
+                { q.schedule("s", "t", "x", ScheduleOptions(cron = "61 * * * *")) },
+                { q.schedule("s", "t", "x", ScheduleOptions(cron = "0 * * * *", tz = "Mars/Olympus")) },
                 { q.schedule("s", "t", "x") },
-                { q.schedule("s", "t", "x", cron = "* * * * *", every = 1.seconds) },
-                { q.schedule("s", "t", "x", every = 0.seconds) },
-                { q.schedule("s", "t", "x", every = (-1).seconds) },
-                { q.schedule("s", "t", "x", every = 1.seconds, repeat = 0) },
-                { q.schedule("", "t", "x", every = 1.seconds) },
+                { q.schedule("s", "t", "x", ScheduleOptions(cron = "* * * * *", every = 1.seconds)) },
+                { q.schedule("s", "t", "x", ScheduleOptions(every = 0.seconds)) },
+                { q.schedule("s", "t", "x", ScheduleOptions(every = (-1).seconds)) },
+                { q.schedule("s", "t", "x", ScheduleOptions(every = 1.seconds, repeat = 0)) },
+                { q.schedule("", "t", "x", ScheduleOptions(every = 1.seconds)) },
             )
             for (call in bad) assertThrows<FerrymqException.InvalidArgument> { runBlocking { call() } }
             assertTrue(q.schedules().isEmpty())
