@@ -3,13 +3,14 @@
 //!
 //! ```toml
 //! db = "/var/lib/app/queue.db"
+//! metrics_listen = "127.0.0.1:9464"  # GET /metrics (Prometheus); default: not served
 //!
 //! [[egress]]
 //! name = "payments-out"      # for logs and counters
 //! group = "relay-kafka"      # the consumer group the relay receives with
 //! topic = "payments"         # the local topic it subscribes that group to
 //! tags = "paid || refunded"  # tag filter (default "*")
-//! kafka = { brokers = "127.0.0.1:19092", topic = "payments" }
+//! kafka = { brokers = "127.0.0.1:19092", topic = "payments" }  # debezium = true: see KafkaSinkConfig
 //!
 //! [[ingress]]
 //! name = "payments-in"
@@ -30,6 +31,10 @@ pub struct BridgeConfig {
     /// How often the counters are printed to stderr, in ms (0: only at exit).
     #[serde(default = "default_stats_ms")]
     pub stats_interval_ms: u64,
+    /// Where to serve the counters and the file's gauges in Prometheus' text format on
+    /// `GET /metrics` (`"127.0.0.1:9464"`; port 0 picks a free one, printed at start).
+    /// Default: not served.
+    pub metrics_listen: Option<String>,
     #[serde(default)]
     pub egress: Vec<EgressConfig>,
     #[serde(default)]
@@ -66,9 +71,13 @@ pub struct KafkaSinkConfig {
     pub brokers: String,
     /// The Kafka topic (default: the local topic's name).
     pub topic: Option<String>,
-    /// `outbox.event.<local topic>`, the topic name Debezium's outbox router uses.
+    /// Records as Debezium's outbox event router writes them, for consumers written
+    /// against it: the topic `outbox.event.<local topic>` (unless `topic` is set), the
+    /// record key the aggregate id (the ordering key, else the message key: as always),
+    /// the value the payload, and a header `id` holding the event's UUID, the same in
+    /// every copy of one message. ferrymq's own headers stay.
     #[serde(default)]
-    pub debezium_topic_naming: bool,
+    pub debezium: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

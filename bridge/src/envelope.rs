@@ -15,6 +15,21 @@ pub const ORDERING_KEY: &str = "ferrymq-ordering-key";
 /// On an ingress-published local message: the source id its idempotency key was made from.
 pub const SOURCE: &str = "ferrymq-source";
 
+/// The header in which Debezium's outbox event router names an event.
+pub const DEBEZIUM_ID: &str = "id";
+
+/// The namespace of [`event_uuid`]s (a random UUID, fixed for good: changing it would
+/// give every message a new event id).
+const EVENT_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6f1c_2b8e_93d4_4a57_b0e2_5c71_d8a3_9f46);
+
+/// The UUID of message `id` of the file `origin` (version 5: SHA-1 of both): every copy
+/// of a message carries the same one, and no two messages of any two files share one.
+pub fn event_uuid(origin: &str, id: i64) -> String {
+    let name = format!("{origin}/{id}");
+    uuid::Uuid::new_v5(&EVENT_NAMESPACE, name.as_bytes()).to_string()
+}
+
 /// The broker headers of one delivery: the message's own headers, then ferrymq's names.
 pub fn headers_of(d: &Delivery, origin: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = d
@@ -100,6 +115,17 @@ pub fn default_origin(path: &std::path::Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_uuid_is_stable_per_message_and_distinct_across_messages_and_files() {
+        let a = event_uuid("h:/a.db", 7);
+        assert_eq!(a, event_uuid("h:/a.db", 7));
+        assert_ne!(a, event_uuid("h:/a.db", 8));
+        assert_ne!(a, event_uuid("h:/b.db", 7));
+        let u = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(u.get_version_num(), 5);
+        assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+    }
 
     #[test]
     fn a_relayed_id_wins_over_the_brokers_position() {

@@ -21,6 +21,7 @@ pub mod config;
 pub mod counters;
 pub mod envelope;
 pub mod ingress;
+pub mod metrics;
 pub mod relay;
 pub mod run;
 pub mod sink;

@@ -6,6 +6,7 @@
 
 use crate::config::BridgeConfig;
 use crate::counters::Counters;
+use crate::metrics::{self, Section};
 use crate::{BridgeError, BridgeResult, envelope, ingress, relay};
 use ferrymq::{Options, Queue};
 use std::path::{Path, PathBuf};
@@ -91,18 +92,29 @@ pub async fn run(cfg: BridgeConfig, stop: watch::Receiver<bool>) -> BridgeResult
         .clone()
         .unwrap_or_else(|| envelope::default_origin(&cfg.db));
     let mut tasks = tokio::task::JoinSet::new();
-    let mut all: Vec<(String, Arc<Counters>)> = Vec::new();
+    let mut all: Vec<Section> = Vec::new();
+    let section = |name, direction| Section {
+        name,
+        direction,
+        counters: Arc::new(Counters::default()),
+    };
     for e in &cfg.egress {
         let sink = relay::prepare(&q, e, &origin)?;
-        let c = Arc::new(Counters::default());
-        all.push((e.label(), c.clone()));
+        let s = section(e.label(), "egress");
+        let c = s.counters.clone();
+        all.push(s);
         tasks.spawn(relay::run(q.clone(), e.clone(), sink, c, stop.clone()));
     }
     for i in &cfg.ingress {
-        let c = Arc::new(Counters::default());
-        all.push((i.label(), c.clone()));
+        let s = section(i.label(), "ingress");
+        let c = s.counters.clone();
+        all.push(s);
         tasks.spawn(ingress::run(q.clone(), i.clone(), c, stop.clone()));
     }
+    let server = match &cfg.metrics_listen {
+        Some(addr) => Some(serve_metrics(addr, &q, &all).await?),
+        None => None,
+    };
     let printer = print_every(cfg.stats_interval_ms, all.clone());
     let mut first_error = None;
     while let Some(r) = tasks.join_next().await {
@@ -114,25 +126,42 @@ pub async fn run(cfg: BridgeConfig, stop: watch::Receiver<bool>) -> BridgeResult
             tasks.abort_all();
         }
     }
-    if let Some(p) = printer {
-        p.abort();
+    for t in [printer, server].into_iter().flatten() {
+        t.abort();
     }
-    for (name, c) in &all {
-        println!("{}", c.to_json(name));
+    for s in &all {
+        println!("{}", s.counters.to_json(&s.name));
     }
     q.close()?;
     first_error.map_or(Ok(()), Err)
 }
 
-fn print_every(ms: u64, all: Vec<(String, Arc<Counters>)>) -> Option<tokio::task::JoinHandle<()>> {
+/// Binds `addr` and serves `/metrics` on it; says where on stderr.
+async fn serve_metrics(
+    addr: &str,
+    q: &Queue,
+    all: &[Section],
+) -> BridgeResult<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| BridgeError(format!("metrics_listen {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| BridgeError(format!("metrics_listen {addr}: {e}")))?;
+    eprintln!("relay: metrics on http://{bound}/metrics");
+    let sections = Arc::new(all.to_vec());
+    Ok(tokio::spawn(metrics::serve(listener, q.clone(), sections)))
+}
+
+fn print_every(ms: u64, all: Vec<Section>) -> Option<tokio::task::JoinHandle<()>> {
     (ms > 0).then(|| {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(ms));
             tick.tick().await;
             loop {
                 tick.tick().await;
-                for (name, c) in &all {
-                    eprintln!("{}", c.to_json(name));
+                for s in &all {
+                    eprintln!("{}", s.counters.to_json(&s.name));
                 }
             }
         })

@@ -49,6 +49,7 @@ pub struct KafkaSink {
     producer: FutureProducer,
     topic: String,
     origin: String,
+    debezium: bool,
     healthy: bool,
     confirm_timeout: Duration,
 }
@@ -77,7 +78,7 @@ impl KafkaSink {
             .set("reconnect.backoff.max.ms", "2000")
             .create()
             .map_err(|e| BridgeError(format!("kafka producer: {e}")))?;
-        let topic = match (&cfg.topic, cfg.debezium_topic_naming) {
+        let topic = match (&cfg.topic, cfg.debezium) {
             (Some(t), _) => t.clone(),
             (None, true) => format!("outbox.event.{local_topic}"),
             (None, false) => local_topic.to_string(),
@@ -86,6 +87,7 @@ impl KafkaSink {
             producer,
             topic,
             origin: origin.to_string(),
+            debezium: cfg.debezium,
             healthy: false,
             confirm_timeout,
         })
@@ -115,7 +117,11 @@ impl KafkaSink {
 
     async fn send_batch(&mut self, batch: &[Delivery]) -> Vec<Result<(), String>> {
         let sends = batch.iter().map(|d| {
-            let headers = envelope::headers_of(d, &self.origin);
+            let mut headers = envelope::headers_of(d, &self.origin);
+            if self.debezium {
+                let id = envelope::event_uuid(&self.origin, d.message_id);
+                headers.push((envelope::DEBEZIUM_ID.into(), id));
+            }
             let mut owned = OwnedHeaders::new_with_capacity(headers.len());
             for (k, v) in &headers {
                 owned = owned.insert(Header {

@@ -348,6 +348,161 @@ fn kafka_egress_survives_relay_kills_and_broker_restarts() {
     check_at_broker(&kafka_records(&rt, &brokers, &topic, n), n);
 }
 
+/// `metrics_listen`: while the relay runs, `GET /metrics` has what each section sent and
+/// the file's gauges; any other path is 404.
+#[test]
+fn kafka_relay_serves_its_counters_on_metrics() {
+    let Some(brokers) = broker("FERRYMQ_TEST_KAFKA") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let topic = unique("metrics");
+    let q = Queue::open(&db, Options::default()).unwrap();
+    q.subscribe("relay-m", &topic, SubscribeOptions::new())
+        .unwrap();
+    publish_backlog(&q, &topic, 30);
+    let config = dir.path().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "db = {db:?}\nmetrics_listen = \"127.0.0.1:0\"\n[[egress]]\nname = \"out\"\ngroup = \"relay-m\"\ntopic = \"{topic}\"\nkafka = {{ brokers = \"{brokers}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("relay.log");
+    let child = spawn_bridge(&config, &log);
+    wait_drained(&q, "relay-m", Duration::from_secs(120));
+    let t = Instant::now();
+    let addr = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(rest) = text.split("relay: metrics on http://").nth(1) {
+            break rest.split("/metrics").next().unwrap().to_string();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no metrics line: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The counter follows the local ack: poll until it has caught up.
+    let sent = "ferrymq_bridge_sent_total{section=\"out\",direction=\"egress\"} 30\n";
+    let body = loop {
+        let body = http_get(&addr, "/metrics");
+        if body.contains(sent) {
+            break body;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(body.starts_with("HTTP/1.1 200 OK\r\n"), "{body}");
+    assert!(body.contains("ferrymq_bridge_failed_total{section=\"out\",direction=\"egress\"} 0\n"));
+    assert!(body.contains("# TYPE ferrymq_bridge_lag_seconds gauge\n"));
+    let ready =
+        format!("ferrymq_messages_ready{{topic=\"{topic}\",consumer_group=\"relay-m\"}} 0\n");
+    assert!(body.contains(&ready), "{body}");
+    assert!(http_get(&addr, "/").starts_with("HTTP/1.1 404"));
+    sigterm_and_wait(Running {
+        child,
+        log,
+        from: 0,
+    });
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Relays with `debezium = true`, read back as a consumer of Debezium's outbox router
+/// reads: the topic `outbox.event.<topic>`, the key the aggregate id, the value the
+/// payload, the header `id` a UUID per message. Two groups of the file relay every message,
+/// as a relay killed before its acks sends it again: both copies carry the same `id`.
+#[test]
+fn kafka_debezium_envelope_is_the_outbox_routers() {
+    let Some(brokers) = broker("FERRYMQ_TEST_KAFKA") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let topic = unique("orders");
+    let q = Queue::open(&db, Options::default()).unwrap();
+    let groups = ["relay-a", "relay-b"];
+    for g in groups {
+        q.subscribe(g, &topic, SubscribeOptions::new()).unwrap();
+    }
+    let n = 40;
+    for i in 0..n {
+        let m = match i % 4 {
+            // The aggregate id is the ordering key, else the message key.
+            3 => Message::new(&topic, format!("p{i}")).key(format!("order-{i}")),
+            a => Message::new(&topic, format!("p{i}")).ordering_key(format!("order-{a}")),
+        };
+        q.publish_batch(&[m]).unwrap();
+    }
+    let config = dir.path().join("relay.toml");
+    let mut toml = format!("db = {db:?}\n");
+    for g in groups {
+        toml += &format!(
+            "[[egress]]\ngroup = \"{g}\"\ntopic = \"{topic}\"\nkafka = {{ brokers = \"{brokers}\", debezium = true }}\n"
+        );
+    }
+    std::fs::write(&config, toml).unwrap();
+    let log = dir.path().join("relay.log");
+    let child = spawn_bridge(&config, &log);
+    for g in groups {
+        wait_drained(&q, g, Duration::from_secs(120));
+    }
+    sigterm_and_wait(Running {
+        child,
+        log,
+        from: 0,
+    });
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let records = rt.block_on(async {
+        let c: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", unique("debezium-check"))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        c.subscribe(&[&format!("outbox.event.{topic}")]).unwrap();
+        let mut out = Vec::new();
+        while out.len() < 2 * n {
+            let m = tokio::time::timeout(Duration::from_secs(60), c.recv())
+                .await
+                .expect("records missing from outbox.event.<topic>")
+                .unwrap();
+            let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+            let payload = String::from_utf8_lossy(m.payload().unwrap()).into_owned();
+            out.push((payload, key, header(&m, "id").expect("no id header")));
+        }
+        out
+    });
+    let mut id_of: HashMap<String, String> = HashMap::new();
+    for (payload, key, id) in records {
+        let i: usize = payload[1..].parse().unwrap();
+        let aggregate = match i % 4 {
+            3 => format!("order-{i}"),
+            a => format!("order-{a}"),
+        };
+        assert_eq!(key.as_deref(), Some(aggregate.as_str()), "key of {payload}");
+        let uuid = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(uuid.get_version_num(), 5, "{id}");
+        if let Some(first) = id_of.insert(payload.clone(), id.clone()) {
+            assert_eq!(first, id, "two ids for {payload}");
+        }
+    }
+    assert_eq!(id_of.len(), n, "a message missing");
+    let distinct: HashSet<&String> = id_of.values().collect();
+    assert_eq!(distinct.len(), n, "two messages with one id");
+}
+
 #[test]
 fn kafka_ingress_publishes_each_source_message_once_across_kills() {
     let Some(brokers) = broker("FERRYMQ_TEST_KAFKA") else {

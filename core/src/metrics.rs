@@ -121,19 +121,22 @@ pub fn counters_exposition(s: &Snapshot) -> String {
 /// Reads one count of a group's stats.
 type GroupCount = fn(&crate::GroupStats) -> u64;
 
-/// One metric family: its HELP and TYPE lines and its samples.
-struct Family<'a> {
+/// One metric family: its HELP and TYPE lines and its samples (public for the bus bridge,
+/// whose relays export their counters in the same format).
+pub struct Family<'a> {
     out: &'a mut String,
 }
 
 impl<'a> Family<'a> {
-    fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Self {
+    /// Writes the HELP and TYPE lines (`kind`: `counter`, `gauge`, `histogram`) to `out`.
+    pub fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Self {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
         Family { out }
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    /// One sample line; label values are escaped.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
         let labels: Vec<String> = labels
             .iter()
             .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
