@@ -21,52 +21,44 @@ pub struct Section {
     pub counters: Arc<Counters>,
 }
 
+const SENT: &str = "Messages a section moved: egress confirmed by the broker and acked locally, ingress committed locally.";
+const FAILED: &str =
+    "Writes that failed: nacked locally (egress) or left unacked at the broker (ingress).";
+const RECONNECTS: &str = "Broker connections re-established after a failure.";
+const LAG: &str =
+    "Deliveries of an egress group not yet acked (ready, waiting, in flight, retrying).";
+const LAG_AGE: &str = "How long the oldest ready delivery of an egress group has waited.";
+
+/// Reads one number of a section's counters.
+type Read = fn(&Counters) -> f64;
+
 /// The sections' families: counters of what each moved, gauges of an egress' lag.
 pub fn exposition(sections: &[Section]) -> String {
-    type Read = fn(&Counters) -> f64;
-    let families: [(&str, &str, &str, Read); 5] = [
-        (
-            "ferrymq_bridge_sent_total",
-            "counter",
-            "Messages a section moved: egress confirmed by the broker and acked locally, ingress committed locally.",
-            |c| c.sent.load(Relaxed) as f64,
-        ),
-        (
-            "ferrymq_bridge_failed_total",
-            "counter",
-            "Writes that failed: nacked locally (egress) or left unacked at the broker (ingress).",
-            |c| c.failed.load(Relaxed) as f64,
-        ),
-        (
-            "ferrymq_bridge_reconnects_total",
-            "counter",
-            "Broker connections re-established after a failure.",
-            |c| c.reconnects.load(Relaxed) as f64,
-        ),
-        (
-            "ferrymq_bridge_lag_messages",
-            "gauge",
-            "Deliveries of an egress group not yet acked (ready, waiting, in flight, retrying).",
-            |c| c.lag_messages.load(Relaxed) as f64,
-        ),
-        (
-            "ferrymq_bridge_lag_seconds",
-            "gauge",
-            "How long the oldest ready delivery of an egress group has waited.",
-            |c| c.lag_ms.load(Relaxed) as f64 / 1000.0,
-        ),
-    ];
     let mut out = String::new();
-    for (name, kind, help, read) in families {
+    let mut family = |name: &str, kind: &str, help: &str, read: Read| {
         let mut f = Family::new(&mut out, name, kind, help);
-        for s in sections {
-            if kind == "gauge" && s.direction != "egress" {
-                continue;
-            }
+        // An ingress has no group of its own to lag behind.
+        let has = |s: &&Section| kind == "counter" || s.direction == "egress";
+        for s in sections.iter().filter(has) {
             let labels = [("section", s.name.as_str()), ("direction", s.direction)];
             f.sample(name, &labels, read(&s.counters));
         }
-    }
+    };
+    let sent: Read = |c| c.sent.load(Relaxed) as f64;
+    let failed: Read = |c| c.failed.load(Relaxed) as f64;
+    let reconnects: Read = |c| c.reconnects.load(Relaxed) as f64;
+    let lag: Read = |c| c.lag_messages.load(Relaxed) as f64;
+    let age: Read = |c| c.lag_ms.load(Relaxed) as f64 / 1000.0;
+    family("ferrymq_bridge_sent_total", "counter", SENT, sent);
+    family("ferrymq_bridge_failed_total", "counter", FAILED, failed);
+    family(
+        "ferrymq_bridge_reconnects_total",
+        "counter",
+        RECONNECTS,
+        reconnects,
+    );
+    family("ferrymq_bridge_lag_messages", "gauge", LAG, lag);
+    family("ferrymq_bridge_lag_seconds", "gauge", LAG_AGE, age);
     out
 }
 

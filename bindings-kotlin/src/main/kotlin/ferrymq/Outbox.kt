@@ -74,13 +74,8 @@ object Outbox {
     }
 
     /** [publishIn] with a UTF-8 text payload. */
-    fun publishIn(
-        connection: Connection,
-        topic: String,
-        payload: String,
-        options: PublishOptions = PublishOptions(),
-        queue: Queue? = null,
-    ): Long = publishIn(connection, topic, payload.encodeToByteArray(), options, queue)
+    fun publishIn(connection: Connection, topic: String, payload: String, options: PublishOptions = PublishOptions(), queue: Queue? = null): Long =
+        publishIn(connection, topic, payload.encodeToByteArray(), options, queue)
 
     /**
      * Acks [delivery] in [connection]'s open transaction: the ack holds when that
