@@ -28,7 +28,8 @@ pub fn sql_statements() -> SqlStatements {
     sql::statements().to_host()
 }
 
-/// Refuses a connection whose main file (what `sql_main_file` read) is not `queue`'s.
+/// Refuses a connection whose main file (what `SqlStatements.main_file` read) is not
+/// `queue`'s.
 #[uniffi::export]
 pub fn sql_check_file(queue: Arc<FfiQueue>, main_file: String) -> FfiResult<()> {
     Ok(sql::check_file(&queue.q, &main_file)?)

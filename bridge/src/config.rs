@@ -75,7 +75,8 @@ pub struct KafkaSinkConfig {
     /// against it: the topic `outbox.event.<local topic>` (unless `topic` is set), the
     /// record key the aggregate id (the ordering key, else the message key: as always),
     /// the value the payload, and a header `id` holding the event's UUID, the same in
-    /// every copy of one message. ferrymq's own headers stay.
+    /// every copy of one message (a message's own `id` header is left out). ferrymq's own
+    /// headers stay.
     #[serde(default)]
     pub debezium: bool,
 }
@@ -186,6 +187,16 @@ impl BridgeConfig {
                 return Err(BridgeError(format!("ingress {n}: batch must be 1-10000")));
             }
         }
+        // Each section's counters are named by its label (logs, JSON lines, /metrics).
+        let mut seen = std::collections::BTreeSet::new();
+        let labels = self.egress.iter().map(EgressConfig::label);
+        for n in labels.chain(self.ingress.iter().map(IngressConfig::label)) {
+            if !seen.insert(n.clone()) {
+                return Err(BridgeError(format!(
+                    "two sections are named {n}: give one a distinct `name`"
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -213,6 +224,20 @@ mod tests {
     fn parse(text: &str) -> BridgeResult<BridgeConfig> {
         let cfg: BridgeConfig = toml::from_str(text).map_err(|e| BridgeError(e.to_string()))?;
         cfg.check().map(|()| cfg)
+    }
+
+    #[test]
+    fn two_sections_of_one_name_are_refused() {
+        let section = "[[ingress]]\ntopic = \"t\"\nkafka = { brokers = \"b\", topic = \"x\", group = \"g\" }\n";
+        let twice = format!("db = \"q.db\"\n{section}{section}");
+        assert!(
+            parse(&twice)
+                .unwrap_err()
+                .0
+                .contains("two sections are named ->t")
+        );
+        let named = format!("db = \"q.db\"\n{section}name = \"a\"\n{section}");
+        parse(&named).unwrap();
     }
 
     #[test]

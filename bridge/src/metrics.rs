@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 /// One `[[egress]]` or `[[ingress]]` section as its series name it.
 #[derive(Clone)]
@@ -62,10 +63,23 @@ pub fn exposition(sections: &[Section]) -> String {
     out
 }
 
+/// Scrapes answered at once; a connection beyond them is closed unanswered, so that slow
+/// or many clients cannot take the descriptors and threads the sections need.
+const MAX_CLIENTS: usize = 4;
+
 /// Answers every connection of `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, q: Queue, sections: Arc<Vec<Section>>) {
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of descriptors, typically: let the sections have them for a while.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
             continue;
         };
         let (q, sections) = (q.clone(), sections.clone());
@@ -73,6 +87,7 @@ pub async fn serve(listener: TcpListener, q: Queue, sections: Arc<Vec<Section>>)
             // A client that sends nothing, or too slowly, is dropped.
             let _ =
                 tokio::time::timeout(Duration::from_secs(10), answer(stream, q, sections)).await;
+            drop(slot);
         });
     }
 }

@@ -91,6 +91,11 @@ pub async fn run(cfg: BridgeConfig, stop: watch::Receiver<bool>) -> BridgeResult
         .origin
         .clone()
         .unwrap_or_else(|| envelope::default_origin(&cfg.db));
+    // Bound before any section starts, so that a bad address stops nothing midway.
+    let listener = match &cfg.metrics_listen {
+        Some(addr) => Some(bind_metrics(addr).await?),
+        None => None,
+    };
     let mut tasks = tokio::task::JoinSet::new();
     let mut all: Vec<Section> = Vec::new();
     let section = |name, direction| Section {
@@ -111,10 +116,8 @@ pub async fn run(cfg: BridgeConfig, stop: watch::Receiver<bool>) -> BridgeResult
         all.push(s);
         tasks.spawn(ingress::run(q.clone(), i.clone(), c, stop.clone()));
     }
-    let server = match &cfg.metrics_listen {
-        Some(addr) => Some(serve_metrics(addr, &q, &all).await?),
-        None => None,
-    };
+    let sections = Arc::new(all.clone());
+    let server = listener.map(|l| tokio::spawn(metrics::serve(l, q.clone(), sections)));
     let printer = print_every(cfg.stats_interval_ms, all.clone());
     let mut first_error = None;
     while let Some(r) = tasks.join_next().await {
@@ -136,21 +139,13 @@ pub async fn run(cfg: BridgeConfig, stop: watch::Receiver<bool>) -> BridgeResult
     first_error.map_or(Ok(()), Err)
 }
 
-/// Binds `addr` and serves `/metrics` on it; says where on stderr.
-async fn serve_metrics(
-    addr: &str,
-    q: &Queue,
-    all: &[Section],
-) -> BridgeResult<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| BridgeError(format!("metrics_listen {addr}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| BridgeError(format!("metrics_listen {addr}: {e}")))?;
+/// Binds `addr` for `/metrics`; says where on stderr.
+async fn bind_metrics(addr: &str) -> BridgeResult<tokio::net::TcpListener> {
+    let fail = |e: std::io::Error| BridgeError(format!("metrics_listen {addr}: {e}"));
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(fail)?;
+    let bound = listener.local_addr().map_err(fail)?;
     eprintln!("relay: metrics on http://{bound}/metrics");
-    let sections = Arc::new(all.to_vec());
-    Ok(tokio::spawn(metrics::serve(listener, q.clone(), sections)))
+    Ok(listener)
 }
 
 fn print_every(ms: u64, all: Vec<Section>) -> Option<tokio::task::JoinHandle<()>> {

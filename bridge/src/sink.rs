@@ -119,6 +119,8 @@ impl KafkaSink {
         let sends = batch.iter().map(|d| {
             let mut headers = envelope::headers_of(d, &self.origin);
             if self.debezium {
+                // One `id`, the event's: a consumer reading the first would take another.
+                headers.retain(|(k, _)| k != envelope::DEBEZIUM_ID);
                 let id = envelope::event_uuid(&self.origin, d.message_id);
                 headers.push((envelope::DEBEZIUM_ID.into(), id));
             }
