@@ -111,11 +111,10 @@ impl PyConsumer {
         error: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (c, d) = (Arc::clone(&self.c), delivery.get());
+        let outcome = error.map_or(Ok(()), Err);
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let outcome = error.map_or(Ok(()), Err);
-            tokio::task::spawn_blocking(move || c.settle(&d, outcome))
+            c.settle_async(d, outcome)
                 .await
-                .map_err(|e| crate::errors::StorageError::new_err(e.to_string()))?
                 .py_err()
                 .map(ferrymq::Settled::as_str)
         })

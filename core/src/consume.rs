@@ -227,6 +227,18 @@ impl Consumer {
         settled
     }
 
+    /// [`settle`](Self::settle) on one of tokio's blocking threads, for callers on an event
+    /// loop (Python's `Consumer.settle_async`).
+    pub async fn settle_async(
+        self: Arc<Self>,
+        d: Delivery,
+        outcome: std::result::Result<(), String>,
+    ) -> Result<Settled> {
+        // Asked on the caller's thread: the write runs on one of tokio's.
+        self.q.inner.refuse_inside_transaction()?;
+        crate::queue::blocking(move || self.settle(&d, outcome)).await
+    }
+
     /// Stops renewing and puts back every delivery still held that nobody settled (at
     /// once, without counting an attempt). Later `next` calls fail with `Closed`. Closing
     /// twice does nothing.

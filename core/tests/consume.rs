@@ -2,8 +2,10 @@
 //! ends on close.
 
 use ferrymq::{
-    ConsumerOptions, ErrorKind, Options, PublishOptions, Queue, ReceiveOptions, SubscribeOptions,
+    ConsumerOptions, ErrorKind, Options, PublishOptions, Queue, ReceiveOptions, Settled,
+    SubscribeOptions,
 };
+use std::sync::Arc;
 use std::time::Duration;
 
 #[test]
@@ -203,4 +205,26 @@ fn an_event_loop_workers_concurrency_is_bounded_as_a_threaded_workers() {
     assert_eq!(loops(Some(256)), Ok(256));
     assert_eq!(loops(Some(0)), Err(ErrorKind::InvalidArgument));
     assert_eq!(loops(Some(257)), Err(ErrorKind::InvalidArgument));
+}
+
+#[test]
+fn settle_async_acks_and_nacks_as_settle_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::open(dir.path().join("q.db"), Options::default()).unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new()).unwrap();
+    for p in ["a", "b"] {
+        q.publish("t", p, PublishOptions::new()).unwrap();
+    }
+    let c = Arc::new(q.consumer("g", Default::default()).unwrap());
+    let (a, b) = (c.next().unwrap().unwrap(), c.next().unwrap().unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let acked = rt.block_on(c.clone().settle_async(a, Ok(())));
+    assert_eq!(acked.unwrap(), Settled::Acked);
+    let nacked = rt.block_on(c.clone().settle_async(b, Err("boom".into())));
+    assert_eq!(nacked.unwrap(), Settled::Retrying);
+    let g = q.stats().unwrap().groups["g"].clone();
+    assert_eq!((g.inflight, g.retrying), (0, 1));
+    // Settled: close puts nothing back.
+    c.close();
+    assert_eq!(q.stats().unwrap().groups["g"].retrying, 1);
 }
