@@ -41,12 +41,13 @@ native-deps:
 	fi
 
 # The bridge against real brokers (bridge/tests/brokers.rs): Kafka 4.4.0 (KRaft, Maven
-# Central jars on the JDK) and Debian's RabbitMQ, started by scripts/brokers/*.sh with
-# their data in a temp dir, stopped (and the dir removed) whatever the tests' outcome.
-# Egress and ingress for each broker: 100,000 messages, the process SIGKILLed
+# Central jars on the JDK), Debian's RabbitMQ and RocketMQ 5.5.0 (name server and broker,
+# Maven Central jars), started by scripts/brokers/*.sh with their data in a temp dir,
+# stopped (and the dir removed) whatever the tests' outcome. Egress for each broker and
+# ingress for Kafka and RabbitMQ: 100,000 messages, the process SIGKILLed
 # FERRYMQ_RELAY_KILLS times (50; the long run is 1,000), two broker restarts. One run per
-# machine at a time on the default ports (19092-19093, 5682, 25682); FERRYMQ_KAFKA_PORT and
-# FERRYMQ_RABBITMQ_PORT move them.
+# machine at a time on the default ports (19092-19093, 5682, 25682, 19876, 20874-20877);
+# FERRYMQ_KAFKA_PORT, FERRYMQ_RABBITMQ_PORT and FERRYMQ_ROCKETMQ_PORT move them.
 FERRYMQ_RELAY_KILLS ?= 50
 test-brokers: native-deps pipeline-deps
 	$(CARGO) build -q -p ferrymq-cli

@@ -1,5 +1,6 @@
 //! `relay.toml`: the file the command runs from. One `db`, any number of `[[egress]]` and
-//! `[[ingress]]` sections, each naming exactly one broker (`kafka` or `amqp`).
+//! `[[ingress]]` sections, each naming exactly one broker (`kafka` or `amqp`; an egress
+//! may also name `rocketmq`).
 //!
 //! ```toml
 //! db = "/var/lib/app/queue.db"
@@ -11,6 +12,11 @@
 //! topic = "payments"         # the local topic it subscribes that group to
 //! tags = "paid || refunded"  # tag filter (default "*")
 //! kafka = { brokers = "127.0.0.1:19092", topic = "payments" }  # debezium = true: see KafkaSinkConfig
+//!
+//! [[egress]]
+//! group = "relay-rocketmq"
+//! topic = "payments"
+//! rocketmq = { namesrv = "127.0.0.1:19876", topic = "payments" }
 //!
 //! [[ingress]]
 //! name = "payments-in"
@@ -63,6 +69,7 @@ pub struct EgressConfig {
     pub retry_max_ms: u64,
     pub kafka: Option<KafkaSinkConfig>,
     pub amqp: Option<AmqpSinkConfig>,
+    pub rocketmq: Option<RocketMqSinkConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +100,34 @@ pub struct AmqpSinkConfig {
     /// A durable queue to declare (and bind to the exchange with the routing key) before
     /// the first publish, so that a fresh broker routes instead of returning.
     pub declare_queue: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RocketMqSinkConfig {
+    /// The name server(s), `host:port;host:port`.
+    pub namesrv: String,
+    /// The RocketMQ topic (default: the local topic's name). The broker creates it on the
+    /// first write only if its `autoCreateTopicEnable` is on; else create it first.
+    pub topic: Option<String>,
+    /// The producer group the relay registers as.
+    #[serde(default = "default_producer_group")]
+    pub producer_group: String,
+}
+
+impl RocketMqSinkConfig {
+    pub fn topic_for(&self, local_topic: &str) -> String {
+        self.topic
+            .clone()
+            .unwrap_or_else(|| local_topic.to_string())
+    }
+}
+
+/// RocketMQ's rule for topic names (`TopicValidator`): what the broker would refuse on
+/// every write is refused when the file is read.
+fn rocketmq_topic_ok(topic: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "%|_-".contains(c);
+    !topic.is_empty() && topic.len() <= 127 && topic.chars().all(allowed)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +164,9 @@ pub struct AmqpSourceConfig {
 fn default_stats_ms() -> u64 {
     5_000
 }
+fn default_producer_group() -> String {
+    "ferrymq-relay".into()
+}
 fn default_tags() -> String {
     "*".into()
 }
@@ -162,10 +200,19 @@ impl BridgeConfig {
         }
         for e in &self.egress {
             let n = e.label();
-            if e.kafka.is_some() == e.amqp.is_some() {
+            let brokers = [e.kafka.is_some(), e.amqp.is_some(), e.rocketmq.is_some()];
+            if brokers.iter().filter(|b| **b).count() != 1 {
                 return Err(BridgeError(format!(
-                    "egress {n}: name exactly one of kafka, amqp"
+                    "egress {n}: name exactly one of kafka, amqp, rocketmq"
                 )));
+            }
+            if let Some(r) = &e.rocketmq {
+                let topic = r.topic_for(&e.topic);
+                if !rocketmq_topic_ok(&topic) {
+                    return Err(BridgeError(format!(
+                        "egress {n}: {topic:?} is not a RocketMQ topic name (1-127 of a-z A-Z 0-9 % | _ -); set rocketmq.topic"
+                    )));
+                }
             }
             if e.batch == 0 || e.batch > ferrymq::limits::MAX_RECEIVE {
                 return Err(BridgeError(format!("egress {n}: batch must be 1-1000")));
@@ -261,6 +308,35 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("no [[egress]]")
+        );
+    }
+
+    #[test]
+    fn a_topic_rocketmq_would_refuse_is_refused_up_front() {
+        let sink = |local: &str, topic: &str| {
+            format!(
+                "db = \"q.db\"\n[[egress]]\ngroup = \"g\"\ntopic = \"{local}\"\nrocketmq = {{ namesrv = \"n:9876\"{topic} }}\n"
+            )
+        };
+        let dotted = parse(&sink("orders.paid", "")).unwrap_err().0;
+        assert!(
+            dotted.contains("\"orders.paid\" is not a RocketMQ topic name"),
+            "{dotted}"
+        );
+        let renamed = parse(&sink("orders.paid", ", topic = \"orders_paid\"")).unwrap();
+        let r = renamed.egress[0].rocketmq.as_ref().unwrap();
+        assert_eq!(
+            (r.topic_for("orders.paid"), r.producer_group.as_str()),
+            ("orders_paid".to_string(), "ferrymq-relay")
+        );
+        let long = format!(", topic = \"{}\"", "t".repeat(128));
+        assert!(parse(&sink("t", &long)).is_err());
+        let two = "db = \"q.db\"\n[[egress]]\ngroup = \"g\"\ntopic = \"t\"\namqp = { uri = \"u\" }\nrocketmq = { namesrv = \"n\" }\n";
+        assert!(
+            parse(two)
+                .unwrap_err()
+                .0
+                .contains("exactly one of kafka, amqp, rocketmq")
         );
     }
 

@@ -17,6 +17,9 @@
 //!
 //! Everything goes through ferrymq's public API; no queue semantics live here.
 
+// rocketmq-client-rust's types are deep: proving a relay task `Send` needs more than 128.
+#![recursion_limit = "512"]
+
 pub mod config;
 pub mod counters;
 pub mod envelope;

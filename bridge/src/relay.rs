@@ -11,8 +11,10 @@
 use crate::BridgeResult;
 use crate::config::EgressConfig;
 use crate::counters::Counters;
-use crate::sink::{AmqpSink, KafkaSink, Sink};
+use crate::sink::{AmqpSink, KafkaSink, RocketMqSink, Sink};
 use ferrymq::{Delivery, Queue, ReceiveOptions, RetryPolicy, SubscribeOptions};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -37,16 +39,31 @@ pub fn prepare(q: &Queue, cfg: &EgressConfig, origin: &str) -> BridgeResult<Sink
             .retry(retry),
     )?;
     let confirm = lease / 2;
-    Ok(match (&cfg.kafka, &cfg.amqp) {
-        (Some(k), _) => Sink::Kafka(KafkaSink::new(k, &cfg.topic, origin, confirm)?),
-        (None, Some(a)) => Sink::Amqp(Box::new(AmqpSink::new(a, &cfg.topic, origin, confirm))),
-        (None, None) => unreachable!("BridgeConfig::check requires a broker"),
+    Ok(match (&cfg.kafka, &cfg.amqp, &cfg.rocketmq) {
+        (Some(k), _, _) => Sink::Kafka(KafkaSink::new(k, &cfg.topic, origin, confirm)?),
+        (None, Some(a), _) => Sink::Amqp(Box::new(AmqpSink::new(a, &cfg.topic, origin, confirm))),
+        (None, None, Some(r)) => {
+            Sink::RocketMq(Box::new(RocketMqSink::new(r, &cfg.topic, origin, confirm)))
+        }
+        (None, None, None) => unreachable!("BridgeConfig::check requires a broker"),
     })
 }
 
 /// Runs until `stop` turns true. Errors of the file end it (the command exits non-zero);
-/// the broker's are retried forever.
-pub async fn run(
+/// the broker's are retried forever. Boxed: that the future is `Send` is proven here,
+/// once, where RocketMQ's client types are known to be deep (see the crate's
+/// `recursion_limit`), so a caller spawning it needs no attribute of its own.
+pub fn run(
+    q: Queue,
+    cfg: EgressConfig,
+    sink: Sink,
+    counters: Arc<Counters>,
+    stop: watch::Receiver<bool>,
+) -> Pin<Box<dyn Future<Output = BridgeResult<()>> + Send>> {
+    Box::pin(forward(q, cfg, sink, counters, stop))
+}
+
+async fn forward(
     q: Queue,
     cfg: EgressConfig,
     mut sink: Sink,
@@ -89,6 +106,7 @@ pub async fn run(
             backoff.reset();
         }
     }
+    sink.shutdown().await;
     Ok(())
 }
 

@@ -1,6 +1,10 @@
 //! The brokers' writers. `send_batch` writes every delivery of a batch and answers, per
 //! delivery, only once the broker confirmed it (or failed it): the relay acks on `Ok`.
-//! An enum rather than a trait object: two brokers, and the futures stay `Send`.
+//! An enum rather than a trait object: three brokers, and the futures stay `Send`.
+
+mod rocketmq;
+
+pub use rocketmq::{RocketMqSink, client_runtime as rocketmq_client_runtime};
 
 use crate::config::{AmqpSinkConfig, KafkaSinkConfig};
 use crate::envelope;
@@ -11,6 +15,7 @@ use std::time::Duration;
 pub enum Sink {
     Kafka(KafkaSink),
     Amqp(Box<AmqpSink>),
+    RocketMq(Box<RocketMqSink>),
 }
 
 impl Sink {
@@ -19,6 +24,7 @@ impl Sink {
         match self {
             Sink::Kafka(s) => s.connect().await,
             Sink::Amqp(s) => s.connect().await,
+            Sink::RocketMq(s) => s.connect().await,
         }
     }
 
@@ -27,6 +33,7 @@ impl Sink {
         match self {
             Sink::Kafka(s) => s.send_batch(batch).await,
             Sink::Amqp(s) => s.send_batch(batch).await,
+            Sink::RocketMq(s) => s.send_batch(batch).await,
         }
     }
 
@@ -35,6 +42,14 @@ impl Sink {
         match self {
             Sink::Kafka(s) => s.healthy = false,
             Sink::Amqp(s) => s.conn = None,
+            Sink::RocketMq(s) => s.mark_broken(),
+        }
+    }
+
+    /// At a graceful stop: closes what a client would otherwise leave to the exit.
+    pub async fn shutdown(&mut self) {
+        if let Sink::RocketMq(s) = self {
+            s.shutdown().await;
         }
     }
 }

@@ -1,11 +1,13 @@
-//! The bridge against real brokers and real processes (`make test-brokers` starts Kafka and
-//! RabbitMQ with scripts/brokers/*.sh and sets FERRYMQ_TEST_KAFKA / FERRYMQ_TEST_AMQP).
+//! The bridge against real brokers and real processes (`make test-brokers` starts Kafka,
+//! RabbitMQ and RocketMQ with scripts/brokers/*.sh and sets FERRYMQ_TEST_KAFKA,
+//! FERRYMQ_TEST_AMQP and FERRYMQ_TEST_ROCKETMQ).
 //! Without those variables the tests say so and pass, unless FERRYMQ_REQUIRE_BROKERS=1.
 //!
 //! Egress: 100,000 messages over 1,000 ordering keys; the relay process is SIGKILLed
 //! FERRYMQ_RELAY_KILLS times (default 50) at random and the broker restarted twice
 //! mid-run. At the broker: every message (0 lost), per key in publish order (a duplicate
 //! repeats a message before the next one), every copy of a message with the same id.
+//! (RocketMQ: egress only.)
 //! Ingress: the same schedule on the ingress process; each source message is published
 //! locally exactly once and nothing is left unacked/uncommitted at the broker.
 
@@ -744,4 +746,68 @@ fn assert_exactly_once(q: &Queue, mut payloads: Vec<String>, n: usize) {
     let distinct: HashSet<&String> = payloads.iter().collect();
     assert_eq!(distinct.len(), n, "source messages missing");
     assert_eq!(payloads.len() - n, 0, "source messages published twice");
+}
+
+// ---- RocketMQ ------------------------------------------------------------------------
+
+use rocketmq_client_rust::DefaultLitePullConsumer;
+use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
+
+/// What the broker holds for `topic`, read by a new consumer group from the first offset:
+/// (ferrymq-id, payload), per queue in offset order, then concatenated (each ordering key
+/// lives on one queue).
+fn rocketmq_records(
+    rt: &tokio::runtime::Runtime,
+    namesrv: &str,
+    topic: &str,
+    n: usize,
+) -> Vec<(String, String)> {
+    rt.block_on(async {
+        let (_owner, client) = ferrymq_bridge::sink::rocketmq_client_runtime().unwrap();
+        let c = DefaultLitePullConsumer::builder(client.clone())
+            .consumer_group(unique("check"))
+            .name_server_addr(namesrv)
+            .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+            .auto_commit(false)
+            .build()
+            .unwrap();
+        c.subscribe(topic).await.unwrap();
+        c.start().await.unwrap();
+        let mut queues: BTreeMap<i32, Vec<(String, String)>> = BTreeMap::new();
+        let mut distinct = HashSet::new();
+        let t = Instant::now();
+        loop {
+            let wait = if distinct.len() >= n { 2_000 } else { 30_000 };
+            let got = c.poll_with_timeout(wait).await;
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                let id = m.property("ferrymq-id").unwrap_or_default().to_string();
+                let payload = String::from_utf8_lossy(m.body_slice()).into_owned();
+                distinct.insert(id.clone());
+                queues.entry(m.queue_id()).or_default().push((id, payload));
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(600),
+                "reading the topic took too long"
+            );
+        }
+        c.shutdown().await;
+        client.shutdown().await;
+        queues.into_values().flatten().collect()
+    })
+}
+
+#[test]
+fn rocketmq_egress_survives_relay_kills_and_broker_restarts() {
+    let Some(namesrv) = broker("FERRYMQ_TEST_ROCKETMQ") else {
+        return;
+    };
+    let n = env_usize("FERRYMQ_RELAY_MESSAGES", 100_000);
+    let topic = run_egress("rocketmq", "rocketmq.sh", n, |_| {
+        format!("rocketmq = {{ namesrv = \"{namesrv}\" }}")
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    check_at_broker(&rocketmq_records(&rt, &namesrv, &topic, n), n);
 }

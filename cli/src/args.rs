@@ -146,7 +146,8 @@ pub enum Command {
     /// The operators' web console (and /metrics) over HTTP, read-only unless
     /// --allow-writes; Ctrl-C ends it.
     Serve(Serve),
-    /// Forward consumer groups to Kafka or RabbitMQ and bring their messages in, as
+    /// Forward consumer groups to Kafka, RabbitMQ or RocketMQ and bring Kafka's and
+    /// RabbitMQ's messages in, as
     /// CONFIG says (format: bridge/src/config.rs); SIGTERM or Ctrl-C stops it gracefully.
     /// The file is the config's `db`, not --db. Needs the standalone build (feature
     /// `relay`).

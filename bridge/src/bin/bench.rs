@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo run --release -p ferrymq-bridge --bin ferrymq-bridge-bench -- kafka 127.0.0.1:19092
 //! cargo run --release -p ferrymq-bridge --bin ferrymq-bridge-bench -- amqp 'amqp://guest:guest@127.0.0.1:5682/%2f'
+//! cargo run --release -p ferrymq-bridge --bin ferrymq-bridge-bench -- rocketmq 127.0.0.1:19876
 //! ```
 //!
 //! 1. Throughput: a backlog of FERRYMQ_BENCH_BACKLOG messages (100,000) over 1,000
@@ -14,6 +15,8 @@
 //!    broker: publish-to-broker-read latency p50/p99 (the payload carries the publish
 //!    time), after one warm-up message (topic creation, the reader's assignment).
 
+// Spawning the RocketMQ reader proves its deep client types `Send` (as in the library).
+#![recursion_limit = "512"]
 use ferrymq::{Message, Options, PublishOptions, Queue, SubscribeOptions};
 use ferrymq_bridge::config::EgressConfig;
 use ferrymq_bridge::{Counters, relay};
@@ -41,6 +44,9 @@ fn egress(kind: &str, addr: &str, topic: &str) -> EgressConfig {
         "kafka" => format!(
             "group = \"bench\"\ntopic = \"{topic}\"\nbatch = 500\nkafka = {{ brokers = \"{addr}\" }}\n"
         ),
+        "rocketmq" => format!(
+            "group = \"bench\"\ntopic = \"{topic}\"\nbatch = 500\nrocketmq = {{ namesrv = \"{addr}\" }}\n"
+        ),
         _ => format!(
             "group = \"bench\"\ntopic = \"{topic}\"\nbatch = 500\namqp = {{ uri = \"{addr}\", declare_queue = \"{topic}\" }}\n"
         ),
@@ -51,7 +57,7 @@ fn egress(kind: &str, addr: &str, topic: &str) -> EgressConfig {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [kind, addr] = args.as_slice() else {
-        eprintln!("usage: ferrymq-bridge-bench kafka BROKERS | amqp URI");
+        eprintln!("usage: ferrymq-bridge-bench kafka BROKERS | amqp URI | rocketmq NAMESRV");
         std::process::exit(2);
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -129,11 +135,26 @@ async fn lag(kind: &str, addr: &str, db: &std::path::Path, topic: &str) {
     let cfg = egress(kind, addr, topic);
     q.subscribe("bench", topic, SubscribeOptions::new())
         .unwrap();
-    let (stop, handle, _) = start_relay(&q, &cfg).await;
+    let (stop, handle, counters) = start_relay(&q, &cfg).await;
     // Warm-up: one message through relay, broker and reader first, so the topic's creation
     // and the reader's assignment are not in the figures (the reader drops it).
     let (warm_tx, warm_rx) = tokio::sync::oneshot::channel();
+    if kind == "rocketmq" {
+        // A RocketMQ reader finds a topic's queues only once it exists: the warm-up
+        // message creates it before the reader starts (and reads it from the first offset).
+        q.publish(topic, now_us().to_string(), PublishOptions::new())
+            .unwrap();
+        while counters.sent.load(std::sync::atomic::Ordering::Relaxed) < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     let reader = match kind {
+        "rocketmq" => tokio::spawn(read_rocketmq(
+            addr.to_string(),
+            topic.to_string(),
+            total,
+            warm_tx,
+        )),
         "kafka" => tokio::spawn(read_kafka(
             addr.to_string(),
             topic.to_string(),
@@ -147,12 +168,10 @@ async fn lag(kind: &str, addr: &str, db: &std::path::Path, topic: &str) {
             warm_tx,
         )),
     };
-    q.publish(
-        topic,
-        now_us().to_string().as_bytes(),
-        PublishOptions::new(),
-    )
-    .unwrap();
+    if kind != "rocketmq" {
+        q.publish(topic, now_us().to_string(), PublishOptions::new())
+            .unwrap();
+    }
     warm_rx.await.unwrap();
     // The publisher: every millisecond, what the rate owes by then, as one batch.
     let q2 = q.clone();
@@ -195,6 +214,43 @@ async fn lag(kind: &str, addr: &str, db: &std::path::Path, topic: &str) {
 }
 
 /// Microseconds from publish to read, one per distinct message (first copy).
+async fn read_rocketmq(
+    namesrv: String,
+    topic: String,
+    total: u64,
+    warm: tokio::sync::oneshot::Sender<()>,
+) -> Vec<u64> {
+    use rocketmq_client_rust::DefaultLitePullConsumer;
+    use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
+    let (_owner, client) = ferrymq_bridge::sink::rocketmq_client_runtime().unwrap();
+    let c = DefaultLitePullConsumer::builder(client)
+        .consumer_group(format!("bench-{}", now_us()))
+        .name_server_addr(namesrv)
+        .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .build()
+        .unwrap();
+    c.subscribe(&topic).await.unwrap();
+    c.start().await.unwrap();
+    let mut warm = Some(warm);
+    let mut out = Vec::with_capacity(total as usize);
+    while (out.len() as u64) < total {
+        for m in c.poll_with_timeout(1_000).await {
+            if let Some(w) = warm.take() {
+                let _ = w.send(());
+                continue;
+            }
+            let sent: u64 = std::str::from_utf8(m.body_slice())
+                .unwrap()
+                .parse()
+                .unwrap();
+            out.push(now_us().saturating_sub(sent));
+        }
+    }
+    c.shutdown().await;
+    out
+}
+
+/// The same, read from Kafka.
 async fn read_kafka(
     brokers: String,
     topic: String,
