@@ -65,7 +65,7 @@ broker-tests:
 ## `ferrymq relay` processes, with the brokers started and stopped around it.
 demo-two-hosts: pipeline-deps native-deps
 	$(CARGO) build -q -p ferrymq-cli
-	bash scripts/brokers/with-brokers.sh $(VENV)/bin/python examples/payment-pipeline/run.py --two-hosts --db $(DEMO_DB)
+	FERRYMQ_BROKERS="kafka rabbitmq" bash scripts/brokers/with-brokers.sh $(VENV)/bin/python examples/payment-pipeline/run.py --two-hosts --db $(DEMO_DB)
 
 # Each example runs on a fresh file so none rots.
 examples: native-deps

@@ -113,6 +113,13 @@ pub struct RocketMqSinkConfig {
     /// The producer group the relay registers as.
     #[serde(default = "default_producer_group")]
     pub producer_group: String,
+    /// The number of writable queues the topic has. A key's queue is its hash modulo the
+    /// number the name server lists; when that number changes (queues added, a broker
+    /// made read-only or failed over), keys move, and a key's next message could be read
+    /// before its last one on the old queue. Set, a write to a topic listing any other
+    /// number fails (and waits on the retry ladder) instead. Default: unchecked, as with
+    /// RocketMQ's own ordered producers.
+    pub queues: Option<usize>,
 }
 
 impl RocketMqSinkConfig {
@@ -123,11 +130,18 @@ impl RocketMqSinkConfig {
     }
 }
 
-/// RocketMQ's rule for topic names (`TopicValidator`): what the broker would refuse on
-/// every write is refused when the file is read.
-fn rocketmq_topic_ok(topic: &str) -> bool {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "%|_-".contains(c);
-    !topic.is_empty() && topic.len() <= 127 && topic.chars().all(allowed)
+/// Why RocketMQ's client would refuse every write to `topic` (its own validator: blank,
+/// longer than 127, a character outside `%|a-zA-Z0-9_-`, or a system topic), if it would.
+fn rocketmq_topic_refused(topic: &str) -> Option<String> {
+    use rocketmq_model::common::topic::TopicValidator;
+    let checked = TopicValidator::validate_topic(topic);
+    if !checked.valid() {
+        return Some(checked.remark().to_string());
+    }
+    let system = TopicValidator::is_system_topic(topic)
+        || TopicValidator::is_not_allowed_send_topic(topic)
+        || topic == TopicValidator::AUTO_CREATE_TOPIC_KEY_TOPIC;
+    system.then(|| "it is one of RocketMQ's system topics".to_string())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,9 +222,14 @@ impl BridgeConfig {
             }
             if let Some(r) = &e.rocketmq {
                 let topic = r.topic_for(&e.topic);
-                if !rocketmq_topic_ok(&topic) {
+                if let Some(why) = rocketmq_topic_refused(&topic) {
                     return Err(BridgeError(format!(
-                        "egress {n}: {topic:?} is not a RocketMQ topic name (1-127 of a-z A-Z 0-9 % | _ -); set rocketmq.topic"
+                        "egress {n}: RocketMQ refuses the topic {topic:?} ({why}); set rocketmq.topic"
+                    )));
+                }
+                if r.queues == Some(0) {
+                    return Err(BridgeError(format!(
+                        "egress {n}: rocketmq.queues must be at least 1"
                     )));
                 }
             }
@@ -320,9 +339,22 @@ mod tests {
         };
         let dotted = parse(&sink("orders.paid", "")).unwrap_err().0;
         assert!(
-            dotted.contains("\"orders.paid\" is not a RocketMQ topic name"),
+            dotted.contains(
+                "refuses the topic \"orders.paid\" (The specified topic contains illegal characters"
+            ),
             "{dotted}"
         );
+        let system = parse(&sink("t", ", topic = \"TBW102\"")).unwrap_err().0;
+        assert!(system.contains("system topics"), "{system}");
+        let none = parse(&sink("t", ", queues = 0")).unwrap_err().0;
+        assert!(
+            none.contains("rocketmq.queues must be at least 1"),
+            "{none}"
+        );
+        let system = parse(&sink("t", ", topic = \"RMQ_SYS_TRACE_TOPIC\""))
+            .unwrap_err()
+            .0;
+        assert!(system.contains("system topics"), "{system}");
         let renamed = parse(&sink("orders.paid", ", topic = \"orders_paid\"")).unwrap();
         let r = renamed.egress[0].rocketmq.as_ref().unwrap();
         assert_eq!(

@@ -811,3 +811,89 @@ fn rocketmq_egress_survives_relay_kills_and_broker_restarts() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     check_at_broker(&rocketmq_records(&rt, &namesrv, &topic, n), n);
 }
+
+/// Runs the relay of `sink` (a `relay.toml` line) in this process over the backlog `msgs`
+/// until `sent` messages are confirmed and `failed` writes failed (within 60 s), then a
+/// further second, and returns the counters' (sent, failed) and the group's stats.
+fn relay_in_process(
+    sink: &str,
+    msgs: Vec<Message>,
+    want: (u64, u64),
+) -> (u64, u64, ferrymq::GroupStats) {
+    use ferrymq_bridge::{Counters, config::EgressConfig, relay};
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::open(dir.path().join("a.db"), Options::default()).unwrap();
+    let topic = msgs[0].topic.clone();
+    let cfg: EgressConfig = toml::from_str(&format!(
+        "group = \"relay\"\ntopic = \"{topic}\"\nlease_ms = 2000\nretry_initial_ms = 60000\n{sink}\n"
+    ))
+    .unwrap();
+    let sink = relay::prepare(&q, &cfg, "test:/a.db").unwrap();
+    q.publish_batch(&msgs).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let counters = std::sync::Arc::new(Counters::default());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = rt.spawn(relay::run(q.clone(), cfg, sink, counters.clone(), rx));
+    let t = Instant::now();
+    let seen = || (counters.sent.load(Relaxed), counters.failed.load(Relaxed));
+    while seen().0 < want.0 || seen().1 < want.1 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "only {:?} of {want:?}",
+            seen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    stop.send(true).unwrap();
+    rt.block_on(task).unwrap().unwrap();
+    let stats = q.stats().unwrap().groups.get("relay").cloned().unwrap();
+    (seen().0, seen().1, stats)
+}
+
+#[test]
+fn rocketmq_relay_keeps_what_rocketmq_cannot_take() {
+    let Some(namesrv) = broker("FERRYMQ_TEST_ROCKETMQ") else {
+        return;
+    };
+    let topic = unique("untakeable");
+    let sink = format!("rocketmq = {{ namesrv = \"{namesrv}\" }}");
+    let msgs = vec![
+        Message::new(&topic, "fine").ordering_key("a"),
+        Message::new(&topic, "reserved header")
+            .ordering_key("b")
+            .with_options(
+                ferrymq::PublishOptions::new()
+                    .ordering_key("b")
+                    .header("KEYS", "x"),
+            ),
+        Message::new(&topic, "").ordering_key("c"),
+    ];
+    // One sent; the other two fail and wait on the retry ladder, nothing sent altered.
+    let (sent, failed, g) = relay_in_process(&sink, msgs, (1, 2));
+    assert_eq!((sent, failed), (1, 2));
+    assert_eq!((g.retrying, g.dead), (2, 0), "{g:?}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let at_broker = rocketmq_records(&rt, &namesrv, &topic, 1);
+    let payloads: Vec<&str> = at_broker.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(payloads, ["fine"]);
+}
+
+#[test]
+fn rocketmq_relay_with_queues_set_refuses_a_topic_listing_another_number() {
+    let Some(namesrv) = broker("FERRYMQ_TEST_ROCKETMQ") else {
+        return;
+    };
+    // The test broker gives a new topic 4 queues.
+    let topic = unique("queues");
+    let msgs: Vec<Message> = (0..3)
+        .map(|i| Message::new(&topic, format!("m{i}")).ordering_key(format!("k{i}")))
+        .collect();
+    let three = format!("rocketmq = {{ namesrv = \"{namesrv}\", queues = 3 }}");
+    let (sent, failed, g) = relay_in_process(&three, msgs.clone(), (0, 3));
+    assert_eq!((sent, failed, g.retrying), (0, 3, 3), "{g:?}");
+    let four = format!("rocketmq = {{ namesrv = \"{namesrv}\", queues = 4 }}");
+    let (sent, failed, _) = relay_in_process(&four, msgs, (3, 0));
+    assert_eq!((sent, failed), (3, 0));
+}

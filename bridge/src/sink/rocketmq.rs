@@ -5,8 +5,13 @@
 //!
 //! Per ordering key one queue: the queue is chosen by the key's Java `hashCode`, as
 //! RocketMQ's own `SelectMessageQueueByHash` does, so a Java producer keying by the same
-//! string lands on the same queue. The key also goes out as the sharding key, the message
-//! group a RocketMQ 5 FIFO consumer orders by.
+//! string lands on the same queue. The ordering key also goes out as the sharding key, the
+//! message group a RocketMQ 5 FIFO consumer orders by.
+//!
+//! Some messages RocketMQ cannot take as they are, and they fail on every try (down the
+//! retry ladder to the dead-letter queue) rather than being sent altered: an empty
+//! payload, one over the producer's 4 MiB, a header whose name RocketMQ reserves or that
+//! holds its property separators.
 
 use crate::config::RocketMqSinkConfig;
 use crate::envelope;
@@ -36,10 +41,11 @@ pub struct RocketMqSink {
 }
 
 struct Client {
-    /// Owns the client's background tasks (route refresh, heartbeats); dropped last.
-    _owner: RuntimeOwner,
-    runtime: Arc<ClientRuntime>,
     producer: DefaultMQProducer,
+    runtime: Arc<ClientRuntime>,
+    /// Owns the client's background tasks (route refresh, heartbeats): dropped last, as
+    /// fields drop in order.
+    _owner: RuntimeOwner,
 }
 
 /// What every RocketMQ client of this crate runs on (the relay's producer; the tests' and
@@ -95,9 +101,9 @@ impl RocketMqSink {
             .build();
         producer.start().await.map_err(|e| err("producer", e))?;
         Ok(Client {
-            _owner: owner,
-            runtime,
             producer,
+            runtime,
+            _owner: owner,
         })
     }
 
@@ -146,13 +152,16 @@ impl RocketMqSink {
                 .collect();
         };
         let timeout = self.confirm_timeout.as_millis() as u64;
+        let queues = self.cfg.queues;
         let this = &*self;
         let sends = batch.iter().map(|d| async move {
             let msg = this.message_of(d)?;
             let sent = match envelope::record_key(d) {
                 Some(key) => {
-                    let pick = |qs: &[MessageQueue], m: &Message, k: &String| {
-                        SelectMessageQueueByHash.select(qs, m, k)
+                    // None (no queue) fails the send: see `RocketMqSinkConfig::queues`.
+                    let pick = move |qs: &[MessageQueue], m: &Message, k: &String| match queues {
+                        Some(n) if qs.len() != n => None,
+                        _ => SelectMessageQueueByHash.select(qs, m, k),
                     };
                     client
                         .producer
@@ -183,8 +192,9 @@ impl RocketMqSink {
         if let Some(k) = &d.key {
             b = b.key(k.as_str());
         }
-        if let Some(k) = envelope::record_key(d) {
-            b = b.sharding_key(k);
+        // Only an ordering key: a RocketMQ 5 consumer orders by the message group.
+        if let Some(k) = &d.ordering_key {
+            b = b.sharding_key(k.as_str());
         }
         for (k, v) in envelope::headers_of(d, &self.origin) {
             carriable(&k, &v)?;
