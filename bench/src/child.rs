@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 pub type BoxResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// Hidden subcommand: run one job (`__run <kind> <side> <n> <retained>`).
+/// Hidden subcommand: run one job (`__run <kind> <side> <n> <retained> <groups>`).
 pub const RUN: &str = "__run";
 /// Hidden subcommand: the consumer of the cross-process W4 run
 /// (`__w4-consumer <side> <db> <n>`).

@@ -1,5 +1,5 @@
 //! One measurement: what to run (kind), against what (side), how much. A job travels to
-//! its child process as four arguments and runs there in a fresh temp dir.
+//! its child process as five arguments and runs there in a fresh temp dir.
 
 use crate::child::{BoxResult, Measured, peak_rss_kib};
 use crate::{baseline, latency, workloads};
@@ -77,6 +77,9 @@ pub struct Job {
     pub n: u64,
     /// Acked messages kept in the file before the timed part (W5); ferrymq only.
     pub retained: u64,
+    /// Consumer groups subscribed to the topic (W6; 1 elsewhere); ferrymq only. A drain
+    /// then drains every group, and counts each group's delivery.
+    pub groups: u64,
 }
 
 impl Job {
@@ -87,19 +90,23 @@ impl Job {
             self.side.name().to_owned(),
             self.n.to_string(),
             self.retained.to_string(),
+            self.groups.to_string(),
         ]
     }
 
     /// Parses the arguments after the hidden subcommand.
     pub fn from_args(args: &[String]) -> BoxResult<Job> {
-        let [kind, side, n, retained] = args else {
-            return Err(format!("expected <kind> <side> <n> <retained>, got {args:?}").into());
+        let [kind, side, n, retained, groups] = args else {
+            return Err(
+                format!("expected <kind> <side> <n> <retained> <groups>, got {args:?}").into(),
+            );
         };
         Ok(Job {
             kind: Kind::parse(kind)?,
             side: Side::parse(side)?,
             n: n.parse()?,
             retained: retained.parse()?,
+            groups: groups.parse()?,
         })
     }
 
@@ -109,8 +116,13 @@ impl Job {
         } else {
             String::new()
         };
+        let groups = if self.groups > 1 {
+            format!(", {} groups", self.groups)
+        } else {
+            String::new()
+        };
         format!(
-            "{} {} n={}{retained}",
+            "{} {} n={}{retained}{groups}",
             self.kind.name(),
             self.side.name(),
             self.n
@@ -125,9 +137,9 @@ pub fn run(job: &Job) -> BoxResult<Measured> {
     let mut m = match (job.side, job.kind) {
         (side, Kind::LatencyIn) => latency::in_process(side, job.n, path)?,
         (side, Kind::LatencyCross) => latency::cross_process(side, job.n, path)?,
-        (Side::Ferrymq, kind) => workloads::run(kind, job.n, job.retained, path)?,
-        (Side::Baseline, _) if job.retained > 0 => {
-            return Err("the baseline has no retained-rows variant".into());
+        (Side::Ferrymq, kind) => workloads::run(kind, job, path)?,
+        (Side::Baseline, _) if job.retained > 0 || job.groups > 1 => {
+            return Err("the baseline has no retained-rows or groups variant".into());
         }
         (Side::Baseline, kind) => baseline::run(kind, job.n, path)?,
     };
@@ -146,6 +158,7 @@ mod tests {
             side: Side::Baseline,
             n: 3000,
             retained: 7,
+            groups: 8,
         };
         let args = job.to_args();
         assert_eq!(Job::from_args(&args[1..]).unwrap(), job);

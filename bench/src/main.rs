@@ -2,7 +2,7 @@
 //! against the targets of docs/DESIGN.md ("Performance targets").
 //!
 //! ```text
-//! cargo run --release -p ferrymq-bench -- [--quick] [--only W1,W1x8,W2,W3,W4,W5,DLQ]
+//! cargo run --release -p ferrymq-bench -- [--quick] [--only W1,W1x8,W2,W3,W4,W5,W6,DLQ]
 //!                                         [--retained N] [--dead N] [--repeat N]
 //! ```
 //!
@@ -29,7 +29,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 const USAGE: &str = "\
-usage: ferrymq-bench [--quick] [--only W1,W1x8,W2,W3,W4,W5,DLQ] [--retained N] [--dead N]
+usage: ferrymq-bench [--quick] [--only W1,W1x8,W2,W3,W4,W5,W6,DLQ] [--retained N] [--dead N]
                      [--repeat N]
 
   --quick        every count about 10x smaller (CI); W5 keeps 20,000 retained messages,
@@ -44,7 +44,7 @@ environment:
   FERRYMQ_BENCH_THREADS=N     publishing threads in W1x8 (default 8)
   FERRYMQ_BENCH_KEY=1         every file encrypted (ferrymq's and the baseline's, one raw key)";
 
-const GROUPS: [&str; 7] = ["W1", "W1x8", "W2", "W3", "W4", "W5", "DLQ"];
+const GROUPS: [&str; 8] = ["W1", "W1x8", "W2", "W3", "W4", "W5", "W6", "DLQ"];
 
 #[derive(Debug, Default)]
 struct Args {
@@ -100,6 +100,7 @@ fn counts(a: &Args) -> Counts {
             drain: 2_000,
             latency: 1_000,
             retained: 20_000,
+            fan_drain: 500,
         }
     } else {
         Counts {
@@ -108,6 +109,7 @@ fn counts(a: &Args) -> Counts {
             drain: 20_000,
             latency: 3_000,
             retained: 1_000_000,
+            fan_drain: 5_000,
         }
     };
     Counts {
@@ -277,6 +279,10 @@ fn print_table(a: &Args, rows: &[report::Row], results: &HashMap<Job, Measured>)
          claims + acks. Cross-process: the consumer is a child process.\n\
          - W5: the baseline column is ferrymq itself on an empty file; the retained acked \
          rows are written with SQL straight into ferrymq's tables before the timed part.\n\
+         - W6: the topic has 1, 8 or 64 consumer groups. Publish: W1 one commit each, every \
+         group gets each message. Drain: the messages published untimed, then up to 8 \
+         threads take the groups in turns, receive(max 1) + ack, until every group is \
+         empty; the rate counts deliveries (messages x groups), the baseline is W3's loop.\n\
          - peak RSS: VmHWM of the child process(es) that ran that column's measurement.",
         workloads::threads(),
         latency::BASELINE_POLL.as_micros()

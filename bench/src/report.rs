@@ -27,7 +27,7 @@ pub enum Target {
 
 #[derive(Debug, Clone)]
 pub struct Row {
-    /// The `--only` name (W1, W1x8, W2, W3, W4, W5).
+    /// The `--only` name (W1, W1x8, W2, W3, W4, W5, W6).
     pub group: &'static str,
     pub label: String,
     pub ferrymq: Job,
@@ -45,7 +45,12 @@ pub struct Counts {
     pub drain: u64,
     pub latency: u64,
     pub retained: u64,
+    /// Messages each W6 drain publishes (every group takes each one).
+    pub fan_drain: u64,
 }
+
+/// W6's fan-outs: one publish to this many groups.
+pub const FAN_OUT: [u64; 3] = [1, 8, 64];
 
 fn job(kind: Kind, side: Side, n: u64) -> Job {
     Job {
@@ -53,6 +58,7 @@ fn job(kind: Kind, side: Side, n: u64) -> Job {
         side,
         n,
         retained: 0,
+        groups: 1,
     }
 }
 
@@ -90,7 +96,7 @@ pub fn rows(c: &Counts) -> Vec<Row> {
         retained: c.retained,
         ..j
     };
-    vec![
+    let mut rows = vec![
         row(
             "W1",
             format!(
@@ -179,7 +185,43 @@ pub fn rows(c: &Counts) -> Vec<Row> {
             Metric::Rate,
             Target::AtLeast(0.8),
         ),
-    ]
+    ];
+    let fan = |j: Job, groups| Job { groups, ..j };
+    let groups = |g: u64| {
+        if g == 1 {
+            "1 group".to_owned()
+        } else {
+            format!("{g} groups")
+        }
+    };
+    for g in FAN_OUT {
+        rows.push(row(
+            "W6",
+            format!("W6 W1 with {} subscribed (vs W1 baseline loop)", groups(g)),
+            (fan(w1.0, g), w1.1),
+            Metric::Rate,
+            if g == 8 {
+                Target::AtLeast(0.8)
+            } else {
+                Target::None
+            },
+        ));
+    }
+    let w6d = pair(Drain, c.fan_drain);
+    for g in FAN_OUT {
+        rows.push(row(
+            "W6",
+            format!(
+                "W6 {} draining {} msgs, deliveries/s (vs W3 baseline)",
+                groups(g),
+                thousands(c.fan_drain)
+            ),
+            (fan(w6d.0, g), w6d.1),
+            Metric::Rate,
+            Target::None,
+        ));
+    }
+    rows
 }
 
 fn value(m: &Measured, metric: Metric) -> f64 {

@@ -1,9 +1,10 @@
-//! The ferrymq side of the rate workloads (W1, W1x8, W2, W3, and W5 with retained rows),
+//! The ferrymq side of the rate workloads (W1, W1x8, W2, W3, W5 with retained rows, and
+//! W6 with several groups),
 //! through the public API only; plus the fast preparation of retained rows, which writes
 //! straight into ferrymq's tables because a million publishes would take minutes.
 
 use crate::child::{BoxResult, Measured};
-use crate::job::Kind;
+use crate::job::{Job, Kind};
 use ferrymq::{Message, Options, PublishOptions, Queue, ReceiveOptions, SubscribeOptions};
 use rusqlite::params;
 use std::path::Path;
@@ -137,13 +138,22 @@ fn fresh(dir: &Path, retained: u64) -> BoxResult<(Queue, f64)> {
 }
 
 /// Runs one rate workload on a fresh queue; returns the timed part's measurement.
-pub fn run(kind: Kind, n: u64, retained: u64, dir: &Path) -> BoxResult<Measured> {
-    let (q, prep_secs) = fresh(dir, retained)?;
+pub fn run(kind: Kind, job: &Job, dir: &Path) -> BoxResult<Measured> {
+    let (q, prep_secs) = fresh(dir, job.retained)?;
+    // W6: the bench group and `groups - 1` more on the same topic.
+    let groups: Vec<String> = std::iter::once(GROUP.to_owned())
+        .chain((1..job.groups).map(|g| format!("{GROUP}-{g}")))
+        .collect();
+    for g in &groups[1..] {
+        q.subscribe(g, TOPIC, SubscribeOptions::new())?;
+    }
+    let n = job.n;
     let before = q.group_commit_counts();
     let (ops, secs) = match kind {
         Kind::Publish => (n, publish(&q, n)?),
         Kind::Publish8 => (n, publish_threads(&q, n)?),
         Kind::Batch => batch(&q, n)?,
+        Kind::Drain if groups.len() > 1 => (n * job.groups, fan_drain(&q, n, &groups)?),
         Kind::Drain => (n, drain(&q, n)?),
         Kind::LatencyIn | Kind::LatencyCross => return Err("not a rate workload".into()),
     };
@@ -250,12 +260,66 @@ fn prefill(q: &Queue, count: u64) -> BoxResult<()> {
 }
 
 fn take_one(q: &Queue) -> BoxResult<()> {
-    let d = q
-        .receive(GROUP, ReceiveOptions::new().max(1))?
-        .pop()
-        .ok_or("the queue ran dry")?;
-    q.ack(&d)?;
+    take_from(q, GROUP)?.ok_or("the queue ran dry")?;
     Ok(())
+}
+
+/// receive(max 1) + ack on `group`; None when it had nothing.
+fn take_from(q: &Queue, group: &str) -> BoxResult<Option<()>> {
+    let Some(d) = q.receive(group, ReceiveOptions::new().max(1))?.pop() else {
+        return Ok(None);
+    };
+    q.ack(&d)?;
+    Ok(Some(()))
+}
+
+/// W6 drain: `n` messages published untimed to every group, then up to 8 threads, each
+/// taking its share of the groups in turns (one delivery from each), until all are empty.
+fn fan_drain(q: &Queue, n: u64, groups: &[String]) -> BoxResult<f64> {
+    prefill(q, n)?;
+    let threads = groups.len().min(8);
+    let start = Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|k| {
+                let (q, start) = (q.clone(), &start);
+                let mine: Vec<&str> = groups
+                    .iter()
+                    .skip(k)
+                    .step_by(threads)
+                    .map(String::as_str)
+                    .collect();
+                s.spawn(move || -> BoxResult<u64> {
+                    start.wait();
+                    let mut left = mine;
+                    let mut taken = 0;
+                    while !left.is_empty() {
+                        let mut still = Vec::with_capacity(left.len());
+                        for g in left {
+                            if take_from(&q, g)?.is_some() {
+                                taken += 1;
+                                still.push(g);
+                            }
+                        }
+                        left = still;
+                    }
+                    Ok(taken)
+                })
+            })
+            .collect();
+        start.wait();
+        let t = Instant::now();
+        let mut taken = 0;
+        for w in workers {
+            taken += w.join().map_err(|_| "a draining thread panicked")??;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let want = n * groups.len() as u64;
+        if taken != want {
+            return Err(format!("drained {taken} deliveries of {want}").into());
+        }
+        Ok(secs)
+    })
 }
 
 /// W3: `n` messages published untimed, then receive(max 1) + ack, one at a time.
