@@ -23,13 +23,14 @@ use rocketmq_client_rust::{
 };
 use rocketmq_model::common::message::message_queue::MessageQueue;
 use rocketmq_model::common::message::message_single::Message;
+use rocketmq_model::common::topic::TopicValidator;
 use rocketmq_runtime::{RuntimeConfig, RuntimeOwner};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The topic every broker that may create topics serves: its route answers while such a
-/// broker is registered, before the relay's own topic exists.
-const AUTO_CREATE_TOPIC: &str = "TBW102";
+/// The topic every broker that may create topics serves (`TBW102`): its route answers
+/// while such a broker is registered, before the relay's own topic exists.
+const AUTO_CREATE_TOPIC: &str = TopicValidator::AUTO_CREATE_TOPIC_KEY_TOPIC;
 
 pub struct RocketMqSink {
     cfg: RocketMqSinkConfig,
