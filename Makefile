@@ -49,15 +49,19 @@ native-deps:
 # machine at a time on the default ports (19092-19093, 5682, 25682, 19876, 20874-20877);
 # FERRYMQ_KAFKA_PORT, FERRYMQ_RABBITMQ_PORT and FERRYMQ_ROCKETMQ_PORT move them.
 FERRYMQ_RELAY_KILLS ?= 50
+# The binaries (target/debug/ferrymq with `relay`, ferrymq-bridge) and the broker tests
+# are built as `cargo test --workspace` builds them, so that after test-rust nothing is
+# compiled again: `-p ferrymq-bridge` would select other features of shared dependencies
+# and build them (the broker clients included) a second time.
 test-brokers: native-deps pipeline-deps
-	$(CARGO) build -q -p ferrymq-cli
+	$(CARGO) test -q --workspace --no-run
 	bash scripts/brokers/with-brokers.sh $(MAKE) --no-print-directory broker-tests
 
 # Run by test-brokers with the brokers up: the bridge's tests, then the payment pipeline as
 # two hosts joined by both brokers (20 orders, the relays SIGKILLed twice).
 broker-tests:
 	FERRYMQ_REQUIRE_BROKERS=1 FERRYMQ_RELAY_KILLS=$(FERRYMQ_RELAY_KILLS) \
-	$(CARGO) test -p ferrymq-bridge --test brokers -- --test-threads=1
+	$(CARGO) test --workspace --test brokers -- --test-threads=1
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(VENV)/bin/python examples/payment-pipeline/run.py --two-hosts --db "$$tmp/pipeline.db" --orders 20 --poison 7
 
@@ -108,7 +112,7 @@ console-deps: python-wheel
 	fi
 
 test-console: console-deps native-deps
-	$(CARGO) build -q -p ferrymq-cli
+	$(CARGO) test -q --workspace --no-run
 	FERRYMQ_BIN=$(CURDIR)/target/debug/ferrymq $(VENV)/bin/pytest -q cli/tests/console
 
 # The README's console screenshots (docs/images/console-*.png), from the same test.
