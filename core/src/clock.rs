@@ -12,6 +12,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// A source of "now" in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now_ms(&self) -> i64;
+
+    /// Whether this clock is real time: a waiting receive may then sleep until the next
+    /// due time it knows of, where under another clock it looks every `poll_interval`.
+    fn is_wall_clock(&self) -> bool {
+        false
+    }
 }
 
 /// The wall clock. The default of every queue.
@@ -21,6 +27,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
         system_time_to_ms(SystemTime::now()).unwrap_or(0)
+    }
+
+    fn is_wall_clock(&self) -> bool {
+        true
     }
 }
 

@@ -204,6 +204,7 @@ impl Inner {
             k.settle(path)?;
         }
         let conns = Conns::new(&real_path, opts.busy_timeout);
+        let wake = Wake::open(&real_path);
         let state = conns.track(&first.conn);
         state.store(IDLE, Ordering::SeqCst);
         let first = Tracked {
@@ -221,7 +222,7 @@ impl Inner {
             rng: Rng::seeded(),
             topics: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
-            wake: Wake::default(),
+            wake,
             open_txs: AtomicUsize::new(0),
             tx_threads: Mutex::new(Vec::new()),
             checks: Default::default(),

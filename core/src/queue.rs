@@ -260,12 +260,14 @@ impl Queue {
         let payload = payload.as_ref();
         publish::validate(&self.inner, topic, payload, &options)?;
         outbox::check_foreign(&self.inner, tx)?;
+        self.inner.wake.expect_foreign_commit();
         publish::write_in_callers_tx(&self.inner, tx, topic, payload, &options)
     }
 
     /// Acks inside a transaction the caller opened on its own connection to this file.
     pub fn ack_in(&self, tx: &rusqlite::Connection, delivery: &Delivery) -> Result<()> {
         outbox::check_foreign(&self.inner, tx)?;
+        self.inner.wake.expect_foreign_commit();
         store::all_or_nothing(tx, |c| settle::ack(c, delivery, self.inner.now()))
     }
 

@@ -1,6 +1,8 @@
-//! Receiving: claim what is due, or wait for it without spinning. In-process commits wake
-//! waiters at once (see `wake`); commits by other processes are noticed by a cheap
-//! `PRAGMA data_version` check every `poll_interval`, and scheduled work by its due time.
+//! Receiving: claim what is due, or wait for it without spinning. Commits through ferrymq
+//! wake waiters at once (in every process where the file has a shared wake word, else in
+//! this one; see `wake`); other commits are noticed by a cheap `PRAGMA data_version`
+//! check, every `poll_interval` or, where the wake word makes that rare, less often (see
+//! `Wake::poll`); scheduled work by its due time.
 //! Every claim first fires the file's due schedule ticks (`schedule`), and a waiting
 //! receive wakes for the next one.
 
@@ -12,7 +14,7 @@ use crate::options::ReceiveOptions;
 use crate::store::{self, claim};
 use crate::{clock::duration_to_ms, validate};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One `receive` call's state: its own connection (data_version is per connection) and
 /// what it last saw.
@@ -94,6 +96,28 @@ impl Receiver {
         Ok(out)
     }
 
+    /// How long to sleep before looking again, having waited `waited` since the last
+    /// claim: the wake's poll, cut to the next due time this receive knows of, and never
+    /// below `poll_interval`. Under a clock that is not real time, `poll_interval`.
+    fn sleep_for(&self, waited: Duration) -> Duration {
+        let base = self.inner.opts.poll_interval;
+        if !self.inner.opts.clock.is_wall_clock() {
+            return base;
+        }
+        let poll = self.inner.wake.poll(base, waited);
+        let next = [self.next_due, self.inner.schedules.next_tick()]
+            .into_iter()
+            .flatten()
+            .min();
+        match next {
+            Some(t) => {
+                let until = Duration::from_millis((t - self.inner.now()).max(0) as u64);
+                poll.min(until).max(base)
+            }
+            None => poll,
+        }
+    }
+
     /// Whether another claim could find something: a commit happened elsewhere, or
     /// scheduled work came due.
     pub fn worth_retrying(&mut self) -> Result<bool> {
@@ -135,7 +159,6 @@ pub(crate) fn receive_leased(
 ) -> Result<(Vec<Delivery>, i64)> {
     let mut r = Receiver::new(Arc::clone(inner), group, opts)?;
     let deadline = Instant::now() + opts.wait;
-    let poll = inner.opts.poll_interval;
     let mut asked = Instant::now();
     loop {
         let seen = inner.wake.generation();
@@ -143,6 +166,7 @@ pub(crate) fn receive_leased(
         if !got.is_empty() {
             return Ok((got, r.lease_used));
         }
+        let since = Instant::now();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -156,7 +180,11 @@ pub(crate) fn receive_leased(
                     return Ok((Vec::new(), 0));
                 }
             }
-            if inner.wake.wait(seen, poll.min(left)) || r.worth_retrying()? {
+            let mut sleep = r.sleep_for(since.elapsed()).min(left);
+            if interrupted.is_some() {
+                sleep = sleep.min(INTERRUPT_EVERY);
+            }
+            if inner.wake.wait(seen, sleep) || r.worth_retrying()? {
                 break;
             }
         }
@@ -226,9 +254,8 @@ pub(crate) async fn receive_async_leased(
         .await
         .map_err(join_error)??;
     let deadline = tokio::time::Instant::now() + opts.wait;
-    let poll = inner.opts.poll_interval;
     loop {
-        let notified = inner.wake.notify.notified();
+        let notified = inner.wake.notify().notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let (back, got) = tokio::task::spawn_blocking(move || {
@@ -242,12 +269,13 @@ pub(crate) async fn receive_async_leased(
         if !got.is_empty() {
             return Ok((got, r.lease_used));
         }
+        let since = Instant::now();
         loop {
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Ok((Vec::new(), 0));
             }
-            let step = poll.min(deadline - now);
+            let step = r.sleep_for(since.elapsed()).min(deadline - now);
             let woken = tokio::select! {
                 _ = &mut notified => true,
                 _ = tokio::time::sleep(step) => false,

@@ -387,6 +387,11 @@ impl DueCache {
         Ok(next)
     }
 
+    /// The earliest tick as last read, if it was read.
+    pub fn next_tick(&self) -> Option<i64> {
+        lock(&self.seen).and_then(|(_, next)| next)
+    }
+
     /// Whether a tick is due at `now`, as far as the remembered read knows.
     pub fn due(&self, conn: &Connection, max_age: Duration, now: i64) -> Result<bool> {
         Ok(self.earliest(conn, max_age)?.is_some_and(|t| t <= now))

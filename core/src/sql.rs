@@ -119,6 +119,10 @@ impl PublishRow {
             }
         };
         publish::validate_with(opts, topic, payload_len, options)?;
+        if let Some(q) = queue {
+            // The caller commits this on its own connection, where no wake-up follows.
+            q.inner.wake.expect_foreign_commit();
+        }
         Ok(PublishRow {
             tag: options.tag.clone(),
             key: options.key.clone(),
@@ -163,6 +167,11 @@ pub struct AckRow {
 
 impl AckRow {
     pub fn new(delivery: &Delivery, queue: Option<&Queue>) -> AckRow {
+        if let Some(q) = queue {
+            // An ack can free what waits behind it (an ordering key, `max_inflight`), and
+            // the caller commits it where no wake-up follows.
+            q.inner.wake.expect_foreign_commit();
+        }
         AckRow {
             message_id: delivery.message_id,
             consumer_group: delivery.consumer_group.clone(),

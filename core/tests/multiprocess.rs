@@ -229,3 +229,62 @@ fn a_publish_that_returned_survives_kill_9() {
             .unwrap_or_else(|e| panic!("published message {id} lost: {e}"));
     }
 }
+
+/// Child: waits (blocking or async, as `FERRYMQ_FLAVOUR` says) on a queue whose poll
+/// is 20 s, then says how long the message took to come.
+fn wait_with_a_slow_poll() {
+    let opts = Options::default().poll_interval(Duration::from_secs(20));
+    let q = Queue::open(env("FERRYMQ_DB"), opts).unwrap();
+    let wait = ReceiveOptions::new().wait(Duration::from_secs(60));
+    println!("WAITING");
+    let t = std::time::Instant::now();
+    let ds = if env("FERRYMQ_FLAVOUR") == "async" {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(q.receive_async("g", wait)).unwrap()
+    } else {
+        q.receive("g", wait).unwrap()
+    };
+    println!("GOT {} {}", ds.len(), t.elapsed().as_millis());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_commit_in_another_process_wakes_a_waiting_receive_without_its_poll() {
+    if child_role(|_| wait_with_a_slow_poll()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let q = Queue::open(&path, Options::default()).unwrap();
+    q.subscribe("g", "t", SubscribeOptions::new()).unwrap();
+    for flavour in ["blocking", "async"] {
+        let mut child = spawn_child(
+            "a_commit_in_another_process_wakes_a_waiting_receive_without_its_poll",
+            "wait",
+            &[
+                ("FERRYMQ_DB", path.display().to_string()),
+                ("FERRYMQ_FLAVOUR", flavour.to_owned()),
+            ],
+        );
+        let mut lines = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok);
+        assert!(lines.any(|l| l == "WAITING"));
+        // Let the receive settle into its wait (its first claim found nothing).
+        std::thread::sleep(Duration::from_millis(500));
+        q.publish("t", flavour, PublishOptions::new()).unwrap();
+        let got = lines
+            .find_map(|l| l.strip_prefix("GOT ").map(str::to_owned))
+            .expect("the child reported");
+        let (n, ms) = got.split_once(' ').unwrap();
+        assert_eq!(n, "1", "{flavour}");
+        // The child looks at data_version every 20 s: only the wake word brings the
+        // message this early.
+        let ms: u64 = ms.parse().unwrap();
+        assert!(ms < 10_000, "{flavour}: the message came after {ms} ms");
+        assert!(child.wait().unwrap().success());
+    }
+}
