@@ -141,15 +141,33 @@ impl ReadyChild {
         }
     }
 
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for the child's end and returns the result it printed.
-    pub fn finish(mut self) -> BoxResult<Measured> {
+    pub fn finish(self) -> BoxResult<Measured> {
+        result_of(&self.finish_output()?)
+    }
+
+    /// Waits for the child's end and returns its last line starting with `prefix`.
+    pub fn finish_line(self, prefix: &str) -> BoxResult<String> {
+        let rest = self.finish_output()?;
+        rest.lines()
+            .rev()
+            .find(|l| l.starts_with(prefix))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("the child printed no {prefix:?} line: {rest:?}").into())
+    }
+
+    fn finish_output(mut self) -> BoxResult<String> {
         let mut rest = String::new();
         self.stdout.read_to_string(&mut rest)?;
         let status = self.child.wait()?;
         if !status.success() {
             return Err(format!("child failed ({status}); output: {rest}").into());
         }
-        result_of(&rest)
+        Ok(rest)
     }
 }
 

@@ -2,7 +2,7 @@
 //! against the targets of docs/DESIGN.md ("Performance targets").
 //!
 //! ```text
-//! cargo run --release -p ferrymq-bench -- [--quick] [--only W1,W1x8,W2,W3,W4,W5,W6,DLQ]
+//! cargo run --release -p ferrymq-bench -- [--quick] [--only W1,W1x8,W2,W3,W4,W5,W6,DLQ,IDLE]
 //!                                         [--retained N] [--dead N] [--repeat N]
 //! ```
 //!
@@ -11,10 +11,12 @@
 //! peak RSS. Modules: `job` (what one child runs), `workloads` (the ferrymq side),
 //! `baseline` (the bare-rusqlite side), `latency` (W4, both sides), `report` (rows,
 //! targets, the markdown table), `redrive` (DLQ: a redrive of a large dead-letter queue
-//! beside a publisher; ferrymq only, a table of its own).
+//! beside a publisher; ferrymq only, a table of its own), `idle` (IDLE: what 50
+//! consumer processes waiting in receive cost; its own table too).
 
 mod baseline;
 mod child;
+mod idle;
 mod job;
 mod latency;
 mod redrive;
@@ -29,7 +31,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 const USAGE: &str = "\
-usage: ferrymq-bench [--quick] [--only W1,W1x8,W2,W3,W4,W5,W6,DLQ] [--retained N] [--dead N]
+usage: ferrymq-bench [--quick] [--only W1,W1x8,W2,W3,W4,W5,W6,DLQ,IDLE] [--retained N] [--dead N]
                      [--repeat N]
 
   --quick        every count about 10x smaller (CI); W5 keeps 20,000 retained messages,
@@ -37,6 +39,7 @@ usage: ferrymq-bench [--quick] [--only W1,W1x8,W2,W3,W4,W5,W6,DLQ] [--retained N
   --only LIST    run only these workloads (comma-separated)
   --retained N   acked messages kept in the file for W5 (default 1,000,000; quick 20,000)
   --dead N       dead letters redriven in DLQ (default 1,000,000; quick 20,000)
+                 (IDLE: 50 consumer processes wait 10 s; quick 3 s)
   --repeat N     run every measurement N times and keep the best (default 1)
 
 environment:
@@ -44,7 +47,7 @@ environment:
   FERRYMQ_BENCH_THREADS=N     publishing threads in W1x8 (default 8)
   FERRYMQ_BENCH_KEY=1         every file encrypted (ferrymq's and the baseline's, one raw key)";
 
-const GROUPS: [&str; 8] = ["W1", "W1x8", "W2", "W3", "W4", "W5", "W6", "DLQ"];
+const GROUPS: [&str; 9] = ["W1", "W1x8", "W2", "W3", "W4", "W5", "W6", "DLQ", "IDLE"];
 
 #[derive(Debug, Default)]
 struct Args {
@@ -151,6 +154,42 @@ fn run_dlq(a: &Args) -> Option<String> {
     }
 }
 
+/// IDLE, when selected: one run, its own table.
+fn run_idle(a: &Args) -> Option<String> {
+    if a.only
+        .as_ref()
+        .is_some_and(|o| !o.iter().any(|g| g == "IDLE"))
+    {
+        return None;
+    }
+    let quiet = std::time::Duration::from_secs(if a.quick { 3 } else { 10 });
+    eprint!(
+        "[IDLE] {} consumer processes waiting {} s ... ",
+        idle::CONSUMERS,
+        quiet.as_secs()
+    );
+    match idle::run(quiet) {
+        Ok(r) => {
+            eprintln!(
+                "{:.2} % of one core, {} of {} woken",
+                r.core_percent(),
+                r.woken,
+                r.consumers
+            );
+            // Every consumer must have had its message: a lost wake-up is a failure.
+            Some(if r.woken == r.consumers {
+                idle::table(&r)
+            } else {
+                String::new()
+            })
+        }
+        Err(e) => {
+            eprintln!("FAILED: {e}");
+            Some(String::new())
+        }
+    }
+}
+
 /// Keeps the better of two runs of one job: the higher rate, the lower percentiles, the
 /// higher peak RSS.
 fn best(a: &Measured, b: &Measured) -> Measured {
@@ -233,13 +272,15 @@ fn run_parent(args: &[String]) -> BoxResult<bool> {
     }
     let dlq = run_dlq(&a);
     all_ok &= dlq.as_ref().is_none_or(|t| !t.is_empty());
+    let idle = run_idle(&a);
+    all_ok &= idle.as_ref().is_none_or(|t| !t.is_empty());
     if cfg!(debug_assertions) {
         println!("**Debug build: these numbers mean nothing; run with --release.**\n");
     }
     if !rows.is_empty() {
         print_table(&a, &rows, &results);
     }
-    if let Some(t) = dlq.filter(|t| !t.is_empty()) {
+    for t in [dlq, idle].into_iter().flatten().filter(|t| !t.is_empty()) {
         println!("\n{t}");
     }
     println!("\nTotal time {:.1} s.", started.elapsed().as_secs_f64());
@@ -319,6 +360,7 @@ fn main() -> ExitCode {
         Some(child::RUN) => run_child(&args[1..]),
         Some(child::W4_CONSUMER) => latency::consumer_main(&args[1..]).map(|()| true),
         Some(redrive::RUN) => redrive::child_main(&args[1..]).map(|()| true),
+        Some(idle::CONSUMER) => idle::consumer_main(&args[1..]).map(|()| true),
         _ => run_parent(&args),
     };
     match outcome {

@@ -149,14 +149,14 @@ pub fn rows(c: &Counts) -> Vec<Row> {
             "W4 in-process latency p99".into(),
             w4i,
             Metric::P99,
-            Target::AtMost(4.0),
+            Target::AtMost(2.0),
         ),
         row(
             "W4",
             "W4 cross-process latency p50".into(),
             w4x,
             Metric::P50,
-            Target::BelowUs(5000.0),
+            Target::BelowUs(300.0),
         ),
         row(
             "W4",
