@@ -26,7 +26,7 @@ pub(crate) struct Receiver {
     max: usize,
     lease_ms: Option<i64>,
     data_version: i64,
-    next_due: Option<i64>,
+    next_due: claim::NextDue,
     /// The lease of the last claim (the receive's own or the group's), in ms.
     lease_used: i64,
 }
@@ -55,7 +55,7 @@ impl Receiver {
             max: opts.max,
             lease_ms: opts.lease.map(duration_to_ms),
             data_version: 0,
-            next_due: None,
+            next_due: claim::NextDue::default(),
             lease_used: 0,
         })
     }
@@ -98,14 +98,15 @@ impl Receiver {
 
     /// How long to sleep before looking again, having waited `waited` since the last
     /// claim: the wake's poll, cut to the next due time this receive knows of, and never
-    /// below `poll_interval`. Under a clock that is not real time, `poll_interval`.
+    /// below `poll_interval`. Under a clock that is not real time, or while the group is
+    /// at its `max_inflight` (the ack that frees a slot wakes nobody), `poll_interval`.
     fn sleep_for(&self, waited: Duration) -> Duration {
         let base = self.inner.opts.poll_interval;
-        if !self.inner.opts.clock.is_wall_clock() {
+        if !self.inner.opts.clock.is_wall_clock() || self.next_due.at_capacity {
             return base;
         }
         let poll = self.inner.wake.poll(base, waited);
-        let next = [self.next_due, self.inner.schedules.next_tick()]
+        let next = [self.next_due.at, self.inner.schedules.next_tick()]
             .into_iter()
             .flatten()
             .min();
@@ -127,7 +128,7 @@ impl Receiver {
             return Ok(true);
         }
         let now = self.inner.now();
-        if self.next_due.is_some_and(|t| t <= now) {
+        if self.next_due.at.is_some_and(|t| t <= now) {
             return Ok(true);
         }
         // A schedule's tick came due: the next claim fires it.

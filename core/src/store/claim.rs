@@ -193,11 +193,21 @@ pub(crate) fn has_claimable(conn: &Connection, group_id: i64, now: i64) -> Resul
     })
 }
 
+/// When something of the group becomes claimable next, as `next_due` finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct NextDue {
+    /// The earliest time, if anything is waiting.
+    pub at: Option<i64>,
+    /// The group is at its `max_inflight`: a settle frees a slot with a commit that wakes
+    /// nobody (acks do not bump the wake-up counter), so a waiting receive must look.
+    pub at_capacity: bool,
+}
+
 /// The earliest time something of the group becomes claimable, if anything is waiting:
 /// nothing while it is paused, and only the first lease end while it is at
-/// `max_inflight` (a settle frees a slot with a commit, which a waiting receive sees);
-/// under a rate limit, not before the bucket holds a token again.
-pub(crate) fn next_due(conn: &Connection, group_id: i64) -> Result<Option<i64>> {
+/// `max_inflight` (a settle frees a slot with a commit, which a waiting receive sees by
+/// polling); under a rate limit, not before the bucket holds a token again.
+pub(crate) fn next_due(conn: &Connection, group_id: i64) -> Result<NextDue> {
     let row = conn
         .prepare_cached(concat!(
             "SELECT CASE WHEN g.paused <> 0 THEN NULL
@@ -208,6 +218,11 @@ pub(crate) fn next_due(conn: &Connection, group_id: i64) -> Result<Option<i64>> 
             ") >= g.max_inflight
                          THEN x.i
                          ELSE min(coalesce(x.p, x.i), coalesce(x.i, x.p)) END,
+                    g.max_inflight IS NOT NULL
+                    AND (SELECT count(*) FROM ferrymq_deliveries
+                         WHERE group_id = ?1 AND state = ",
+            delivery_state!(inflight),
+            ") >= g.max_inflight,
                     g.rate, g.burst, g.tokens, g.tokens_at
              FROM ferrymq_groups g, (
                  SELECT (SELECT min(due_at) FROM ferrymq_deliveries
@@ -221,13 +236,22 @@ pub(crate) fn next_due(conn: &Connection, group_id: i64) -> Result<Option<i64>> 
              WHERE g.id = ?1"
         ))?
         .query_row([group_id], |r| {
-            Ok((r.get::<_, Option<i64>>(0)?, groups::bucket(r, 1)?))
+            Ok((
+                r.get::<_, Option<i64>>(0)?,
+                r.get::<_, Option<bool>>(1)?.unwrap_or(false),
+                groups::bucket(r, 2)?,
+            ))
         })
         .optional()?;
     Ok(match row {
-        Some((Some(due), Some(bucket))) => Some(due.max(bucket.next_token_at())),
-        Some((due, _)) => due,
-        None => None,
+        Some((due, at_capacity, bucket)) => NextDue {
+            at: match (due, bucket) {
+                (Some(due), Some(bucket)) => Some(due.max(bucket.next_token_at())),
+                (due, _) => due,
+            },
+            at_capacity,
+        },
+        None => NextDue::default(),
     })
 }
 
@@ -451,7 +475,7 @@ mod tests {
         let now = 1_700_000_000_000;
         // Messages are due now, but the next token is due in 250 ms.
         assert!(!has_claimable(&c.conn, id, now).unwrap());
-        assert_eq!(next_due(&c.conn, id).unwrap(), Some(now + 250));
+        assert_eq!(next_due(&c.conn, id).unwrap().at, Some(now + 250));
         assert!(has_claimable(&c.conn, id, now + 250).unwrap());
         // A token is due, but nothing is waiting: no due time at all.
         for _ in 0..2 {
@@ -462,6 +486,6 @@ mod tests {
                 1
             );
         }
-        assert_eq!(next_due(&c.conn, id).unwrap(), Some(now + 30_000));
+        assert_eq!(next_due(&c.conn, id).unwrap().at, Some(now + 30_000));
     }
 }
