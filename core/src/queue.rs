@@ -108,7 +108,8 @@ impl Queue {
         }
         let rate = options.rate_limit()?;
         let inner = &self.inner;
-        inner.write(false, |c| {
+        // Wakes waiting receives: a changed rate, burst or max_inflight may free them.
+        inner.write(true, |c| {
             let topic_id = inner.topic_id(c, topic)?;
             let sub = store::groups::Subscription {
                 group,
@@ -135,7 +136,8 @@ impl Queue {
     }
 
     /// Hands out the group's deliveries again after `pause`; waiting receives in every
-    /// process pick them up (in other processes within about `poll_interval`).
+    /// process pick them up (where the file has no wake file, other processes' within
+    /// about `poll_interval`).
     pub fn resume(&self, group: &str) -> Result<()> {
         self.set_paused(group, false)
     }
@@ -150,7 +152,7 @@ impl Queue {
         validate::name("consumer group", group)?;
         let inner = &self.inner;
         let action = if paused { "pause" } else { "resume" };
-        // Wakes this process's waiting receives; others see the commit's data_version.
+        // Resuming wakes waiting receives (in every process, through the wake file).
         inner.write(!paused, |c| {
             let changed = store::groups::set_paused(c, group, paused)?;
             let detail = serde_json::json!({ "changed": changed });

@@ -120,11 +120,17 @@ impl Receiver {
     }
 
     /// Whether another claim could find something: a commit happened elsewhere, or
-    /// scheduled work came due.
-    pub fn worth_retrying(&mut self) -> Result<bool> {
+    /// scheduled work came due. `seen` is the wake-up counter before the last claim.
+    pub fn worth_retrying(&mut self, seen: u64) -> Result<bool> {
         self.inner.check_open()?;
         let conn = self.conn.activate();
         if data_version(&conn)? != self.data_version {
+            if self.inner.wake.generation() == seen {
+                // A commit that bumped nothing: another library's, an ack's, or one by a
+                // process without the wake file. More may follow: every receive on the
+                // file looks every poll_interval for a while.
+                self.inner.wake.expect_foreign_commit();
+            }
             return Ok(true);
         }
         let now = self.inner.now();
@@ -139,7 +145,23 @@ impl Receiver {
 }
 
 /// How often a waiting receive asks its caller whether to give up (Ctrl-C in Python).
-const INTERRUPT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+const INTERRUPT_EVERY: Duration = Duration::from_millis(50);
+
+/// After a wake-up that brought nothing (commits to other topics and groups bump the same
+/// counter), the next wake-up is acted on no sooner than this after it (or
+/// `poll_interval`, if shorter): a busy file costs a waiting receive no more looks than
+/// the 2 ms poll did, and a wake-up that brings something is never held back.
+const FRUITLESS_GAP: Duration = Duration::from_millis(2);
+
+/// How long to hold back acting on a wake-up, given when the last one brought nothing.
+fn hold_back(fruitless: Option<Instant>, poll: Duration, left: Duration) -> Duration {
+    fruitless.map_or(Duration::ZERO, |at| {
+        FRUITLESS_GAP
+            .min(poll)
+            .saturating_sub(at.elapsed())
+            .min(left)
+    })
+}
 
 pub(crate) fn receive_blocking(
     inner: &Arc<Inner>,
@@ -161,11 +183,15 @@ pub(crate) fn receive_leased(
     let mut r = Receiver::new(Arc::clone(inner), group, opts)?;
     let deadline = Instant::now() + opts.wait;
     let mut asked = Instant::now();
+    let (mut woken, mut fruitless) = (false, None);
     loop {
         let seen = inner.wake.generation();
         let got = r.try_claim()?;
         if !got.is_empty() {
             return Ok((got, r.lease_used));
+        }
+        if woken {
+            fruitless = Some(Instant::now());
         }
         let since = Instant::now();
         loop {
@@ -185,7 +211,13 @@ pub(crate) fn receive_leased(
             if interrupted.is_some() {
                 sleep = sleep.min(INTERRUPT_EVERY);
             }
-            if inner.wake.wait(seen, sleep) || r.worth_retrying()? {
+            if inner.wake.wait(seen, sleep) {
+                std::thread::sleep(hold_back(fruitless.take(), inner.opts.poll_interval, left));
+                woken = true;
+                break;
+            }
+            if r.worth_retrying(seen)? {
+                woken = false;
                 break;
             }
         }
@@ -255,10 +287,12 @@ pub(crate) async fn receive_async_leased(
         .await
         .map_err(join_error)??;
     let deadline = tokio::time::Instant::now() + opts.wait;
+    let (mut woken, mut fruitless) = (false, None);
     loop {
         let notified = inner.wake.notify().notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        let seen = inner.wake.generation();
         let (back, got) = tokio::task::spawn_blocking(move || {
             let got = r.try_claim().map(|ds| Unclaimed::new(&r.inner, ds));
             (r, got)
@@ -270,18 +304,27 @@ pub(crate) async fn receive_async_leased(
         if !got.is_empty() {
             return Ok((got, r.lease_used));
         }
+        if woken {
+            fruitless = Some(Instant::now());
+        }
         let since = Instant::now();
         loop {
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Ok((Vec::new(), 0));
             }
-            let step = r.sleep_for(since.elapsed()).min(deadline - now);
-            let woken = tokio::select! {
+            let left = deadline - now;
+            let step = r.sleep_for(since.elapsed()).min(left);
+            woken = tokio::select! {
                 _ = &mut notified => true,
                 _ = tokio::time::sleep(step) => false,
             };
-            if woken || r.worth_retrying()? {
+            if woken {
+                let gap = hold_back(fruitless.take(), inner.opts.poll_interval, left);
+                tokio::time::sleep(gap).await;
+                break;
+            }
+            if r.worth_retrying(seen)? {
                 break;
             }
         }

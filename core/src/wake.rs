@@ -176,11 +176,15 @@ impl Wake {
     /// What async receives wait on. With a shared word, the first call starts the
     /// watcher that turns other processes' bumps into notifications.
     pub fn notify(&self) -> &tokio::sync::Notify {
-        if self.cross.word.is_some() && !self.cross.watching.swap(true, Ordering::AcqRel) {
+        if let Some(word) = &self.cross.word
+            && !self.cross.watching.swap(true, Ordering::AcqRel)
+        {
             let cross = Arc::clone(&self.cross);
+            // Read here, before the caller's claim: a bump between the two is then seen.
+            let seen = word.load();
             let started = std::thread::Builder::new()
                 .name("ferrymq-wake".into())
-                .spawn(move || watch(&cross));
+                .spawn(move || watch(&cross, seen));
             if started.is_err() {
                 // No thread: async receives fall back to the poll alone; a later one tries
                 // again.
@@ -199,9 +203,8 @@ impl Drop for Wake {
 
 /// The watcher: sleeps on the shared word and notifies this process's async receives of
 /// each change that was not this process's own bump.
-fn watch(cross: &Cross) {
+fn watch(cross: &Cross, mut seen: u32) {
     let Some(word) = &cross.word else { return };
-    let mut seen = word.load();
     while !cross.stop.load(Ordering::Acquire) {
         word.wait(seen, WATCH_SLICE);
         let now = word.load();
@@ -240,7 +243,9 @@ mod tests {
     #[test]
     fn a_bump_wakes_a_waiter_through_the_shared_word() {
         let dir = tempfile::tempdir().unwrap();
-        let w = Wake::open(&dir.path().join("q.db"));
+        let db = dir.path().join("q.db");
+        std::fs::write(&db, b"").unwrap();
+        let w = Wake::open(&db);
         assert!(w.is_shared());
         a_bump_wakes_a_waiter_before_its_timeout(w);
     }
@@ -250,6 +255,7 @@ mod tests {
     fn another_queues_bump_notifies_async_receives_through_the_watcher() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("q.db");
+        std::fs::write(&db, b"").unwrap();
         // Two wakes of one file stand for two processes.
         let (mine, theirs) = (Wake::open(&db), Wake::open(&db));
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -4,9 +4,13 @@
 //! waiters with a futex on that word (the kernel keys a shared futex by file and offset,
 //! so it reaches other processes). A waiter sleeps on the word instead of polling.
 //!
-//! The file holds no data, only the two words below, so an encrypted queue leaks nothing
+//! The file holds no data, only the words below, so an encrypted queue leaks nothing
 //! through it. Where it cannot be created (a read-only directory) or elsewhere than
-//! Linux, there is none and receives poll `PRAGMA data_version` as before.
+//! Linux, there is none and receives poll `PRAGMA data_version` as before. Like SQLite's
+//! `-shm`, it must not be truncated while the queue is open (a process touching a
+//! mapped page past the end gets SIGBUS); deleting it only splits the processes that
+//! had it open from those that open it afresh (they then find each other's commits by
+//! polling).
 //!
 //! Layout (native-endian, 4 KiB so the mapping is one page):
 //!   0: u32 commit counter (the futex word; wraps)
@@ -20,7 +24,7 @@
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -44,25 +48,30 @@ pub(crate) fn path_for(db: &Path) -> PathBuf {
 }
 
 impl SharedWord {
-    /// Maps the wake file of `db`, creating it (owner-only, as the database) if needed.
-    /// None if it cannot be had: receives then poll.
+    /// Maps the wake file of `db`, creating it (with the database's permission bits, so
+    /// whoever may write the database may bump the counter) if needed. None if it cannot
+    /// be had: receives then poll.
     pub fn open(db: &Path) -> Option<SharedWord> {
+        let mode = std::fs::metadata(db).ok()?.permissions().mode() & 0o666;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             // Never emptied: other processes hold the counter mapped.
             .truncate(false)
-            .mode(0o600)
+            .mode(mode)
             .open(path_for(db))
             .ok()?;
-        // Growing only: two processes creating it at once both ask for the same size, and
-        // a file already that long keeps its counter.
-        if file.metadata().ok()?.len() < LEN as u64 {
-            file.set_len(LEN as u64).ok()?;
+        // The page's disk block is allocated before it is mapped: a first write into a
+        // hole would need one, and a full disk would then kill the process (SIGBUS) where
+        // this returns None. posix_fallocate only adds blocks and length, so a racing
+        // opener (or a file in use) keeps its counter.
+        // SAFETY: a plain call on a descriptor we hold.
+        if unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, LEN as libc::off_t) } != 0 {
+            return None;
         }
-        // SAFETY: a fresh shared mapping of a file we hold open and made LEN bytes long;
-        // the kernel keeps the mapping alive after the descriptor closes.
+        // SAFETY: a fresh shared mapping of a file we hold open and at least LEN bytes
+        // long; the kernel keeps the mapping alive after the descriptor closes.
         let map = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -190,6 +199,7 @@ mod tests {
     fn two_mappings_of_one_file_wake_each_other() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("q.db");
+        std::fs::write(&db, b"").unwrap();
         // Two mappings stand for two processes: the futex is keyed by file and offset.
         let a = SharedWord::open(&db).unwrap();
         let b = Arc::new(SharedWord::open(&db).unwrap());
@@ -210,7 +220,9 @@ mod tests {
     #[test]
     fn a_wait_on_a_stale_value_returns_at_once_and_a_quiet_one_times_out() {
         let dir = tempfile::tempdir().unwrap();
-        let w = SharedWord::open(&dir.path().join("q.db")).unwrap();
+        let db = dir.path().join("q.db");
+        std::fs::write(&db, b"").unwrap();
+        let w = SharedWord::open(&db).unwrap();
         let seen = w.load();
         w.bump();
         assert!(w.wait(seen, Duration::from_secs(10)));
@@ -221,6 +233,7 @@ mod tests {
     fn foreign_commits_are_expected_for_the_window_and_only_the_first_call_says_so() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("q.db");
+        std::fs::write(&db, b"").unwrap();
         let (a, b) = (
             SharedWord::open(&db).unwrap(),
             SharedWord::open(&db).unwrap(),
@@ -235,5 +248,27 @@ mod tests {
     #[test]
     fn no_wake_file_in_a_directory_that_is_not_there() {
         assert!(SharedWord::open(Path::new("/nonexistent-dir/q.db")).is_none());
+    }
+
+    #[test]
+    fn the_wake_file_has_the_databases_permission_bits_and_a_whole_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.db");
+        std::fs::write(&db, b"").unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o660)).unwrap();
+        let w = SharedWord::open(&db).unwrap();
+        w.bump();
+        let meta = std::fs::metadata(path_for(&db)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o660 & !umask());
+        assert_eq!(meta.len(), LEN as u64);
+        // Another opener keeps the counter.
+        assert_eq!(SharedWord::open(&db).unwrap().load(), w.load());
+    }
+
+    /// The process's umask, read without setting it (other tests create files meanwhile).
+    fn umask() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
     }
 }
