@@ -1,8 +1,10 @@
 //! IDLE: what waiting costs. 50 consumer processes block in `receive` on one file with
 //! nothing to receive. Once they all wait (and a settling second has passed), the parent
 //! reads their CPU time (user + system, from /proc) at the start and the end of a quiet
-//! spell, then publishes one message each, and every consumer says whether its message
-//! reached it. ferrymq only, a table of its own: the bare loop has no wait.
+//! spell, then publishes one message each, and every consumer says whether a message
+//! reached it and when (wall-clock ns, which every process shares): the slowest says
+//! whether the wake-up reached every process. ferrymq only, a table of its own: the bare
+//! loop has no wait.
 //!
 //! Runs as `__idle-consumer <db> <secs>` children of this binary, each on its own
 //! connection, as separate services on one host would.
@@ -11,7 +13,7 @@ use crate::child::{BoxResult, ReadyChild};
 use crate::workloads::{GROUP, TOPIC, open};
 use ferrymq::{PublishOptions, ReceiveOptions};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Hidden subcommand: `__idle-consumer <db> <secs>`.
 pub const CONSUMER: &str = "__idle-consumer";
@@ -25,6 +27,8 @@ pub struct Result {
     pub cpu_secs: f64,
     /// Consumers whose receive returned the message published after the quiet spell.
     pub woken: usize,
+    /// From the first of the publishes to the last consumer's arrival, in ms.
+    pub slowest_ms: f64,
 }
 
 impl Result {
@@ -52,6 +56,12 @@ fn total_cpu_secs(pids: &[u32]) -> BoxResult<f64> {
     pids.iter().map(|&p| cpu_secs(p)).sum()
 }
 
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// The parent's side: `CONSUMERS` waiting children, `quiet` of nothing, then one
 /// message each.
 pub fn run(quiet: Duration) -> BoxResult<Result> {
@@ -74,6 +84,7 @@ pub fn run(quiet: Duration) -> BoxResult<Result> {
     std::thread::sleep(quiet);
     let cpu_secs = total_cpu_secs(&pids)? - cpu_before;
     let quiet_secs = started.elapsed().as_secs_f64();
+    let published = now_ns();
     for i in 0..CONSUMERS {
         q.publish(TOPIC, format!("wake {i}"), PublishOptions::new())?;
     }
@@ -82,10 +93,15 @@ pub fn run(quiet: Duration) -> BoxResult<Result> {
         quiet_secs,
         cpu_secs,
         woken: 0,
+        slowest_ms: 0.0,
     };
     for c in children {
         let line = c.finish_line("idle ")?;
-        r.woken += line["idle ".len()..].trim().parse::<usize>()?;
+        let mut fields = line.split_whitespace().skip(1);
+        r.woken += fields.next().ok_or("no count")?.parse::<usize>()?;
+        let arrived: u64 = fields.next().ok_or("no arrival time")?.parse()?;
+        let ms = arrived.saturating_sub(published) as f64 / 1e6;
+        r.slowest_ms = r.slowest_ms.max(ms);
     }
     Ok(r)
 }
@@ -103,10 +119,11 @@ pub fn consumer_main(args: &[String]) -> BoxResult<()> {
             .max(1)
             .wait(Duration::from_secs(wait.parse()?)),
     )?;
+    let arrived = now_ns();
     for d in &got {
         q.ack(d)?;
     }
-    println!("idle {}", got.len());
+    println!("idle {} {arrived}", got.len());
     Ok(())
 }
 
@@ -118,7 +135,8 @@ pub fn table(r: &Result) -> String {
          | quiet spell (nothing published) | {:.1} s |\n\
          | CPU of all the consumer processes in the spell | {:.3} s |\n\
          | as a share of one core | {:.2} % |\n\
-         | consumers woken by the publish that ended it | {} of {} |\n\n\
+         | consumers woken by the publish that ended it | {} of {} |\n\
+         | from the first of the 50 publishes to the last consumer's wake-up | {:.1} ms |\n\n\
          - each consumer is a process of its own with one `receive(max 1)` whose wait \
          outlasts the spell, started a second before it; CPU is user + system time from \
          /proc/<pid>/stat at the spell's start and end (clock ticks).\n",
@@ -128,5 +146,6 @@ pub fn table(r: &Result) -> String {
         r.core_percent(),
         r.woken,
         r.consumers,
+        r.slowest_ms,
     )
 }

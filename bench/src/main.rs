@@ -171,10 +171,11 @@ fn run_idle(a: &Args) -> Option<String> {
     match idle::run(quiet) {
         Ok(r) => {
             eprintln!(
-                "{:.2} % of one core, {} of {} woken",
+                "{:.2} % of one core, {} of {} woken, the last {:.1} ms after the publishes began",
                 r.core_percent(),
                 r.woken,
-                r.consumers
+                r.consumers,
+                r.slowest_ms
             );
             // Every consumer must have had its message: a lost wake-up is a failure.
             Some(if r.woken == r.consumers {
