@@ -1,4 +1,16 @@
-# Sourced by kafka.sh and rabbitmq.sh: what both do the same way.
+# Sourced by kafka.sh, rabbitmq.sh and rocketmq.sh: what they do the same way.
+
+# Copies the runtime jars POM $1 depends on (from Maven Central) into $2/lib, once: the
+# marker file says a copy finished.
+fetch_jars() {
+  local pom="$1" cache="$2"
+  [ -f "$cache/.complete" ] && return
+  command -v mvn >/dev/null || { echo "$(basename "$0"): mvn is required" >&2; exit 1; }
+  mkdir -p "$cache"
+  mvn -q -B -f "$pom" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$cache/lib"
+  touch "$cache/.complete"
+}
 
 # Waits up to 30 s for process $1 to exit; fails if it is still there.
 await_exit() {
@@ -6,7 +18,7 @@ await_exit() {
   return 1
 }
 
-# The command line both take; each script defines start, wait_ready and stop.
+# The command line each takes; each script defines start, wait_ready and stop.
 main() {
   case "${1:-}" in
     start) start ;;

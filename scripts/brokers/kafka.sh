@@ -23,14 +23,7 @@ log="$base/server.log"
 
 running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
-fetch() {
-  [ -f "$cache/.complete" ] && return
-  command -v mvn >/dev/null || { echo "kafka.sh: mvn is required" >&2; exit 1; }
-  mkdir -p "$cache"
-  mvn -q -B -f "$here/kafka-pom.xml" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$cache/lib"
-  touch "$cache/.complete"
-}
+fetch() { fetch_jars "$here/kafka-pom.xml" "$cache"; }
 
 java_cmd() {
   java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \

@@ -29,14 +29,7 @@ nspidfile="$base/namesrv.pid"
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 running() { alive "$pidfile"; }
 
-fetch() {
-  [ -f "$cache/.complete" ] && return
-  command -v mvn >/dev/null || { echo "rocketmq.sh: mvn is required" >&2; exit 1; }
-  mkdir -p "$cache"
-  mvn -q -B -f "$here/rocketmq-pom.xml" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$cache/lib"
-  touch "$cache/.complete"
-}
+fetch() { fetch_jars "$here/rocketmq-pom.xml" "$cache"; }
 
 # ROCKETMQ_HOME is required by both mains; user.home is where they write their logs.
 launch() { # launch PIDFILE OUT MAIN ARGS...
