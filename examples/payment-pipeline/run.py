@@ -72,7 +72,7 @@ RELAY_B = ("relay-shipped", "logistics", "shipped")
 
 
 def setup(db: pathlib.Path, groups: list[tuple[str, str, str]]) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", "-wake"):
         pathlib.Path(f"{db}{suffix}").unlink(missing_ok=True)
     retry = {
         "payment-center": ferrymq.RetryPolicy.fixed(ms(100, 200, 400, 800, 1600)),

@@ -125,7 +125,7 @@ fn main() -> ferrymq::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "ferrymq-demo.db".into());
     // Each run tells the whole story from an empty queue.
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", "-wake"] {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
     }
     let q = Queue::open(
