@@ -137,7 +137,7 @@ pub fn run(job: &Job) -> BoxResult<Measured> {
     let mut m = match (job.side, job.kind) {
         (side, Kind::LatencyIn) => latency::in_process(side, job.n, path)?,
         (side, Kind::LatencyCross) => latency::cross_process(side, job.n, path)?,
-        (Side::Ferrymq, kind) => workloads::run(kind, job, path)?,
+        (Side::Ferrymq, _) => workloads::run(job, path)?,
         (Side::Baseline, _) if job.retained > 0 || job.groups > 1 => {
             return Err("the baseline has no retained-rows or groups variant".into());
         }

@@ -138,7 +138,8 @@ fn fresh(dir: &Path, retained: u64) -> BoxResult<(Queue, f64)> {
 }
 
 /// Runs one rate workload on a fresh queue; returns the timed part's measurement.
-pub fn run(kind: Kind, job: &Job, dir: &Path) -> BoxResult<Measured> {
+pub fn run(job: &Job, dir: &Path) -> BoxResult<Measured> {
+    let kind = job.kind;
     let (q, prep_secs) = fresh(dir, job.retained)?;
     // W6: the bench group and `groups - 1` more on the same topic.
     let groups: Vec<String> = std::iter::once(GROUP.to_owned())
