@@ -10,10 +10,11 @@
 //! connection, as separate services on one host would.
 
 use crate::child::{BoxResult, ReadyChild};
+use crate::latency::now_ns;
 use crate::workloads::{GROUP, TOPIC, open};
 use ferrymq::{PublishOptions, ReceiveOptions};
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Hidden subcommand: `__idle-consumer <db> <secs>`.
 pub const CONSUMER: &str = "__idle-consumer";
@@ -54,12 +55,6 @@ fn cpu_secs(pid: u32) -> BoxResult<f64> {
 
 fn total_cpu_secs(pids: &[u32]) -> BoxResult<f64> {
     pids.iter().map(|&p| cpu_secs(p)).sum()
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// The parent's side: `CONSUMERS` waiting children, `quiet` of nothing, then one

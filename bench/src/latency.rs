@@ -32,7 +32,8 @@ trait Consumer: Send {
     fn take(&mut self, give_up: Instant) -> BoxResult<Option<(Vec<u8>, u64)>>;
 }
 
-fn now_ns() -> u64 {
+/// Wall-clock ns: every process on the machine reads the same clock.
+pub fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
