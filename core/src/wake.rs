@@ -72,7 +72,7 @@ struct Cross {
 const WATCH_SLICE: Duration = Duration::from_millis(250);
 /// The longest a waiting receive sleeps between two looks at `PRAGMA data_version` when
 /// commits wake it through the shared word and none without ferrymq are expected.
-pub(crate) const QUIET_POLL_MAX: Duration = Duration::from_millis(100);
+const QUIET_POLL_MAX: Duration = Duration::from_millis(100);
 /// How long one `publish_in` / `ack_in` keeps waiting receives polling at
 /// `poll_interval` (its caller commits later, where no bump follows).
 const FOREIGN_WINDOW: Duration = Duration::from_secs(10);

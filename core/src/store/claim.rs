@@ -210,20 +210,13 @@ pub(crate) struct NextDue {
 pub(crate) fn next_due(conn: &Connection, group_id: i64) -> Result<NextDue> {
     let row = conn
         .prepare_cached(concat!(
-            "SELECT CASE WHEN g.paused <> 0 THEN NULL
-                         WHEN g.max_inflight IS NOT NULL
-                              AND (SELECT count(*) FROM ferrymq_deliveries
-                                   WHERE group_id = ?1 AND state = ",
-            delivery_state!(inflight),
-            ") >= g.max_inflight
-                         THEN x.i
-                         ELSE min(coalesce(x.p, x.i), coalesce(x.i, x.p)) END,
+            "SELECT g.paused <> 0,
                     g.max_inflight IS NOT NULL
                     AND (SELECT count(*) FROM ferrymq_deliveries
                          WHERE group_id = ?1 AND state = ",
             delivery_state!(inflight),
             ") >= g.max_inflight,
-                    g.rate, g.burst, g.tokens, g.tokens_at
+                    x.p, x.i, g.rate, g.burst, g.tokens, g.tokens_at
              FROM ferrymq_groups g, (
                  SELECT (SELECT min(due_at) FROM ferrymq_deliveries
                          WHERE group_id = ?1 AND state = ",
@@ -237,20 +230,32 @@ pub(crate) fn next_due(conn: &Connection, group_id: i64) -> Result<NextDue> {
         ))?
         .query_row([group_id], |r| {
             Ok((
-                r.get::<_, Option<i64>>(0)?,
+                r.get::<_, bool>(0)?,
                 r.get::<_, Option<bool>>(1)?.unwrap_or(false),
-                groups::bucket(r, 2)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                groups::bucket(r, 4)?,
             ))
         })
         .optional()?;
     Ok(match row {
-        Some((due, at_capacity, bucket)) => NextDue {
-            at: match (due, bucket) {
-                (Some(due), Some(bucket)) => Some(due.max(bucket.next_token_at())),
-                (due, _) => due,
-            },
-            at_capacity,
-        },
+        Some((paused, at_capacity, pending, inflight, bucket)) => {
+            // Paused: nothing comes due. At capacity: only a lease end frees a slot.
+            let due = if paused {
+                None
+            } else if at_capacity {
+                inflight
+            } else {
+                [pending, inflight].into_iter().flatten().min()
+            };
+            NextDue {
+                at: match (due, bucket) {
+                    (Some(due), Some(bucket)) => Some(due.max(bucket.next_token_at())),
+                    (due, _) => due,
+                },
+                at_capacity,
+            }
+        }
         None => NextDue::default(),
     })
 }

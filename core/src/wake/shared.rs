@@ -195,11 +195,17 @@ mod tests {
     use std::sync::Arc;
     use std::time::Instant;
 
-    #[test]
-    fn two_mappings_of_one_file_wake_each_other() {
+    /// An empty database file in a fresh directory (the wake file takes its mode).
+    fn db_file() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("q.db");
         std::fs::write(&db, b"").unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn two_mappings_of_one_file_wake_each_other() {
+        let (_dir, db) = db_file();
         // Two mappings stand for two processes: the futex is keyed by file and offset.
         let a = SharedWord::open(&db).unwrap();
         let b = Arc::new(SharedWord::open(&db).unwrap());
@@ -219,9 +225,7 @@ mod tests {
 
     #[test]
     fn a_wait_on_a_stale_value_returns_at_once_and_a_quiet_one_times_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("q.db");
-        std::fs::write(&db, b"").unwrap();
+        let (_dir, db) = db_file();
         let w = SharedWord::open(&db).unwrap();
         let seen = w.load();
         w.bump();
@@ -231,9 +235,7 @@ mod tests {
 
     #[test]
     fn foreign_commits_are_expected_for_the_window_and_only_the_first_call_says_so() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("q.db");
-        std::fs::write(&db, b"").unwrap();
+        let (_dir, db) = db_file();
         let (a, b) = (
             SharedWord::open(&db).unwrap(),
             SharedWord::open(&db).unwrap(),
@@ -252,9 +254,7 @@ mod tests {
 
     #[test]
     fn the_wake_file_has_the_databases_permission_bits_and_a_whole_page() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("q.db");
-        std::fs::write(&db, b"").unwrap();
+        let (_dir, db) = db_file();
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o660)).unwrap();
         let w = SharedWord::open(&db).unwrap();
         w.bump();
