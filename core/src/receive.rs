@@ -126,10 +126,10 @@ impl Receiver {
         let conn = self.conn.activate();
         if data_version(&conn)? != self.data_version {
             if self.inner.wake.generation() == seen {
-                // A commit that bumped nothing: another library's, an ack's, or one by a
-                // process without the wake file. More may follow: every receive on the
-                // file looks every poll_interval for a while.
-                self.inner.wake.expect_foreign_commit();
+                // A commit that bumped nothing (yet): another library's, an ack's, or one
+                // by a process without the wake file. If more follow, every receive on
+                // the file looks every poll_interval for a while.
+                self.inner.wake.unbumped_commit_seen(seen);
             }
             return Ok(true);
         }

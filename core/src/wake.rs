@@ -17,7 +17,7 @@ use crate::inner::lock;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[cfg(target_os = "linux")]
 use shared::SharedWord;
@@ -76,11 +76,18 @@ const QUIET_POLL_MAX: Duration = Duration::from_millis(100);
 /// How long one `publish_in` / `ack_in` keeps waiting receives polling at
 /// `poll_interval` (its caller commits later, where no bump follows).
 const FOREIGN_WINDOW: Duration = Duration::from_secs(10);
+/// How long the counter must stand still after a commit that bumped nothing before a
+/// second such commit opens the window. A ferrymq commit bumps just after its COMMIT, and
+/// a process preempted between the two (50 starting on 2 cores) looks, for tens of ms,
+/// like a client without ferrymq.
+const FOREIGN_CONFIRM: Duration = Duration::from_millis(500);
 
 pub(crate) struct Wake {
     generation: Mutex<Generation>,
     cv: Condvar,
     cross: Arc<Cross>,
+    /// The counter's value when a commit that bumped nothing was first seen, and when.
+    unbumped: Mutex<Option<(u64, Instant)>>,
 }
 
 impl Wake {
@@ -101,6 +108,7 @@ impl Wake {
                 watching: AtomicBool::new(false),
                 stop: AtomicBool::new(false),
             }),
+            unbumped: Mutex::new(None),
         }
     }
 
@@ -130,6 +138,27 @@ impl Wake {
             && w.expect_foreign(FOREIGN_WINDOW)
         {
             self.bump();
+        }
+    }
+
+    /// A receive saw `PRAGMA data_version` move while the counter stayed at `seen`: a
+    /// commit that bumped nothing, or one whose bump is still to come. Only when the
+    /// counter still reads `seen` at such a sighting `FOREIGN_CONFIRM` or more after the
+    /// first does it open the window: commits without ferrymq are coming.
+    pub fn unbumped_commit_seen(&self, seen: u64) {
+        let confirmed = {
+            let mut first = lock(&self.unbumped);
+            match *first {
+                Some((at, since)) if at == seen => since.elapsed() >= FOREIGN_CONFIRM,
+                _ => {
+                    *first = Some((seen, Instant::now()));
+                    false
+                }
+            }
+        };
+        if confirmed {
+            *lock(&self.unbumped) = None;
+            self.expect_foreign_commit();
         }
     }
 
@@ -248,6 +277,39 @@ mod tests {
         let w = Wake::open(&db);
         assert!(w.is_shared());
         a_bump_wakes_a_waiter_before_its_timeout(w);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_a_second_unbumped_commit_with_the_counter_standing_still_opens_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("q.db");
+        std::fs::write(&db, b"").unwrap();
+        let (mine, theirs) = (Wake::open(&db), Wake::open(&db));
+        let base = Duration::from_millis(2);
+        let quiet = || mine.poll(base, Duration::from_secs(1)) > base;
+        assert!(quiet());
+        // A commit whose bump comes late: its bump clears the suspicion.
+        mine.unbumped_commit_seen(mine.generation());
+        theirs.bump();
+        std::thread::sleep(FOREIGN_CONFIRM);
+        mine.unbumped_commit_seen(mine.generation());
+        assert!(quiet(), "a late bump opened the window");
+        // Two commits without a bump, too close together: not yet.
+        mine.unbumped_commit_seen(mine.generation());
+        assert!(
+            quiet(),
+            "the window opened before the counter stood still long enough"
+        );
+        // The counter stood still through FOREIGN_CONFIRM: commits without ferrymq.
+        std::thread::sleep(FOREIGN_CONFIRM);
+        mine.unbumped_commit_seen(mine.generation());
+        assert!(!quiet(), "the window stayed shut");
+        assert_eq!(
+            theirs.poll(base, Duration::from_secs(1)),
+            base,
+            "the window is the file's"
+        );
     }
 
     #[cfg(target_os = "linux")]
