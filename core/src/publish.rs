@@ -205,6 +205,12 @@ fn write_one(
             Some(now.saturating_add(duration_to_ms(inner.opts.check_after))),
         ),
     };
+    // A plain message's groups write their delivery rows when they claim (schema 11);
+    // ordered, prioritized, delayed and half messages get theirs now.
+    let via_cursor = visibility == Visibility::Committed
+        && o.ordering_key.is_none()
+        && o.priority == 0
+        && deliver_at <= now;
     let id = store::publish::insert_message(
         conn,
         &NewMessage {
@@ -219,9 +225,10 @@ fn write_one(
             deliver_at,
             check_at,
             priority: o.priority,
+            via_cursor,
         },
     )?;
-    if visibility == Visibility::Committed && fan_out == FanOut::Now {
+    if visibility == Visibility::Committed && fan_out == FanOut::Now && !via_cursor {
         store::publish::fan_out(
             conn,
             matches,

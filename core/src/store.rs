@@ -9,6 +9,7 @@
 pub(crate) mod audit;
 pub(crate) mod busy;
 pub(crate) mod claim;
+pub(crate) mod cursor;
 pub(crate) mod dlq;
 pub(crate) mod groups;
 pub(crate) mod half;

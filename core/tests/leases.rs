@@ -149,6 +149,8 @@ fn a_nack_touches_only_its_own_row_and_attempts_grow_by_one() {
     let ids: Vec<i64> = (0..3).map(|i| t.publish("t", &format!("m{i}"))).collect();
     let ds = t.take("g", 3);
     assert_eq!(ds.len(), 3);
+    // Plain messages get a group's rows when it claims: "other" holds them inflight.
+    assert_eq!(t.take("other", 3).len(), 3);
     let rows_before: Vec<_> = [ids[0], ids[2]]
         .iter()
         .map(|&id| t.delivery_row(id, "g"))

@@ -402,7 +402,7 @@ fn a_version_2_file_upgrades_to_the_fresh_schema_and_keeps_its_data() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 10);
+    assert_eq!(version, 11);
 
     let stats = q.stats().unwrap();
     assert_eq!((stats.topics["t"].messages, stats.topics["t"].half), (3, 1));

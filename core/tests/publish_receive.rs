@@ -208,27 +208,24 @@ fn a_batch_writes_the_same_deliveries_as_one_publish_per_message() {
             }
         }
         let conn = t.raw();
-        let mut stmt = conn
-            .prepare(
-                "SELECT m.payload, g.name, d.state, d.due_at, d.attempt, d.ordering_group
-                 FROM ferrymq_deliveries d JOIN ferrymq_messages m ON m.id = d.message_id
-                 JOIN ferrymq_groups g ON g.id = d.group_id ORDER BY m.id, g.name",
-            )
+        let mut stmt = conn.prepare(common::DELIVERIES).unwrap();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "{} {} {} {} {} {:?}",
+                    String::from_utf8(r.get::<_, Vec<u8>>(0)?).unwrap(),
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<String>>(5)?
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
             .unwrap();
-        stmt.query_map([], |r| {
-            Ok(format!(
-                "{} {} {} {} {} {:?}",
-                String::from_utf8(r.get::<_, Vec<u8>>(0)?).unwrap(),
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, Option<String>>(5)?
-            ))
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        rows.sort();
+        rows
     };
     let one_by_one = rows(false);
     assert!(
@@ -506,13 +503,7 @@ fn ids_are_unique_across_queues_on_one_file() {
 /// publish in another order).
 fn fan_out_rows(t: &TestQueue) -> Vec<String> {
     let conn = t.raw();
-    let mut stmt = conn
-        .prepare(
-            "SELECT m.payload, g.name, d.state, d.due_at, d.attempt, d.ordering_group
-             FROM ferrymq_deliveries d JOIN ferrymq_messages m ON m.id = d.message_id
-             JOIN ferrymq_groups g ON g.id = d.group_id",
-        )
-        .unwrap();
+    let mut stmt = conn.prepare(common::DELIVERIES).unwrap();
     let mut rows: Vec<String> = stmt
         .query_map([], |r| {
             Ok(format!(

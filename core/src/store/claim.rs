@@ -167,10 +167,13 @@ pub(crate) fn has_claimable(conn: &Connection, group_id: i64, now: i64) -> Resul
     let row = conn
         .prepare_cached(concat!(
             "SELECT g.paused = 0 AND (
-                 (EXISTS (SELECT 1 FROM ferrymq_deliveries
-                          WHERE group_id = ?1 AND state = ",
+                 ((EXISTS (SELECT 1 FROM ferrymq_deliveries
+                           WHERE group_id = ?1 AND state = ",
             delivery_state!(pending),
             " AND due_at <= ?2)
+                   OR EXISTS (SELECT 1 FROM ferrymq_messages
+                              WHERE topic_id = g.topic_id AND via_cursor = 1
+                                AND id > g.delivered_through))
                   AND (g.max_inflight IS NULL
                        OR (SELECT count(*) FROM ferrymq_deliveries
                            WHERE group_id = ?1 AND state = ",
@@ -216,12 +219,17 @@ pub(crate) fn next_due(conn: &Connection, group_id: i64) -> Result<NextDue> {
                          WHERE group_id = ?1 AND state = ",
             delivery_state!(inflight),
             ") >= g.max_inflight,
-                    x.p, x.i, g.rate, g.burst, g.tokens, g.tokens_at
+                    min(coalesce(x.p, x.c), coalesce(x.c, x.p)), x.i,
+                    g.rate, g.burst, g.tokens, g.tokens_at
              FROM ferrymq_groups g, (
                  SELECT (SELECT min(due_at) FROM ferrymq_deliveries
                          WHERE group_id = ?1 AND state = ",
             delivery_state!(pending),
             ") AS p,
+                        (SELECT m.deliver_at FROM ferrymq_messages m, ferrymq_groups h
+                         WHERE h.id = ?1 AND m.topic_id = h.topic_id AND m.via_cursor = 1
+                           AND m.id > h.delivered_through
+                         ORDER BY m.id LIMIT 1) AS c,
                         (SELECT min(due_at) FROM ferrymq_deliveries
                          WHERE group_id = ?1 AND state = ",
             delivery_state!(inflight),
@@ -298,6 +306,7 @@ pub(crate) fn claim(
     if group.paused {
         return Ok(out);
     }
+    super::cursor::catch_up(conn, group.id, max)?;
     // Pending deliveries this claim may still make inflight; an expired lease taken over
     // stays inflight (no change), and one that goes dead frees a slot.
     let mut room = inflight_room(conn, group)?;

@@ -115,9 +115,12 @@ pub(crate) fn subscribe(conn: &Connection, s: &Subscription<'_>, now: i64) -> Re
         }
         None => {
             conn.prepare_cached(
+                // A new group starts after every message already published (the cursor
+                // of schema 11), as it gets no rows of those.
                 "INSERT INTO ferrymq_groups (name, topic_id, tag_filter, retry_policy, lease_ms,
-                     created_at, max_inflight, rate, burst, tokens, tokens_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
+                     created_at, max_inflight, rate, burst, tokens, tokens_at, delivered_through)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10,
+                         coalesce((SELECT max(id) FROM ferrymq_messages), 0))",
             )?
             .execute(params![
                 s.group,

@@ -89,11 +89,15 @@ pub(crate) fn group_stats(
     let inflight = count(conn, state_count, params![group_id, INFLIGHT])? - expired;
     let blocked = count(conn, state_count, params![group_id, BLOCKED])?;
     let dead = count(conn, state_count, params![group_id, DEAD])?;
-    let oldest = [oldest_pending, oldest_expired].into_iter().flatten().min();
+    let (plain, oldest_plain) = super::cursor::above(conn, group_id, u64::MAX)?;
+    let oldest = [oldest_pending, oldest_expired, oldest_plain]
+        .into_iter()
+        .flatten()
+        .min();
     let paused = super::groups::is_paused(conn, group_id)?;
     Ok(GroupStats {
         topic,
-        ready: ready_pending + expired,
+        ready: ready_pending + expired + plain,
         scheduled: waiting_first as u64 - retrying + blocked,
         inflight,
         retrying,
@@ -277,6 +281,29 @@ pub(crate) fn message(conn: &Connection, id: i64, now: i64) -> Result<MessageInf
                 attempts: current.attempt as u32,
                 last_error,
                 history: history(conn, id, group_id, Some(&current))?,
+            },
+        );
+    }
+    // A plain message above a group's cursor has no row of that group yet: it is ready.
+    let waiting = conn
+        .prepare_cached(
+            "SELECT g.name FROM ferrymq_messages m
+             JOIN ferrymq_groups g ON g.topic_id = m.topic_id
+             WHERE m.id = ?1 AND m.via_cursor = 1 AND g.delivered_through < m.id
+               AND EXISTS (SELECT 1 FROM ferrymq_subscriptions s
+                           WHERE s.topic_id = m.topic_id AND s.tag IN ('*', m.tag)
+                             AND s.group_id = g.id)",
+        )?
+        .query_map([id], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for name in waiting {
+        deliveries.insert(
+            name,
+            DeliveryInfo {
+                state: delivery_state(PENDING, deliver_at, now),
+                attempts: 0,
+                last_error: None,
+                history: Vec::new(),
             },
         );
     }

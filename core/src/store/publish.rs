@@ -22,6 +22,8 @@ pub(crate) struct NewMessage<'a> {
     pub check_at: Option<i64>,
     /// 0 to 9; copied into each delivery.
     pub priority: i32,
+    /// A plain message: its delivery rows are written by each group's claim (schema 11).
+    pub via_cursor: bool,
 }
 
 pub(crate) fn find_topic(conn: &Connection, name: &str) -> Result<Option<i64>> {
@@ -133,8 +135,8 @@ pub(crate) fn remember_idempotent(
 pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO ferrymq_messages (topic_id, state, tag, key, headers, ordering_group,
-             payload, published_at, deliver_at, check_at, priority)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             payload, published_at, deliver_at, check_at, priority, via_cursor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         m.topic_id,
@@ -147,7 +149,8 @@ pub(crate) fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> Result<i6
         m.published_at,
         m.deliver_at,
         m.check_at,
-        m.priority
+        m.priority,
+        m.via_cursor
     ])?;
     let id = conn.last_insert_rowid();
     fold_counts_if_due(conn, id)?;
@@ -198,7 +201,8 @@ pub(crate) fn fan_out_range(conn: &Connection, lo: i64, hi: i64) -> Result<()> {
          SELECT m.id, s.group_id, ?3, m.deliver_at, m.priority
          FROM ferrymq_messages m JOIN ferrymq_subscriptions s
            ON s.topic_id = m.topic_id AND s.tag IN ('*', m.tag)
-         WHERE m.id BETWEEN ?1 AND ?2 AND m.ordering_group IS NULL AND m.state = ",
+         WHERE m.id BETWEEN ?1 AND ?2 AND m.ordering_group IS NULL AND m.via_cursor = 0
+           AND m.state = ",
         message_state!(committed)
     ))?
     .execute(params![lo, hi, PENDING])?;
@@ -277,8 +281,9 @@ pub(crate) fn has_unfinished(
 
 /// Backpressure (`Options::max_ready`): fails with `Full` when one of `groups` has more
 /// than `allowed` deliveries waiting (pending or blocked: ready, scheduled, retrying).
-/// Counts at most `allowed + 1` entries of `ferrymq_deliveries_due` per group, inside
-/// the write transaction, so every process's rows count.
+/// Counts at most `allowed + 1` entries of `ferrymq_deliveries_due` and plain messages
+/// above the group's cursor per group, inside the write transaction, so every process's
+/// rows count.
 pub(crate) fn refuse_if_full(
     conn: &Connection,
     groups: &[i64],
@@ -291,8 +296,9 @@ pub(crate) fn refuse_if_full(
     )?;
     for &group_id in groups {
         let cap = i64::try_from(allowed.saturating_add(1)).unwrap_or(i64::MAX);
-        let waiting: i64 =
-            count.query_row(params![group_id, PENDING, BLOCKED, cap], |r| r.get(0))?;
+        let rows: i64 = count.query_row(params![group_id, PENDING, BLOCKED, cap], |r| r.get(0))?;
+        let (plain, _) = super::cursor::above(conn, group_id, (cap - rows) as u64)?;
+        let waiting = rows + plain as i64;
         if waiting > cap - 1 {
             let name: String = conn
                 .prepare_cached("SELECT name FROM ferrymq_groups WHERE id = ?1")?

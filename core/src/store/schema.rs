@@ -32,7 +32,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub const VERSION: i32 = 10;
+pub const VERSION: i32 = 11;
 /// "Frry" in ASCII.
 pub const APPLICATION_ID: i32 = 0x4672_7279;
 
@@ -48,6 +48,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0008_priority_leases.sql"),
     include_str!("../../migrations/0009_inbox.sql"),
     include_str!("../../migrations/0010_audit.sql"),
+    include_str!("../../migrations/0011_cursors.sql"),
 ];
 
 /// A connection plus the switch that puts its authorizer in "caller's SQL" mode.

@@ -128,6 +128,20 @@ impl TestQueue {
     }
 }
 
+/// Every delivery as (payload, group name, state, due_at, attempt, ordering key): the
+/// rows, and a pending one for each plain message above a group's cursor, which gets its
+/// row when the group claims (schema 11).
+pub const DELIVERIES: &str = "
+    SELECT m.payload, g.name, d.state, d.due_at, d.attempt, d.ordering_group
+    FROM ferrymq_deliveries d JOIN ferrymq_messages m ON m.id = d.message_id
+    JOIN ferrymq_groups g ON g.id = d.group_id
+    UNION ALL
+    SELECT m.payload, g.name, 0, m.deliver_at, 0, NULL
+    FROM ferrymq_messages m JOIN ferrymq_groups g ON g.topic_id = m.topic_id
+    WHERE m.via_cursor = 1 AND m.id > g.delivered_through
+      AND EXISTS (SELECT 1 FROM ferrymq_subscriptions s
+                  WHERE s.topic_id = m.topic_id AND s.tag IN ('*', m.tag) AND s.group_id = g.id)";
+
 pub fn text(d: &Delivery) -> String {
     String::from_utf8(d.payload.clone()).unwrap()
 }
