@@ -12,6 +12,27 @@ ALTER TABLE ferrymq_groups ADD COLUMN delivered_through INTEGER NOT NULL DEFAULT
 UPDATE ferrymq_groups SET delivered_through = coalesce((SELECT max(id) FROM ferrymq_messages), 0);
 CREATE INDEX ferrymq_messages_via_cursor ON ferrymq_messages (topic_id, id) WHERE via_cursor = 1;
 
+-- A process of an older ferrymq that had the file open during this migration keeps
+-- running on it (the version is checked at open). Two of its writes would break the
+-- cursors, so they fail: a purge deleting a plain message a group has not reached (it
+-- sees no unacked rows), and a subscribe creating a group at cursor 0 (which would hand
+-- the new group every message in the file). Its publishes write rows, as they did.
+CREATE TRIGGER ferrymq_groups_need_a_cursor BEFORE INSERT ON ferrymq_groups
+WHEN NEW.delivered_through = 0 AND EXISTS (SELECT 1 FROM ferrymq_messages)
+BEGIN
+    SELECT RAISE(ABORT, 'ferrymq STORAGE: this file is at ferrymq schema 11, newer than the build of the process subscribing (it opened the file before the upgrade): restart that process with the new ferrymq');
+END;
+CREATE TRIGGER ferrymq_messages_keep_unreached BEFORE DELETE ON ferrymq_messages
+WHEN OLD.via_cursor = 1 AND EXISTS (
+    SELECT 1 FROM ferrymq_groups g
+    WHERE g.topic_id = OLD.topic_id AND g.delivered_through < OLD.id
+      AND EXISTS (SELECT 1 FROM ferrymq_subscriptions s
+                  WHERE s.topic_id = OLD.topic_id AND s.tag IN ('*', OLD.tag)
+                    AND s.group_id = g.id))
+BEGIN
+    SELECT RAISE(ABORT, 'ferrymq STORAGE: a consumer group has not been handed this message yet (schema 11); a process of an older ferrymq purging this file must be restarted with the new version');
+END;
+
 -- The view's trigger (migration 0007), writing as Queue::publish does: a plain message
 -- without delivery rows.
 DROP TRIGGER ferrymq_publish_insert;
@@ -80,11 +101,11 @@ BEGIN
                 ELSE coalesce(NEW.published_at, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
                      + coalesce(NEW.delay_ms, 0) END,
            coalesce(NEW.priority, 0),
-           -- Plain (schema 11): no ordering key, no priority, not delayed.
+           -- Plain (schema 11): no ordering key, no priority, due now.
            NEW.ordering_key IS NULL AND coalesce(NEW.priority, 0) = 0
            AND coalesce(NEW.delay_ms, 0) = 0
-           AND (NEW.deliver_at IS NULL OR NEW.deliver_at <= coalesce(NEW.published_at,
-                    CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)))
+           AND coalesce(NEW.deliver_at, NEW.published_at, 0)
+               <= CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
     FROM ferrymq_topics t
     WHERE t.name = NEW.topic
       AND NOT EXISTS (

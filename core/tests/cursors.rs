@@ -285,3 +285,35 @@ fn a_filter_that_takes_few_of_a_busy_topics_messages_still_reaches_them() {
     assert_eq!(got.iter().map(text).collect::<Vec<_>>(), ["x"]);
     assert_eq!(rows(&t), 1, "rows for what the filter passed over");
 }
+
+/// A process of an older build that opened the file before the upgrade keeps writing to
+/// it with its own SQL: its purge and its subscribe would break the cursors, so they fail.
+#[test]
+fn an_older_builds_purge_and_subscribe_fail_on_a_schema_11_file() {
+    let t = TestQueue::new();
+    t.sub("g", "t");
+    let id = t.publish("t", "waiting");
+    t.publish("t", "newest");
+    let old = t.raw();
+    // Schema 10's acked_chunk saw no unacked row of this message and deleted it.
+    let err = old
+        .execute("DELETE FROM ferrymq_messages WHERE id = ?1", [id])
+        .unwrap_err();
+    assert!(err.to_string().contains("schema 11"), "{err}");
+    // Schema 10's subscribe left the cursor at its default.
+    let err = old
+        .execute(
+            "INSERT INTO ferrymq_groups (name, topic_id, tag_filter, retry_policy, lease_ms, created_at)
+             VALUES ('old', 1, '*', 'rocketmq', 30000, 0)",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("schema 11"), "{err}");
+    assert_eq!(drain(&t, "g"), ["waiting", "newest"]);
+    // Once every group has passed it, the message may go.
+    assert_eq!(
+        old.execute("DELETE FROM ferrymq_messages WHERE id = ?1", [id])
+            .unwrap(),
+        1
+    );
+}

@@ -47,7 +47,7 @@ fn writes_past_the_cap_fail_cleanly_and_lose_nothing() {
     );
     assert_eq!(q.stats().unwrap().topics["t"].messages, ids.len() as u64);
 
-    // Consuming still works (acks rewrite rows in place) and frees room after a purge.
+    // Consuming still works (claims and acks rewrite rows in place) and frees room after a purge.
     let mut acked = 0;
     // One at a time: a claim of many rows at once may need a page the cap denies.
     while let Ok(ds) = q.receive("g", ReceiveOptions::new().max(1)) {

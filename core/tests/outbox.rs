@@ -526,6 +526,8 @@ fn a_trigger_whose_body_touches_the_queues_tables_is_refused_and_a_business_one_
         "ferrymq_ack_insert",
         "ferrymq_audit_no_delete",
         "ferrymq_audit_no_update",
+        "ferrymq_groups_need_a_cursor",
+        "ferrymq_messages_keep_unreached",
         "ferrymq_publish_insert",
     ];
     let ours: Vec<Vec<Value>> = ours

@@ -160,7 +160,9 @@ fn body(conn: &Connection, message_id: i64) -> Result<Body> {
 }
 
 /// Whether `claim` would find anything now; a read that takes no write lock, so idle
-/// receivers never queue behind publishers. The group's row comes with it (one
+/// receivers never queue behind publishers. A plain message above the cursor counts
+/// whatever its tag: the claim that moves the cursor past it is how a filtered group
+/// learns it was not for it. The group's row comes with it (one
 /// statement): paused, nothing; at `max_inflight`, only expired leases. The inflight
 /// count runs only for a group that has a limit.
 pub(crate) fn has_claimable(conn: &Connection, group_id: i64, now: i64) -> Result<bool> {
@@ -306,7 +308,7 @@ pub(crate) fn claim(
     if group.paused {
         return Ok(out);
     }
-    super::cursor::catch_up(conn, group.id, max)?;
+    let full = super::cursor::catch_up(conn, group.id, max)?;
     // Pending deliveries this claim may still make inflight; an expired lease taken over
     // stays inflight (no change), and one that goes dead frees a slot.
     let mut room = inflight_room(conn, group)?;
@@ -405,7 +407,11 @@ pub(crate) fn claim(
     {
         groups::take_tokens(conn, group.id, bucket, out.len(), now)?;
     }
-    Ok(out)
+    match full {
+        // A full file, and nothing this claim could hand out instead.
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
+    }
 }
 
 // Test builds count the message rows whose payload a claim read, per thread.

@@ -57,7 +57,16 @@ struct Above {
 /// more), and more pages while the filter has taken fewer than `want`, up to `MAX_SCAN`.
 /// Must run inside the claim's write transaction: no message can then commit at or below
 /// the cursor (ids only grow, and the newest message is never deleted).
-pub(crate) fn catch_up(conn: &Connection, group_id: i64, want: usize) -> Result<()> {
+///
+/// On a full file (`max_size`, or the disk), the rows written before the one that did
+/// not fit stay, the cursor moves past them, and the claim goes on with those and the
+/// rows already pending: a full file can still be drained (and then purged). The error
+/// comes back for the claim to return if it finds nothing at all.
+pub(crate) fn catch_up(
+    conn: &Connection,
+    group_id: i64,
+    want: usize,
+) -> Result<Option<crate::error::Error>> {
     let page = want.max(CATCH_UP);
     // The group's row comes with the first page: a claim with nothing above its cursor
     // (a drain's steady state) costs this one statement.
@@ -88,7 +97,7 @@ pub(crate) fn catch_up(conn: &Connection, group_id: i64, want: usize) -> Result<
         ..
     }) = rows.first()
     else {
-        return Ok(());
+        return Ok(None);
     };
     let c = cursor(conn, group_id)?;
     let tags: HashSet<String> = if c.every_tag {
@@ -107,11 +116,19 @@ pub(crate) fn catch_up(conn: &Connection, group_id: i64, want: usize) -> Result<
          VALUES (?1, ?2, ?3, ?4)",
     )?;
     let (mut through, mut taken, mut scanned) = (start, 0, 0);
-    loop {
+    let mut full = None;
+    'pages: loop {
         for m in &rows {
             if c.every_tag || m.tag.as_ref().is_some_and(|t| tags.contains(t)) {
-                insert.execute(params![m.id, group_id, PENDING, m.deliver_at])?;
-                taken += 1;
+                match insert.execute(params![m.id, group_id, PENDING, m.deliver_at]) {
+                    Ok(_) => taken += 1,
+                    // SQLite undid the statement only (else the transaction is gone).
+                    Err(e) if is_full(&e) && !conn.is_autocommit() => {
+                        full = Some(e);
+                        break 'pages;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             through = m.id;
         }
@@ -121,9 +138,15 @@ pub(crate) fn catch_up(conn: &Connection, group_id: i64, want: usize) -> Result<
         }
         rows = read(through)?;
     }
-    conn.prepare_cached("UPDATE ferrymq_groups SET delivered_through = ?2 WHERE id = ?1")?
-        .execute(params![group_id, through])?;
-    Ok(())
+    if through != start {
+        conn.prepare_cached("UPDATE ferrymq_groups SET delivered_through = ?2 WHERE id = ?1")?
+            .execute(params![group_id, through])?;
+    }
+    Ok(full.map(Into::into))
+}
+
+fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 /// The plain messages above the group's cursor that its tag filter takes: how many (up to
