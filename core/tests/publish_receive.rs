@@ -207,25 +207,7 @@ fn a_batch_writes_the_same_deliveries_as_one_publish_per_message() {
                     .unwrap();
             }
         }
-        let conn = t.raw();
-        let mut stmt = conn.prepare(common::DELIVERIES).unwrap();
-        let mut rows: Vec<String> = stmt
-            .query_map([], |r| {
-                Ok(format!(
-                    "{} {} {} {} {} {:?}",
-                    String::from_utf8(r.get::<_, Vec<u8>>(0)?).unwrap(),
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, Option<String>>(5)?
-                ))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        rows.sort();
-        rows
+        fan_out_rows(&t)
     };
     let one_by_one = rows(false);
     assert!(
@@ -499,8 +481,9 @@ fn ids_are_unique_across_queues_on_one_file() {
     }
 }
 
-/// Every delivery row as text, by payload and group (ids may differ between runs that
-/// publish in another order).
+/// Every delivery as text (`common::DELIVERIES`: rows, and the pending one of each plain
+/// message above a cursor), sorted: ids may differ between runs that publish in another
+/// order.
 fn fan_out_rows(t: &TestQueue) -> Vec<String> {
     let conn = t.raw();
     let mut stmt = conn.prepare(common::DELIVERIES).unwrap();
