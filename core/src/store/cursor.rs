@@ -99,16 +99,13 @@ pub(crate) fn catch_up(
     else {
         return Ok(None);
     };
-    let c = cursor(conn, group_id)?;
-    let tags: HashSet<String> = if c.every_tag {
-        HashSet::new()
-    } else {
-        conn.prepare_cached(
+    let tags: HashSet<String> = conn
+        .prepare_cached(
             "SELECT tag FROM ferrymq_subscriptions WHERE topic_id = ?1 AND group_id = ?2",
         )?
         .query_map(params![topic_id, group_id], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?
-    };
+        .collect::<rusqlite::Result<_>>()?;
+    let every_tag = tags.contains("*");
     // OR IGNORE: a row already there (never written for a plain message today) must not
     // stop the group's claims for good.
     let mut insert = conn.prepare_cached(
@@ -119,7 +116,7 @@ pub(crate) fn catch_up(
     let mut full = None;
     'pages: loop {
         for m in &rows {
-            if c.every_tag || m.tag.as_ref().is_some_and(|t| tags.contains(t)) {
+            if every_tag || m.tag.as_ref().is_some_and(|t| tags.contains(t)) {
                 match insert.execute(params![m.id, group_id, PENDING, m.deliver_at]) {
                     Ok(_) => taken += 1,
                     // SQLite undid the statement only (else the transaction is gone).
@@ -185,4 +182,20 @@ pub(crate) fn above(conn: &Connection, group_id: i64, cap: u64) -> Result<(u64, 
         .query_row(params![c.topic_id, c.through, group_id, cap], |r| {
             Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
         })?)
+}
+
+/// The groups that have not reached plain message `id` yet and whose filter takes it: it
+/// waits for them without a row (`message()` shows it ready there; `purge_acked` keeps it).
+pub(crate) fn groups_behind(conn: &Connection, id: i64) -> Result<Vec<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT g.name FROM ferrymq_messages m
+             JOIN ferrymq_groups g ON g.topic_id = m.topic_id
+             WHERE m.id = ?1 AND m.via_cursor = 1 AND g.delivered_through < m.id
+               AND EXISTS (SELECT 1 FROM ferrymq_subscriptions s
+                           WHERE s.topic_id = m.topic_id AND s.tag IN ('*', m.tag)
+                             AND s.group_id = g.id)",
+        )?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
 }

@@ -285,18 +285,7 @@ pub(crate) fn message(conn: &Connection, id: i64, now: i64) -> Result<MessageInf
         );
     }
     // A plain message above a group's cursor has no row of that group yet: it is ready.
-    let waiting = conn
-        .prepare_cached(
-            "SELECT g.name FROM ferrymq_messages m
-             JOIN ferrymq_groups g ON g.topic_id = m.topic_id
-             WHERE m.id = ?1 AND m.via_cursor = 1 AND g.delivered_through < m.id
-               AND EXISTS (SELECT 1 FROM ferrymq_subscriptions s
-                           WHERE s.topic_id = m.topic_id AND s.tag IN ('*', m.tag)
-                             AND s.group_id = g.id)",
-        )?
-        .query_map([id], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    for name in waiting {
+    for name in super::cursor::groups_behind(conn, id)? {
         deliveries.insert(
             name,
             DeliveryInfo {

@@ -60,16 +60,10 @@ pub(crate) fn acked_chunk(
                 "SELECT EXISTS (SELECT 1 FROM ferrymq_deliveries
                                 WHERE message_id = ?1 AND (state <> ",
                 delivery_state!(acked),
-                " OR due_at > ?2))
-                     OR EXISTS (SELECT 1 FROM ferrymq_messages m
-                                JOIN ferrymq_groups g ON g.topic_id = m.topic_id
-                                WHERE m.id = ?1 AND m.via_cursor = 1 AND g.delivered_through < m.id
-                                  AND EXISTS (SELECT 1 FROM ferrymq_subscriptions s
-                                              WHERE s.topic_id = m.topic_id
-                                                AND s.tag IN ('*', m.tag) AND s.group_id = g.id))"
+                " OR due_at > ?2))"
             ))?
             .query_row(params![id, cutoff], |r| r.get(0))?;
-        if unfinished {
+        if unfinished || !super::cursor::groups_behind(conn, id)?.is_empty() {
             continue;
         }
         conn.prepare_cached("DELETE FROM ferrymq_deliveries WHERE message_id = ?1")?
